@@ -1,0 +1,291 @@
+"""The forwarding engine: two asyncio protocols joined back to back.
+
+Each accepted connection becomes a :class:`_Link` with two halves, the client
+side (accepted by our listener) and the destination side (our outgoing
+connection). Bytes read on one half are written straight to the other
+half's transport; no coroutine runs per chunk.
+
+Resource handling: backpressure is the transports' own flow control. When
+the transport we write to buffers more than its high-water mark, asyncio
+calls ``pause_writing`` on the protocol that owns it, and that protocol
+pauses reading on the other half. ``resume_writing`` resumes it. So a slow
+reader never makes the proxy hold more than about one high-water mark plus
+one read per direction and connection.
+
+Half-close: an EOF read on one half is passed on as ``write_eof`` on the
+other, and the connection stays open the other way until that direction
+sees its own EOF too (or either socket closes).
+
+Error handling: a destination that cannot be reached closes the client's
+connection and is logged in one line; the listener goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Connector", "ForwardStats", "Forwarder", "host_port_connector"]
+
+log = logging.getLogger("tapster.portforward")
+
+#: Opens the outgoing connection for one forwarded connection: called with a
+#: protocol factory, returns what ``loop.create_connection`` returns.
+Connector = Callable[
+    [Callable[[], asyncio.Protocol]],
+    Awaitable[tuple[asyncio.BaseTransport, asyncio.Protocol]],
+]
+
+#: Write buffer high-water mark per transport. Large enough that a fast pair of
+#: peers rarely pauses, small enough to keep memory bounded per connection.
+DEFAULT_HIGH_WATER = 256 * 1024
+
+
+def host_port_connector(host: str, port: int) -> Connector:
+    """A :data:`Connector` that opens a TCP connection to ``host:port``."""
+
+    async def connect(
+        factory: Callable[[], asyncio.Protocol],
+    ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+        loop = asyncio.get_running_loop()
+        return await loop.create_connection(factory, host, port)
+
+    return connect
+
+
+@dataclass
+class ForwardStats:
+    """Counters of one forwarder, logged when it stops."""
+
+    connections: int = 0
+    """Connections accepted and forwarded (or attempted)."""
+    active: int = 0
+    """Connections open right now."""
+    peak: int = 0
+    """Most connections open at once."""
+    rejected: int = 0
+    """Connections closed at once because ``max_connections`` were open."""
+    failed: int = 0
+    """Connections whose destination could not be reached."""
+    bytes_to_dest: int = 0
+    """Bytes read from clients and written to the destination."""
+    bytes_from_dest: int = 0
+    """Bytes read from the destination and written to clients."""
+
+    def summary(self) -> str:
+        """One log line with every counter."""
+        return (
+            f"{self.connections} connections ({self.rejected} rejected, "
+            f"{self.failed} failed to connect, peak {self.peak} at once), "
+            f"{self.bytes_to_dest} bytes to the destination, "
+            f"{self.bytes_from_dest} bytes from it"
+        )
+
+
+class _Half(asyncio.Protocol):
+    """One side of a link: forwards what it reads to the other side."""
+
+    __slots__ = ("eof", "link", "peer", "transport")
+
+    def __init__(self, link: _Link) -> None:
+        self.link = link
+        self.peer: _Half | None = None
+        self.transport: asyncio.Transport | None = None
+        self.eof = False
+
+    # Flow control: our transport's buffer is full, so stop reading the peer.
+    def pause_writing(self) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
+            peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
+            peer.transport.resume_reading()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        peer = self.peer
+        if peer is None or peer.transport is None:
+            return False
+        if peer.eof:
+            # Both directions are finished: flush and close both.
+            self.link.close()
+            return False
+        if peer.transport.can_write_eof():
+            peer.transport.write_eof()
+            return True  # keep our transport open for the other direction
+        self.link.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.link.half_lost(self)
+
+
+class _ClientHalf(_Half):
+    """The accepted connection."""
+
+    __slots__ = ()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.link.client_connected(transport)
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            self.link.forwarder.stats.bytes_to_dest += len(data)
+            peer.transport.write(data)
+
+
+class _DestHalf(_Half):
+    """The outgoing connection to the destination."""
+
+    __slots__ = ()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            self.link.forwarder.stats.bytes_from_dest += len(data)
+            peer.transport.write(data)
+
+
+class _Link:
+    """One forwarded connection: a client half, a destination half, their lifetime."""
+
+    __slots__ = ("client", "connecting", "counted", "dest", "done", "forwarder")
+
+    def __init__(self, forwarder: Forwarder) -> None:
+        self.forwarder = forwarder
+        self.client = _ClientHalf(self)
+        self.dest: _DestHalf | None = None
+        self.connecting: asyncio.Task[None] | None = None
+        self.counted = False
+        self.done = False
+
+    def client_connected(self, transport: asyncio.Transport) -> None:
+        fw = self.forwarder
+        stats = fw.stats
+        if fw.closing or (fw.max_connections is not None and stats.active >= fw.max_connections):
+            stats.rejected += 1
+            transport.abort()
+            return
+        stats.connections += 1
+        stats.active += 1
+        stats.peak = max(stats.peak, stats.active)
+        self.counted = True
+        fw.links.add(self)
+        transport.set_write_buffer_limits(high=fw.high_water)
+        # Nothing is read from the client until the destination answers, so
+        # nothing needs buffering meanwhile.
+        transport.pause_reading()
+        self.connecting = asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        fw = self.forwarder
+        dest = _DestHalf(self)
+        try:
+            async with asyncio.timeout(fw.connect_timeout):
+                transport, _ = await fw.connector(lambda: dest)
+        except asyncio.CancelledError:
+            self.connecting = None
+            return
+        except (OSError, TimeoutError) as exc:
+            self.connecting = None
+            fw.stats.failed += 1
+            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+            log.warning("Couldn't connect to %s: %s", fw.destination, reason)
+            self.close(abort=True)
+            return
+        self.connecting = None
+        assert isinstance(transport, asyncio.Transport)
+        client = self.client
+        if client.transport is None or self.done:
+            transport.abort()
+            return
+        transport.set_write_buffer_limits(high=fw.high_water)
+        self.dest = dest
+        dest.peer = client
+        client.peer = dest
+        client.transport.resume_reading()
+
+    def close(self, abort: bool = False) -> None:
+        """Close both halves (flushing buffered bytes unless ``abort``)."""
+        self.done = True
+        if self.connecting is not None:
+            self.connecting.cancel()
+        for half in (self.client, self.dest):
+            if half is not None and half.transport is not None:
+                if abort:
+                    half.transport.abort()
+                elif not half.transport.is_closing():
+                    half.transport.close()
+
+    def half_lost(self, half: _Half) -> None:
+        """One socket is gone: finish the other one and settle the counters."""
+        other = half.peer
+        if half is self.client and self.dest is None:
+            # Lost while the destination was still being connected.
+            self.close(abort=True)
+        elif other is not None and other.transport is not None and not other.transport.is_closing():
+            # Let the other side flush what it still holds, then close.
+            other.transport.close()
+        if self.client.transport is None and (self.dest is None or self.dest.transport is None):
+            self._finished()
+
+    def _finished(self) -> None:
+        self.done = True
+        if self.counted:
+            self.counted = False
+            fw = self.forwarder
+            fw.stats.active -= 1
+            fw.links.discard(self)
+            if not fw.links and fw.idle is not None and not fw.idle.done():
+                fw.idle.set_result(None)
+
+
+@dataclass
+class Forwarder:
+    """A protocol factory for a listener that forwards each connection to a destination.
+
+    Pass it as the protocol factory to ``loop.create_server`` or to a tapster
+    stream server service. ``stats`` holds the counters; :meth:`close_all`
+    and :meth:`wait_idle` drain open connections when the service stops.
+    """
+
+    connector: Connector
+    destination: str
+    """How the destination is shown in the log."""
+    max_connections: int | None = None
+    connect_timeout: float = 10.0
+    high_water: int = DEFAULT_HIGH_WATER
+    stats: ForwardStats = field(default_factory=ForwardStats)
+    links: set[_Link] = field(default_factory=set, repr=False)
+    closing: bool = False
+    idle: asyncio.Future[None] | None = field(default=None, repr=False)
+
+    def __call__(self) -> asyncio.Protocol:
+        return _Link(self).client
+
+    def close_all(self, abort: bool = False) -> None:
+        """Refuse new connections and close the open ones (flushing unless ``abort``)."""
+        self.closing = True
+        for link in list(self.links):
+            link.close(abort=abort)
+
+    async def wait_idle(self) -> None:
+        """Wait until no forwarded connection is open."""
+        if not self.links:
+            return
+        if self.idle is None or self.idle.done():
+            self.idle = asyncio.get_running_loop().create_future()
+        await self.idle
