@@ -52,3 +52,31 @@ def tapster_proc() -> Iterator[ProcessTracker]:
         yield tracker
     finally:
         tracker.stop_all()
+
+
+def _loop_factories() -> list[Any]:
+    params: list[Any] = [pytest.param(None, id="asyncio")]
+    try:
+        import uvloop
+    except ImportError:
+        params.append(pytest.param(None, id="uvloop", marks=pytest.mark.skip("no uvloop")))
+    else:
+        params.append(pytest.param(uvloop.new_event_loop, id="uvloop"))
+    return params
+
+
+@pytest.fixture(params=_loop_factories())
+def run_async(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Run coroutines on a fresh event loop: the standard asyncio loop, then uvloop.
+
+    ``run_async(coro)`` returns the coroutine's result; the loop lives for the
+    whole test (so services started in one call can be stopped in the next)
+    and is closed at teardown.
+    """
+    import asyncio
+
+    runner = asyncio.Runner(loop_factory=request.param, debug=False)
+    try:
+        yield runner.run
+    finally:
+        runner.close()

@@ -1,0 +1,37 @@
+"""The plugin kind that turns a command line into a service."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+from tapster.service._service import Service
+
+try:
+    from tapster.plugin import PluginKind  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - only until tapster.plugin exists
+    PluginKind = abc.ABC  # type: ignore[misc,assignment,unused-ignore]
+
+
+class ServiceMaker(PluginKind):  # type: ignore[misc,unused-ignore]
+    """A ``tapster`` subcommand: its name, one-line help, options and service.
+
+    A plugin module defines a module-level instance of a subclass. The runner
+    lists ``tapname`` and ``description`` from the plugin cache without
+    importing the module, instantiates ``options`` (a
+    ``tapster.usage.Options`` subclass) with no arguments, parses the
+    subcommand's arguments with it, and passes the parsed options to
+    ``make_service``.
+    """
+
+    plugin_kind: ClassVar[str] = "tapster.service.ServiceMaker"
+    plugin_name_field: ClassVar[str] = "tapname"
+    plugin_fields: ClassVar[tuple[str, ...]] = ("tapname", "description")
+
+    tapname: str
+    description: str
+    options: type[Any]
+
+    @abc.abstractmethod
+    def make_service(self, options: Any) -> Service:
+        """Build the service tree for the parsed ``options``."""
