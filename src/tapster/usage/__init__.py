@@ -1,0 +1,29 @@
+"""Declarative command-line options, in the style of Twisted's ``usage.Options``.
+
+Every tapster command line (the runner, each plugin, the auth mixin) is declared
+with :class:`Options`; every problem in a command line is a :class:`UsageError`
+with a one-line message. Importing this package is cheap on purpose: it is on
+the path of ``tapster --help``.
+"""
+
+from tapster.usage._errors import UsageError
+from tapster.usage._options import Options
+from tapster.usage.coerce import (
+    choice,
+    existing_dir,
+    existing_file,
+    octal_mode,
+    port,
+    positive_int,
+)
+
+__all__ = [
+    "Options",
+    "UsageError",
+    "choice",
+    "existing_dir",
+    "existing_file",
+    "octal_mode",
+    "port",
+    "positive_int",
+]

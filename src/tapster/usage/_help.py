@@ -1,0 +1,217 @@
+"""Build the ``--help`` text from the same declarations the parser reads.
+
+Layout: the ``Usage:`` line, the long description, the options sorted by name
+(short forms first, then long ones, ``=METAVAR`` for a value), each followed by
+its doc, the coercer's ``coerce_doc`` and ``[default: X]``, then the commands
+with the first line of their doc. Everything is wrapped to the terminal width
+(``COLUMNS`` wins, as with :func:`shutil.get_terminal_size`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tapster.usage._declarations import PARAMETER, class_spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from tapster.usage._declarations import Option
+    from tapster.usage._options import Options
+
+_DEFAULT_WIDTH = 80
+_NARROWEST = 40
+_WIDEST_LABEL = 30
+
+
+def terminal_width() -> int:
+    """Columns to wrap help to: ``$COLUMNS``, else the terminal's, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return max(int(columns), _NARROWEST)
+    try:
+        size = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return _DEFAULT_WIDTH
+    return max(size.columns, _NARROWEST) if size.columns > 0 else _DEFAULT_WIDTH
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """Greedy word wrap; a word longer than ``width`` keeps a line to itself."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        if not line:
+            line = word
+        elif len(line) + 1 + len(word) <= width:
+            line += " " + word
+        else:
+            lines.append(line)
+            line = word
+    if line:
+        lines.append(line)
+    return lines
+
+
+def clean_doc(text: str) -> list[str]:
+    """Split a docstring-like text into paragraphs, dedented.
+
+    A paragraph whose lines are indented further than the text is kept verbatim
+    (examples, tables); others are joined into one line for wrapping. Returns
+    the paragraphs; verbatim ones start with a newline marker.
+    """
+    lines = text.expandtabs().splitlines()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        return []
+    first, rest = lines[0].strip(), lines[1:]
+    margins = [len(line) - len(line.lstrip()) for line in rest if line.strip()]
+    margin = min(margins) if margins else 0
+    lines = [first, *(line[margin:].rstrip() for line in rest)]
+    paragraphs: list[str] = []
+    block: list[str] = []
+    for line in [*lines, ""]:
+        if line.strip():
+            block.append(line)
+            continue
+        if block:
+            if all(b.startswith(" ") for b in block):
+                paragraphs.append("\n" + "\n".join(block))
+            else:
+                paragraphs.append(" ".join(b.strip() for b in block))
+            block = []
+    return paragraphs
+
+
+def synopsis(options: Options) -> str:
+    """The ``Usage:`` line of ``options``."""
+    return "Usage: " + _synopsis_body(options)
+
+
+def _synopsis_body(options: Options) -> str:
+    declared = options.synopsis
+    if declared:
+        declared = declared.strip()
+        return declared[6:].strip() if declared.startswith("Usage:") else declared
+    parent = options.parent
+    if parent is not None and parent.subcommand is not None:
+        head = f"{_parent_head(parent)} {parent.subcommand} [options]"
+    else:
+        head = f"{options.command_path()} [options]"
+    return head + _arguments_tail(options)
+
+
+def _parent_head(parent: Options) -> str:
+    declared = parent.synopsis
+    if declared:
+        declared = declared.strip()
+        return declared[6:].strip() if declared.startswith("Usage:") else declared
+    if parent.parent is not None and parent.parent.subcommand is not None:
+        return f"{_parent_head(parent.parent)} {parent.parent.subcommand} [options]"
+    return f"{parent.command_path()} [options]"
+
+
+def _arguments_tail(options: Options) -> str:
+    from tapster.usage._options import Options as Base
+
+    if _subcommand_rows(options):
+        if options.default_subcommand is None:
+            return " <command> [options]"
+        return " [command [options]]"
+    function = type(options).parse_args
+    code = getattr(function, "__code__", None)
+    if function is Base.parse_args or code is None:
+        return ""
+    count = int(code.co_argcount)
+    names = [str(n).upper() for n in code.co_varnames[1:count]]
+    optional = len(getattr(function, "__defaults__", None) or ())
+    required = len(names) - optional
+    parts = names[:required] + [f"[{n}]" for n in names[required:]]
+    if code.co_flags & 0x04:  # *args
+        parts.append(f"[{str(code.co_varnames[count]).upper()}...]")
+    return "".join(" " + p for p in parts)
+
+
+def _subcommand_rows(options: Options) -> Sequence[Sequence[Any]]:
+    rows = options.subcommands
+    return rows or ()
+
+
+def option_label(option: Option) -> str:
+    """``-p, --port=PORT``, ``    --help``, ``-x X``."""
+    names = [f"-{s}" for s in option.shorts] + [f"--{n}" for n in option.longs]
+    label = ", ".join(names)
+    if option.takes_value:
+        label += f"={option.metavar}" if option.longs else f" {option.metavar}"
+    return label if option.shorts else "    " + label
+
+
+def option_doc(option: Option) -> str:
+    """The doc, the coercer's ``coerce_doc`` and the default, as one text."""
+    parts = [option.doc] if option.doc else []
+    coerce_doc = getattr(option.coerce, "coerce_doc", None) if option.coerce else None
+    if isinstance(coerce_doc, str) and coerce_doc.strip():
+        parts.append(" ".join(coerce_doc.split()))
+    if option.kind == PARAMETER and option.default is not None:
+        shown = str(option.default)
+        parts.append(f"[default: {shown if shown else chr(34) * 2}]")
+    return " ".join(parts)
+
+
+def _table(rows: list[tuple[str, str]], width: int) -> list[str]:
+    """Two columns: labels indented by 2, docs aligned and wrapped."""
+    if not rows:
+        return []
+    widest = max(len(label) for label, _ in rows)
+    column = 2 + min(widest, _WIDEST_LABEL, width // 2 - 4) + 2
+    out: list[str] = []
+    for label, doc in rows:
+        doc_lines = wrap(doc, max(width - column, 20)) if doc else []
+        first = "  " + label
+        if doc_lines and len(first) + 2 <= column:
+            out.append(first.ljust(column) + doc_lines.pop(0))
+        else:
+            out.append(first)
+        out.extend(" " * column + line for line in doc_lines)
+    return out
+
+
+def help_text(options: Options, width: int | None = None) -> str:
+    """The whole help text for ``options``, ending with a newline."""
+    if width is None:
+        width = terminal_width()
+    out = wrap(synopsis(options), width)
+
+    description = options.long_description
+    if description:
+        for paragraph in clean_doc(description):
+            out.append("")
+            if paragraph.startswith("\n"):
+                out.extend(paragraph[1:].splitlines())
+            else:
+                out.extend(wrap(paragraph, width))
+
+    spec = class_spec(type(options))
+    rows = [(option_label(o), option_doc(o)) for o in spec.options]
+    if rows:
+        out += ["", "Options:"]
+        out += _table(rows, width)
+
+    commands = _subcommand_rows(options)
+    if commands:
+        heading = "Commands:"
+        if options.default_subcommand is not None:
+            heading = f"Commands (default: {options.default_subcommand}):"
+        out += ["", heading]
+        command_rows = []
+        for row in commands:
+            name, short = str(row[0]), row[1]
+            doc = str(row[3]) if len(row) > 3 and row[3] else ""
+            first = doc.strip().splitlines()[0] if doc.strip() else ""
+            command_rows.append((f"{name} ({short})" if short else name, first))
+        out += _table(command_rows, width)
+    return "\n".join(out) + "\n"

@@ -1,0 +1,269 @@
+"""``Options``: a declarative command-line parser in the style of Twisted's usage."""
+
+from __future__ import annotations
+
+import sys
+
+# The ABC itself, without importing the ``collections`` package: this module is
+# on the start-up path of every ``tapster`` command.
+from _collections_abc import MutableMapping
+
+from tapster.usage._declarations import FLAG, PARAMETER, class_spec
+from tapster.usage._errors import UsageError
+from tapster.usage._parser import show, tokenize
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any, ClassVar
+
+    from tapster.usage._declarations import Option
+
+_VARARGS = 0x04  # inspect.CO_VARARGS, without importing inspect
+
+
+class Options(MutableMapping[str, "Any"]):
+    """Declare a command's options; parse a command line; read the values by name.
+
+    Subclasses declare ``parameters`` rows ``(long, short, default, doc, coerce)``,
+    ``flags`` rows ``(long, short, doc)`` (trailing items optional), handler methods
+    ``opt_<name>(self)`` or ``opt_<name>(self, value)``, ``subcommands`` rows
+    ``(name, short, options_factory, doc)``, ``default_subcommand``, ``synopsis``,
+    ``long_description`` and ``version``. Rows and handlers accumulate over the
+    class hierarchy, so mixins can add options.
+
+    After :meth:`parse_options`, parameters and flags are read as ``options[name]``
+    (parameters default to their row's default, flags to ``False``), and
+    ``subcommand``, ``sub_options`` and ``parent`` describe the command chain.
+    """
+
+    parameters: ClassVar[Sequence[Sequence[Any]]] = ()
+    flags: ClassVar[Sequence[Sequence[Any]]] = ()
+    default_subcommand: str | None = None
+    synopsis: str | None = None
+    long_description: str | None = None
+    version: str | None = None
+
+    subcommand: str | None
+    sub_options: Options | None
+    parent: Options | None
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = dict(class_spec(type(self)).defaults)
+        self.subcommand = None
+        self.sub_options = None
+        self.parent = None
+        super().__init__()
+
+    # -- declarations that may be computed -------------------------------------------------
+
+    @property
+    def subcommands(self) -> Sequence[Sequence[Any]]:
+        """Rows ``(name, short, options_factory, doc)``; none by default.
+
+        Override with a class attribute or a property (to build the list lazily).
+        Only the chosen row's factory is ever called while parsing.
+        """
+        return ()
+
+    # -- the mapping ---------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._values[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__} {self._values!r}>"
+
+    # -- parsing -------------------------------------------------------------------------
+
+    def parse_options(self, argv: Sequence[str] | None = None) -> None:
+        """Parse ``argv`` (default ``sys.argv[1:]``), then run ``post_options``.
+
+        Raises :class:`UsageError` for every problem in the command line; ``--help``
+        and ``--version`` print to stdout and raise ``SystemExit(0)``.
+        """
+        if argv is None:
+            argv = sys.argv[1:]
+        try:
+            parsed, rest = tokenize(class_spec(type(self)), argv)
+            for option, spelled, raw in parsed:
+                self._apply(option, spelled, raw)
+            rows = self.subcommands
+            if rows:
+                self._parse_subcommand(rows, rest)
+            else:
+                self._call_parse_args(rest)
+            self.post_options()
+        except UsageError as error:
+            if error.options is None:
+                error.options = self
+            raise
+
+    def parse_args(self, *args: str) -> None:
+        """Receive the positional arguments; override to accept some.
+
+        The default accepts none. The argument count is checked against the
+        override's signature before it is called, so a wrong count is a
+        :class:`UsageError` that names what was expected.
+        """
+        if args:
+            raise UsageError(
+                f"unexpected argument {show(args[0])} (this command takes no arguments)"
+            )
+
+    def post_options(self) -> None:
+        """Check the options together once everything is parsed; override freely.
+
+        Runs after the positional arguments and after the subcommand's own
+        ``post_options``. Raise :class:`UsageError` to reject the combination.
+        """
+
+    def _apply(self, option: Option, spelled: str, raw: str | None) -> None:
+        value: Any = raw
+        if raw is not None and option.coerce is not None:
+            value = _coerce(option.coerce, spelled, raw)
+        if option.method is not None:
+            handler = getattr(self, option.method)
+            try:
+                if option.takes_value:
+                    handler(value)
+                else:
+                    handler()
+            except UsageError:
+                raise
+            except ValueError as error:
+                raise UsageError(f"option {spelled}: {error}") from None
+        elif option.kind == PARAMETER:
+            self._values[option.key] = value
+        elif option.kind == FLAG:
+            self._values[option.key] = True
+
+    def _parse_subcommand(self, rows: Sequence[Sequence[Any]], rest: list[str]) -> None:
+        if rest:
+            name, rest = rest[0], rest[1:]
+        elif self.default_subcommand is not None:
+            name = self.default_subcommand
+        else:
+            return
+        for row in rows:
+            command, short, factory = row[0], row[1], row[2]
+            if name == command or (short and name == short):
+                break
+        else:
+            known = ", ".join(str(row[0]) for row in rows)
+            raise UsageError(f"unknown command {show(name)} (commands: {known})")
+        child = factory()
+        if not isinstance(child, Options):
+            raise TypeError(f"the options factory of command {command!r} returned {child!r}")
+        self.subcommand = command
+        self.sub_options = child
+        child.parent = self
+        child.parse_options(rest)
+
+    def _call_parse_args(self, args: list[str]) -> None:
+        low, high, names = _arity(type(self).parse_args)
+        if len(args) < low:
+            missing = names[len(args)].upper() if len(args) < len(names) else "ARGUMENT"
+            raise UsageError(
+                f"missing argument {missing} (expected {_expected(low, high)}, got {len(args)})"
+            )
+        if high is not None and len(args) > high:
+            raise UsageError(
+                f"unexpected argument {show(args[high])} "
+                f"(expected {_expected(low, high)}, got {len(args)})"
+            )
+        self.parse_args(*args)
+
+    # -- help ----------------------------------------------------------------------------
+
+    def opt_help(self) -> None:
+        """Display this help and exit."""
+        sys.stdout.write(self.help_text())
+        sys.stdout.flush()
+        raise SystemExit(0)
+
+    def opt_version(self) -> None:
+        """Display the version and exit."""
+        sys.stdout.write(f"{self.command_path()} {self.version}\n")
+        sys.stdout.flush()
+        raise SystemExit(0)
+
+    def command_path(self) -> str:
+        """The command as typed so far: ``tapster`` or ``tapster web``."""
+        if self.parent is not None:
+            return f"{self.parent.command_path()} {self.parent.subcommand}"
+        return program_name()
+
+    def get_synopsis(self) -> str:
+        """The ``Usage: ...`` line."""
+        from tapster.usage._help import synopsis
+
+        return synopsis(self)
+
+    def help_text(self, width: int | None = None) -> str:
+        """The full ``--help`` text, wrapped to ``width`` (default: the terminal's)."""
+        from tapster.usage._help import help_text
+
+        return help_text(self, width)
+
+
+def program_name() -> str:
+    """The name this program was started as (``tapster`` for ``python -m tapster``)."""
+    import os.path
+
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "tapster"
+    name = os.path.basename(argv0)
+    if name == "__main__.py":
+        name = os.path.basename(os.path.dirname(os.path.abspath(argv0))) or name
+    return name
+
+
+def _coerce(coerce: Callable[[str], Any], spelled: str, raw: str) -> Any:
+    try:
+        return coerce(raw)
+    except UsageError:
+        raise
+    except ValueError as error:
+        if coerce is int:
+            detail = "expected an integer"
+        elif coerce is float:
+            detail = "expected a number"
+        else:
+            detail = str(error) or str(getattr(coerce, "coerce_doc", "") or "not accepted")
+        raise UsageError(f"option {spelled}: invalid value {show(raw)}: {detail}") from None
+
+
+def _arity(function: object) -> tuple[int, int | None, list[str]]:
+    """(fewest, most or None, names) of the positional arguments after ``self``."""
+    function = getattr(function, "__func__", function)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return 0, None, []
+    total = int(code.co_argcount) - 1
+    defaults = len(getattr(function, "__defaults__", None) or ())
+    names = [str(n) for n in code.co_varnames[1 : code.co_argcount]]
+    high = None if code.co_flags & _VARARGS else total
+    return max(total - defaults, 0), high, names
+
+
+def _expected(low: int, high: int | None) -> str:
+    def plural(n: int) -> str:
+        return f"{n} argument" + ("" if n == 1 else "s")
+
+    if high is None:
+        return f"at least {plural(low)}"
+    if low == high:
+        return plural(low)
+    return f"{low} to {plural(high)}"

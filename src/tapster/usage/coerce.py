@@ -1,0 +1,113 @@
+"""Coercers for ``parameters`` rows: turn the text of a value into what it means.
+
+A coercer is any callable taking the text and returning the value; it raises
+``ValueError`` with a short reason when the text is wrong (the parser turns that
+into a :class:`~tapster.usage.UsageError` naming the option and the value). It
+may carry ``coerce_doc`` (a sentence shown in ``--help``) and ``completion``
+(``"file"``, ``"dir"`` or a tuple of choices, used by shell completion).
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+
+def documented(
+    coerce_doc: str, completion: str | tuple[str, ...] | None = None
+) -> Callable[[F], F]:
+    """Attach ``coerce_doc`` (and a completion hint) to a coercer function."""
+
+    def attach(function: F) -> F:
+        function.coerce_doc = coerce_doc  # type: ignore[attr-defined]
+        if completion is not None:
+            function.completion = completion  # type: ignore[attr-defined]
+        return function
+
+    return attach
+
+
+def _integer(text: str, what: str) -> int:
+    stripped = text.strip()
+    digits = stripped[1:] if stripped[:1] in "+-" else stripped
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"expected {what}")
+    return int(stripped)
+
+
+@documented("A port number, 0-65535.")
+def port(text: str) -> int:
+    """A TCP or UDP port number, 0-65535 (0 lets the system pick one)."""
+    number = _integer(text, "a port number (0-65535)")
+    if not 0 <= number <= 65535:
+        raise ValueError("a port number is between 0 and 65535")
+    return number
+
+
+@documented("A positive integer.")
+def positive_int(text: str) -> int:
+    """A whole number of at least 1."""
+    number = _integer(text, "a positive integer")
+    if number < 1:
+        raise ValueError("expected a positive integer (1 or more)")
+    return number
+
+
+@documented("An octal file mode, e.g. 0644.")
+def octal_mode(text: str) -> int:
+    """A file mode written in octal (``644``, ``0644`` or ``0o644``), at most 07777."""
+    digits = text.strip().lower()
+    if digits.startswith("0o"):
+        digits = digits[2:]
+    if not digits or any(c not in "01234567" for c in digits):
+        raise ValueError("expected an octal file mode such as 0644")
+    mode = int(digits, 8)
+    if mode > 0o7777:
+        raise ValueError("a file mode is at most 07777")
+    return mode
+
+
+@documented("The path of an existing file.", "file")
+def existing_file(text: str) -> str:
+    """The path of a file that exists (and is not a directory); returned unchanged."""
+    if not text:
+        raise ValueError("expected the path of a file")
+    if not os.path.exists(text):
+        raise ValueError("no such file")
+    if os.path.isdir(text):
+        raise ValueError("is a directory, expected a file")
+    return text
+
+
+@documented("The path of an existing directory.", "dir")
+def existing_dir(text: str) -> str:
+    """The path of a directory that exists; returned unchanged."""
+    if not text:
+        raise ValueError("expected the path of a directory")
+    if not os.path.exists(text):
+        raise ValueError("no such directory")
+    if not os.path.isdir(text):
+        raise ValueError("not a directory")
+    return text
+
+
+def choice(*values: str) -> Callable[[str], str]:
+    """A coercer accepting exactly one of ``values`` (also offered by completion)."""
+    if not values:
+        raise TypeError("choice() needs at least one value")
+    allowed = tuple(values)
+    listed = ", ".join(allowed)
+
+    @documented(f"One of: {listed}.", allowed)
+    def one_of(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"expected one of: {listed}")
+        return text
+
+    return one_of
