@@ -1,0 +1,36 @@
+"""Plugin discovery: drop-in folders, entry points, and a cache that stays out of the way.
+
+A plugin is a module-level object that is an instance of a plugin kind (a
+:class:`PluginKind` subclass), found in a module of the ``tapster.plugins``
+package (whose ``__path__`` covers every ``tapster/plugins/`` folder on
+``sys.path``) or named by an entry point in the group ``tapster.plugins``.
+
+``describe_plugins`` answers from a JSON cache without importing any plugin
+module when nothing changed; ``get_plugins`` imports and returns the objects.
+See docs/plugins.md.
+"""
+
+from tapster.plugin._folders import plugin_folders
+from tapster.plugin._kind import PluginKind
+from tapster.plugin._registry import (
+    PluginInfo,
+    PluginProblem,
+    describe_plugins,
+    get_plugins,
+    plugin_problems,
+    rebuild_caches,
+)
+from tapster.plugin._report import PluginReport, plugin_report
+
+__all__ = [
+    "PluginInfo",
+    "PluginKind",
+    "PluginProblem",
+    "PluginReport",
+    "describe_plugins",
+    "get_plugins",
+    "plugin_folders",
+    "plugin_problems",
+    "plugin_report",
+    "rebuild_caches",
+]

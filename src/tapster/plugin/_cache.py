@@ -1,0 +1,186 @@
+"""The plugin cache on disk: JSON files, read fast, written atomically.
+
+A cache file is data that a user can write, so it is JSON and nothing else:
+loading it never runs code, and anything unexpected in it (truncation,
+garbage, another program's file, another tapster or Python version) makes it
+count as absent, to be rebuilt.
+
+Reading happens on every ``tapster --help``. The standard ``json`` module
+imports ``re`` (about as long as Python's own start-up here), so reading uses
+the C scanner of ``_json`` directly when it is available; writing, which only
+happens after something changed, uses ``json``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tapster import __version__
+
+CACHE_NAME = ".tapster-plugin-cache.json"
+"""File name of a folder's cache, written inside the drop-in folder itself."""
+
+FORMAT = "tapster-plugin-cache"
+FORMAT_VERSION = 1
+PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+class _ScannerContext:
+    """The attributes ``_json.make_scanner`` reads: plain JSON, nothing else."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    memo: dict[str, str] = {}
+
+    @staticmethod
+    def parse_constant(name: str) -> object:
+        raise ValueError(f"{name} is not allowed in a plugin cache")
+
+
+def loads(text: str) -> object:
+    """Parse one JSON document; raise ``ValueError`` if ``text`` is not exactly that."""
+    text = text.strip()
+    try:
+        from _json import make_scanner
+    except ImportError:  # pragma: no cover - CPython always has _json
+        import json
+
+        return json.loads(text)
+    scan = make_scanner(_ScannerContext())  # type: ignore[arg-type]
+    try:
+        value, end = scan(text, 0)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if end != len(text):
+        raise ValueError("trailing data after JSON")
+    return value
+
+
+def dumps(value: object) -> str:
+    """Serialise ``value`` compactly as JSON."""
+    import json
+
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def header() -> dict[str, object]:
+    """The fields that make a cache file ours and current."""
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "tapster": __version__,
+        "python": PYTHON,
+    }
+
+
+def read(path: str) -> dict[str, object] | None:
+    """The cache document at ``path``, or ``None`` if it is missing, corrupt or foreign."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        value = loads(raw.decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    for key, expected in header().items():
+        if value.get(key) != expected:
+            return None
+    return value
+
+
+def write(path: str, document: dict[str, object], mode: int = 0o644) -> bool:
+    """Write ``document`` to ``path`` atomically; return whether it worked.
+
+    The data goes to a temporary file in the same directory, which is then
+    renamed over ``path``: a reader sees the old file or the new one, never
+    half of either, even when two processes write at once.
+    """
+    import tempfile
+
+    directory = os.path.dirname(path)
+    try:
+        data = dumps({**header(), **document}).encode("utf-8")
+    except (TypeError, ValueError):
+        return False
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tapster-plugin-cache.", suffix=".tmp")
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError:
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return False
+    return True
+
+
+def user_cache_dir() -> str | None:
+    """``$XDG_CACHE_HOME/tapster`` (default ``~/.cache/tapster``), or ``None`` without a home."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
+    return os.path.join(base, "tapster")
+
+
+def user_cache_file(prefix: str, key: str) -> str | None:
+    """A file in the user cache directory named after ``key`` (e.g. a folder's path)."""
+    import zlib
+
+    directory = user_cache_dir()
+    if directory is None:
+        return None
+    digest = zlib.crc32(key.encode("utf-8", "surrogateescape")) & 0xFFFFFFFF
+    return os.path.join(directory, f"{prefix}-{digest:08x}.json")
+
+
+def ensure_user_cache_dir() -> bool:
+    """Create the user cache directory (mode 0700) if needed; return whether it exists."""
+    directory = user_cache_dir()
+    if directory is None:
+        return False
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError:
+        return False
+    return os.path.isdir(directory)
+
+
+def valid_plugin(record: object) -> bool:
+    """Whether ``record`` is a well-formed cached plugin description."""
+    if not isinstance(record, dict) or not isinstance(record.get("attribute"), str):
+        return False
+    for key in ("kinds", "fields"):
+        mapping = record.get(key)
+        if not isinstance(mapping, dict):
+            return False
+        for k, v in mapping.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                return False
+    return True
+
+
+def valid_outcome(record: object) -> bool:
+    """Whether ``record`` holds either a list of plugins or an import error."""
+    if not isinstance(record, dict):
+        return False
+    error = record.get("error")
+    if error is not None:
+        return isinstance(error, str)
+    plugins = record.get("plugins")
+    return isinstance(plugins, list) and all(valid_plugin(p) for p in plugins)

@@ -1,0 +1,167 @@
+"""Drop-in folders: scanning ``tapster/plugins/`` folders through their caches.
+
+Each folder has its own cache, recording per module its size, its
+modification time in nanoseconds and what importing it found (its plugins, or
+the one-line error it raised). A module whose size and mtime match its record
+is not imported; any other module is imported and its record replaced, so a
+change invalidates exactly the modules it touches.
+
+The cache is written inside the folder when the folder is writable, else in
+the user's cache directory under a name derived from the folder's path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tapster.plugin import _cache
+from tapster.plugin._folders import PACKAGE, module_files
+from tapster.plugin._load import scan_module
+
+_RACY_NS = 2_000_000_000
+
+
+class ModuleResult:
+    """One drop-in module as the scan saw it."""
+
+    __slots__ = ("from_cache", "name", "path", "record", "shadowed_by")
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        record: dict[str, object],
+        from_cache: bool,
+        shadowed_by: str | None = None,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.record = record
+        self.from_cache = from_cache
+        self.shadowed_by = shadowed_by
+
+    @property
+    def module(self) -> str:
+        return f"{PACKAGE}.{self.name}"
+
+
+class FolderScan:
+    """The modules of one folder, in name order, and where its cache lives."""
+
+    __slots__ = ("cache_file", "folder", "modules")
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.modules: list[ModuleResult] = []
+        self.cache_file: str | None = None
+
+
+def beside_cache_file(folder: str) -> str:
+    """The cache file kept inside a writable drop-in folder."""
+    return os.path.join(folder, _cache.CACHE_NAME)
+
+
+def user_cache_file(folder: str) -> str | None:
+    """The cache file for ``folder`` in the user's cache directory."""
+    return _cache.user_cache_file("folder", folder)
+
+
+def _modules_of(document: dict[str, object] | None, folder: str | None) -> dict[str, object]:
+    if document is None:
+        return {}
+    if folder is not None and document.get("folder") != folder:
+        return {}
+    modules = document.get("modules")
+    return modules if isinstance(modules, dict) else {}
+
+
+def _fresh(record: object, size: int, mtime_ns: int) -> bool:
+    return (
+        isinstance(record, dict)
+        and record.get("size") == size
+        and record.get("mtime_ns") == mtime_ns
+        and _cache.valid_outcome(record)
+    )
+
+
+def _racy(mtime_ns: int, now_ns: int) -> bool:
+    """Whether a whole-second mtime is so recent that an edit could hide behind it."""
+    return mtime_ns % 1_000_000_000 == 0 and now_ns - mtime_ns < _RACY_NS
+
+
+def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> FolderScan:
+    """Scan ``folder`` through its cache, importing only new or changed modules.
+
+    ``taken`` maps module names already provided by earlier folders to their
+    files; such names here are shadowed, reported but never imported. Names
+    this folder provides are added to ``taken``. With ``force``, every
+    module is imported and the cache rewritten (what packagers run).
+    """
+    scan = FolderScan(folder)
+    files = module_files(folder)
+    beside_path = beside_cache_file(folder)
+    beside = {} if force else _modules_of(_cache.read(beside_path), None)
+
+    complete = len(beside) == len(files) and all(
+        _fresh(beside.get(name), size, mtime) for name, (_, size, mtime) in files.items()
+    )
+    user_path = None if complete else user_cache_file(folder)
+    user: dict[str, object] = {}
+    if user_path is not None and not force:
+        user = _modules_of(_cache.read(user_path), folder)
+
+    final: dict[str, object] = {}
+    all_beside = not force
+    all_user = not force and bool(user)
+    now_ns = time.time_ns()
+    for name in sorted(files):
+        path, size, mtime = files[name]
+        record: object = None
+        from_cache = True
+        if _fresh(beside.get(name), size, mtime):
+            record = beside[name]
+            all_user = all_user and user.get(name) == record
+        elif _fresh(user.get(name), size, mtime):
+            record = user[name]
+            all_beside = False
+        winner = taken.get(name)
+        if winner is not None:
+            if isinstance(record, dict):
+                final[name] = record
+            scan.modules.append(ModuleResult(name, path, {}, True, shadowed_by=winner))
+            continue
+        taken[name] = path
+        if not isinstance(record, dict):
+            from_cache = False
+            all_beside = all_user = False
+            record = {"size": size, "mtime_ns": mtime, **scan_module(f"{PACKAGE}.{name}", path)}
+            if _racy(mtime, now_ns):
+                scan.modules.append(ModuleResult(name, path, record, from_cache))
+                continue
+        final[name] = record
+        scan.modules.append(ModuleResult(name, path, record, from_cache))
+
+    if len(final) != len(beside):
+        all_beside = False
+    if len(final) != len(user):
+        all_user = False
+    if all_beside:
+        scan.cache_file = beside_path
+        return scan
+    if all_user:
+        scan.cache_file = user_path
+        return scan
+    document: dict[str, object] = {"folder": folder, "modules": final}
+    if _cache.write(beside_path, document):
+        scan.cache_file = beside_path
+        return scan
+    if user_path is None:
+        user_path = user_cache_file(folder)
+    if (
+        user_path is not None
+        and _cache.ensure_user_cache_dir()
+        and _cache.write(user_path, document, mode=0o600)
+    ):
+        scan.cache_file = user_path
+    return scan

@@ -1,0 +1,265 @@
+"""The public face of discovery: describe, load, diagnose and rebuild plugins.
+
+Order (documented in docs/plugins.md): drop-in plugins first, folder by
+folder (tapster's own ``tapster/plugins`` first, then the others in
+``sys.path`` order), modules by name within a folder, objects in the order
+their module defines them; then entry point plugins, sorted by distribution
+name and then entry point name.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from tapster.plugin._dropin import FolderScan, scan_folder
+from tapster.plugin._entrypoints import EntryResult, scan_entry_points
+from tapster.plugin._folders import PACKAGE, plugin_folders, sync_package_path
+from tapster.plugin._kind import kind_id
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TypeVar
+
+    K = TypeVar("K")
+
+_warned: set[str] = set()
+
+
+class PluginInfo:
+    """What is known about one plugin without importing it (when it came from the cache).
+
+    ``name`` is the plugin's name for the kind it was asked about (its
+    ``plugin_name_field``), ``fields`` the recorded string attributes,
+    ``kinds`` the ids of every kind it is an instance of, ``origin`` the
+    module's file or ``"DIST VERSION entry point NAME"``.
+    """
+
+    __slots__ = ("attribute", "fields", "from_cache", "kinds", "module", "name", "origin")
+
+    def __init__(
+        self,
+        name: str,
+        fields: Mapping[str, str],
+        *,
+        kinds: tuple[str, ...],
+        module: str,
+        attribute: str,
+        origin: str,
+        from_cache: bool,
+    ) -> None:
+        self.name = name
+        self.fields = fields
+        self.kinds = kinds
+        self.module = module
+        self.attribute = attribute
+        self.origin = origin
+        self.from_cache = from_cache
+
+    def load(self) -> object:
+        """Import the plugin's module and return the plugin object."""
+        from tapster.plugin._load import import_module, resolve
+
+        if self.module.startswith(PACKAGE + "."):
+            _prepare_package(plugin_folders())
+        return resolve(import_module(self.module), self.attribute)
+
+    def __repr__(self) -> str:
+        return f"<PluginInfo {self.name!r} {self.module}:{self.attribute} from {self.origin}>"
+
+
+class PluginProblem:
+    """A broken or shadowed plugin module, with a one-line explanation.
+
+    ``broken`` problems (the module raised on import, or an entry point names
+    something that is not a plugin) make ``tapster --plugins`` fail; shadowed
+    modules are normal during development and are only reported.
+    """
+
+    __slots__ = ("broken", "message", "module", "origin")
+
+    def __init__(self, module: str, origin: str, message: str, broken: bool) -> None:
+        self.module = module
+        self.origin = origin
+        self.message = message
+        self.broken = broken
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"<PluginProblem {self.message!r}>"
+
+
+class _Scan:
+    __slots__ = ("entries", "folders")
+
+    def __init__(self, folders: list[FolderScan], entries: list[EntryResult]) -> None:
+        self.folders = folders
+        self.entries = entries
+
+    def plugins(self) -> list[tuple[dict[str, object], str, str, bool]]:
+        """(plugin record, module, origin, from_cache) for every plugin, in order."""
+        found: list[tuple[dict[str, object], str, str, bool]] = []
+        for folder in self.folders:
+            for m in folder.modules:
+                if m.shadowed_by is None:
+                    for p in _plugins_of(m.record):
+                        found.append((p, m.module, m.path, m.from_cache))
+        for e in self.entries:
+            module = e.record["module"]
+            assert isinstance(module, str)
+            for p in _plugins_of(e.record):
+                found.append((p, module, e.origin, e.from_cache))
+        return found
+
+    def problems(self) -> list[PluginProblem]:
+        problems: list[PluginProblem] = []
+        for folder in self.folders:
+            for m in folder.modules:
+                if m.shadowed_by is not None:
+                    problems.append(
+                        PluginProblem(
+                            m.module,
+                            m.path,
+                            f"plugin module {m.module} at {m.path} is shadowed by {m.shadowed_by}",
+                            broken=False,
+                        )
+                    )
+                elif isinstance(m.record.get("error"), str):
+                    problems.append(
+                        PluginProblem(
+                            m.module,
+                            m.path,
+                            f"plugin module {m.module} ({m.path}) is broken: {m.record['error']}",
+                            broken=True,
+                        )
+                    )
+        for e in self.entries:
+            error = e.record.get("error")
+            if isinstance(error, str):
+                problems.append(
+                    PluginProblem(
+                        str(e.record["value"]),
+                        e.origin,
+                        f"plugin {e.record['value']} ({e.origin}) is broken: {error}",
+                        broken=True,
+                    )
+                )
+        return problems
+
+
+def _plugins_of(record: dict[str, object]) -> list[dict[str, object]]:
+    plugins = record.get("plugins")
+    return [p for p in plugins if isinstance(p, dict)] if isinstance(plugins, list) else []
+
+
+def _prepare_package(folders: list[str]) -> None:
+    """Import ``tapster.plugins`` and point its ``__path__`` at ``folders``."""
+    if PACKAGE not in sys.modules:
+        import importlib
+
+        importlib.import_module(PACKAGE)
+    sync_package_path(folders)
+
+
+def _scan(*, force: bool = False) -> _Scan:
+    folders = plugin_folders()
+    _prepare_package(folders)
+    taken: dict[str, str] = {}
+    scans = [scan_folder(folder, taken, force=force) for folder in folders]
+    return _Scan(scans, scan_entry_points(force=force))
+
+
+def _warn(problems: list[PluginProblem]) -> None:
+    """Log each broken plugin once per process (``logging`` is imported only then)."""
+    fresh = [p for p in problems if p.broken and p.message not in _warned]
+    if not fresh:
+        return
+    import logging
+
+    logger = logging.getLogger("tapster.plugin")
+    for problem in fresh:
+        _warned.add(problem.message)
+        logger.warning("tapster: %s", problem.message)
+
+
+def describe_plugins(kind: type | str) -> list[PluginInfo]:
+    """Every plugin of ``kind`` (a kind class or its ``plugin_kind`` id), from the cache.
+
+    Imports no plugin module when nothing changed since the cache was
+    written. Broken plugin modules are logged once per process, as one line
+    on the ``tapster.plugin`` logger.
+    """
+    wanted = kind_id(kind)
+    scan = _scan()
+    _warn(scan.problems())
+    infos: list[PluginInfo] = []
+    for record, module, origin, from_cache in scan.plugins():
+        kinds = record["kinds"]
+        assert isinstance(kinds, dict)
+        if wanted not in kinds:
+            continue
+        fields = record["fields"]
+        attribute = record["attribute"]
+        assert isinstance(fields, dict) and isinstance(attribute, str)
+        name = kinds[wanted] or attribute
+        infos.append(
+            PluginInfo(
+                name,
+                fields,
+                kinds=tuple(kinds),
+                module=module,
+                attribute=attribute,
+                origin=origin,
+                from_cache=from_cache,
+            )
+        )
+    return infos
+
+
+def get_plugins(kind: type[K]) -> list[K]:
+    """Import and return every plugin object of ``kind``, in the documented order.
+
+    A plugin that fails to load is logged and left out.
+    """
+    plugins: list[K] = []
+    seen: set[int] = set()
+    for info in describe_plugins(kind):
+        try:
+            obj = info.load()
+        except (Exception, SystemExit) as exc:
+            from tapster.plugin._load import error_line
+
+            message = f"plugin {info.module}:{info.attribute} ({info.origin}) failed to load: "
+            _warn([PluginProblem(info.module, info.origin, message + error_line(exc), True)])
+            continue
+        if isinstance(obj, kind) and id(obj) not in seen:
+            seen.add(id(obj))
+            plugins.append(obj)
+    return plugins
+
+
+def plugin_problems() -> list[PluginProblem]:
+    """Every broken or shadowed plugin module, with one-line messages."""
+    return _scan().problems()
+
+
+def rebuild_caches() -> list[str]:
+    """Import every plugin module afresh and rewrite every cache; return the files written.
+
+    For packagers: run it (``tapster --rebuild-plugin-cache``) after
+    installing, as the user who owns the installation, so that the caches
+    beside read-only folders are ready for everyone.
+    """
+    scan = _scan(force=True)
+    written = [f.cache_file for f in scan.folders if f.cache_file is not None]
+    from tapster.plugin._entrypoints import cache_file
+
+    ep_file = cache_file()
+    if ep_file is not None:
+        import os
+
+        if os.path.exists(ep_file):
+            written.append(ep_file)
+    return written
