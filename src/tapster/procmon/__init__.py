@@ -1,0 +1,11 @@
+"""``tapster procmon``: a process supervisor.
+
+Starts commands, logs their stdout and stderr line by line under each
+command's name, restarts them with exponential backoff when they exit, and
+stops and reaps every one of them (and their own children) on stop.
+"""
+
+from tapster.procmon._backoff import Backoff, RestartPolicy
+from tapster.procmon._monitor import ChildState, ProcessMonitor, describe_exit
+
+__all__ = ["Backoff", "ChildState", "ProcessMonitor", "RestartPolicy", "describe_exit"]
