@@ -1,0 +1,61 @@
+"""Temporary plugin folders for either side, and the ready-made Twisted plugins in bench/.
+
+Twisted finds drop-in plugins in any ``twisted/plugins/`` folder (without ``__init__.py``) on
+``sys.path``, so the twistd side gets ``PYTHONPATH=<root>``. tapster finds ``tapster/plugins/``
+folders the same way, and its runner also looks in the current directory (``--app-dir``), so the
+tapster side can run with ``cwd=<root>`` and no ``PYTHONPATH``, as a user would.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+TWISTED_PLUGINS = Path(__file__).resolve().parent / "twisted_plugins" / "twisted" / "plugins"
+"""Ready-made Twisted plugins for the twistd side (see ``bench/twisted_plugins/README.md``)."""
+
+
+def _write_modules(folder: Path, modules: Mapping[str, str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, source in modules.items():
+        if not name.isidentifier():
+            raise ValueError(f"plugin module name {name!r} is not a Python identifier")
+        (folder / f"{name}.py").write_text(source)
+
+
+def twisted_plugin_dir(root: Path, modules: Mapping[str, str]) -> dict[str, str]:
+    """Write ``root/twisted/plugins/<name>.py`` for each module; return the env for twistd.
+
+    The returned mapping (``{"PYTHONPATH": str(root)}``) goes to ``ctx.env(extra)``.
+    """
+    _write_modules(root / "twisted" / "plugins", modules)
+    return {"PYTHONPATH": str(root)}
+
+
+def tapster_plugin_dir(root: Path, modules: Mapping[str, str]) -> Path:
+    """Write ``root/tapster/plugins/<name>.py`` for each module; return ``root``.
+
+    Run tapster with ``cwd=root`` (its default ``--app-dir``) or ``PYTHONPATH=root``.
+    """
+    _write_modules(root / "tapster" / "plugins", modules)
+    return root
+
+
+def bundled_twisted_plugins(root: Path, *names: str) -> dict[str, str]:
+    """Copy ready-made Twisted plugins (e.g. ``"bench_echo"``) into ``root``; return the env.
+
+    Copying keeps Twisted's ``dropin.cache`` out of the source tree.
+    """
+    modules = {}
+    for name in names:
+        path = TWISTED_PLUGINS / f"{name}.py"
+        if not path.is_file():
+            raise ValueError(f"no bundled Twisted plugin {name!r} in {TWISTED_PLUGINS}")
+        modules[name] = path.read_text()
+    return twisted_plugin_dir(root, modules)
+
+
+def clear_dir(path: Path) -> None:
+    """Remove ``path`` and everything under it, if it exists."""
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,308 @@
+"""Processes under measurement: timed short commands and long-running servers.
+
+Every process started here is stopped by its PID (SIGTERM, then SIGKILL after a grace period),
+also when the harness is interrupted: live servers are tracked and stopped at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOCALHOST = "127.0.0.1"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_LIVE: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class CommandError(Exception):
+    """A measured command exited with an unexpected status or never became ready."""
+
+
+def _tail(text: str, default: str = "(no output)") -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else default
+
+
+@dataclass
+class TimedRun:
+    """One finished command: wall time, peak RSS (from the kernel's rusage), status, output."""
+
+    argv: Sequence[str]
+    wall_ms: float
+    peak_rss_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+    cpu_s: float
+
+    @property
+    def sample(self) -> dict[str, float]:
+        """The run as a sample: ``wall_ms``, ``peak_rss_mb`` and ``cpu_s`` (JSON only)."""
+        return {"wall_ms": self.wall_ms, "peak_rss_mb": self.peak_rss_mb, "cpu_s": self.cpu_s}
+
+
+def run_timed(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | Path | None = None,
+    timeout: float = 60.0,
+    ok_codes: Sequence[int] = (0,),
+    expect: str | None = None,
+) -> TimedRun:
+    """Run ``argv`` to completion and time it from launch to exit.
+
+    Output goes to temporary files (never a pipe that could fill up and skew the timing). The
+    peak RSS is the child's ``ru_maxrss`` from ``wait4``, the same figure as ``VmHWM`` in
+    ``/proc``, which is gone once a short command exits. Raises :class:`CommandError` when the
+    status is not in ``ok_codes`` or ``expect`` is not in stdout.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdout=out, stderr=err)
+        pidfd = os.pidfd_open(proc.pid)
+        timer = threading.Timer(timeout, _kill_pidfd, (pidfd,))
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - start
+        finally:
+            timer.cancel()
+            os.close(pidfd)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    run = TimedRun(
+        argv=list(argv),
+        wall_ms=wall * 1000.0,
+        peak_rss_mb=usage.ru_maxrss / 1024.0,
+        returncode=proc.returncode,
+        stdout=stdout,
+        stderr=stderr,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+    )
+    if wall >= timeout:
+        raise CommandError(f"`{' '.join(argv)}` took longer than {timeout:g}s and was killed")
+    if run.returncode not in ok_codes:
+        raise CommandError(
+            f"`{' '.join(argv)}` exited {run.returncode}: {_tail(stderr, _tail(stdout))}"
+        )
+    if expect is not None and expect not in stdout:
+        raise CommandError(f"`{' '.join(argv)}` printed no {expect!r}")
+    return run
+
+
+def _kill_pidfd(pidfd: int) -> None:
+    # A pidfd names one process for good: if it has already exited, this fails harmlessly
+    # instead of hitting a reused PID.
+    with contextlib.suppress(OSError):
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def read_rss(pid: int) -> dict[str, float]:
+    """``idle_rss_mb`` (VmRSS) and ``peak_rss_mb`` (VmHWM) of a live process, in MiB."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024.0
+    return {"idle_rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (from ``/proc/PID/stat``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces; the fields after its closing ")" are fixed.
+    rest = stat.rsplit(")", 1)[1].split()
+    utime, stime = int(rest[11]), int(rest[12])
+    return (utime + stime) / _CLK_TCK
+
+
+def echo_probe(payload: bytes = b"ping\n") -> Callable[[socket.socket], None]:
+    """A readiness probe for echo servers: send ``payload`` and wait until it comes back."""
+
+    def probe(sock: socket.socket) -> None:
+        sock.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            chunk = sock.recv(len(payload) - len(got))
+            if not chunk:
+                raise ConnectionError("closed before echoing")
+            got += chunk
+
+    return probe
+
+
+def http_probe(path: str = "/") -> Callable[[socket.socket], None]:
+    """A readiness probe for HTTP servers: one GET, any status line counts."""
+
+    def probe(sock: socket.socket) -> None:
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {LOCALHOST}\r\n\r\n".encode())
+        if not sock.recv(16).startswith(b"HTTP/"):
+            raise ConnectionError("no HTTP status line")
+
+    return probe
+
+
+@dataclass
+class Server:
+    """A running server process, started by :func:`start_server`."""
+
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+    ready_ms: float
+    log: Path
+    argv: Sequence[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        """The server's PID (the process that was launched)."""
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` for HTTP load tools."""
+        return f"http://{self.host}:{self.port}"
+
+    def rss(self) -> dict[str, float]:
+        """The server's ``idle_rss_mb`` (VmRSS now) and ``peak_rss_mb`` (VmHWM)."""
+        return read_rss(self.pid)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the server has used so far."""
+        return cpu_seconds(self.pid)
+
+    def stop(self, grace: float = 10.0) -> int:
+        """Stop the server by PID: SIGTERM, then SIGKILL after ``grace`` seconds."""
+        return stop_process(self.proc, grace)
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> int:
+    """Stop ``proc`` by its PID (SIGTERM, SIGKILL after ``grace``) and reap it."""
+    _LIVE.pop(proc.pid, None)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return int(proc.returncode)
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for proc in list(_LIVE.values()):
+        stop_process(proc, grace=2.0)
+
+
+def launch(
+    argv: Sequence[str],
+    *,
+    port: int,
+    env: Mapping[str, str],
+    cwd: str | Path | None = None,
+    host: str = LOCALHOST,
+    timeout: float = 30.0,
+    probe: Callable[[socket.socket], None] | None = None,
+    log: Path | None = None,
+) -> Server:
+    """Start ``argv`` and return once ``host:port`` accepts a connection (and ``probe`` passes).
+
+    ``ready_ms`` is launch-to-ready: from just before the process is started to the first
+    connection that completes (and whose ``probe`` passes). The default readiness test is a
+    completed TCP handshake; pass ``echo_probe()`` or ``http_probe()`` to require an answer
+    from the server itself. The caller must stop the server (prefer :func:`start_server`).
+    """
+    if host != LOCALHOST:
+        raise ValueError(f"benchmarks target {LOCALHOST} only, not {host}")
+    if log is None:
+        fd, name = tempfile.mkstemp(prefix="bench-server-", suffix=".log")
+        os.close(fd)
+        log = Path(name)
+    with log.open("wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv), env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+        )
+    _LIVE[proc.pid] = proc
+    try:
+        ready_ms = _wait_ready(proc, host, port, start, timeout, probe, log)
+    except BaseException:
+        stop_process(proc, grace=2.0)
+        raise
+    return Server(proc=proc, host=host, port=port, ready_ms=ready_ms, log=log, argv=list(argv))
+
+
+def _wait_ready(
+    proc: subprocess.Popen[bytes],
+    host: str,
+    port: int,
+    start: float,
+    timeout: float,
+    probe: Callable[[socket.socket], None] | None,
+    log: Path,
+) -> float:
+    deadline = start + timeout
+    while True:
+        if proc.poll() is not None:
+            text = log.read_text(errors="replace")
+            raise CommandError(
+                f"`{' '.join(proc.args)}` exited {proc.returncode} before listening "  # type: ignore[arg-type]
+                f"on {host}:{port}: {_tail(text)}"
+            )
+        try:
+            with socket.create_connection((host, port), timeout=2.0) as sock:
+                if probe is not None:
+                    probe(sock)
+                return (time.perf_counter() - start) * 1000.0
+        except OSError:
+            if time.perf_counter() > deadline:
+                raise CommandError(
+                    f"nothing answered on {host}:{port} within {timeout:g}s "
+                    f"after starting `{' '.join(proc.args)}`"  # type: ignore[arg-type]
+                ) from None
+            time.sleep(0.001)
+
+
+@contextlib.contextmanager
+def start_server(
+    argv: Sequence[str],
+    *,
+    port: int,
+    env: Mapping[str, str],
+    cwd: str | Path | None = None,
+    host: str = LOCALHOST,
+    timeout: float = 30.0,
+    probe: Callable[[socket.socket], None] | None = None,
+    log: Path | None = None,
+    grace: float = 10.0,
+) -> Iterator[Server]:
+    """Context manager around :func:`launch`: the server is stopped by PID on exit."""
+    server = launch(
+        argv, port=port, env=env, cwd=cwd, host=host, timeout=timeout, probe=probe, log=log
+    )
+    try:
+        yield server
+    finally:
+        server.stop(grace)

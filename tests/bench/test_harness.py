@@ -1,0 +1,232 @@
+"""The benchmark harness keeps working: it lists, runs a tiny case end to end, reports honestly.
+
+Nothing here needs Twisted or the network: the twistd side of real cases is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import (  # noqa: E402 - needs the repository root on sys.path first
+    WALL_MS,
+    Case,
+    CommandError,
+    Comparison,
+    Context,
+    Unavailable,
+    free_port,
+    measured_env,
+    parse_wrk,
+    run_tcp_load,
+    run_timed,
+    run_wrk,
+    start_server,
+    twisted_plugin_dir,
+)
+from bench._harness import markdown, run_case, select_cases  # noqa: E402
+
+ECHO = ROOT / "bench" / "_echo_server.py"
+
+
+def _bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_list_names_landed_and_planned_cases() -> None:
+    result = _bench("--list")
+    assert result.returncode == 0, result.stderr
+    assert "floor" in result.stdout
+    assert "help" in result.stdout
+    # Every case issue 3 lists is either landed or named with its owning issue.
+    for number in range(3, 8):
+        assert f"{number}." in result.stdout
+
+
+def test_selftest_runs_end_to_end_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    result = _bench("selftest", "--runs", "2", "--warmup", "0", "--quick", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["machine"]["nproc"] >= 1
+    assert isinstance(data["environment"]["stripped_variables"], list)
+    case = data["cases"][0]
+    assert case["name"] == "selftest"
+    assert [c["label"] for c in case["comparisons"]] == ["python -c pass", "stdlib echo server"]
+    for cmp in case["comparisons"]:
+        assert cmp["sides"]["tapster"]["status"] == "ok"
+        assert cmp["sides"]["twistd"]["status"] == "ok"
+        assert len(cmp["samples"]["tapster"]) == 2
+        for entry in cmp["metrics"].values():
+            stats = entry["tapster"]
+            assert stats["min"] <= stats["median"] <= stats["max"]
+            assert entry["ratio"] > 0
+    echo = case["comparisons"][1]["metrics"]
+    assert echo["round_trips_per_s"]["tapster"]["median"] > 100
+    assert "| selftest | python -c pass | wall time (ms)" in result.stdout
+
+
+def test_unknown_case_is_a_usage_error_and_planned_case_is_explained() -> None:
+    result = _bench("no-such-case")
+    assert result.returncode == 2
+    assert "unknown case 'no-such-case'" in result.stderr
+    chosen, skipped = select_cases(["floor", "1"])
+    assert [c.name for c in chosen] == ["floor"]
+    assert skipped == []
+
+
+def test_unavailable_side_is_reported_and_other_side_still_measured() -> None:
+    def missing() -> dict[str, float]:
+        raise Unavailable("feature X is not built yet")
+
+    def broken() -> dict[str, float]:
+        raise RuntimeError("boom")
+
+    calls: list[str] = []
+
+    def works() -> dict[str, float]:
+        calls.append("twistd")
+        return {"wall_ms": float(len(calls))}
+
+    def cases(ctx: Context) -> list[Comparison]:
+        return [
+            Comparison("a", (WALL_MS,), tapster=missing, twistd=works),
+            Comparison("b", (WALL_MS,), tapster=broken, twistd=works),
+        ]
+
+    case = Case(name="synthetic", title="t", comparisons=cases, runs=3)
+    ctx = Context(setup_twisted=False)
+    try:
+        result = run_case(case, ctx)
+    finally:
+        ctx.close()
+    first, second = result["comparisons"]
+    assert first["sides"]["tapster"] == {
+        "status": "unavailable",
+        "reason": "feature X is not built yet",
+    }
+    assert first["metrics"]["wall_ms"]["tapster"] is None
+    assert first["metrics"]["wall_ms"]["ratio"] is None
+    # Warm-up call (not recorded) then three interleaved runs: samples 2, 3, 4.
+    assert first["metrics"]["wall_ms"]["twistd"]["median"] == 3.0
+    assert second["sides"]["tapster"]["status"] == "error"
+    assert "boom" in second["sides"]["tapster"]["reason"]
+    doc = {
+        "command": "x",
+        "started": "now",
+        "machine": {"nproc": 1, "cpu_model": "m", "memory_gib": 1, "kernel": "k"},
+        "environment": {},
+        "cases": [result],
+    }
+    table = markdown(doc)
+    assert "unavailable [1]" in table
+    assert "[1] feature X is not built yet" in table
+
+
+def test_measured_commands_get_python_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("PYTHONPATH", "/nowhere")
+    code = "import os, sys; print(sorted(k for k in os.environ if k.startswith('PYTHON')))"
+    run = run_timed([sys.executable, "-c", code], env=measured_env({"X_BENCH": "1"}))
+    assert run.stdout.strip() == "[]"
+    assert run.wall_ms > 0
+    assert run.peak_rss_mb > 1
+
+
+def test_run_timed_reports_failure_and_kills_on_timeout() -> None:
+    code = "import sys; sys.stderr.write('first\\nthe reason\\n'); sys.exit(3)"
+    with pytest.raises(CommandError, match=r"exited 3: the reason"):
+        run_timed([sys.executable, "-c", code], env=measured_env())
+    start = time.monotonic()
+    with pytest.raises(CommandError, match="longer than"):
+        run_timed(["sleep", "30"], env=measured_env(), timeout=0.5)
+    assert time.monotonic() - start < 10
+
+
+def test_server_is_stopped_by_pid_and_early_exit_is_reported() -> None:
+    port = free_port()
+    argv = [sys.executable, str(ECHO), str(port)]
+    with start_server(argv, port=port, env=measured_env()) as server:
+        pid = server.pid
+        assert server.ready_ms > 0
+        rss = server.rss()
+        assert rss["peak_rss_mb"] >= rss["idle_rss_mb"] > 1
+        load = run_tcp_load(port, connections=2, duration=0.3, loop="asyncio")
+        assert load["round_trips"] > 0
+    assert server.proc.returncode is not None
+    assert not Path(f"/proc/{pid}").exists() or server.proc.poll() is not None
+    dies = [sys.executable, "-c", "raise SystemExit(7)"]
+    with (
+        pytest.raises(CommandError, match="exited 7 before listening"),
+        start_server(dies, port=free_port(), env=measured_env()),
+    ):
+        pass
+
+
+def test_loads_refuse_other_hosts() -> None:
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
+        run_wrk("http://example.invalid/")
+
+
+def test_parse_wrk_reads_rate_and_percentiles() -> None:
+    output = (
+        "Running 1s test @ http://127.0.0.1:1/\n"
+        "  1 threads and 50 connections\n"
+        "  Latency Distribution\n"
+        "     50%  812.00us\n"
+        "     75%    1.20ms\n"
+        "     90%    2.50ms\n"
+        "     99%    1.02s\n"
+        "  9000 requests in 1.00s, 1.50MB read\n"
+        "  Non-2xx or 3xx responses: 4\n"
+        "Requests/sec:   8993.21\n"
+        "Transfer/sec:      1.50MB\n"
+    )
+    figures = parse_wrk(output)
+    assert figures["requests_per_s"] == pytest.approx(8993.21)
+    assert figures["p50_ms"] == pytest.approx(0.812)
+    assert figures["p99_ms"] == pytest.approx(1020.0)
+    assert figures["requests"] == 9000
+    assert figures["non_2xx"] == 4
+    assert figures["socket_errors"] == 0
+    assert figures["transfer_mb_per_s"] == pytest.approx(1.5)
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed here")
+def test_run_wrk_against_a_real_server(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("hello")
+    port = free_port()
+    argv = [sys.executable, "-m", "http.server", "-b", "127.0.0.1", str(port)]
+    with start_server(argv, port=port, env=measured_env(), cwd=tmp_path):
+        figures = run_wrk(f"http://127.0.0.1:{port}/index.html", connections=2, duration=1)
+    assert figures["requests_per_s"] > 0
+    assert "p99_ms" in figures
+    assert figures["wrk_cpu_s"] >= 0
+
+
+def test_twisted_plugin_dir_layout(tmp_path: Path) -> None:
+    env = twisted_plugin_dir(tmp_path, {"bench_x": "X = 1\n"})
+    assert env == {"PYTHONPATH": str(tmp_path)}
+    assert (tmp_path / "twisted" / "plugins" / "bench_x.py").read_text() == "X = 1\n"
+    assert not (tmp_path / "twisted" / "plugins" / "__init__.py").exists()
+    with pytest.raises(ValueError, match="identifier"):
+        twisted_plugin_dir(tmp_path, {"not-a-name": ""})
+    assert os.environ.get("PYTHONPATH") != str(tmp_path)
