@@ -6,6 +6,14 @@ with a one-line message. Importing this package is cheap on purpose: it is on
 the path of ``tapster --help``.
 """
 
+from tapster.usage._completion import (
+    SHELLS,
+    bash_completion,
+    completion_data,
+    completion_script,
+    fish_completion,
+    zsh_completion,
+)
 from tapster.usage._errors import UsageError
 from tapster.usage._options import Options
 from tapster.usage.coerce import (
@@ -18,12 +26,18 @@ from tapster.usage.coerce import (
 )
 
 __all__ = [
+    "SHELLS",
     "Options",
     "UsageError",
+    "bash_completion",
     "choice",
+    "completion_data",
+    "completion_script",
     "existing_dir",
     "existing_file",
+    "fish_completion",
     "octal_mode",
     "port",
     "positive_int",
+    "zsh_completion",
 ]
