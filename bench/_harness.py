@@ -161,13 +161,16 @@ def run_comparison(
     for _ in range(warmup):
         for side in sides:
             side.call(record=False)
+    live = progress is not None and progress.isatty()
+    if progress is not None and not live:
+        print(f"bench: {case.name} / {cmp.label}: {runs} runs per side", file=progress)
     for i in range(runs):
-        if progress is not None:
+        if live:
             print(f"\rbench: {case.name} / {cmp.label}: run {i + 1}/{runs}", end="", file=progress)
             progress.flush()
         for side in sides:
             side.call(record=True)
-    if progress is not None:
+    if live:
         print(file=progress)
     record: dict[str, Any] = {
         "label": cmp.label,

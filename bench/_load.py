@@ -96,7 +96,7 @@ def run_wrk(
     for header in headers:
         argv += ["-H", header]
     argv += [*extra_args, url]
-    run = run_timed(argv, env=os.environ, timeout=duration + 30.0)
+    run = run_timed(argv, env=os.environ, timeout=duration + 30.0, peak_rss=False)
     result = parse_wrk(run.stdout)
     if result["socket_errors"]:
         raise CommandError(f"wrk saw {result['socket_errors']:g} socket errors against {url}")
@@ -130,6 +130,6 @@ def run_tcp_load(
     if max_round_trips is not None:
         argv += ["--max-round-trips", str(max_round_trips)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    run = run_timed(argv, env=env, timeout=duration + 30.0)
+    run = run_timed(argv, env=env, timeout=duration + 30.0, peak_rss=False)
     data = json.loads(run.stdout.strip().splitlines()[-1])
     return {k: float(v) for k, v in data.items() if isinstance(v, int | float)}

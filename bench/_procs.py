@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOCALHOST = "127.0.0.1"
+# GNU time (Debian package "time") reports a command's peak RSS from a small parent process.
+# Measuring it from here would not work: a child's ru_maxrss starts at its parent's RSS at
+# fork time (the kernel carries the high-water mark across exec), which hides the real figure.
+GNU_TIME = "/usr/bin/time"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -35,7 +39,7 @@ def _tail(text: str, default: str = "(no output)") -> str:
 
 @dataclass
 class TimedRun:
-    """One finished command: wall time, peak RSS (from the kernel's rusage), status, output."""
+    """One finished command: wall time, peak RSS (0 when GNU time is missing), status, output."""
 
     argv: Sequence[str]
     wall_ms: float
@@ -47,8 +51,11 @@ class TimedRun:
 
     @property
     def sample(self) -> dict[str, float]:
-        """The run as a sample: ``wall_ms``, ``peak_rss_mb`` and ``cpu_s`` (JSON only)."""
-        return {"wall_ms": self.wall_ms, "peak_rss_mb": self.peak_rss_mb, "cpu_s": self.cpu_s}
+        """The run as a sample: ``wall_ms``, ``peak_rss_mb`` (when known), ``cpu_s`` (JSON only)."""
+        sample = {"wall_ms": self.wall_ms, "cpu_s": self.cpu_s}
+        if self.peak_rss_mb:
+            sample["peak_rss_mb"] = self.peak_rss_mb
+        return sample
 
 
 def run_timed(
@@ -59,17 +66,28 @@ def run_timed(
     timeout: float = 60.0,
     ok_codes: Sequence[int] = (0,),
     expect: str | None = None,
+    peak_rss: bool = True,
 ) -> TimedRun:
     """Run ``argv`` to completion and time it from launch to exit.
 
-    Output goes to temporary files (never a pipe that could fill up and skew the timing). The
-    peak RSS is the child's ``ru_maxrss`` from ``wait4``, the same figure as ``VmHWM`` in
-    ``/proc``, which is gone once a short command exits. Raises :class:`CommandError` when the
-    status is not in ``ok_codes`` or ``expect`` is not in stdout.
+    Output goes to temporary files (never a pipe that could fill up and skew the timing). With
+    ``peak_rss`` the command runs under GNU time (``/usr/bin/time -f %M``), which adds the same
+    sub-millisecond fork and exec to every run of both sides; the figure is the command's peak
+    RSS (``VmHWM``, gone from ``/proc`` once a short command exits). Without GNU time the sample
+    has no ``peak_rss_mb`` (the table shows n/a). Raises :class:`CommandError` when the status
+    is not in ``ok_codes`` or ``expect`` is not in stdout.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    use_time = peak_rss and os.access(GNU_TIME, os.X_OK)
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile(prefix="bench-rss-") as rss_file,
+    ):
+        command = list(argv)
+        if use_time:
+            command = [GNU_TIME, "-f", "%M", "-o", rss_file.name, *command]
         start = time.perf_counter()
-        proc = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdout=out, stderr=err)
+        proc = subprocess.Popen(command, env=dict(env), cwd=cwd, stdout=out, stderr=err)
         pidfd = os.pidfd_open(proc.pid)
         timer = threading.Timer(timeout, _kill_pidfd, (pidfd,))
         timer.start()
@@ -84,10 +102,14 @@ def run_timed(
         err.seek(0)
         stdout = out.read().decode(errors="replace")
         stderr = err.read().decode(errors="replace")
+        peak_kib = 0
+        if use_time:
+            lines = Path(rss_file.name).read_text().split()
+            peak_kib = int(lines[-1]) if lines and lines[-1].isdigit() else 0
     run = TimedRun(
         argv=list(argv),
         wall_ms=wall * 1000.0,
-        peak_rss_mb=usage.ru_maxrss / 1024.0,
+        peak_rss_mb=peak_kib / 1024.0,
         returncode=proc.returncode,
         stdout=stdout,
         stderr=stderr,

@@ -29,6 +29,7 @@ from bench import (  # noqa: E402 - needs the repository root on sys.path first
     free_port,
     measured_env,
     parse_wrk,
+    read_rss,
     run_tcp_load,
     run_timed,
     run_wrk,
@@ -148,7 +149,19 @@ def test_measured_commands_get_python_defaults(monkeypatch: pytest.MonkeyPatch) 
     run = run_timed([sys.executable, "-c", code], env=measured_env({"X_BENCH": "1"}))
     assert run.stdout.strip() == "[]"
     assert run.wall_ms > 0
-    assert run.peak_rss_mb > 1
+
+
+@pytest.mark.skipif(not os.access("/usr/bin/time", os.X_OK), reason="GNU time is not installed")
+def test_peak_rss_is_the_commands_own() -> None:
+    # The high-water mark must be the child's, not inherited from this (bigger) process.
+    own = read_rss(os.getpid())["idle_rss_mb"]
+    small = run_timed([sys.executable, "-c", "pass"], env=measured_env())
+    assert 1 < small.peak_rss_mb < own
+    big = run_timed(
+        [sys.executable, "-c", "b = bytearray(80 * 2**20); b[::4096] = b'x' * len(b[::4096])"],
+        env=measured_env(),
+    )
+    assert big.peak_rss_mb > small.peak_rss_mb + 60
 
 
 def test_run_timed_reports_failure_and_kills_on_timeout() -> None:
