@@ -165,7 +165,7 @@ def run_comparison(
     if progress is not None and not live:
         print(f"bench: {case.name} / {cmp.label}: {runs} runs per side", file=progress)
     for i in range(runs):
-        if live:
+        if live and progress is not None:
             print(f"\rbench: {case.name} / {cmp.label}: run {i + 1}/{runs}", end="", file=progress)
             progress.flush()
         for side in sides:
