@@ -1,0 +1,24 @@
+"""The ``tapster`` command: run a service from a plugin or a ``.tac`` file.
+
+``main`` is the console script and ``python -m tapster``. Importing this
+package loads only the options parser, so that ``tapster --help`` stays fast
+(see docs/runner.md for the start-up order, exit statuses and signals).
+"""
+
+from tapster.runner._main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
+from tapster.runner._options import RunnerOptions
+
+TYPE_CHECKING = False  # typing itself costs the help path a few ms
+if TYPE_CHECKING:
+    from tapster.runner._settings import RunSettings
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "RunSettings", "RunnerOptions", "main"]
+
+
+def __getattr__(name: str) -> object:
+    # RunSettings is a dataclass; importing dataclasses costs the help path ~10 ms.
+    if name == "RunSettings":
+        from tapster.runner._settings import RunSettings
+
+        return RunSettings
+    raise AttributeError(f"module 'tapster.runner' has no attribute {name!r}")

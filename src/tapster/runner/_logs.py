@@ -1,0 +1,273 @@
+"""Logging for a running application: where lines go, what they look like, reopening.
+
+The runner is the program, so it is the one place that configures the root
+logger (libraries only ever call ``logging.getLogger("tapster.<area>")``).
+
+Destinations: a stream (stderr by default in the foreground, or stdout with
+``--logfile -``), a file (``tapster.log`` in the run directory by default for a
+daemon), or syslog. Formats: ``text`` (time, level, logger, message) or
+``json`` (one object a line).
+
+No line is lost when the file is reopened (``SIGUSR1``/``SIGHUP`` after
+logrotate moved it) or rotated internally (``--log-rotate-size``): every line
+is written with a single unbuffered ``write`` under the handler's lock, and
+the reopen takes the same lock, so each line lands whole in either the old
+file or the new one. The file is handled through a descriptor of its
+directory, so reopening still works after a ``chroot``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import logging.handlers
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+__all__ = [
+    "JsonFormatter",
+    "LogConfig",
+    "LogError",
+    "Logs",
+    "ReopeningFileHandler",
+    "TextFormatter",
+    "setup_logging",
+]
+
+_FILE_MODE = 0o644
+
+
+class LogError(Exception):
+    """The log destination cannot be opened; the message names it and why."""
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """What the user asked for on the command line."""
+
+    level: int = logging.INFO
+    format: str = "text"
+    file: str | None = None  # None: stderr; "-": stdout; else a path
+    rotate_size: int | None = None
+    backups: int = 5
+    syslog: bool = False
+    prefix: str = "tapster"
+    syslog_socket: str = "/dev/log"
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-01-31 12:00:00.123 INFO tapster.runner: message`` (local time)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
+        return f"{stamp}.{int(record.msecs):03d}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        data: dict[str, object] = {
+            "time": f"{stamp}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            data["exception"] = record.exc_text
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+class ReopeningFileHandler(logging.Handler):
+    """Appends lines to a file that can be reopened and rotated without losing any."""
+
+    def __init__(self, path: str, rotate_size: int | None = None, backups: int = 5) -> None:
+        super().__init__()
+        self.path = os.path.abspath(path)
+        self.rotate_size = rotate_size
+        self.backups = backups
+        self._name = os.path.basename(self.path)
+        directory = os.path.dirname(self.path)
+        try:
+            self._dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise LogError(f"cannot open log file {self.path}: {exc.strerror}") from None
+        self._fd = -1
+        self._size = 0
+        try:
+            self._open()
+        except OSError as exc:
+            os.close(self._dir_fd)
+            raise LogError(f"cannot open log file {self.path}: {exc.strerror}") from None
+
+    def _open(self) -> None:
+        fd = os.open(
+            self._name,
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+            _FILE_MODE,
+            dir_fd=self._dir_fd,
+        )
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = (self.format(record) + "\n").encode("utf-8", "replace")
+            if self.rotate_size and self._size and self._size + len(data) > self.rotate_size:
+                self._rotate()
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            self._size += len(data)
+        except Exception:
+            self.handleError(record)
+
+    def reopen(self) -> None:
+        """Close and reopen the file by name (after an external rotation)."""
+        with self.lock if self.lock else _nolock():
+            self._reopen()
+
+    def _reopen(self) -> None:
+        old = self._fd
+        try:
+            self._open()
+        except OSError as exc:
+            # Keep writing to the old file rather than losing lines.
+            sys.stderr.write(f"tapster: cannot reopen log file {self.path}: {exc.strerror}\n")
+            return
+        if old >= 0:
+            os.close(old)
+
+    def _rotate(self) -> None:
+        d = self._dir_fd
+        for index in range(self.backups - 1, 0, -1):
+            src = f"{self._name}.{index}"
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(src, f"{self._name}.{index + 1}", src_dir_fd=d, dst_dir_fd=d)
+        if self.backups > 0:
+            os.rename(self._name, f"{self._name}.1", src_dir_fd=d, dst_dir_fd=d)
+        else:
+            os.unlink(self._name, dir_fd=d)
+        self._reopen()
+
+    def chown(self, uid: int, gid: int) -> None:
+        """Give the file to the user the process is about to become."""
+        if self._fd >= 0:
+            os.fchown(self._fd, uid, gid)
+
+    def close(self) -> None:
+        with self.lock if self.lock else _nolock():
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            if self._dir_fd >= 0:
+                os.close(self._dir_fd)
+                self._dir_fd = -1
+        super().close()
+
+
+class _nolock:  # noqa: N801
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class Logs:
+    """The handlers the runner installed, with the operations signals ask for."""
+
+    def __init__(self, handler: logging.Handler, description: str) -> None:
+        self.handler = handler
+        self.description = description
+
+    @property
+    def file(self) -> ReopeningFileHandler | None:
+        """The file handler, when logging goes to a file."""
+        return self.handler if isinstance(self.handler, ReopeningFileHandler) else None
+
+    def reopen(self) -> None:
+        """Reopen the log file (a no-op for streams and syslog)."""
+        if self.file is not None:
+            self.file.reopen()
+
+    def chown(self, uid: int, gid: int) -> None:
+        """Let the user the process becomes reopen and rotate its log file."""
+        if self.file is not None:
+            self.file.chown(uid, gid)
+
+    def set_stream(self, stream: TextIO) -> None:
+        """Point a stream handler elsewhere (after the daemon closed stdio)."""
+        if isinstance(self.handler, logging.StreamHandler) and self.file is None:
+            self.handler.setStream(stream)
+
+    def close(self) -> None:
+        """Flush and detach the handler from the root logger."""
+        root = logging.getLogger()
+        root.removeHandler(self.handler)
+        self.handler.close()
+
+
+def _syslog_handler(config: LogConfig) -> logging.Handler:
+    try:
+        handler = logging.handlers.SysLogHandler(
+            address=config.syslog_socket,
+            facility=logging.handlers.SysLogHandler.LOG_DAEMON,
+        )
+    except OSError as exc:
+        raise LogError(
+            f"cannot log to syslog at {config.syslog_socket}: {exc.strerror or exc} "
+            "(is a syslog daemon running? see --syslog-socket)"
+        ) from None
+    if config.format == "json":
+        inner = JsonFormatter()
+
+        class _Prefixed(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return f"{config.prefix}[{record.process}]: {inner.format(record)}"
+
+        handler.setFormatter(_Prefixed())
+    else:
+        handler.setFormatter(
+            logging.Formatter(f"{config.prefix}[%(process)d]: %(name)s: %(message)s")
+        )
+    return handler
+
+
+def setup_logging(config: LogConfig) -> Logs:
+    """Install the destination ``config`` names on the root logger and return it."""
+    handler: logging.Handler
+    if config.syslog:
+        handler = _syslog_handler(config)
+        description = f"syslog ({config.syslog_socket}, ident {config.prefix})"
+    elif config.file is None:
+        handler = logging.StreamHandler(sys.stderr)
+        description = "stderr"
+    elif config.file == "-":
+        handler = logging.StreamHandler(sys.stdout)
+        description = "stdout"
+    else:
+        handler = ReopeningFileHandler(config.file, config.rotate_size, config.backups)
+        description = handler.path
+    if not config.syslog:
+        handler.setFormatter(JsonFormatter() if config.format == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(config.level)
+    logging.captureWarnings(True)
+    return Logs(handler, description)

@@ -1,0 +1,122 @@
+"""``tapster``: parse the command line, then hand over to the run path.
+
+Only the options parser is imported here. ``asyncio``, ``logging`` and the
+service framework are imported by :mod:`tapster.runner._run`, on the run path,
+so that ``tapster --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from tapster.runner._options import PluginLoadError, RunnerOptions
+from tapster.usage import UsageError
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"tapster: {message}\n")
+    sys.stderr.flush()
+
+
+def _usage_error(error: UsageError, options: RunnerOptions) -> int:
+    message = error.message
+    where = error.options if error.options is not None else options
+    if where is options and options.subcommand is None and message.startswith("unknown command"):
+        message = _unknown_command(options, message)
+    _say(f"error: {message}")
+    command = where.command_path() if hasattr(where, "command_path") else "tapster"
+    sys.stderr.write(f"Run '{command} --help' for usage.\n")
+    return EXIT_USAGE
+
+
+def _unknown_command(options: RunnerOptions, message: str) -> str:
+    import difflib
+
+    names = [str(row[0]) for row in options.subcommands]
+    typed = message.split("'")[1] if message.count("'") >= 2 else ""
+    close = difflib.get_close_matches(typed, names, n=3, cutoff=0.5)
+    text = f"unknown command {typed!r}"
+    if close:
+        return text + "; did you mean " + " or ".join(close) + "?"
+    if names:
+        return text + " (commands: " + ", ".join(names) + ")"
+    return text + " (no service plugins found; see 'tapster --plugins')"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tapster`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    options = RunnerOptions()
+    try:
+        options.parse_options(args)
+    except UsageError as error:
+        return _usage_error(error, options)
+    except PluginLoadError as error:
+        _say(str(error))
+        return EXIT_FAILURE
+    except SystemExit as done:  # --help, --version, --help-loops
+        return done.code if isinstance(done.code, int) else EXIT_OK
+    if options["plugins"]:
+        return _list_plugins()
+    if options["rebuild_plugin_cache"]:
+        return _rebuild_caches()
+    if options["completion"]:
+        return _completion(options, options["completion"])
+    if options.bare:
+        sys.stderr.write(options.help_text())
+        _say("error: no subcommand given (choose one of the commands above, or -y FILE.tac)")
+        return EXIT_USAGE
+    from tapster.runner._run import Runner
+
+    runner = Runner(
+        options.settings(),
+        maker=options.maker,
+        sub_options=options.sub_options,
+        tapname=options.subcommand,
+    )
+    try:
+        return runner.run()
+    except KeyboardInterrupt:
+        return 130
+
+
+def _list_plugins() -> int:
+    from tapster.plugin import plugin_report
+
+    report = plugin_report()
+    sys.stdout.write(report.format())
+    return int(report.exit_status)
+
+
+def _rebuild_caches() -> int:
+    from tapster.plugin import plugin_problems, rebuild_caches
+
+    try:
+        written = rebuild_caches()
+    except OSError as exc:
+        _say(f"cannot rebuild the plugin caches: {exc.strerror or exc}")
+        return EXIT_FAILURE
+    for path in written:
+        print(f"rebuilt {path}")
+    broken = [problem for problem in plugin_problems() if problem.broken]
+    for problem in broken:
+        _say(f"broken plugin: {problem.message}")
+    return EXIT_FAILURE if broken else EXIT_OK
+
+
+def _completion(options: RunnerOptions, shell: str) -> int:
+    try:
+        from tapster.usage import completion  # type: ignore[attr-defined]
+    except ImportError:
+        _say("shell completion is not available in this version")
+        return EXIT_FAILURE
+    script = completion(RunnerOptions, shell)
+    sys.stdout.write(script)
+    return EXIT_OK

@@ -1,0 +1,280 @@
+"""The runner's command line: runner options, then a subcommand from the plugins.
+
+``tapster --help`` must stay fast and import no plugin, no ``asyncio`` and no
+``logging``: the subcommand table is a property built from
+``tapster.plugin.describe_plugins("tapster.service.ServiceMaker")`` (the plugin
+cache), and each row's factory loads its plugin only when that subcommand is
+chosen. Parsing has no side effects beyond putting ``--app-dir`` on
+``sys.path`` (needed before plugins can be found at all).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tapster import __version__
+from tapster.runner import _loops
+from tapster.runner._privileges import group_id, user_id
+from tapster.usage import Options, UsageError, choice, octal_mode
+
+TYPE_CHECKING = False  # importing typing costs the help path a few ms
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from tapster.runner._settings import RunSettings
+
+__all__ = ["PluginLoadError", "RunnerOptions", "install_app_dir"]
+
+SERVICE_MAKER_KIND = "tapster.service.ServiceMaker"
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+
+class PluginLoadError(Exception):
+    """The chosen subcommand's plugin cannot be imported or is not a service maker."""
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in _LEVELS:
+        raise ValueError("expected one of: debug, info, warning, error, critical")
+    return value.lower()
+
+
+_log_level.coerce_doc = "One of: debug, info, warning, error, critical."  # type: ignore[attr-defined]
+_log_level.completion = tuple(_LEVELS)  # type: ignore[attr-defined]
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError("a number of seconds, 0 or more")
+    return seconds
+
+
+_seconds.coerce_doc = "A number of seconds."  # type: ignore[attr-defined]
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("a whole number, 0 or more")
+    return number
+
+
+def _size(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("a number of bytes above 0")
+    return number
+
+
+_size.coerce_doc = "A size in bytes."  # type: ignore[attr-defined]
+
+
+_shells = choice("bash", "zsh", "fish")
+
+
+def _loop(value: str) -> str:
+    return _loops.check_loop_spec(value)
+
+
+_loop.coerce_doc = "auto, asyncio, uvloop or module:factory."  # type: ignore[attr-defined]
+
+
+def install_app_dir(directory: str) -> str:
+    """Put ``directory`` first on ``sys.path`` so its packages and plugins are found.
+
+    First, as ``python -m`` puts the current directory first: the project being
+    developed must win over an installed copy of itself. Runs before anything
+    imports ``tapster.plugins`` (which extends its ``__path__`` from
+    ``sys.path`` at import time); if it was imported already, its ``__path__``
+    gets the folder too.
+    """
+    path = os.path.abspath(directory)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    plugins = sys.modules.get("tapster.plugins")
+    folder = os.path.join(path, "tapster", "plugins")
+    if plugins is not None and os.path.isdir(folder):
+        package_path = getattr(plugins, "__path__", None)
+        if package_path is not None and folder not in list(package_path):
+            package_path.append(folder)
+    return path
+
+
+class RunnerOptions(Options):
+    """``tapster [options] SUBCOMMAND [SUBCOMMAND options]``."""
+
+    synopsis = "tapster [options] SUBCOMMAND [SUBCOMMAND options] | -y FILE.tac"
+    long_description = (
+        "Runs a service from a plugin (a SUBCOMMAND, listed below) or from a .tac file (-y), "
+        "in the foreground (the default) or as a daemon. "
+        "'tapster SUBCOMMAND --help' shows a subcommand's own options."
+    )
+    version = f"tapster {__version__}"
+
+    flags = [
+        ("nodaemon", "n", "Run in the foreground (the default; accepted for twistd users)."),
+        ("daemon", "D", "Run in the background; exit 0 once the service listens."),
+        ("syslog", None, "Log to syslog instead of a file or stderr."),
+        ("euid", None, "With --uid/--gid, change only the effective ids."),
+        ("debug", "b", "Start the Python debugger on an uncaught error (implies the foreground)."),
+        ("savestats", None, "With --profile, save raw statistics instead of a text report."),
+        ("spew", None, "Print every Python function call to stdout (very verbose)."),
+        ("originalname", None, "Keep the process title (default: 'tapster: NAME')."),
+        ("plugins", None, "List every plugin found and any problems; exit 1 if one is broken."),
+        ("rebuild_plugin_cache", None, "Rebuild the plugin caches and exit (for packagers)."),
+    ]
+
+    parameters = [
+        (
+            "logfile",
+            "l",
+            None,
+            "Log to this file; '-' is stdout. Default: stderr in the foreground, "
+            "tapster.log in the run directory for a daemon.",
+        ),
+        ("log_level", None, "info", "Lowest level logged.", _log_level),
+        ("log_format", None, "text", "Log line format.", choice("text", "json")),
+        ("log_rotate_size", None, None, "Rotate the log file when it reaches this size.", _size),
+        ("log_backups", None, 5, "Rotated log files to keep.", _count),
+        ("prefix", None, "tapster", "The syslog identifier (with --syslog)."),
+        ("syslog_socket", None, "/dev/log", "The syslog socket (with --syslog)."),
+        (
+            "pidfile",
+            None,
+            None,
+            "Write the PID here, locked while running ('' disables). "
+            "Default: none in the foreground, tapster.pid in the run directory for a daemon.",
+        ),
+        ("rundir", "d", ".", "Change to this directory before starting."),
+        ("uid", "u", None, "Switch to this user after binding sockets.", user_id),
+        ("gid", "g", None, "Switch to this group after binding (default: the user's).", group_id),
+        ("umask", None, None, "The umask (default: unchanged; 077 for a daemon).", octal_mode),
+        ("chroot", None, None, "chroot to this directory before starting (needs root)."),
+        ("loop", "r", "auto", "The event loop (see --help-loops).", _loop),
+        ("python", "y", None, "Run the application defined in this .tac file."),
+        ("profile", None, None, "Profile the run and write the report to this file."),
+        ("profiler", None, "cprofile", "The profiler.", choice("cprofile", "profile")),
+        ("shutdown_timeout", None, 30.0, "Seconds a graceful stop may take.", _seconds),
+        (
+            "app_dir",
+            None,
+            ".",
+            "Put this folder first on sys.path (its packages and tapster/plugins/ are found).",
+        ),
+        (
+            "completion",
+            None,
+            None,
+            "Print a shell completion script.",
+            choice("bash", "zsh", "fish"),
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._subcommand_rows: list[tuple[str, None, Callable[[], Any], str]] | None = None
+        self.maker: Any = None
+        self.bare = False
+
+    def opt_help_loops(self) -> None:
+        """List the event loops available here and exit."""
+        for name, available, doc in _loops.available_loops():
+            mark = " " if available else "-"
+            print(f"{mark} {name:<16} {doc}")
+        raise SystemExit(0)
+
+    @property
+    def subcommands(self) -> list[tuple[str, None, Callable[[], Any], str]]:
+        """One row per service-maker plugin, from the cache; nothing is imported."""
+        if self._subcommand_rows is None:
+            install_app_dir(self.get("app_dir") or ".")
+            from tapster.plugin import describe_plugins
+
+            rows = []
+            for info in describe_plugins(SERVICE_MAKER_KIND):
+                rows.append(
+                    (info.name, None, self._factory(info), info.fields.get("description", ""))
+                )
+            rows.sort(key=lambda row: row[0])
+            self._subcommand_rows = rows
+        return self._subcommand_rows
+
+    def _factory(self, info: Any) -> Callable[[], Any]:
+        name = info.name
+
+        def make() -> Any:
+            try:
+                maker = info.load()
+            except Exception as exc:
+                raise PluginLoadError(
+                    f"the plugin for {name!r} ({info.origin}) cannot be loaded: "
+                    f"{type(exc).__name__}: {exc} (see 'tapster --plugins')"
+                ) from exc
+            options_class = getattr(maker, "options", None)
+            if not callable(getattr(maker, "make_service", None)) or options_class is None:
+                raise PluginLoadError(
+                    f"the plugin for {name!r} ({info.origin}) is not a service maker"
+                )
+            self.maker = maker
+            sub = options_class()
+            if not getattr(options_class, "synopsis", None):
+                sub.synopsis = f"tapster [options] {name} [{name} options]"
+            return sub
+
+        return make
+
+    def post_options(self) -> None:
+        """Check combinations that no single option can check."""
+        action = self["plugins"] or self["rebuild_plugin_cache"] or self["completion"]
+        if self.subcommand is not None and self["python"]:
+            raise UsageError(f"give either a subcommand or -y FILE, not both ({self.subcommand})")
+        if self.subcommand is None and not self["python"] and not action:
+            self.bare = True
+        if self["daemon"] and self["debug"]:
+            raise UsageError("--debug runs in the foreground; drop --daemon")
+        if self["daemon"] and self["logfile"] == "-":
+            raise UsageError("a daemon has no stdout; give --logfile a file name or drop --daemon")
+        if self["syslog"] and self["logfile"]:
+            raise UsageError("choose --syslog or --logfile, not both")
+        if self["savestats"] and not self["profile"]:
+            raise UsageError("--savestats needs --profile FILE")
+        if self["python"] is not None and not self["python"]:
+            raise UsageError("-y/--python needs a file name")
+
+    def settings(self) -> RunSettings:
+        """The parsed values, typed (imported here: the help path needs none of it)."""
+        from tapster.runner._settings import RunSettings
+
+        pidfile = self["pidfile"]
+        return RunSettings(
+            daemon=bool(self["daemon"]),
+            logfile=self["logfile"] or None,
+            log_level=_LEVELS[str(self["log_level"])],
+            log_format=str(self["log_format"]),
+            log_rotate_size=self["log_rotate_size"],
+            log_backups=int(self["log_backups"]),
+            syslog=bool(self["syslog"]),
+            prefix=str(self["prefix"]),
+            syslog_socket=str(self["syslog_socket"]),
+            pidfile=None if pidfile is None else str(pidfile),
+            rundir=str(self["rundir"]),
+            uid=self["uid"],
+            gid=self["gid"],
+            umask=self["umask"],
+            chroot=self["chroot"] or None,
+            euid=bool(self["euid"]),
+            loop=str(self["loop"]),
+            tac=self["python"] or None,
+            debug=bool(self["debug"]),
+            profile=self["profile"] or None,
+            profiler=str(self["profiler"]),
+            savestats=bool(self["savestats"]),
+            spew=bool(self["spew"]),
+            originalname=bool(self["originalname"]),
+            shutdown_timeout=float(self["shutdown_timeout"]),
+            app_dir=os.path.abspath(self["app_dir"] or "."),
+        )

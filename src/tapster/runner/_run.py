@@ -1,0 +1,553 @@
+"""The run path: from parsed options to a running, then stopped, service tree.
+
+The start-up order is the contract (docs/runner.md), one method per step:
+
+1. options were parsed before we get here (no side effects);
+2. :meth:`Runner.check_pidfile` locks the pidfile (after resolving
+   ``--rundir`` and ``--chroot``, so the checked file is the written one);
+3. :meth:`Runner.build` makes the application as the launching user;
+4. :meth:`Runner.open_logs`, then :meth:`Runner.enter_environment`
+   (chroot, chdir, umask);
+5. :meth:`Runner.daemonize` with ``--daemon``;
+6. :meth:`Runner.write_pidfile`, :meth:`Runner.privileged_start`,
+   :meth:`Runner.drop_privileges`;
+7. :meth:`Runner.serve`: start the tree, report readiness, run until a signal.
+
+Error handling: each step raises :class:`StartupError` with a one-line message
+for the user; :meth:`Runner.run` prints it (or sends it up the readiness pipe
+of a daemon), logs the traceback at debug level, removes the pidfile and
+returns status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import signal
+import sys
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from tapster import __version__
+from tapster.runner import _app, _daemon, _loops, _privileges, _systemd
+from tapster.runner._logs import LogConfig, LogError, Logs, setup_logging
+from tapster.runner._pidfile import PidFile, PidFileError
+from tapster.runner._settings import RunSettings
+from tapster.runner._signals import SignalWatcher
+from tapster.service import Application, ServiceStartError, shutdown
+
+__all__ = ["EXIT_FAILURE", "EXIT_FORCED", "EXIT_OK", "Runner", "StartupError"]
+
+logger = logging.getLogger("tapster.runner")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_RUNTIME = 3
+EXIT_FORCED = 130
+
+
+class StartupError(Exception):
+    """A start-up step failed; ``str(exc)`` is the one line the user sees."""
+
+
+class _Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived before the loop could take signals over."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Capture(logging.Handler):
+    """Keeps the records logged before the real destination is open."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+class Runner:
+    """Runs one application through the start-up steps, then until stopped."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        maker: Any = None,
+        sub_options: Any = None,
+        tapname: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.maker = maker
+        self.sub_options = sub_options
+        self.tapname = tapname
+        self.root: Application | None = None
+        self.pidfile: PidFile | None = None
+        self.logs: Logs | None = None
+        self.readiness = _daemon.Readiness(None)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_name = _loops.resolved_name(settings.loop)
+        self._capture: _Capture | None = None
+        self._launcher = False  # True in the original process of a daemon
+        root = settings.chroot
+        self.base_dir = (
+            os.path.join(os.path.abspath(root), settings.rundir.lstrip("/"))
+            if root
+            else os.path.abspath(settings.rundir)
+        )
+
+    # -- paths -------------------------------------------------------------------------
+
+    def outside_path(self, path: str) -> str:
+        """Where ``path`` (as the running service names it) is before the chroot."""
+        if os.path.isabs(path):
+            if self.settings.chroot:
+                return os.path.join(os.path.abspath(self.settings.chroot), path.lstrip("/"))
+            return path
+        return os.path.join(self.base_dir, path)
+
+    @property
+    def pidfile_path(self) -> str | None:
+        """The pidfile to lock and write, or None when there is none."""
+        name = self.settings.pidfile
+        if name is None:
+            name = "tapster.pid" if self.settings.daemon else ""
+        return self.outside_path(name) if name else None
+
+    @property
+    def logfile_path(self) -> str | None:
+        """The log file, None for stderr, ``-`` for stdout."""
+        name = self.settings.logfile
+        if self.settings.syslog:
+            return None
+        if name is None:
+            name = "tapster.log" if self.settings.daemon else None
+        if name is None or name == "-":
+            return name
+        return self.outside_path(name)
+
+    # -- the whole run ---------------------------------------------------------------
+
+    def run(self) -> int:
+        """Go through every step; return the process exit status."""
+        self._capture = _Capture()
+        root_logger = logging.getLogger()
+        root_logger.addHandler(self._capture)
+        root_logger.setLevel(logging.DEBUG)
+        previous = _early_signals()
+        try:
+            self.check_pidfile()
+            self.build()
+            self.open_logs()
+            self.enter_environment()
+            if self.settings.daemon:
+                status = self.daemonize()
+                if status is not None:
+                    return status
+            self.write_pidfile()
+            self.make_loop()
+            self.privileged_start()
+            self.drop_privileges()
+            return self.serve()
+        except StartupError as exc:
+            self._fail(str(exc), exc)
+            return EXIT_FAILURE
+        except _Interrupted as exc:
+            if not self._launcher:
+                self._fail(f"interrupted by {signal.Signals(exc.signum).name} during start-up")
+            return 128 + exc.signum
+        except Exception as exc:
+            if self.settings.debug:
+                _post_mortem(exc)
+            self._fail(f"unexpected error during start-up: {type(exc).__name__}: {exc}", exc)
+            return EXIT_FAILURE
+        finally:
+            self._cleanup()
+            _restore_signals(previous)
+
+    def _fail(self, message: str, exc: BaseException | None = None) -> None:
+        if exc is not None:
+            logger.debug("start-up failed", exc_info=exc)
+        if self.logs is not None and self.logs.description != "stderr":
+            logger.error("start-up failed: %s", message)
+        elif self._capture is not None and self.settings.log_level <= logging.DEBUG:
+            # Logs were not open yet: show what was recorded, at debug level only.
+            stream = logging.StreamHandler(sys.stderr)
+            stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            for record in self._capture.records:
+                stream.handle(record)
+        if self.readiness.pending:
+            self.readiness.failed(message)
+        else:
+            sys.stderr.write(f"tapster: {message}\n")
+            sys.stderr.flush()
+
+    def _cleanup(self) -> None:
+        root_logger = logging.getLogger()
+        if self._capture is not None:
+            root_logger.removeHandler(self._capture)
+            self._capture = None
+        if self.pidfile is not None:
+            if self._launcher:
+                self.pidfile.forget()
+            else:
+                self.pidfile.remove()
+            self.pidfile = None
+        if self.loop is not None:
+            _close_loop(self.loop)
+            self.loop = None
+        if self.logs is not None:
+            self.logs.close()
+            self.logs = None
+
+    # -- step 2 ------------------------------------------------------------------------
+
+    def check_pidfile(self) -> None:
+        """Step 2: lock the pidfile so a second instance cannot start."""
+        if not os.path.isdir(self.base_dir):
+            raise StartupError(f"the run directory {self.base_dir} does not exist")
+        path = self.pidfile_path
+        if path is None:
+            return
+        pidfile = PidFile(path)
+        try:
+            pidfile.acquire()
+        except PidFileError as exc:
+            raise StartupError(str(exc)) from None
+        self.pidfile = pidfile
+
+    # -- step 3 ------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Step 3: make the application (as the launching user)."""
+        try:
+            if self.settings.tac is not None:
+                self.root = _app.from_tac(self.settings.tac)
+            else:
+                name = self.tapname or "tapster"
+                self.root = _app.from_maker(self.maker, self.sub_options, name)
+        except _app.AppError as exc:
+            raise StartupError(str(exc)) from exc
+
+    @property
+    def app_name(self) -> str:
+        """The application's name (the subcommand or the .tac's Application)."""
+        return self.root.name if self.root is not None and self.root.name else "tapster"
+
+    # -- step 4 ------------------------------------------------------------------------
+
+    def open_logs(self) -> None:
+        """Step 4a: open the log destination and replay what was logged so far."""
+        s = self.settings
+        config = LogConfig(
+            level=s.log_level,
+            format=s.log_format,
+            file=self.logfile_path,
+            rotate_size=s.log_rotate_size,
+            backups=s.log_backups,
+            syslog=s.syslog,
+            prefix=s.prefix,
+            syslog_socket=s.syslog_socket,
+        )
+        capture, self._capture = self._capture, None
+        root_logger = logging.getLogger()
+        if capture is not None:
+            root_logger.removeHandler(capture)
+        try:
+            self.logs = setup_logging(config)
+        except LogError as exc:
+            self._capture = capture
+            if capture is not None:
+                root_logger.addHandler(capture)
+            raise StartupError(str(exc)) from None
+        for record in capture.records if capture is not None else ():
+            if record.levelno >= s.log_level:
+                self.logs.handler.handle(record)
+
+    def enter_environment(self) -> None:
+        """Step 4b: chroot, change to the run directory, set the umask."""
+        s = self.settings
+        if s.chroot:
+            try:
+                _privileges.enter_chroot(s.chroot)
+            except _privileges.PrivilegeError as exc:
+                raise StartupError(str(exc)) from None
+        rundir = s.rundir if not s.chroot else "/" + s.rundir.lstrip("/")
+        try:
+            os.chdir(rundir)
+        except OSError as exc:
+            raise StartupError(f"cannot change to run directory {rundir}: {exc.strerror}") from None
+        umask = s.umask if s.umask is not None else (0o077 if s.daemon else None)
+        if umask is not None:
+            os.umask(umask)
+
+    # -- step 5 ------------------------------------------------------------------------
+
+    def daemonize(self) -> int | None:
+        """Step 5: fork into the background; the launcher gets its exit status."""
+        self._launcher = True  # until we know we are the daemon
+        status, message, readiness = _daemon.daemonize()
+        if status is not None:
+            if message:
+                sys.stderr.write(f"tapster: {message}\n")
+            return status
+        self._launcher = False
+        self.readiness = readiness
+        return None
+
+    # -- step 6 ------------------------------------------------------------------------
+
+    def write_pidfile(self) -> None:
+        """Step 6a: put this process's PID in the locked pidfile."""
+        if self.pidfile is not None:
+            try:
+                self.pidfile.write()
+            except PidFileError as exc:
+                raise StartupError(str(exc)) from None
+        if not self.settings.originalname:
+            _set_title(f"tapster: {self.app_name}")
+
+    def make_loop(self) -> None:
+        """Create the event loop (not running yet) so binding code may reach it."""
+        try:
+            factory = _loops.loop_factory(self.settings.loop)
+            self.loop = factory()
+        except _loops.LoopError as exc:
+            raise StartupError(str(exc)) from None
+        asyncio.set_event_loop(self.loop)
+
+    def privileged_start(self) -> None:
+        """Step 6b: bind sockets and whatever else needs the launching user's rights."""
+        assert self.root is not None
+        try:
+            self.root.privileged_start()
+        except ServiceStartError as exc:
+            raise StartupError(
+                f"cannot start {self.app_name}: {exc.service_name}: {_describe(exc.cause)}"
+            ) from exc
+        except Exception as exc:
+            raise StartupError(f"cannot start {self.app_name}: {_describe(exc)}") from exc
+
+    def drop_privileges(self) -> None:
+        """Step 6c: hand files to the new user, then switch gid (and groups) and uid."""
+        assert self.root is not None
+        uid = self.settings.uid if self.settings.uid is not None else self.root.uid
+        gid = self.settings.gid if self.settings.gid is not None else self.root.gid
+        if uid is None and gid is None:
+            return
+        if gid is None and uid is not None:
+            gid = _privileges.primary_group(uid)
+        if os.geteuid() == 0:
+            owner = uid if uid is not None else -1
+            group = gid if gid is not None else -1
+            if self.pidfile is not None:
+                self.pidfile.chown(owner, group)
+            if self.logs is not None:
+                self.logs.chown(owner, group)
+        try:
+            _privileges.switch_user(uid, gid, effective_only=self.settings.euid)
+        except _privileges.PrivilegeError as exc:
+            raise StartupError(str(exc)) from None
+
+    # -- step 7 ------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        """Step 7: run the loop until the tree is stopped; return the exit status."""
+        assert self.loop is not None
+        if self.settings.debug:
+            self.loop.set_exception_handler(_debug_exception_handler)
+        with _spew(self.settings.spew), _profiled(self.settings) as profiler:
+            if profiler is None:
+                return self.loop.run_until_complete(self._main())
+            status: int = profiler.runcall(self.loop.run_until_complete, self._main())
+            return status
+
+    async def _main(self) -> int:
+        assert self.root is not None and self.loop is not None
+        root = self.root
+        watcher = SignalWatcher(self.loop)
+        watcher.install()
+        try:
+            logger.info(
+                "tapster %s on %s %s, loop %s, pid %d",
+                __version__,
+                platform.python_implementation(),
+                platform.python_version(),
+                self.loop_name,
+                os.getpid(),
+            )
+            logger.info("starting application %r", self.app_name)
+            try:
+                await root.start()
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await shutdown(root, self.settings.shutdown_timeout)
+                if isinstance(exc, ServiceStartError):
+                    message = f"{exc.service_name}: {_describe(exc.cause)}"
+                else:
+                    message = _describe(exc)
+                raise StartupError(f"cannot start {self.app_name}: {message}") from exc
+            where = root.listening()
+            logger.info(
+                "application %r ready, listening on %s",
+                self.app_name,
+                ", ".join(where) if where else "nothing",
+            )
+            self.readiness.ready()
+            _systemd.notify(f"READY=1\nMAINPID={os.getpid()}")
+            return await self._wait_and_stop(watcher)
+        finally:
+            watcher.restore()
+
+    async def _wait_and_stop(self, watcher: SignalWatcher) -> int:
+        assert self.root is not None
+        while True:
+            signum = await watcher.next()
+            if signum in (signal.SIGUSR1, signal.SIGHUP):
+                self._reopen_logs(signum)
+                continue
+            break
+        timeout = self.settings.shutdown_timeout
+        logger.info("%s received: stopping (within %gs)", signal.Signals(signum).name, timeout)
+        _systemd.notify("STOPPING=1")
+        stopping = asyncio.ensure_future(shutdown(self.root, timeout))
+        while not stopping.done():
+            waiting = asyncio.ensure_future(watcher.next())
+            done, _ = await asyncio.wait({stopping, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting not in done:
+                waiting.cancel()
+                continue
+            signum = waiting.result()
+            if signum == signal.SIGINT:
+                logger.warning("second SIGINT: exiting without waiting for the stop")
+                stopping.cancel()
+                return EXIT_FORCED
+            if signum in (signal.SIGUSR1, signal.SIGHUP):
+                self._reopen_logs(signum)
+        try:
+            stopping.result()
+        except Exception:
+            logger.exception("stopping %r failed", self.app_name)
+            return EXIT_RUNTIME
+        logger.info("application %r stopped", self.app_name)
+        return EXIT_OK
+
+    def _reopen_logs(self, signum: int) -> None:
+        if self.logs is not None:
+            self.logs.reopen()
+            logger.info("%s received: log reopened", signal.Signals(signum).name)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    text = " ".join(str(exc).split())
+    if isinstance(exc, ValueError | LookupError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _early_signals() -> dict[int, Any]:
+    """Until the loop takes over, SIGTERM and SIGINT abort start-up cleanly."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise _Interrupted(signum)
+
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, interrupt)
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        if not loop.is_closed():
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+    except Exception:
+        logger.debug("closing the loop failed", exc_info=True)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _set_title(title: str) -> None:
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    setproctitle.setproctitle(title)
+
+
+def _post_mortem(exc: BaseException) -> None:
+    import pdb
+
+    pdb.post_mortem(exc.__traceback__)
+
+
+def _debug_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    loop.default_exception_handler(context)
+    exc = context.get("exception")
+    if isinstance(exc, BaseException):
+        _post_mortem(exc)
+
+
+@contextlib.contextmanager
+def _spew(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+
+    def tracer(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call":
+            code = frame.f_code
+            sys.stdout.write(f"{code.co_filename}:{frame.f_lineno} {code.co_qualname}\n")
+
+    sys.setprofile(tracer)
+    try:
+        yield
+    finally:
+        sys.setprofile(None)
+
+
+@contextlib.contextmanager
+def _profiled(settings: RunSettings) -> Iterator[Any]:
+    if settings.profile is None:
+        yield None
+        return
+    if settings.profiler == "profile":
+        import profile
+
+        profiler: Any = profile.Profile()
+    else:
+        import cProfile
+
+        profiler = cProfile.Profile()
+    try:
+        yield profiler
+    finally:
+        if settings.savestats:
+            profiler.dump_stats(settings.profile)
+        else:
+            import pstats
+
+            with open(settings.profile, "w") as stream:
+                pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats()

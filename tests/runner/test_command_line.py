@@ -1,0 +1,126 @@
+"""The command line: help from drop-in plugins, subcommand help, usage errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from support import run_tapster
+
+
+def test_help_lists_drop_in_plugins_of_the_project_folder(project: Path) -> None:
+    result = run_tapster(["--help"], cwd=project)
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.split("Commands:", 1)[1]
+    assert "myproject" in commands
+    assert "Run this! It'll make your dog happy." in commands
+    for option in ("--daemon", "--pidfile", "--uid", "--loop", "--shutdown-timeout", "--app-dir"):
+        assert option in result.stdout
+
+
+def test_help_imports_no_plugin_nor_asyncio_nor_logging(project: Path) -> None:
+    # The first run fills the plugin cache (that imports the plugin, once).
+    assert run_tapster(["--help"], cwd=project).returncode == 0
+    code = (
+        "import sys\n"
+        "from tapster.runner import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "finally:\n"
+        "    bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('asyncio', 'logging', 'myproject') or m.startswith('tapster.plugins.')]\n"
+        "    sys.stderr.write(repr(bad))\n"
+    )
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert "myproject" in result.stdout
+    assert result.stderr.strip() == "[]"
+
+
+def test_app_dir_points_at_another_folder(project: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_tapster(["--app-dir", str(project), "--help"], cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert "myproject" in result.stdout.split("Commands:", 1)[1]
+    without = run_tapster(["--help"], cwd=elsewhere)
+    assert "myproject" not in without.stdout
+
+
+def test_subcommand_help_shows_the_plugin_options(project: Path) -> None:
+    result = run_tapster(["myproject", "--help"], cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: tapster [options] myproject [myproject options]")
+    assert "--port" in result.stdout
+    assert "1235" in result.stdout
+
+
+def test_bare_tapster_prints_help_and_exits_2(project: Path) -> None:
+    result = run_tapster([], cwd=project)
+    assert result.returncode == 2
+    assert "Commands:" in result.stderr
+    assert "no subcommand given" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_subcommand_suggests_the_closest_name(project: Path) -> None:
+    result = run_tapster(["myprojetc"], cwd=project)
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert "unknown command 'myprojetc'" in first
+    assert "did you mean myproject?" in first
+    assert "--help" in result.stderr.splitlines()[1]
+
+
+def test_usage_errors_are_one_line_and_status_2(project: Path) -> None:
+    cases = [
+        ["--uid", "no-such-user-here", "myproject"],
+        ["--gid", "no-such-group-here", "myproject"],
+        ["--loop", "nonsense", "myproject"],
+        ["--log-level", "loud", "myproject"],
+        ["--umask", "9", "myproject"],
+        ["--no-such-option"],
+        ["myproject", "--port", "99999"],
+        ["-D", "-l", "-", "myproject"],
+        ["-y", "x.tac", "myproject"],
+    ]
+    for args in cases:
+        result = run_tapster(args, cwd=project)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 2, (args, result.stderr)
+        assert lines[0].startswith("tapster: error: "), args
+        assert "--help" in lines[1]
+    result = run_tapster(["--uid", "no-such-user-here", "myproject"], cwd=project)
+    assert "no-such-user-here" in result.stderr
+    result = run_tapster(["myproject", "--port", "99999"], cwd=project)
+    assert "tapster myproject --help" in result.stderr
+
+
+def test_version(project: Path) -> None:
+    result = run_tapster(["--version"], cwd=project)
+    assert result.returncode == 0
+    assert "tapster" in result.stdout
+
+
+def test_help_loops_lists_what_is_available() -> None:
+    result = run_tapster(["--help-loops"])
+    assert result.returncode == 0
+    for name in ("auto", "asyncio", "uvloop", "module:factory"):
+        assert name in result.stdout
+
+
+def test_python_dash_m_and_console_script_are_the_same(project: Path) -> None:
+    import subprocess
+
+    script = Path(sys.executable).parent / "tapster"
+    direct = subprocess.run(
+        [str(script), "--help"], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert direct.returncode == 0
+    assert direct.stdout == run_tapster(["--help"], cwd=project).stdout.replace(
+        "Usage: __main__", "Usage: tapster"
+    )

@@ -1,0 +1,109 @@
+"""Running in the foreground: start, serve, log what started, stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from pathlib import Path
+
+from support import free_port, run_tapster, wait_for_port
+
+
+def echo(port: int, line: bytes = b"hello\n") -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(line)
+        return conn.makefile("rb").readline()
+
+
+def test_foreground_serves_then_stops_gracefully_on_sigterm(project: Path, tapster_proc) -> None:
+    port = free_port()
+    proc = tapster_proc.start("myproject", "--port", str(port), cwd=project)
+    wait_for_port(port)
+    assert echo(port) == b"hello\n"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    lines = err.splitlines()
+    assert "tapster 0.1.0 on" in lines[0] and "loop " in lines[0]
+    assert "starting application 'myproject'" in lines[1]
+    assert f"listening on tcp:127.0.0.1:{port}" in lines[2]
+    assert "SIGTERM received" in err
+    assert "echo stopped" in err
+    assert "Traceback" not in err
+
+
+def test_sigint_stops_gracefully_too(project: Path, tapster_proc) -> None:
+    port = free_port()
+    proc = tapster_proc.start("-n", "myproject", "-p", str(port), cwd=project)
+    wait_for_port(port)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "SIGINT received" in err
+
+
+def test_port_in_use_is_one_line_and_status_1(project: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = run_tapster(["myproject", "-p", str(port)], cwd=project)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith("tapster: cannot start myproject:")
+    assert "in use" in result.stderr
+
+
+def test_start_up_failures_are_one_line_with_status_1(project: Path) -> None:
+    for fail, words in [
+        ("make-error", "the configuration is wrong on purpose"),
+        ("bind-error", "refusing to bind"),
+        ("start-error", "start failed on purpose"),
+    ]:
+        result = run_tapster(["myproject", "-p", str(free_port()), "--fail", fail], cwd=project)
+        assert result.returncode == 1, (fail, result.stderr)
+        # Log lines (stderr is the log in the foreground) may come first; the
+        # message is the last line, and the only line that is not a log line.
+        last = result.stderr.splitlines()[-1]
+        assert last.startswith("tapster: cannot "), (fail, result.stderr)
+        assert words in last, fail
+        if fail == "make-error":  # before the logs open: nothing else at all
+            assert len(result.stderr.splitlines()) == 1
+        assert "Traceback" not in result.stderr
+
+
+def test_traceback_goes_to_the_log_at_debug_level_only(project: Path) -> None:
+    result = run_tapster(
+        ["--log-level", "debug", "myproject", "-p", str(free_port()), "--fail", "make-error"],
+        cwd=project,
+    )
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.rstrip().endswith("the configuration is wrong on purpose")
+
+
+def test_second_sigint_forces_exit(project: Path, tapster_proc, tmp_path: Path) -> None:
+    # A .tac whose service takes forever to stop.
+    port = free_port()
+    tac = tmp_path / "slow.tac"
+    tac.write_text(
+        "import asyncio\n"
+        "from tapster.service import Application, Service\n"
+        "from myproject import EchoService\n"
+        "class Slow(Service):\n"
+        "    async def stop(self):\n"
+        "        await asyncio.sleep(60)\n"
+        "application = Application('slow')\n"
+        f"EchoService({port}).set_parent(application)\n"
+        "Slow().set_parent(application)\n"
+    )
+    proc = tapster_proc.start("-y", str(tac), cwd=project)
+    wait_for_port(port)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130, err
+    assert "second SIGINT" in err
