@@ -1,0 +1,97 @@
+"""TLS contexts built from files, checked when the description is parsed.
+
+Defaults come from ``ssl.create_default_context`` (certificate verification
+for clients, current cipher suites) with TLS 1.2 as the oldest version.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import tempfile
+
+
+def _read(role: str, path: str) -> bytes:
+    if "\0" in path:
+        raise ValueError(f"the {role} path contains a NUL character")
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ValueError(f"cannot read the {role} file {path!r}: {reason.lower()}") from None
+
+
+def server_context(
+    certificate: str, key: str | None = None, chain: str | None = None
+) -> ssl.SSLContext:
+    """A server context for ``certificate`` (PEM), its ``key`` and an extra ``chain``.
+
+    Without ``key`` the key is read from the certificate file (one combined
+    PEM). Raises ValueError with a one-line reason if a file is missing,
+    unreadable, not PEM, or the key does not match.
+    """
+    cert_pem = _read("certificate", certificate)
+    if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
+        raise ValueError(f"{certificate!r} holds no PEM certificate")
+    key_path = key or certificate
+    key_pem = cert_pem if key is None else _read("private key", key_path)
+    if b"PRIVATE KEY-----" not in key_pem:
+        raise ValueError(f"{key_path!r} holds no PEM private key")
+    chain_pem = b""
+    if chain:
+        chain_pem = _read("certificate chain", chain)
+        if b"-----BEGIN CERTIFICATE-----" not in chain_pem:
+            raise ValueError(f"{chain!r} holds no PEM certificate")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if chain:
+            # load_cert_chain wants the leaf and its chain in one file; only
+            # public certificates go into the temporary file, never the key.
+            with tempfile.TemporaryDirectory(prefix="tapster-tls-") as folder:
+                combined = os.path.join(folder, "chain.pem")
+                with open(combined, "wb") as handle:
+                    handle.write(cert_pem.rstrip(b"\n") + b"\n" + chain_pem)
+                context.load_cert_chain(combined, key_path)
+        else:
+            context.load_cert_chain(certificate, key_path)
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        raise ValueError(
+            f"the certificate {certificate!r} and key {key_path!r} do not load ({reason})"
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"cannot load the certificate {certificate!r}: {exc.strerror}") from None
+    return context
+
+
+def client_context(
+    ca: str | None = None, certificate: str | None = None, key: str | None = None
+) -> ssl.SSLContext:
+    """A client context that verifies the server against ``ca`` (default: the system's CAs).
+
+    ``certificate`` and ``key`` add a client certificate.
+    """
+    cadata: str | None = None
+    if ca is not None:
+        data = _read("CA", ca)
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise ValueError(f"{ca!r} holds no PEM certificate")
+        cadata = data.decode("ascii", "replace")
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=cadata)
+    except ssl.SSLError as exc:
+        raise ValueError(f"the CA file {ca!r} does not load ({exc.reason or exc})") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certificate is not None:
+        _read("certificate", certificate)
+        if key is not None:
+            _read("private key", key)
+        try:
+            context.load_cert_chain(certificate, key)
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(
+                f"the client certificate {certificate!r} does not load ({exc})"
+            ) from None
+    return context

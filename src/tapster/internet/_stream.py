@@ -1,0 +1,312 @@
+"""Stream servers: listen on an endpoint, hand each connection to a handler.
+
+Resource handling: the endpoint is bound in ``privileged_start`` (before the
+loop runs, before privileges drop); ``start`` begins accepting on the bound
+sockets; ``stop`` closes the listener first, lets the connections in flight
+finish within the drain time, then closes what is left.
+
+Error handling: accept errors that mean "out of resources" (EMFILE, ENFILE,
+ENOBUFS, ENOMEM) are logged and backed off, and accepting resumes; errors of
+one incoming connection (ECONNABORTED, a failed TLS handshake) only drop that
+connection. A handler that raises is logged with the peer's address and its
+connection is closed; the server goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import inspect
+import logging
+import socket
+import ssl
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
+
+from tapster.endpoints import (
+    ServerEndpoint,
+    TCPServerEndpoint,
+    UNIXServerEndpoint,
+    server_from_string,
+)
+from tapster.service import Service, remaining_budget
+
+logger = logging.getLogger("tapster.internet")
+
+#: An ``async def handler(reader, writer)`` stream callback.
+StreamHandler: TypeAlias = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+#: An asyncio protocol factory (a Protocol class, or any callable returning one).
+ProtocolFactory: TypeAlias = Callable[[], asyncio.BaseProtocol]
+
+#: errno values that mean the process or system is out of resources.
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: errno values that concern only the one incoming connection.
+_CONNECTION_ERRORS = frozenset(
+    {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ECONNRESET, errno.ETIMEDOUT}
+)
+#: Longest pause between accept attempts while out of resources.
+_MAX_ACCEPT_BACKOFF = 1.0
+#: Polling interval while draining connections that have no task to wait on.
+_DRAIN_POLL = 0.02
+
+
+def is_stream_handler(handler: object) -> bool:
+    """True for an ``async def handler(reader, writer)``; False for a protocol factory."""
+    if inspect.iscoroutinefunction(handler):
+        return True
+    call = getattr(handler, "__call__", None)  # noqa: B004 - instances with async __call__
+    return not inspect.isclass(handler) and inspect.iscoroutinefunction(call)
+
+
+def resolve_endpoint(endpoint_or_description: ServerEndpoint | str) -> ServerEndpoint:
+    """Parse a description string; pass an endpoint object through."""
+    if isinstance(endpoint_or_description, str):
+        return server_from_string(endpoint_or_description)
+    if not isinstance(endpoint_or_description, ServerEndpoint):
+        raise TypeError(
+            "expected a ServerEndpoint or a description string, "
+            f"not {type(endpoint_or_description).__name__}"
+        )
+    return endpoint_or_description
+
+
+class StreamServerService(Service):
+    """Serve stream connections (TCP, TLS, Unix) on one endpoint.
+
+    ``handler`` is an ``async def handler(reader, writer)`` (the connection is
+    closed when it returns) or an asyncio protocol factory. ``drain_timeout``
+    caps the drain when the stop is not part of a ``shutdown`` budget; under a
+    budget the drain gets what is left of it, minus a short reserve for
+    closing the rest.
+    """
+
+    def __init__(
+        self,
+        endpoint_or_description: ServerEndpoint | str,
+        handler: StreamHandler | ProtocolFactory,
+        *,
+        name: str | None = None,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        super().__init__()
+        self.endpoint = resolve_endpoint(endpoint_or_description)
+        if self.endpoint.socket_type != socket.SOCK_STREAM:
+            raise ValueError(
+                f"{self.endpoint.description!r} is not a stream endpoint; "
+                "use DatagramServerService for datagrams"
+            )
+        self.handler = handler
+        self.name = name
+        self.drain_timeout = drain_timeout
+        self._stream_handler = is_stream_handler(handler)
+        self._sockets: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
+        self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._addresses: list[str] = []
+
+    def privileged_start(self) -> None:
+        """Bind the endpoint; a failure raises ``ListenError`` naming the address."""
+        self._sockets = self.endpoint.bind()
+        self._addresses = [self.endpoint.address_of(sock) for sock in self._sockets]
+
+    def release_privileged(self) -> None:
+        """Close the bound sockets (the service never started)."""
+        self._close_listeners()
+
+    async def start(self) -> None:
+        """Begin accepting on every bound socket."""
+        loop = asyncio.get_running_loop()
+        self._accepting = [
+            loop.create_task(self._accept_loop(sock), name=f"accept {address}")
+            for sock, address in zip(self._sockets, self._addresses, strict=True)
+        ]
+
+    def listening(self) -> list[str]:
+        """The bound addresses, e.g. ``["tcp:127.0.0.1:8080"]``."""
+        return list(self._addresses) if self._sockets else []
+
+    @property
+    def connections(self) -> int:
+        """How many connections are open right now."""
+        return sum(1 for transport in self._transports if not transport.is_closing())
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = 0.0
+        tls = self.endpoint.ssl_context
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:
+                if sock.fileno() == -1:
+                    return
+                if exc.errno in _RESOURCE_ERRORS:
+                    backoff = min(_MAX_ACCEPT_BACKOFF, max(0.05, backoff * 2))
+                    logger.warning(
+                        "accepting on %s: %s; pausing %.2fs",
+                        self._addresses[0] if self._addresses else "?",
+                        exc.strerror or exc,
+                        backoff,
+                    )
+                    await asyncio.sleep(backoff)
+                elif exc.errno not in _CONNECTION_ERRORS:
+                    logger.error("accepting on %s failed: %s", sock, exc)
+                    await asyncio.sleep(0.1)
+                continue
+            backoff = 0.0
+            if tls is None:
+                await self._serve(conn, None)
+            else:
+                task = loop.create_task(self._serve(conn, tls))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, conn: socket.socket, tls: ssl.SSLContext | None) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                self._protocol_factory(), conn, ssl=tls
+            )
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            logger.info("dropped a connection on %s: %s", self._addresses[0], exc)
+            conn.close()
+            return
+        self._transports.add(transport)
+
+    def _protocol_factory(self) -> ProtocolFactory:
+        if not self._stream_handler:
+            return self.handler  # type: ignore[return-value]
+        loop = asyncio.get_running_loop()
+        return functools.partial(self._stream_protocol, loop)
+
+    def _stream_protocol(self, loop: asyncio.AbstractEventLoop) -> asyncio.BaseProtocol:
+        reader = asyncio.StreamReader(limit=2**16, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, self._run_handler, loop=loop)
+
+    def _run_handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.get_running_loop().create_task(self._handle(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler: StreamHandler = self.handler  # type: ignore[assignment]
+        try:
+            await handler(reader, writer)
+        except asyncio.CancelledError:
+            writer.transport.abort()
+            raise
+        except Exception as exc:
+            peer = writer.get_extra_info("peername")
+            logger.error(
+                "handler for a connection from %s on %s failed: %s",
+                peer,
+                self._addresses[0] if self._addresses else "?",
+                exc,
+                exc_info=exc,
+            )
+            writer.transport.abort()
+            return
+        writer.close()
+
+    def _close_listeners(self) -> None:
+        sockets, self._sockets = self._sockets, []
+        if sockets:
+            self.endpoint.release(sockets)
+
+    async def stop(self) -> None:
+        """Close the listener, drain the open connections, close the rest."""
+        # The accept tasks must be gone before their sockets are closed: a
+        # closed descriptor number may be reused while still being watched.
+        accepting, self._accepting = self._accepting, []
+        for task in accepting:
+            task.cancel()
+        if accepting:
+            await asyncio.wait(accepting)
+        self._close_listeners()
+        budget = remaining_budget()
+        if budget is None:
+            drain = self.drain_timeout
+        else:
+            drain = min(self.drain_timeout, budget - min(0.25, budget * 0.1))
+        await self._drain(max(0.0, drain))
+        self._close_everything()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=1.0)
+        self._addresses = []
+
+    async def _drain(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            busy = [task for task in self._tasks if not task.done()]
+            open_ = [t for t in self._transports if not t.is_closing()]
+            remaining = deadline - loop.time()
+            if not (busy or open_) or remaining <= 0:
+                return
+            if busy and not open_:
+                await asyncio.wait(busy, timeout=remaining)
+            else:
+                await asyncio.sleep(min(_DRAIN_POLL, remaining))
+
+    def _close_everything(self) -> None:
+        leftover = [t for t in self._transports if not t.is_closing()]
+        for task in list(self._tasks):
+            task.cancel()
+        for transport in leftover:
+            transport.abort()  # type: ignore[attr-defined]
+        if leftover:
+            logger.info(
+                "closed %d connection(s) on %s that were still open after the drain",
+                len(leftover),
+                ", ".join(self._addresses),
+            )
+
+
+class TCPServer(StreamServerService):
+    """A TCP server on ``port`` (``interface``: an IP literal; empty means every IPv4 address)."""
+
+    def __init__(
+        self,
+        port: int,
+        handler: StreamHandler | ProtocolFactory,
+        interface: str = "",
+        backlog: int = 128,
+        *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(TCPServerEndpoint(port, interface, backlog), handler, name=name)
+
+
+class SSLServer(StreamServerService):
+    """A TLS server on ``port`` using the server-side ``context``."""
+
+    def __init__(
+        self,
+        port: int,
+        handler: StreamHandler | ProtocolFactory,
+        context: ssl.SSLContext,
+        interface: str = "",
+        backlog: int = 128,
+        *,
+        name: str | None = None,
+    ) -> None:
+        endpoint = TCPServerEndpoint(port, interface, backlog, ssl_context=context)
+        super().__init__(endpoint, handler, name=name)
+
+
+class UNIXServer(StreamServerService):
+    """A Unix-socket server at ``path`` (``mode``: the socket file's permissions)."""
+
+    def __init__(
+        self,
+        path: str,
+        handler: StreamHandler | ProtocolFactory,
+        mode: int | None = None,
+        backlog: int = 128,
+        *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(UNIXServerEndpoint(path, mode, backlog), handler, name=name)

@@ -1,0 +1,207 @@
+"""Stream servers on real sockets: TCP on 127.0.0.1 and [::1], Unix, drain on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from typing import Any
+
+import pytest
+from support import free_port
+
+from tapster.endpoints import ListenError
+from tapster.internet import StreamServerService, TCPServer, UNIXServer
+from tapster.service import Application, ServiceStartError, shutdown
+
+
+def has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+
+
+class EchoProtocol(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+async def round_trip(host: str, port: int, payload: bytes = b"hello") -> bytes:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(payload)
+    data = await reader.readexactly(len(payload))
+    writer.close()
+    await writer.wait_closed()
+    return data
+
+
+@pytest.mark.parametrize("handler", [echo, EchoProtocol], ids=["stream", "protocol"])
+def test_tcp_server_echoes_and_reports_where_it_listens(run_async: Any, handler: Any) -> None:
+    port = free_port()
+    service = TCPServer(port, handler, interface="127.0.0.1")
+
+    async def scenario() -> None:
+        await service.start()  # readiness: listening when start returns
+        assert service.listening() == [f"tcp:127.0.0.1:{port}"]
+        assert await round_trip("127.0.0.1", port) == b"hello"
+        await service.stop()
+        assert service.listening() == []
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", port)
+
+    run_async(scenario())
+
+
+@pytest.mark.skipif(not has_ipv6(), reason="no IPv6 on this machine")
+def test_tcp6_on_loopback(run_async: Any) -> None:
+    service = StreamServerService("tcp6:0:interface=\\:\\:1", echo)
+
+    async def scenario() -> None:
+        await service.start()
+        [address] = service.listening()
+        assert address.startswith("tcp:[::1]:")
+        port = int(address.rsplit(":", 1)[1])
+        assert await round_trip("::1", port) == b"hello"
+        await service.stop()
+
+    run_async(scenario())
+
+
+def test_bind_happens_in_privileged_start_without_a_loop() -> None:
+    service = StreamServerService("tcp:0:interface=127.0.0.1", echo)
+    service.privileged_start()  # no event loop is running here
+    [address] = service.listening()
+    port = int(address.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass  # the kernel accepts into the backlog: the socket listens
+    service.release_privileged()
+    assert service.listening() == []
+
+
+def test_bind_failure_names_the_address(run_async: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = TCPServer(port, echo, interface="127.0.0.1")
+        with pytest.raises(ListenError) as info:
+            service.privileged_start()
+        assert str(info.value) == (f"Couldn't listen on 127.0.0.1:{port}: address already in use")
+        app = Application("app")
+        service.name = "web"
+        service.set_parent(app)
+        with pytest.raises(ServiceStartError, match=f"'web' failed to start: Couldn't listen on"):
+            run_async(app.start())
+
+
+def test_unix_server_replaces_a_stale_socket_but_not_a_live_one(
+    run_async: Any, tmp_path: Any
+) -> None:
+    path = str(tmp_path / "s.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()  # the file stays, nobody listens: stale
+    service = UNIXServer(path, echo, mode=0o600)
+
+    async def scenario() -> None:
+        await service.start()
+        assert service.listening() == [f"unix:{path}"]
+        assert (tmp_path / "s.sock").stat().st_mode & 0o777 == 0o600
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(b"ping")
+        assert await reader.readexactly(4) == b"ping"
+        writer.close()
+        second = UNIXServer(path, echo)
+        with pytest.raises(ListenError, match="another process is listening on it"):
+            second.privileged_start()
+        await service.stop()
+        assert not (tmp_path / "s.sock").exists()
+
+    run_async(scenario())
+
+
+def test_unix_server_refuses_to_remove_a_regular_file(tmp_path: Any) -> None:
+    path = tmp_path / "not-a-socket"
+    path.write_text("precious")
+    with pytest.raises(ListenError, match="not a socket"):
+        UNIXServer(str(path), echo).privileged_start()
+    assert path.read_text() == "precious"
+
+
+def test_stop_drains_a_slow_client_then_closes_the_rest(run_async: Any) -> None:
+    finished: list[str] = []
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        if line == b"quick\n":
+            await asyncio.sleep(0.2)
+        else:
+            await asyncio.sleep(3600)
+        writer.write(b"done " + line)
+        await writer.drain()
+        finished.append(line.decode().strip())
+
+    service = StreamServerService("tcp:0:interface=127.0.0.1", slow)
+
+    async def scenario() -> None:
+        await service.start()
+        port = int(service.listening()[0].rsplit(":", 1)[1])
+        quick_r, quick_w = await asyncio.open_connection("127.0.0.1", port)
+        stuck_r, stuck_w = await asyncio.open_connection("127.0.0.1", port)
+        quick_w.write(b"quick\n")
+        stuck_w.write(b"stuck\n")
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await shutdown(service, 1.0)
+        elapsed = time.monotonic() - started
+        # The listener closed first: no new connections.
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", port)
+        # The quick one finished its reply; the stuck one was cut at the deadline.
+        assert await quick_r.read() == b"done quick\n"
+        assert await stuck_r.read() == b""
+        assert 0.6 < elapsed < 1.5
+        assert finished == ["quick"]
+        quick_w.close()
+        stuck_w.close()
+
+    run_async(scenario())
+
+
+def test_a_failing_handler_is_logged_and_the_server_goes_on(
+    run_async: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def picky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.read(100)
+        if data == b"bad":
+            raise ValueError("did not like it")
+        writer.write(data)
+
+    service = StreamServerService("tcp:0:interface=127.0.0.1", picky)
+
+    async def scenario() -> None:
+        await service.start()
+        port = int(service.listening()[0].rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"bad")
+        assert await reader.read() == b""
+        writer.close()
+        assert await round_trip("127.0.0.1", port, b"good") == b"good"
+        await service.stop()
+
+    with caplog.at_level(logging.ERROR, logger="tapster.internet"):
+        run_async(scenario())
+    assert "did not like it" in caplog.text
