@@ -103,7 +103,7 @@ def test_bind_failure_names_the_address(run_async: Any) -> None:
         app = Application("app")
         service.name = "web"
         service.set_parent(app)
-        with pytest.raises(ServiceStartError, match=f"'web' failed to start: Couldn't listen on"):
+        with pytest.raises(ServiceStartError, match="'web' failed to start: Couldn't listen on"):
             run_async(app.start())
 
 
