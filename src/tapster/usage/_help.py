@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 _DEFAULT_WIDTH = 80
 _NARROWEST = 40
 _WIDEST_LABEL = 30
+_GLUE = "\x00"  # a space that wrapping must not break
 
 
 def terminal_width() -> int:
@@ -53,7 +54,7 @@ def wrap(text: str, width: int) -> list[str]:
             line = word
     if line:
         lines.append(line)
-    return lines
+    return [line.replace(_GLUE, " ") for line in lines]
 
 
 def clean_doc(text: str) -> list[str]:
@@ -158,7 +159,7 @@ def option_doc(option: Option) -> str:
         parts.append(" ".join(coerce_doc.split()))
     if option.kind == PARAMETER and option.default is not None:
         shown = str(option.default)
-        parts.append(f"[default: {shown if shown else chr(34) * 2}]")
+        parts.append(f"[default:{_GLUE}{shown if shown else chr(34) * 2}]")
     return " ".join(parts)
 
 
@@ -166,8 +167,9 @@ def _table(rows: list[tuple[str, str]], width: int) -> list[str]:
     """Two columns: labels indented by 2, docs aligned and wrapped."""
     if not rows:
         return []
-    widest = max(len(label) for label, _ in rows)
-    column = 2 + min(widest, _WIDEST_LABEL, width // 2 - 4) + 2
+    cap = min(_WIDEST_LABEL, width // 2 - 4)
+    fitting = [len(label) for label, _ in rows if len(label) <= cap]
+    column = 2 + (max(fitting) if fitting else cap) + 2
     out: list[str] = []
     for label, doc in rows:
         doc_lines = wrap(doc, max(width - column, 20)) if doc else []
@@ -184,7 +186,8 @@ def help_text(options: Options, width: int | None = None) -> str:
     """The whole help text for ``options``, ending with a newline."""
     if width is None:
         width = terminal_width()
-    out = wrap(synopsis(options), width)
+    head, *more = wrap(_synopsis_body(options), width - 7) or [""]
+    out = ["Usage: " + head, *("       " + line for line in more)]
 
     description = options.long_description
     if description:

@@ -97,9 +97,7 @@ class Options(MutableMapping[str, "Any"]):
         if argv is None:
             argv = sys.argv[1:]
         try:
-            parsed, rest = tokenize(class_spec(type(self)), argv)
-            for option, spelled, raw in parsed:
-                self._apply(option, spelled, raw)
+            rest = tokenize(class_spec(type(self)), argv, self._apply)
             rows = self.subcommands
             if rows:
                 self._parse_subcommand(rows, rest)

@@ -18,10 +18,12 @@ from tapster.usage._errors import UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Protocol
 
     from tapster.usage._declarations import ClassSpec, Option
 
-    Parsed = tuple[Option, str, str | None]
+    class Apply(Protocol):
+        def __call__(self, option: Option, spelled: str, raw: str | None, /) -> None: ...
 
 
 def show(text: str) -> str:
@@ -29,9 +31,13 @@ def show(text: str) -> str:
     return repr(text)
 
 
-def tokenize(spec: ClassSpec, argv: Sequence[str]) -> tuple[list[Parsed], list[str]]:
-    """Return ``(option, spelling, raw value)`` triples and the remaining arguments."""
-    parsed: list[Parsed] = []
+def tokenize(spec: ClassSpec, argv: Sequence[str], apply: Apply) -> list[str]:
+    """Call ``apply(option, spelling, raw value)`` for each option, left to right.
+
+    Returns the arguments left after the options. An option is applied as soon as
+    it is read, so ``--help`` before a mistake shows the help and a mistake
+    before ``--help`` is reported.
+    """
     count = len(argv)
     index = 0
     while index < count:
@@ -51,11 +57,11 @@ def tokenize(spec: ClassSpec, argv: Sequence[str]) -> tuple[list[Parsed], list[s
                     if index >= count:
                         raise UsageError(f"option {spelled} needs a value")
                     value = argv[index]
-                parsed.append((option, spelled, value))
+                apply(option, spelled, value)
             elif equals:
                 raise UsageError(f"option {spelled} takes no value (got {show(arg)})")
             else:
-                parsed.append((option, spelled, None))
+                apply(option, spelled, None)
         elif arg.startswith("-") and arg != "-":
             position = 1
             while position < len(arg):
@@ -80,14 +86,14 @@ def tokenize(spec: ClassSpec, argv: Sequence[str]) -> tuple[list[Parsed], list[s
                         if index >= count:
                             raise UsageError(f"option {spelled} needs a value")
                         value = argv[index]
-                    parsed.append((option, spelled, value))
+                    apply(option, spelled, value)
                     break
-                parsed.append((option, spelled, None))
+                apply(option, spelled, None)
                 position += 1
         else:
             break
         index += 1
-    return parsed, list(argv[index:])
+    return list(argv[index:])
 
 
 def _unknown_long(spec: ClassSpec, spelled: str) -> str:
