@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tapster.plugin import PluginKind
 from tapster.service import (
     Application,
     MultiService,
@@ -19,6 +20,7 @@ from tapster.service import (
     remaining_budget,
     shutdown,
 )
+from tapster.usage import Options
 
 
 class Recorder(Service):
@@ -317,14 +319,23 @@ def test_service_maker_is_a_plugin_kind() -> None:
     assert ServiceMaker.plugin_name_field == "tapname"
     assert ServiceMaker.plugin_fields == ("tapname", "description")
 
+    class DemoOptions(Options):
+        parameters = [("port", "p", 1235, "The port number to listen on.", int)]
+
     class Maker(ServiceMaker):
         tapname = "demo"
         description = "A demo."
-        options = dict
+        options = DemoOptions
 
         def make_service(self, options: Any) -> Service:
-            return Service()
+            service = Service()
+            service.name = f"port {options['port']}"
+            return service
 
-    assert isinstance(Maker().make_service({}), Service)
+    maker = Maker()
+    assert isinstance(maker, PluginKind)
+    options = maker.options()
+    options.parse_options(["--port", "8080"])
+    assert maker.make_service(options).name == "port 8080"
     with pytest.raises(TypeError):
         ServiceMaker()  # type: ignore[abstract]

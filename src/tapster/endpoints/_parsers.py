@@ -8,7 +8,6 @@ a type the same way, with a module-level instance of an
 
 from __future__ import annotations
 
-import abc
 import math
 import socket
 from typing import ClassVar
@@ -28,14 +27,10 @@ from tapster.endpoints._server import (
     UNIXServerEndpoint,
 )
 from tapster.endpoints._syntax import Description
-
-try:
-    from tapster.plugin import PluginKind  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - only until tapster.plugin exists
-    PluginKind = abc.ABC  # type: ignore[misc,assignment,unused-ignore]
+from tapster.plugin import PluginKind
 
 
-class EndpointParser(PluginKind):  # type: ignore[misc,unused-ignore]
+class EndpointParser(PluginKind):
     """Turns descriptions of one type (``prefix``) into endpoints.
 
     Override :meth:`server` and/or :meth:`client`. Both receive a parsed

@@ -63,10 +63,8 @@ def _plugin_parsers() -> dict[str, EndpointParser]:
 
 
 def _scan_plugins(builtin: dict[str, EndpointParser]) -> dict[str, EndpointParser]:
-    try:
-        from tapster.plugin import get_plugins  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return {}
+    from tapster.plugin import get_plugins
+
     found: dict[str, EndpointParser] = {}
     for parser in get_plugins(EndpointParser):
         prefix = getattr(parser, "prefix", None)

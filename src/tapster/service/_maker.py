@@ -5,15 +5,12 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar
 
+from tapster.plugin import PluginKind
 from tapster.service._service import Service
-
-try:
-    from tapster.plugin import PluginKind  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - only until tapster.plugin exists
-    PluginKind = abc.ABC  # type: ignore[misc,assignment,unused-ignore]
+from tapster.usage import Options
 
 
-class ServiceMaker(PluginKind):  # type: ignore[misc,unused-ignore]
+class ServiceMaker(PluginKind):
     """A ``tapster`` subcommand: its name, one-line help, options and service.
 
     A plugin module defines a module-level instance of a subclass. The runner
@@ -30,8 +27,8 @@ class ServiceMaker(PluginKind):  # type: ignore[misc,unused-ignore]
 
     tapname: str
     description: str
-    options: type[Any]
+    options: type[Options]
 
     @abc.abstractmethod
     def make_service(self, options: Any) -> Service:
-        """Build the service tree for the parsed ``options``."""
+        """Build the service tree for the parsed ``options`` (an instance of ``options``)."""
