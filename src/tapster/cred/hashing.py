@@ -1,0 +1,444 @@
+"""Password hashes: make them, recognise them, verify them off the event loop.
+
+New hashes are argon2id (argon2-cffi's RFC 9106 low-memory profile). Stored
+hashes in these formats are verified:
+
+=================  =========================================  ==========
+scheme             looks like                                 note
+=================  =========================================  ==========
+``argon2``         ``$argon2id$v=19$m=...``                   default
+``bcrypt``         ``$2b$12$...`` (also ``$2a$``, ``$2y$``)
+``scrypt``         ``$scrypt$ln=15,r=8,p=1$salt$hash``
+``pbkdf2``         ``$pbkdf2-sha256$rounds$salt$hash``,
+                   Django's ``pbkdf2_sha256$rounds$salt$hash``
+``sha512-crypt``   ``$6$[rounds=N$]salt$hash``                 pure Python
+``sha256-crypt``   ``$5$[rounds=N$]salt$hash``                 pure Python
+``md5-crypt``      ``$1$salt$hash``                           weak
+``apr1``           ``$apr1$salt$hash`` (Apache)               weak
+``sha1``           ``{SHA}base64`` (Apache)                   weak
+``crypt``          anything else libcrypt knows (``$y$``       via libcrypt
+                   yescrypt, 13-character DES)
+=================  =========================================  ==========
+
+Every comparison is constant-time. :func:`dummy_like` makes a hash of a
+random secret with the same scheme and cost as a real one, so that checkers
+can spend the same time on an unknown user as on a wrong password.
+
+Hashing is slow on purpose, so :func:`run_in_worker` runs it in a small,
+bounded pool of threads: the event loop never waits for a hash, and a flood
+of logins queues up instead of starting a thread each. Nothing here logs a
+password or a hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ctypes
+import ctypes.util
+import functools
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final, TypeVar
+
+import argon2
+import bcrypt
+
+from tapster.cred._crypt import CryptFormatError, md5_crypt, sha_crypt
+from tapster.cred.credentials import to_bytes
+
+__all__ = [
+    "DEFAULT_SCHEME",
+    "HASH_SCHEMES",
+    "WEAK_SCHEMES",
+    "UnknownHashError",
+    "dummy_like",
+    "hash_password",
+    "identify",
+    "is_locked",
+    "run_in_worker",
+    "set_worker_count",
+    "verify_password",
+    "verify_password_async",
+]
+
+T = TypeVar("T")
+
+DEFAULT_SCHEME: Final = "argon2id"
+#: Schemes :func:`hash_password` can create.
+HASH_SCHEMES: Final = (
+    "argon2id",
+    "bcrypt",
+    "scrypt",
+    "pbkdf2-sha256",
+    "sha512-crypt",
+    "sha256-crypt",
+)
+#: Schemes that are verified but deserve a warning: fast, unsalted or MD5/SHA-1.
+WEAK_SCHEMES: Final = frozenset({"md5-crypt", "apr1", "sha1", "crypt-des"})
+
+_BCRYPT_MAX = 72
+_DES_RE = re.compile(r"[./0-9A-Za-z]{13}\Z")
+_SCRYPT_RE = re.compile(r"\$scrypt\$ln=(\d+),r=(\d+),p=(\d+)\$([^$]+)\$([^$]+)\Z")
+_PBKDF2_RE = re.compile(r"\$pbkdf2(?:-(sha256|sha512))?\$(\d+)\$([^$]+)\$([^$]+)\Z")
+_DJANGO_PBKDF2_RE = re.compile(r"pbkdf2_(sha1|sha256)\$(\d+)\$([^$]+)\$([^$]+)\Z")
+_SCRYPT_MAX_LN = 20
+_PBKDF2_MAX_ROUNDS = 10_000_000
+
+
+class UnknownHashError(ValueError):
+    """A stored string is not a hash in any format tapster can verify."""
+
+
+def identify(stored: str) -> str | None:
+    """Name the scheme of a stored hash, or ``None`` when it is not recognised."""
+    if stored.startswith("$argon2"):
+        return "argon2"
+    if stored.startswith(("$2a$", "$2b$", "$2y$")):
+        return "bcrypt"
+    if stored.startswith("$scrypt$"):
+        return "scrypt"
+    if _PBKDF2_RE.match(stored) or _DJANGO_PBKDF2_RE.match(stored):
+        return "pbkdf2"
+    if stored.startswith("$6$"):
+        return "sha512-crypt"
+    if stored.startswith("$5$"):
+        return "sha256-crypt"
+    if stored.startswith("$1$"):
+        return "md5-crypt"
+    if stored.startswith("$apr1$"):
+        return "apr1"
+    if stored.startswith("{SHA}"):
+        return "sha1"
+    if _DES_RE.match(stored):
+        return "crypt-des" if _libcrypt() is not None else None
+    if stored.startswith(("$y$", "$gy$", "$7$", "$sha1$", "$md5")) and _libcrypt() is not None:
+        return "crypt"
+    return None
+
+
+def is_locked(stored: str) -> bool:
+    """True for account-lock markers (``!...``, ``*``, ``x``, empty): no password works."""
+    return stored in ("", "x", "*") or stored.startswith(("!", "*"))
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def verify_password(password: str | bytes, stored: str) -> bool:
+    """Check ``password`` against ``stored`` (blocking; see :func:`verify_password_async`).
+
+    Returns ``False`` for a wrong password and for a locked entry. Raises
+    :class:`UnknownHashError` when ``stored`` is in no known format.
+    """
+    secret = to_bytes(password)
+    if is_locked(stored):
+        return False
+    scheme = identify(stored)
+    if scheme is None:
+        raise UnknownHashError("unrecognised password hash format")
+    try:
+        return _VERIFIERS[scheme](secret, stored)
+    except (CryptFormatError, ValueError, binascii.Error) as exc:
+        raise UnknownHashError(f"malformed {scheme} hash") from exc
+
+
+def _same(a: str | bytes, b: str | bytes) -> bool:
+    left = a.encode("utf-8", "surrogateescape") if isinstance(a, str) else a
+    right = b.encode("utf-8", "surrogateescape") if isinstance(b, str) else b
+    return hmac.compare_digest(left, right)
+
+
+def _verify_argon2(secret: bytes, stored: str) -> bool:
+    try:
+        return argon2.PasswordHasher().verify(stored, secret)
+    except argon2.exceptions.VerifyMismatchError:
+        return False
+    except argon2.exceptions.InvalidHashError as exc:
+        raise ValueError("malformed argon2 hash") from exc
+    except argon2.exceptions.VerificationError:
+        return False
+
+
+def _verify_bcrypt(secret: bytes, stored: str) -> bool:
+    # bcrypt only ever looks at the first 72 bytes; every implementation cuts there.
+    return bcrypt.checkpw(secret[:_BCRYPT_MAX], stored.encode("ascii"))
+
+
+def _b64decode(text: str) -> bytes:
+    """Decode standard or passlib-style ("." for "+") base64, padded or not."""
+    text = text.replace(".", "+")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def _verify_scrypt(secret: bytes, stored: str) -> bool:
+    match = _SCRYPT_RE.match(stored)
+    if not match:
+        raise ValueError("malformed scrypt hash")
+    ln, r, p = (int(match.group(i)) for i in (1, 2, 3))
+    if not (1 <= ln <= _SCRYPT_MAX_LN and 1 <= r <= 64 and 1 <= p <= 64):
+        raise ValueError("scrypt cost out of range")
+    salt, expected = _b64decode(match.group(4)), _b64decode(match.group(5))
+    got = _scrypt(secret, salt, ln, r, p, length=len(expected))
+    return hmac.compare_digest(got, expected)
+
+
+def _scrypt(secret: bytes, salt: bytes, ln: int, r: int, p: int, *, length: int) -> bytes:
+    n = 1 << ln
+    maxmem = 128 * r * (n + p + 2) + (1 << 20)
+    return hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=length)
+
+
+def _verify_pbkdf2(secret: bytes, stored: str) -> bool:
+    match = _PBKDF2_RE.match(stored)
+    if match:
+        digest = match.group(1) or "sha1"
+        rounds = int(match.group(2))
+        salt, expected = _b64decode(match.group(3)), _b64decode(match.group(4))
+    else:
+        django = _DJANGO_PBKDF2_RE.match(stored)
+        if not django:
+            raise ValueError("malformed pbkdf2 hash")
+        digest, rounds = django.group(1), int(django.group(2))
+        salt, expected = django.group(3).encode("ascii"), _b64decode(django.group(4))
+    if not 1 <= rounds <= _PBKDF2_MAX_ROUNDS:
+        raise ValueError("pbkdf2 rounds out of range")
+    got = hashlib.pbkdf2_hmac(digest, secret, salt, rounds, dklen=len(expected))
+    return hmac.compare_digest(got, expected)
+
+
+def _verify_sha_crypt(secret: bytes, stored: str) -> bool:
+    return _same(sha_crypt(secret, stored), stored)
+
+
+def _verify_md5_crypt(secret: bytes, stored: str) -> bool:
+    return _same(md5_crypt(secret, stored), stored)
+
+
+def _verify_sha1(secret: bytes, stored: str) -> bool:
+    expected = base64.b64decode(stored[5:], validate=True)
+    got = hashlib.sha1(secret, usedforsecurity=False).digest()
+    return hmac.compare_digest(got, expected)
+
+
+def _verify_libcrypt(secret: bytes, stored: str) -> bool:
+    got = _call_libcrypt(secret, stored)
+    return got is not None and _same(got, stored)
+
+
+_VERIFIERS: dict[str, Callable[[bytes, str], bool]] = {
+    "argon2": _verify_argon2,
+    "bcrypt": _verify_bcrypt,
+    "scrypt": _verify_scrypt,
+    "pbkdf2": _verify_pbkdf2,
+    "sha512-crypt": _verify_sha_crypt,
+    "sha256-crypt": _verify_sha_crypt,
+    "md5-crypt": _verify_md5_crypt,
+    "apr1": _verify_md5_crypt,
+    "sha1": _verify_sha1,
+    "crypt-des": _verify_libcrypt,
+    "crypt": _verify_libcrypt,
+}
+
+
+# --------------------------------------------------------------------------- libcrypt
+
+_libcrypt_lock = threading.Lock()
+
+
+@functools.cache
+def _libcrypt() -> Callable[[bytes, bytes], bytes | None] | None:
+    """The system's crypt(3) through ctypes, for schemes tapster does not compute itself."""
+    name = ctypes.util.find_library("crypt")
+    if name is None:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        return None
+    func = lib.crypt
+    func.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    func.restype = ctypes.c_char_p
+
+    def call(secret: bytes, setting: bytes) -> bytes | None:
+        result: bytes | None = func(secret, setting)
+        return result
+
+    return call
+
+
+def _call_libcrypt(secret: bytes, setting: str) -> str | None:
+    call = _libcrypt()
+    if call is None or b"\0" in secret:
+        return None
+    with _libcrypt_lock:  # crypt(3) returns a static buffer
+        result = call(secret, setting.encode("ascii"))
+    if not result or result.startswith(b"*"):
+        return None
+    return result.decode("ascii")
+
+
+# --------------------------------------------------------------------------- hash
+
+
+def _salt_text(length: int) -> str:
+    alphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def hash_password(password: str | bytes, scheme: str = DEFAULT_SCHEME) -> str:
+    """Hash ``password`` with a fresh salt (blocking). ``scheme`` is one of :data:`HASH_SCHEMES`."""
+    secret = to_bytes(password)
+    if scheme == "argon2id":
+        return argon2.PasswordHasher().hash(secret)
+    if scheme == "bcrypt":
+        if len(secret) > _BCRYPT_MAX:
+            raise ValueError("bcrypt uses only the first 72 bytes of a password; use argon2id")
+        return bcrypt.hashpw(secret, bcrypt.gensalt(12)).decode("ascii")
+    if scheme == "scrypt":
+        salt = secrets.token_bytes(16)
+        return (
+            f"$scrypt$ln=15,r=8,p=1${_b64(salt)}${_b64(_scrypt(secret, salt, 15, 8, 1, length=32))}"
+        )
+    if scheme == "pbkdf2-sha256":
+        salt, rounds = secrets.token_bytes(16), 600_000
+        key = hashlib.pbkdf2_hmac("sha256", secret, salt, rounds)
+        return f"$pbkdf2-sha256${rounds}${_b64(salt)}${_b64(key)}"
+    if scheme == "sha512-crypt":
+        return sha_crypt(secret, "$6$" + _salt_text(16))
+    if scheme == "sha256-crypt":
+        return sha_crypt(secret, "$5$" + _salt_text(16))
+    raise ValueError(f"unknown hash scheme {scheme!r}; choose one of {', '.join(HASH_SCHEMES)}")
+
+
+def dummy_like(stored: str) -> str:
+    """A hash of a random secret that costs as much to verify as ``stored`` (blocking).
+
+    Same scheme, same cost parameters, fresh salt. Checkers verify an unknown
+    user's password against it so that "no such user" takes as long as
+    "wrong password". Falls back to a default argon2id hash for locked or
+    unrecognised entries.
+    """
+    secret = secrets.token_bytes(24)
+    scheme = None if is_locked(stored) else identify(stored)
+    try:
+        if scheme == "argon2":
+            params = argon2.extract_parameters(stored)
+            return argon2.PasswordHasher.from_parameters(params).hash(secret)
+        if scheme == "bcrypt":
+            cost = int(stored[4:6])
+            return bcrypt.hashpw(secret, bcrypt.gensalt(cost, prefix=b"2b")).decode("ascii")
+        if scheme == "scrypt":
+            match = _SCRYPT_RE.match(stored)
+            if match:
+                ln, r, p = (int(match.group(i)) for i in (1, 2, 3))
+                salt = secrets.token_bytes(16)
+                key = _scrypt(secret, salt, ln, r, p, length=32)
+                return f"$scrypt$ln={ln},r={r},p={p}${_b64(salt)}${_b64(key)}"
+        if scheme == "pbkdf2":
+            return _dummy_pbkdf2(secret, stored)
+        if scheme in ("sha512-crypt", "sha256-crypt"):
+            head = stored[:3]
+            rest = stored[3:]
+            if rest.startswith("rounds="):
+                head += rest.split("$", 1)[0] + "$"
+            return sha_crypt(secret, head + _salt_text(16))
+        if scheme in ("md5-crypt", "apr1"):
+            magic = "$apr1$" if scheme == "apr1" else "$1$"
+            return md5_crypt(secret, magic + _salt_text(8))
+        if scheme == "sha1":
+            return (
+                "{SHA}"
+                + base64.b64encode(hashlib.sha1(secret, usedforsecurity=False).digest()).decode()
+            )
+        if scheme in ("crypt", "crypt-des"):
+            # The same setting (salt and cost) with another secret costs the same.
+            made = _call_libcrypt(secret.hex().encode("ascii"), stored)
+            if made is not None:
+                return made
+    except (ValueError, CryptFormatError, binascii.Error, argon2.exceptions.InvalidHashError):
+        pass
+    return argon2.PasswordHasher().hash(secret)
+
+
+def _dummy_pbkdf2(secret: bytes, stored: str) -> str:
+    salt = secrets.token_bytes(16)
+    match = _PBKDF2_RE.match(stored)
+    if match:
+        digest = match.group(1) or "sha1"
+        rounds = int(match.group(2))
+        key = hashlib.pbkdf2_hmac(
+            digest, secret, salt, rounds, dklen=len(_b64decode(match.group(4)))
+        )
+        name = "$pbkdf2" if match.group(1) is None else f"$pbkdf2-{digest}"
+        return f"{name}${rounds}${_b64(salt).replace('+', '.')}${_b64(key).replace('+', '.')}"
+    django = _DJANGO_PBKDF2_RE.match(stored)
+    if not django:
+        raise ValueError("malformed pbkdf2 hash")
+    digest, rounds = django.group(1), int(django.group(2))
+    salt_text = _salt_text(12).replace(".", "a").replace("/", "b")
+    key = hashlib.pbkdf2_hmac(digest, secret, salt_text.encode("ascii"), rounds)
+    return f"pbkdf2_{digest}${rounds}${salt_text}${base64.b64encode(key).decode('ascii')}"
+
+
+# --------------------------------------------------------------------------- worker pool
+
+
+class _WorkerPool:
+    """The process-wide hashing pool, created on first use and forgotten after fork."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.size = max(1, min(4, os.cpu_count() or 1))
+        self.executor: ThreadPoolExecutor | None = None
+
+    def get(self) -> ThreadPoolExecutor:
+        with self.lock:
+            if self.executor is None:
+                self.executor = ThreadPoolExecutor(self.size, thread_name_prefix="tapster-hash")
+            return self.executor
+
+    def resize(self, size: int) -> None:
+        with self.lock:
+            self.size = size
+            old, self.executor = self.executor, None
+        if old is not None:
+            old.shutdown(wait=False)
+
+    def forget(self) -> None:
+        # A forked child (a daemon) has none of the parent's threads.
+        self.lock = threading.Lock()
+        self.executor = None
+
+
+_POOL = _WorkerPool()
+os.register_at_fork(after_in_child=_POOL.forget)
+
+
+def set_worker_count(count: int) -> None:
+    """Set how many threads hash passwords at once (default: CPU count, at most 4)."""
+    if count < 1:
+        raise ValueError("the hashing pool needs at least one worker")
+    _POOL.resize(count)
+
+
+async def run_in_worker(func: Callable[..., T], *args: object) -> T:
+    """Run a blocking, CPU-heavy ``func(*args)`` in the hashing pool and await it."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_POOL.get(), functools.partial(func, *args))
+
+
+async def verify_password_async(password: str | bytes, stored: str) -> bool:
+    """:func:`verify_password` in the hashing pool: the event loop keeps running."""
+    return await run_in_worker(verify_password, password, stored)

@@ -1,0 +1,307 @@
+"""Every checker, with real hashes, real files and (as root) a real system account."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cred.credtools import apr1_hash, argon2_hash, bcrypt_hash, run, sha512_hash
+
+from tapster.cred import credentials as creds
+from tapster.cred.checkers import (
+    ANONYMOUS,
+    AllowAnonymousAccess,
+    AuthorizedKeysChecker,
+    InMemoryUsernamePasswordChecker,
+    PasswordFileChecker,
+    UnixAccountChecker,
+    parse_authorized_keys,
+)
+from tapster.cred.credentials import Anonymous, SSHPrivateKey, UsernamePassword
+from tapster.cred.errors import UnauthorizedLogin, ValidPublicKey
+
+
+def login(checker: object, user: str | bytes, password: str | bytes) -> str | None:
+    async def attempt() -> str | None:
+        try:
+            result = await checker.request_avatar_id(UsernamePassword(user, password))  # type: ignore[attr-defined]
+        except UnauthorizedLogin:
+            return None
+        assert isinstance(result, str)
+        return result
+
+    return run(attempt())
+
+
+# --------------------------------------------------------------------------- text rule
+
+
+def test_text_rule_bytes_and_str_agree() -> None:
+    assert UsernamePassword(b"jos\xc3\xa9", b"pw") == UsernamePassword("jos\u00e9", "pw")
+    odd = UsernamePassword(b"\xff", b"\xfe\xfd")
+    assert odd.password_bytes == b"\xfe\xfd"
+    assert "\xfe" not in repr(odd) and "password" not in repr(odd)
+    assert creds.from_command_line(os.fsdecode(b"jos\xc3\xa9")) == "jos\u00e9"
+    assert creds.from_command_line(os.fsdecode(b"\xff")) == creds.text(b"\xff")
+    with pytest.raises(TypeError):
+        creds.text(12)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def test_memory_checker() -> None:
+    checker = InMemoryUsernamePasswordChecker({"alice": "wonder", "jos\u00e9": b"caf\xc3\xa9"})
+    assert login(checker, "alice", "wonder") == "alice"
+    assert login(checker, b"alice", b"wonder") == "alice"
+    assert login(checker, "alice", "wonder!") is None
+    assert login(checker, "bob", "wonder") is None
+    assert login(checker, b"jos\xc3\xa9", b"caf\xc3\xa9") == "jos\u00e9"
+    assert login(checker, "jos\u00e9", "caf\u00e9") == "jos\u00e9"
+    assert checker.users == ["alice", "jos\u00e9"]
+
+
+def test_memory_checker_refuses_other_credentials() -> None:
+    checker = InMemoryUsernamePasswordChecker({"a": "b"})
+    with pytest.raises(UnauthorizedLogin):
+        run(checker.request_avatar_id(Anonymous()))
+
+
+# --------------------------------------------------------------------------- files
+
+
+@pytest.fixture
+def pwfile(tmp_path: Path) -> Path:
+    path = tmp_path / "users"
+    path.write_text(
+        "# tapster users\n"
+        f"argon:{argon2_hash('a-pass')}\n"
+        "\n"
+        f"crypt:{bcrypt_hash('b-pass')}\n"
+        f"sha:{sha512_hash('s-pass')}\n"
+        f"apache:{apr1_hash('m-pass')}\n"
+        f"locked:!{sha512_hash('l-pass')}\n"
+    )
+    return path
+
+
+def test_password_file_every_scheme(pwfile: Path) -> None:
+    checker = PasswordFileChecker(pwfile)
+    assert login(checker, "argon", "a-pass") == "argon"
+    assert login(checker, "crypt", "b-pass") == "crypt"
+    assert login(checker, "sha", "s-pass") == "sha"
+    assert login(checker, "apache", "m-pass") == "apache"
+    assert login(checker, "argon", "b-pass") is None
+    assert login(checker, "locked", "l-pass") is None
+    assert login(checker, "nobody-here", "a-pass") is None
+    assert checker.problems == []
+
+
+def _touch_later(path: Path, text: str) -> None:
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    if path.stat().st_mtime_ns == before:  # coarse clocks: force a visible change
+        os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
+
+
+def test_password_file_reloads_on_change(pwfile: Path) -> None:
+    checker = PasswordFileChecker(pwfile)
+    assert login(checker, "newbie", "n-pass") is None
+    loads = checker.load_count
+    assert login(checker, "argon", "a-pass") == "argon"
+    assert checker.load_count == loads  # unchanged file: not re-read
+    _touch_later(pwfile, f"newbie:{sha512_hash('n-pass')}\n")
+    assert login(checker, "newbie", "n-pass") == "newbie"
+    assert login(checker, "argon", "a-pass") is None
+    assert checker.load_count == loads + 1
+
+
+def test_bad_line_reported_once_good_lines_work(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_hash = sha512_hash("good")
+    path = tmp_path / "users"
+    path.write_text(
+        f"good:{secret_hash}\n"
+        "no colon here\n"
+        "plain:hunter2\n"
+        ":emptyname\n"
+        f"good:{sha512_hash('other')}\n"
+    )
+    caplog.set_level(logging.WARNING, logger="tapster.cred")
+    checker = PasswordFileChecker(path)
+    for _ in range(3):
+        assert login(checker, "good", "good") == "good"
+        assert login(checker, "plain", "hunter2") is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 4, messages
+    assert any("line 2" in m and "no ':'" in m for m in messages)
+    assert any("line 3" in m and "unrecognised password hash" in m for m in messages)
+    assert any("line 4" in m and "empty user name" in m for m in messages)
+    assert any("line 5" in m and "already defined on line 1" in m for m in messages)
+    assert all(str(path) in m for m in messages)
+    text = caplog.text
+    assert "hunter2" not in text and secret_hash not in text
+
+
+def test_weak_hash_warning_names_no_secret(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stored = apr1_hash("pw")
+    sha = "{SHA}" + base64.b64encode(__import__("hashlib").sha1(b"pw2").digest()).decode()
+    path = tmp_path / "htpasswd"
+    path.write_text(f"ap:{stored}\nsh:{sha}\nbc:{bcrypt_hash('pw3', '2y')}\n")
+    caplog.set_level(logging.WARNING, logger="tapster.cred")
+    checker = PasswordFileChecker(path, "htpasswd")
+    assert login(checker, "ap", "pw") == "ap"
+    assert login(checker, "sh", "pw2") == "sh"
+    assert login(checker, "bc", "pw3") == "bc"
+    weak = [r.getMessage() for r in caplog.records if "weak" in r.getMessage()]
+    assert len(weak) == 2
+    assert stored not in caplog.text and sha not in caplog.text
+
+
+def test_passwd_format(tmp_path: Path) -> None:
+    path = tmp_path / "passwd"
+    path.write_text(
+        f"alice:{sha512_hash('pw')}:1000:1000:Alice:/home/alice:/bin/sh\n"
+        "shadowed:x:1001:1001::/home/s:/bin/sh\n"
+        "nopass::1002:1002::/:/bin/sh\n"
+    )
+    checker = PasswordFileChecker(path, "passwd")
+    assert login(checker, "alice", "pw") == "alice"
+    assert login(checker, "shadowed", "x") is None
+    assert login(checker, "nopass", "") is None
+    assert checker.shadowed == 1
+
+
+def test_missing_file_fails_at_start_and_vanishing_file_refuses(pwfile: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        PasswordFileChecker(pwfile.with_name("absent"))
+    checker = PasswordFileChecker(pwfile)
+    pwfile.unlink()
+    assert login(checker, "argon", "a-pass") is None
+
+
+# --------------------------------------------------------------------------- unix
+
+
+@pytest.fixture
+def unix_user() -> Iterator[tuple[str, str]]:
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("needs root and useradd to create a test account")
+    name = f"tapcred{os.getpid() % 100000}"
+    password = "unix-pass"
+    subprocess.run(["userdel", name], capture_output=True, check=False)
+    subprocess.run(
+        ["useradd", "--no-create-home", "-p", sha512_hash(password), name],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield name, password
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+def test_unix_checker(unix_user: tuple[str, str]) -> None:
+    name, password = unix_user
+    checker = UnixAccountChecker()
+    assert login(checker, name, password) == name
+    assert login(checker, name, password + "x") is None
+    assert login(checker, "no-such-user-here", password) is None
+    assert login(checker, "root:0", password) is None
+
+
+# --------------------------------------------------------------------------- anonymous
+
+
+def test_anonymous_checker() -> None:
+    checker = AllowAnonymousAccess()
+    assert run(checker.request_avatar_id(Anonymous())) is ANONYMOUS
+    with pytest.raises(UnauthorizedLogin):
+        run(checker.request_avatar_id(UsernamePassword("a", "b")))
+
+
+# --------------------------------------------------------------------------- ssh keys
+
+
+def _ssh_string(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def _ssh_key_and_signer(kind: str) -> tuple[str, bytes, object]:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    key: object
+    if kind == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    elif kind == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+    line = (
+        key.public_key()  # type: ignore[attr-defined]
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    blob = base64.b64decode(line.split()[1])
+
+    def sign(data: bytes) -> bytes:
+        if kind == "ed25519":
+            return _ssh_string(b"ssh-ed25519") + _ssh_string(key.sign(data))  # type: ignore[attr-defined]
+        if kind == "rsa":
+            raw = key.sign(data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[attr-defined]
+            return _ssh_string(b"rsa-sha2-256") + _ssh_string(raw)
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))  # type: ignore[attr-defined]
+        mpint = _ssh_string(r.to_bytes(33, "big")) + _ssh_string(s.to_bytes(33, "big"))
+        return _ssh_string(b"ecdsa-sha2-nistp256") + _ssh_string(mpint)
+
+    return line, blob, sign
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "rsa", "ecdsa"])
+def test_authorized_keys_checker(tmp_path: Path, kind: str) -> None:
+    pytest.importorskip("cryptography")
+    line, blob, sign = _ssh_key_and_signer(kind)
+    _, other_blob, _ = _ssh_key_and_signer("ed25519")
+    keys = tmp_path / "alice.keys"
+    keys.write_text(f'# keys\ncommand="echo hi",no-pty {line} alice@laptop\n')
+    checker = AuthorizedKeysChecker(lambda user: [tmp_path / f"{user}.keys"])
+    algorithm = line.split()[0]
+    data = b"session-id and request"
+
+    def attempt(user: str, key_blob: bytes, signature: bytes | None) -> object:
+        cred = SSHPrivateKey(user, algorithm, key_blob, data if signature else None, signature)
+        try:
+            return run(checker.request_avatar_id(cred))
+        except UnauthorizedLogin as exc:
+            return type(exc)
+
+    assert attempt("alice", blob, sign(data)) == "alice"  # type: ignore[operator]
+    assert attempt("alice", blob, None) is ValidPublicKey
+    assert attempt("alice", blob, sign(b"something else")) is UnauthorizedLogin  # type: ignore[operator]
+    assert attempt("alice", other_blob, None) is UnauthorizedLogin
+    assert attempt("bob", blob, sign(data)) is UnauthorizedLogin  # type: ignore[operator]
+
+
+def test_parse_authorized_keys_skips_junk() -> None:
+    blob = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519key").decode()
+    data = f"\n# comment\nssh-ed25519 {blob} me\nssh-rsa !!!notbase64 x\ngarbage\n"
+    assert parse_authorized_keys(data) == [base64.b64decode(blob)]
+
+
+def test_file_checker_hashes_off_the_loop_quickly(pwfile: Path) -> None:
+    checker = PasswordFileChecker(pwfile)
+    start = time.perf_counter()
+    assert login(checker, "sha", "s-pass") == "sha"
+    assert time.perf_counter() - start < 5
