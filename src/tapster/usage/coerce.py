@@ -33,27 +33,31 @@ def documented(
     return attach
 
 
-def _integer(text: str, what: str) -> int:
+def _integer(text: str, what: str, too_big: str) -> int:
+    """Plain ASCII decimal only: no ``_``, no other scripts' digits, no huge numbers."""
     stripped = text.strip()
     digits = stripped[1:] if stripped[:1] in "+-" else stripped
     if not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"expected {what}")
+    if len(digits.lstrip("0")) > 18:
+        raise ValueError(too_big)
     return int(stripped)
 
 
 @documented("A port number, 0-65535.")
 def port(text: str) -> int:
     """A TCP or UDP port number, 0-65535 (0 lets the system pick one)."""
-    number = _integer(text, "a port number (0-65535)")
+    out_of_range = "a port number is between 0 and 65535"
+    number = _integer(text, "a port number (0-65535)", out_of_range)
     if not 0 <= number <= 65535:
-        raise ValueError("a port number is between 0 and 65535")
+        raise ValueError(out_of_range)
     return number
 
 
 @documented("A positive integer.")
 def positive_int(text: str) -> int:
     """A whole number of at least 1."""
-    number = _integer(text, "a positive integer")
+    number = _integer(text, "a positive integer", "that number is too large")
     if number < 1:
         raise ValueError("expected a positive integer (1 or more)")
     return number
