@@ -9,19 +9,27 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import pytest
 from support import free_port
 
 from tapster.portforward import Forwarder, host_port_connector
 
+Runner = Callable[[Awaitable[Any]], Any]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-def run(coro: Awaitable[Any]) -> Any:
-    async def main() -> Any:
-        async with asyncio.timeout(30):
-            return await coro
+@pytest.fixture
+def run(run_async: Callable[[Any], Any]) -> Callable[[Awaitable[Any]], Any]:
+    """Run a coroutine with a time limit, on asyncio and on uvloop."""
 
-    return asyncio.run(main())
+    def runner(coro: Awaitable[Any]) -> Any:
+        async def main() -> Any:
+            async with asyncio.timeout(30):
+                return await coro
+
+        return run_async(main())
+
+    return runner
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -34,12 +42,12 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 @asynccontextmanager
 async def proxy_to(handler: Handler, **kwargs: Any) -> AsyncIterator[tuple[int, Forwarder]]:
     """A destination server running ``handler`` and a forwarder in front of it."""
-    dest = await asyncio.start_server(handler, "127.0.0.1", 0)
+    dest = await asyncio.start_server(handler, "127.0.0.1", 0, backlog=1024)
     dest_port = dest.sockets[0].getsockname()[1]
     fw = Forwarder(host_port_connector("127.0.0.1", dest_port), f"127.0.0.1:{dest_port}", **kwargs)
     loop = asyncio.get_running_loop()
     port = free_port()
-    server = await loop.create_server(fw, "127.0.0.1", port)
+    server = await loop.create_server(fw, "127.0.0.1", port, backlog=1024)
     try:
         yield port, fw
     finally:
@@ -49,7 +57,7 @@ async def proxy_to(handler: Handler, **kwargs: Any) -> AsyncIterator[tuple[int, 
         dest.close()
 
 
-def test_bytes_both_ways_and_counters() -> None:
+def test_bytes_both_ways_and_counters(run: Runner) -> None:
     async def greeter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"hello from dest\n")
         line = await reader.readline()
@@ -74,7 +82,7 @@ def test_bytes_both_ways_and_counters() -> None:
     run(main())
 
 
-def test_client_half_close_keeps_the_reply_direction_open() -> None:
+def test_client_half_close_keeps_the_reply_direction_open(run: Runner) -> None:
     async def hasher(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # Reads until the client's EOF, then answers: needs the half-close passed on.
         data = await reader.read()
@@ -94,7 +102,7 @@ def test_client_half_close_keeps_the_reply_direction_open() -> None:
     run(main())
 
 
-def test_destination_half_close_keeps_the_request_direction_open() -> None:
+def test_destination_half_close_keeps_the_request_direction_open(run: Runner) -> None:
     received: list[bytes] = []
 
     async def announcer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -120,7 +128,7 @@ def test_destination_half_close_keeps_the_request_direction_open() -> None:
     run(main())
 
 
-def test_slow_reader_keeps_proxy_buffers_bounded() -> None:
+def test_slow_reader_keeps_proxy_buffers_bounded(run: Runner) -> None:
     total = 48 * 1024 * 1024
     chunk = os.urandom(1024 * 1024)
     sent = hashlib.sha256()
@@ -168,7 +176,7 @@ def test_slow_reader_keeps_proxy_buffers_bounded() -> None:
     run(main())
 
 
-def test_many_concurrent_connections() -> None:
+def test_many_concurrent_connections(run: Runner) -> None:
     async def one(port: int, i: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         payload = os.urandom(1000 + i * 37)
@@ -188,7 +196,7 @@ def test_many_concurrent_connections() -> None:
     run(main())
 
 
-def test_connection_limit_rejects_the_excess() -> None:
+def test_connection_limit_rejects_the_excess(run: Runner) -> None:
     async def main() -> None:
         async with proxy_to(echo, max_connections=2) as (port, fw):
             held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
@@ -212,7 +220,7 @@ def test_connection_limit_rejects_the_excess() -> None:
     run(main())
 
 
-def test_unreachable_destination_closes_the_client_and_counts() -> None:
+def test_unreachable_destination_closes_the_client_and_counts(run: Runner) -> None:
     async def main() -> None:
         dead = free_port()
         fw = Forwarder(host_port_connector("127.0.0.1", dead), f"127.0.0.1:{dead}")

@@ -16,13 +16,21 @@ import pytest
 
 from tapster.procmon import Backoff, ProcessMonitor, RestartPolicy
 
+Runner = Callable[[Awaitable[Any]], Any]
 
-def run(coro: Awaitable[Any]) -> Any:
-    async def main() -> Any:
-        async with asyncio.timeout(30):
-            return await coro
 
-    return asyncio.run(main())
+@pytest.fixture
+def run(run_async: Callable[[Any], Any]) -> Runner:
+    """Run a coroutine with a time limit, on asyncio and on uvloop."""
+
+    def runner(coro: Awaitable[Any]) -> Any:
+        async def main() -> Any:
+            async with asyncio.timeout(30):
+                return await coro
+
+        return run_async(main())
+
+    return runner
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -59,7 +67,9 @@ def test_policy_rejects_min_above_max() -> None:
         RestartPolicy(min_restart_delay=5, max_restart_delay=1)
 
 
-def test_output_lines_are_logged_with_the_child_name(caplog: pytest.LogCaptureFixture) -> None:
+def test_output_lines_are_logged_with_the_child_name(
+    caplog: pytest.LogCaptureFixture, run: Runner
+) -> None:
     caplog.set_level(logging.INFO, logger="tapster.procmon")
     script = "echo first line; echo oops >&2; printf 'caf\\303\\251\\r\\nno newline'; sleep 30"
 
@@ -80,7 +90,7 @@ def test_output_lines_are_logged_with_the_child_name(caplog: pytest.LogCaptureFi
     assert stderr_record.procmon_child == "talker"  # type: ignore[attr-defined]
 
 
-def test_restart_delays_grow_exponentially(caplog: pytest.LogCaptureFixture) -> None:
+def test_restart_delays_grow_exponentially(caplog: pytest.LogCaptureFixture, run: Runner) -> None:
     caplog.set_level(logging.INFO, logger="tapster.procmon")
     policy = RestartPolicy(threshold=10, min_restart_delay=0.2, max_restart_delay=0.8)
 
@@ -103,7 +113,7 @@ def test_restart_delays_grow_exponentially(caplog: pytest.LogCaptureFixture) -> 
     assert any("ended after" in m and "exit status 3" in m for m in messages(caplog))
 
 
-def test_stable_run_restarts_at_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_stable_run_restarts_at_once(caplog: pytest.LogCaptureFixture, run: Runner) -> None:
     caplog.set_level(logging.INFO, logger="tapster.procmon")
     policy = RestartPolicy(threshold=0.2, min_restart_delay=5, max_restart_delay=10)
 
@@ -119,7 +129,7 @@ def test_stable_run_restarts_at_once(caplog: pytest.LogCaptureFixture) -> None:
     assert not any(m.startswith("restarting steady") for m in messages(caplog))
 
 
-def test_sigterm_then_sigkill_after_killtime(caplog: pytest.LogCaptureFixture) -> None:
+def test_sigterm_then_sigkill_after_killtime(caplog: pytest.LogCaptureFixture, run: Runner) -> None:
     caplog.set_level(logging.INFO, logger="tapster.procmon")
     # An ignored signal stays ignored across exec, so the whole group ignores SIGTERM.
     script = "trap '' TERM; echo ready; while :; do sleep 0.05; done"
@@ -141,7 +151,7 @@ def test_sigterm_then_sigkill_after_killtime(caplog: pytest.LogCaptureFixture) -
     assert any("sending SIGKILL" in m for m in messages(caplog))
 
 
-def test_polite_child_stops_on_sigterm_without_waiting_killtime() -> None:
+def test_polite_child_stops_on_sigterm_without_waiting_killtime(run: Runner) -> None:
     async def main() -> tuple[float, int | None]:
         mon = ProcessMonitor(RestartPolicy(killtime=10))
         mon.add_process("polite", ["sleep", "60"])
@@ -156,7 +166,7 @@ def test_polite_child_stops_on_sigterm_without_waiting_killtime() -> None:
     assert code == -15
 
 
-def test_stop_leaves_no_processes_behind(caplog: pytest.LogCaptureFixture) -> None:
+def test_stop_leaves_no_processes_behind(caplog: pytest.LogCaptureFixture, run: Runner) -> None:
     caplog.set_level(logging.INFO, logger="tapster.procmon")
     # A shell with children of its own: the kind of tree that leaves orphans.
     script = "sleep 60 & echo kid $!; sleep 60 & echo kid $!; wait"
@@ -183,7 +193,7 @@ def test_stop_leaves_no_processes_behind(caplog: pytest.LogCaptureFixture) -> No
 
 
 def test_leftovers_of_an_exited_child_are_cleaned_before_restart(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, run: Runner
 ) -> None:
     caplog.set_level(logging.INFO, logger="tapster.procmon")
     script = "sleep 60 & echo kid $!; exit 1"
@@ -204,7 +214,9 @@ def test_leftovers_of_an_exited_child_are_cleaned_before_restart(
     assert any("left processes behind" in m for m in messages(caplog))
 
 
-def test_missing_program_is_logged_and_retried(caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_program_is_logged_and_retried(
+    caplog: pytest.LogCaptureFixture, run: Runner
+) -> None:
     caplog.set_level(logging.INFO, logger="tapster.procmon")
     policy = RestartPolicy(threshold=10, min_restart_delay=0.05, max_restart_delay=0.1)
 
@@ -222,7 +234,7 @@ def test_missing_program_is_logged_and_retried(caplog: pytest.LogCaptureFixture)
     assert "No such file or directory" in line
 
 
-def test_children_reaped_no_zombies() -> None:
+def test_children_reaped_no_zombies(run: Runner) -> None:
     async def main() -> list[int]:
         policy = RestartPolicy(threshold=10, min_restart_delay=0.01, max_restart_delay=0.02)
         mon = ProcessMonitor(policy)

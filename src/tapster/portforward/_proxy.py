@@ -26,6 +26,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 __all__ = ["Connector", "ForwardStats", "Forwarder", "host_port_connector"]
 
@@ -129,18 +130,33 @@ class _Half(asyncio.Protocol):
 class _ClientHalf(_Half):
     """The accepted connection."""
 
-    __slots__ = ()
+    __slots__ = ("early",)
+
+    def __init__(self, link: _Link) -> None:
+        super().__init__(link)
+        # Bytes that arrive before the destination is connected. Reading is
+        # paused then, but a loop may deliver one read first (uvloop does).
+        self.early = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.link.client_connected(transport)
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.link.client_connected(self.transport)
 
     def data_received(self, data: bytes) -> None:
         peer = self.peer
         if peer is not None and peer.transport is not None:
             self.link.forwarder.stats.bytes_to_dest += len(data)
             peer.transport.write(data)
+        elif self.transport is not None:
+            self.early += data
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        if self.peer is None:
+            self.eof = True  # passed on once the destination is connected
+            return True
+        return super().eof_received()
 
 
 class _DestHalf(_Half):
@@ -149,8 +165,7 @@ class _DestHalf(_Half):
     __slots__ = ()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         peer = self.peer
@@ -207,7 +222,7 @@ class _Link:
             self.close(abort=True)
             return
         self.connecting = None
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)
         client = self.client
         if client.transport is None or self.done:
             transport.abort()
@@ -216,7 +231,17 @@ class _Link:
         self.dest = dest
         dest.peer = client
         client.peer = dest
-        client.transport.resume_reading()
+        if client.early:
+            self.forwarder.stats.bytes_to_dest += len(client.early)
+            transport.write(bytes(client.early))
+            client.early.clear()
+        if client.eof:
+            if not transport.can_write_eof():
+                self.close()
+                return
+            transport.write_eof()
+        else:
+            client.transport.resume_reading()
 
     def close(self, abort: bool = False) -> None:
         """Close both halves (flushing buffered bytes unless ``abort``)."""

@@ -1,0 +1,89 @@
+"""The command line of ``tapster portforward``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tapster.usage import Options, UsageError, port, positive_int
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("expected a number of seconds, e.g. 2.5") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("expected a positive number of seconds")
+    return value
+
+
+_seconds.coerce_doc = "A positive number."  # type: ignore[attr-defined]
+
+
+class PortForwardOptions(Options):
+    """Options of ``tapster portforward`` (compatible with ``twistd portforward``)."""
+
+    long_description = (
+        "Forward every TCP connection accepted on --port to --host:--dest-port "
+        "(or to the client endpoint --dest), both ways, until either side closes."
+    )
+    parameters = [
+        (
+            "port",
+            "p",
+            "tcp:6666",
+            "Endpoint to listen on, e.g. tcp:6666:interface=127.0.0.1 "
+            "(a bare number means tcp:NUMBER).",
+        ),
+        ("host", "h", "localhost", "Host to forward connections to."),
+        ("dest_port", "d", 6665, "Port to forward connections to.", port),
+        (
+            "dest",
+            None,
+            None,
+            "Destination as a client endpoint, e.g. tcp:host=db.example:port=5432 "
+            "or unix:path=/run/app.sock (replaces --host and --dest-port).",
+        ),
+        (
+            "max_connections",
+            "m",
+            None,
+            "Most connections forwarded at once; more are closed at once (default: no limit).",
+            positive_int,
+        ),
+        ("connect_timeout", None, 10.0, "Seconds to wait for the destination.", _seconds),
+        (
+            "drain_timeout",
+            None,
+            5.0,
+            "On stop, seconds open connections get to end by themselves before they are closed.",
+            _seconds,
+        ),
+    ]
+
+    def post_options(self) -> None:
+        """Parse the endpoints now, so a bad one is a usage error before anything starts."""
+        from tapster.endpoints import EndpointError, client_from_string, server_from_string
+
+        listen = str(self["port"]).strip()
+        if listen.isdigit():
+            listen = f"tcp:{listen}"
+        try:
+            self["listen_endpoint"] = server_from_string(listen)
+        except EndpointError as exc:
+            raise UsageError(f"--port: {exc}") from None
+        destination: Any
+        if self["dest"] is not None:
+            try:
+                destination = client_from_string(self["dest"])
+            except EndpointError as exc:
+                raise UsageError(f"--dest: {exc}") from None
+        else:
+            host = str(self["host"]).strip()
+            if not host:
+                raise UsageError("--host is empty; give the host to forward connections to")
+            if not self["dest_port"]:
+                raise UsageError("--dest-port must be 1-65535")
+            destination = (host, int(self["dest_port"]))
+        self["destination"] = destination
