@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from tapster import __version__
 
@@ -53,10 +54,12 @@ def loads(text: str) -> object:
     scan = make_scanner(_ScannerContext())  # type: ignore[arg-type]
     try:
         value, end = scan(text, 0)
-    except StopIteration:
-        raise ValueError("not JSON") from None
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
+    except (StopIteration, RecursionError, ValueError):
+        raise ValueError("not a JSON document") from None
+    except (SystemError, ImportError):
+        # On malformed input the C scanner imports json.decoder to raise its
+        # error class, which fails while json itself is not imported.
+        raise ValueError("not a JSON document") from None
     if end != len(text):
         raise ValueError("trailing data after JSON")
     return value
@@ -98,19 +101,19 @@ def read(path: str) -> dict[str, object] | None:
 def write(path: str, document: dict[str, object], mode: int = 0o644) -> bool:
     """Write ``document`` to ``path`` atomically; return whether it worked.
 
-    The data goes to a temporary file in the same directory, which is then
-    renamed over ``path``: a reader sees the old file or the new one, never
-    half of either, even when two processes write at once.
+    The data goes to a new temporary file in the same directory (created
+    exclusively, so nothing is overwritten or followed), which is then renamed
+    over ``path``: a reader sees the old file or the new one, never half of
+    either, even when several processes write at once. ``mode`` is the new
+    file's permission (0644 beside a shared folder, 0600 in a user's cache).
     """
-    import tempfile
-
-    directory = os.path.dirname(path)
     try:
         data = dumps({**header(), **document}).encode("utf-8")
     except (TypeError, ValueError):
         return False
+    tmp = f"{path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tapster-plugin-cache.", suffix=".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW, mode)
     except OSError:
         return False
     try:
@@ -125,6 +128,10 @@ def write(path: str, document: dict[str, object], mode: int = 0o644) -> bool:
             os.unlink(tmp)
         return False
     return True
+
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def user_cache_dir() -> str | None:
@@ -162,25 +169,29 @@ def ensure_user_cache_dir() -> bool:
 
 
 def valid_plugin(record: object) -> bool:
-    """Whether ``record`` is a well-formed cached plugin description."""
-    if not isinstance(record, dict) or not isinstance(record.get("attribute"), str):
+    """Whether ``record`` is a well-formed cached plugin description.
+
+    Exact type checks, kept cheap: this runs for every cached module on every
+    start-up.
+    """
+    if type(record) is not dict or type(record.get("attribute")) is not str:
         return False
-    for key in ("kinds", "fields"):
-        mapping = record.get(key)
-        if not isinstance(mapping, dict):
+    kinds = record.get("kinds")
+    fields = record.get("fields")
+    if type(kinds) is not dict or type(fields) is not dict:
+        return False
+    for value in kinds.values():
+        if type(value) is not str:
             return False
-        for k, v in mapping.items():
-            if not isinstance(k, str) or not isinstance(v, str):
-                return False
-    return True
+    return all(type(value) is str for value in fields.values())
 
 
-def valid_outcome(record: object) -> bool:
-    """Whether ``record`` holds either a list of plugins or an import error."""
-    if not isinstance(record, dict):
-        return False
+def valid_outcome(record: dict[str, object]) -> bool:
+    """Whether a module's ``record`` holds either a list of plugins or an import error."""
     error = record.get("error")
     if error is not None:
-        return isinstance(error, str)
+        return type(error) is str
     plugins = record.get("plugins")
-    return isinstance(plugins, list) and all(valid_plugin(p) for p in plugins)
+    if type(plugins) is not list:
+        return False
+    return all(valid_plugin(plugin) for plugin in plugins)

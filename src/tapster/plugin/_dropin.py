@@ -78,7 +78,7 @@ def _modules_of(document: dict[str, object] | None, folder: str | None) -> dict[
 
 def _fresh(record: object, size: int, mtime_ns: int) -> bool:
     return (
-        isinstance(record, dict)
+        type(record) is dict
         and record.get("size") == size
         and record.get("mtime_ns") == mtime_ns
         and _cache.valid_outcome(record)
@@ -102,29 +102,22 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     files = module_files(folder)
     beside_path = beside_cache_file(folder)
     beside = {} if force else _modules_of(_cache.read(beside_path), None)
-
-    complete = len(beside) == len(files) and all(
-        _fresh(beside.get(name), size, mtime) for name, (_, size, mtime) in files.items()
-    )
-    user_path = None if complete else user_cache_file(folder)
-    user: dict[str, object] = {}
-    if user_path is not None and not force:
-        user = _modules_of(_cache.read(user_path), folder)
+    user_path = user_cache_file(folder) if _cache.user_cache_dir() is not None else None
+    user: dict[str, object] | None = None if not force else {}
 
     final: dict[str, object] = {}
     all_beside = not force
-    all_user = not force and bool(user)
     now_ns = time.time_ns()
     for name in sorted(files):
         path, size, mtime = files[name]
-        record: object = None
-        from_cache = True
-        if _fresh(beside.get(name), size, mtime):
-            record = beside[name]
-            all_user = all_user and user.get(name) == record
-        elif _fresh(user.get(name), size, mtime):
-            record = user[name]
+        record = beside.get(name)
+        if not _fresh(record, size, mtime):
             all_beside = False
+            if user is None:
+                user = _modules_of(_cache.read(user_path), folder) if user_path else {}
+            record = user.get(name)
+            if not _fresh(record, size, mtime):
+                record = None
         winner = taken.get(name)
         if winner is not None:
             if isinstance(record, dict):
@@ -132,33 +125,25 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
             scan.modules.append(ModuleResult(name, path, {}, True, shadowed_by=winner))
             continue
         taken[name] = path
-        if not isinstance(record, dict):
-            from_cache = False
-            all_beside = all_user = False
-            record = {"size": size, "mtime_ns": mtime, **scan_module(f"{PACKAGE}.{name}", path)}
-            if _racy(mtime, now_ns):
-                scan.modules.append(ModuleResult(name, path, record, from_cache))
-                continue
-        final[name] = record
-        scan.modules.append(ModuleResult(name, path, record, from_cache))
+        if isinstance(record, dict):
+            final[name] = record
+            scan.modules.append(ModuleResult(name, path, record, True))
+            continue
+        record = {"size": size, "mtime_ns": mtime, **scan_module(f"{PACKAGE}.{name}", path)}
+        scan.modules.append(ModuleResult(name, path, record, False))
+        if not _racy(mtime, now_ns):
+            final[name] = record
 
-    if len(final) != len(beside):
-        all_beside = False
-    if len(final) != len(user):
-        all_user = False
-    if all_beside:
+    if all_beside and len(final) == len(beside):
         scan.cache_file = beside_path
         return scan
-    if all_user:
+    if user is not None and user_path is not None and final == user:
         scan.cache_file = user_path
         return scan
     document: dict[str, object] = {"folder": folder, "modules": final}
     if _cache.write(beside_path, document):
         scan.cache_file = beside_path
-        return scan
-    if user_path is None:
-        user_path = user_cache_file(folder)
-    if (
+    elif (
         user_path is not None
         and _cache.ensure_user_cache_dir()
         and _cache.write(user_path, document, mode=0o600)

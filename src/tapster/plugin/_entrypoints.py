@@ -81,7 +81,7 @@ _KEY_FIELDS = ("dist", "dist_version", "name", "value")
 
 
 def _valid_entry(record: object) -> TypeGuard[dict[str, object]]:
-    if not isinstance(record, dict):
+    if type(record) is not dict:
         return False
     if not all(isinstance(record.get(k), str) for k in (*_KEY_FIELDS, "module")):
         return False

@@ -1,0 +1,167 @@
+"""The cache: warm starts import nothing, changes invalidate exactly what changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+CACHE = ".tapster-plugin-cache.json"
+
+
+def widget_module(name: str) -> str:
+    return f"from testkind import W\n{name} = W({name!r}, 'The {name} widget.')\n"
+
+
+@pytest.fixture
+def three(sandbox):
+    """A folder with modules a, b, c, each defining one widget; cache warmed."""
+    folder = sandbox.folder("proj")
+    for name in ("a", "b", "c"):
+        sandbox.module(folder, name, widget_module(name))
+    cold = sandbox.describe()
+    assert sandbox.names(cold) == ["a", "b", "c"]
+    assert not any(p["from_cache"] for p in cold["plugins"])
+    return folder
+
+
+def test_warm_start_imports_no_plugin_module_nor_heavy_modules(sandbox, three):
+    warm = sandbox.describe()
+    assert sandbox.names(warm) == ["a", "b", "c"]
+    assert all(p["from_cache"] for p in warm["plugins"])
+    assert warm["imported"] == []
+    # Neither asyncio nor logging, nor the slow importlib.metadata, nor json's re.
+    assert warm["heavy"] == []
+    assert warm["stderr"] == ""
+
+
+def test_cache_is_json_beside_the_folder(sandbox, three):
+    document = json.loads((three / CACHE).read_text())
+    assert document["format"] == "tapster-plugin-cache"
+    assert set(document["modules"]) == {"a", "b", "c"}
+    record = document["modules"]["a"]
+    st = os.stat(three / "a.py")
+    assert (record["size"], record["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
+    assert record["plugins"][0]["fields"]["description"] == "The a widget."
+    assert oct((three / CACHE).stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_touching_a_module_rescans_that_module_only(sandbox, three):
+    st = os.stat(three / "b.py")
+    os.utime(three / "b.py", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    result = sandbox.describe()
+    assert result["imported"] == ["tapster.plugins.b"]
+    assert {p["name"]: p["from_cache"] for p in result["plugins"]} == {
+        "a": True,
+        "b": False,
+        "c": True,
+    }
+    assert sandbox.describe()["imported"] == []
+
+
+def test_editing_a_module_shows_its_new_fields(sandbox, three):
+    st = os.stat(three / "c.py")
+    (three / "c.py").write_text("from testkind import W\nc = W('c', 'Now different.')\n")
+    os.utime(three / "c.py", ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime, new size
+    result = sandbox.describe()
+    assert result["plugins"][2]["fields"]["description"] == "Now different."
+    assert result["imported"] == ["tapster.plugins.c"]
+
+
+def test_adding_a_module_scans_only_the_new_one(sandbox, three):
+    sandbox.module(three, "d", widget_module("d"))
+    result = sandbox.describe()
+    assert sandbox.names(result) == ["a", "b", "c", "d"]
+    assert result["imported"] == ["tapster.plugins.d"]
+    assert sandbox.describe()["imported"] == []
+
+
+def test_removing_a_module_forgets_it_without_importing_the_others(sandbox, three):
+    (three / "a.py").unlink()
+    result = sandbox.describe()
+    assert sandbox.names(result) == ["b", "c"]
+    assert result["imported"] == []
+    assert set(json.loads((three / CACHE).read_text())["modules"]) == {"b", "c"}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\x00\xff garbage",
+        b'{"format":"tapster-plugin-cache","version":1,"modu',  # truncated
+        b'{"format":"someone-else","modules":{}}',  # foreign
+        b"[1, 2, 3]",
+        b'{"a": NaN}',
+    ],
+    ids=["empty", "garbage", "truncated", "foreign", "list", "nan"],
+)
+def test_a_corrupt_cache_is_ignored_and_rebuilt(sandbox, three, content):
+    (three / CACHE).write_bytes(content)
+    result = sandbox.describe()
+    assert sandbox.names(result) == ["a", "b", "c"]
+    assert result["imported"] == ["tapster.plugins.a", "tapster.plugins.b", "tapster.plugins.c"]
+    assert result["stderr"] == ""
+    assert sandbox.describe()["imported"] == []
+
+
+def test_a_well_formed_cache_with_bad_records_is_not_trusted(sandbox, three):
+    document = json.loads((three / CACHE).read_text())
+    document["modules"]["a"]["plugins"] = [{"attribute": 5, "kinds": [], "fields": None}]
+    document["modules"]["b"]["plugins"][0]["fields"]["wname"] = ["not", "a", "string"]
+    document["modules"]["c"] = "nonsense"
+    (three / CACHE).write_text(json.dumps(document))
+    result = sandbox.describe()
+    assert sandbox.names(result) == ["a", "b", "c"]
+    assert result["imported"] == ["tapster.plugins.a", "tapster.plugins.b", "tapster.plugins.c"]
+
+
+def test_a_cache_from_another_tapster_version_is_rebuilt(sandbox, three):
+    document = json.loads((three / CACHE).read_text())
+    document["tapster"] = "0.0.0-other"
+    (three / CACHE).write_text(json.dumps(document))
+    assert len(sandbox.describe()["imported"]) == 3
+
+
+def test_rebuild_caches_imports_everything_and_rewrites(sandbox, three):
+    result = sandbox.run("rebuild")
+    assert str(three / CACHE) in result["written"]
+    # Every module is imported afresh (tapster's built-in plugins too).
+    assert {"tapster.plugins.a", "tapster.plugins.b", "tapster.plugins.c"} <= set(
+        result["imported"]
+    )
+    assert sandbox.describe()["imported"] == []
+
+
+def test_concurrent_first_runs_agree_and_leave_a_valid_cache(sandbox):
+    folder = sandbox.folder("proj")
+    for i in range(60):
+        sandbox.module(folder, f"m{i:02d}", widget_module(f"w{i:02d}"))
+    procs = [
+        subprocess.Popen(
+            sandbox.command("describe", "tests.plugin.Widget"),
+            env=sandbox.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        results.append(
+            sandbox.parse(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+        )
+    expected = [f"w{i:02d}" for i in range(60)]
+    for result in results:
+        assert sandbox.names(result) == expected
+        assert result["stderr"] == ""
+    document = json.loads((folder / CACHE).read_text())
+    assert len(document["modules"]) == 60
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    warm = sandbox.describe()
+    assert warm["imported"] == []
+    assert sandbox.names(warm) == expected
