@@ -24,7 +24,12 @@ from bench._model import (
     Sample,
     Unavailable,
 )
-from bench._plugins import bundled_twisted_plugins, tapster_plugin_dir, twisted_plugin_dir
+from bench._plugins import (
+    bundled_tapster_plugins,
+    bundled_twisted_plugins,
+    tapster_plugin_dir,
+    twisted_plugin_dir,
+)
 from bench._procs import (
     CommandError,
     Server,
@@ -62,6 +67,7 @@ __all__ = [
     "Server",
     "TimedRun",
     "Unavailable",
+    "bundled_tapster_plugins",
     "bundled_twisted_plugins",
     "cpu_seconds",
     "echo_probe",

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 TWISTED_PLUGINS = Path(__file__).resolve().parent / "twisted_plugins" / "twisted" / "plugins"
-"""Ready-made Twisted plugins for the twistd side (see ``bench/twisted_plugins/README.md``)."""
+"""Ready-made Twisted plugins for the twistd side (see ``bench/README.md``)."""
+TAPSTER_PLUGINS = Path(__file__).resolve().parent / "tapster_plugins" / "tapster" / "plugins"
+"""Their tapster counterparts (same names, options and behaviour)."""
 
 
 def _write_modules(folder: Path, modules: Mapping[str, str]) -> None:
@@ -54,6 +56,20 @@ def bundled_twisted_plugins(root: Path, *names: str) -> dict[str, str]:
             raise ValueError(f"no bundled Twisted plugin {name!r} in {TWISTED_PLUGINS}")
         modules[name] = path.read_text()
     return twisted_plugin_dir(root, modules)
+
+
+def bundled_tapster_plugins(root: Path, *names: str) -> Path:
+    """Copy ready-made tapster plugins (e.g. ``"bench_echo"``) into ``root``; return ``root``.
+
+    Run tapster with ``--app-dir root`` (or ``cwd=root``).
+    """
+    modules = {}
+    for name in names:
+        path = TAPSTER_PLUGINS / f"{name}.py"
+        if not path.is_file():
+            raise ValueError(f"no bundled tapster plugin {name!r} in {TAPSTER_PLUGINS}")
+        modules[name] = path.read_text()
+    return tapster_plugin_dir(root, modules)
 
 
 def clear_dir(path: Path) -> None:

@@ -20,7 +20,7 @@ import json
 import resource
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 
 class _State:
@@ -44,8 +44,8 @@ class _EchoClient(asyncio.Protocol):
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not inherit from asyncio.Transport; they implement it.
+        self.transport = cast(asyncio.Transport, transport)
         self.connected.set_result(None)
 
     def send(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,9 @@ from bench import (  # noqa: E402 - needs the repository root on sys.path first
     Comparison,
     Context,
     Unavailable,
+    bundled_tapster_plugins,
+    bundled_twisted_plugins,
+    echo_probe,
     free_port,
     measured_env,
     parse_wrk,
@@ -243,3 +247,47 @@ def test_twisted_plugin_dir_layout(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="identifier"):
         twisted_plugin_dir(tmp_path, {"not-a-name": ""})
     assert os.environ.get("PYTHONPATH") != str(tmp_path)
+
+
+def _tapster_script() -> str:
+    script = Path(sys.executable).parent / "tapster"
+    return str(script) if script.is_file() else ""
+
+
+@pytest.mark.skipif(not _tapster_script(), reason="no tapster console script beside python")
+def test_bundled_tapster_echo_plugin_serves(tmp_path: Path) -> None:
+    root = bundled_tapster_plugins(tmp_path, "bench_echo")
+    port = free_port()
+    argv = [_tapster_script(), "--app-dir", str(root), "--pidfile=", "bench-echo"]
+    argv += ["--port", str(port)]
+    with start_server(argv, port=port, env=measured_env(), cwd=root, probe=echo_probe()) as srv:
+        assert srv.ready_ms > 0
+        load = run_tcp_load(port, connections=2, duration=0.3, loop="asyncio")
+        assert load["round_trips"] > 0
+    assert srv.proc.returncode == 0
+
+
+TWISTD = ROOT / "bench" / ".venv-twisted" / "bin" / "twistd"
+
+
+@pytest.mark.skipif(not TWISTD.is_file(), reason="the Twisted venv is not set up (not needed)")
+def test_bundled_twisted_plugins_serve(tmp_path: Path) -> None:
+    env = measured_env(bundled_twisted_plugins(tmp_path, "bench_echo", "bench_login"))
+    port = free_port()
+    argv = [str(TWISTD), "-n", "--pidfile=", "bench-echo", "--port", str(port)]
+    with start_server(argv, port=port, env=env, cwd=tmp_path, probe=echo_probe()):
+        pass
+    port = free_port()
+    argv = [str(TWISTD), "-n", "--pidfile=", "bench-login", "--port", str(port)]
+    argv += ["--auth", "memory:alice:secret", "--str-credentials"]
+    with (
+        start_server(argv, port=port, env=env, cwd=tmp_path),
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+    ):
+        stream = sock.makefile("rwb")
+        answers = []
+        for line in (b"PING", b"LOGIN alice secret", b"LOGIN alice wrong"):
+            stream.write(line + b"\n")
+            stream.flush()
+            answers.append(stream.readline().strip())
+        assert answers == [b"PONG", b"OK", b"FAIL"]
