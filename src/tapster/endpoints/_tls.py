@@ -8,18 +8,28 @@ from __future__ import annotations
 
 import os
 import ssl
+import stat
 import tempfile
+
+#: PEM files bigger than this are not certificates or keys.
+_MAX_PEM_BYTES = 1 << 20
 
 
 def _read(role: str, path: str) -> bytes:
-    if "\0" in path:
-        raise ValueError(f"the {role} path contains a NUL character")
+    """The bytes of a regular, small file, or a ValueError that says what is wrong."""
+    if not path or "\0" in path:
+        raise ValueError(f"the {role} path {path!r} is not a file name")
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ValueError(f"the {role} file {path!r} is not a regular file")
+            data = handle.read(_MAX_PEM_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ValueError(f"cannot read the {role} file {path!r}: {reason.lower()}") from None
+    if len(data) > _MAX_PEM_BYTES:
+        raise ValueError(f"the {role} file {path!r} is too big to be a PEM file")
+    return data
 
 
 def server_context(
@@ -57,6 +67,10 @@ def server_context(
         else:
             context.load_cert_chain(certificate, key_path)
     except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ValueError(
+                f"the key {key_path!r} does not belong to the certificate {certificate!r}"
+            ) from None
         reason = exc.reason or str(exc)
         raise ValueError(
             f"the certificate {certificate!r} and key {key_path!r} do not load ({reason})"
