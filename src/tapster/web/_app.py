@@ -1,0 +1,71 @@
+"""Routing one request: authentication first, then static files, then WSGI."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+from ._config import WebConfig
+from ._http import Request, Response, error_response
+from ._static import StaticFiles
+
+Handled = Response | Awaitable[Response]
+
+
+class WebApp:
+    """Answers requests for a ``WebConfig``; the connection protocol calls ``handle``.
+
+    ``handle`` returns a response when it can answer at once (the common case
+    for cached files) and an awaitable when it must wait for something.
+    """
+
+    def __init__(self, config: WebConfig) -> None:
+        self.config = config
+        self._static = (
+            StaticFiles(config, fallthrough=config.wsgi_app is not None)
+            if config.root is not None
+            else None
+        )
+        self._wsgi = None
+        if config.wsgi_app is not None:
+            from ._wsgi import WsgiHandler
+
+            self._wsgi = WsgiHandler(config.wsgi_app, config.wsgi_threads)
+        self._auth = None
+        if config.portal is not None:
+            from ._auth import BasicAuth
+
+            self._auth = BasicAuth(config.portal, config.realm)
+
+    def handle(self, req: Request) -> Handled:
+        """The response to ``req`` (or an awaitable of it)."""
+        auth = self._auth
+        if auth is not None:
+            header = req.get(b"authorization")
+            user = auth.cached(header)
+            if user is None:
+                return self._login_then_route(req, header)
+            req.remote_user = user
+        return self._route(req)
+
+    async def _login_then_route(self, req: Request, header: bytes | None) -> Response:
+        assert self._auth is not None
+        user = await self._auth.login(header)
+        if user is None:
+            return self._auth.challenge(head=req.method == "HEAD")
+        req.remote_user = user
+        result = self._route(req)
+        return result if isinstance(result, Response) else await result
+
+    def _route(self, req: Request) -> Handled:
+        if self._static is not None:
+            result = self._static.handle(req)
+            if result is not None:
+                return result
+        if self._wsgi is not None:
+            return self._wsgi.handle(req)
+        return error_response(404, "Nothing here.")
+
+    def close(self) -> None:
+        """Release worker threads (WSGI)."""
+        if self._wsgi is not None:
+            self._wsgi.close()

@@ -1,0 +1,209 @@
+"""The ``tapster web`` command line, and its translation into a ``WebConfig``."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from tapster.usage import Options, UsageError, existing_dir, positive_int
+
+from ._config import Limits, WebConfig, WsgiApp
+
+try:
+    from tapster.cred.strcred import (  # type: ignore[import-not-found,unused-ignore]
+        AuthOptionMixin,
+    )
+except ImportError:  # pragma: no cover - only until tapster.cred.strcred lands
+
+    class AuthOptionMixin:  # type: ignore[no-redef,unused-ignore]
+        """Placeholder: no ``--auth`` until tapster.cred.strcred exists."""
+
+
+DEFAULT_LISTEN = "tcp:8080"
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def size(text: str) -> int:
+    """A byte count: ``1048576``, ``512K``, ``10M``, ``1G`` (binary units)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a size (examples: 65536, 512K, 10M, 1G)")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+size.coerce_doc = "A size in bytes, or with a unit: 512K, 10M, 1G."  # type: ignore[attr-defined]
+
+
+def seconds(text: str) -> float:
+    """A positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{text!r} must be more than 0 seconds")
+    return value
+
+
+seconds.coerce_doc = "Seconds (a positive number)."  # type: ignore[attr-defined]
+
+
+class WebOptions(AuthOptionMixin, Options):  # type: ignore[misc,unused-ignore]
+    """Options of ``tapster web``."""
+
+    synopsis = "[options]"
+    long_description = (
+        "Serve static files from a folder (with listings, ranges, conditional "
+        "requests and gzip) and/or a WSGI application, over HTTP/1.1."
+    )
+    parameters = [
+        (
+            "path",
+            None,
+            None,
+            "Serve the files below this folder "
+            "(default: the current folder, unless --wsgi is given).",
+            existing_dir,
+        ),
+        (
+            "wsgi",
+            None,
+            None,
+            "Run this WSGI application, named as module:attribute "
+            "(files from --path are served first when both are given).",
+        ),
+        ("max_body", None, 10 * 1024 * 1024, "Largest request body accepted (WSGI); larger gets 413.", size),
+        ("threads", None, 10, "Worker threads for the WSGI application.", positive_int),
+        ("realm", None, "tapster", "The realm name shown by browsers when --auth is used."),
+        (
+            "request_timeout",
+            None,
+            30.0,
+            "Seconds a client has to send a complete request.",
+            seconds,
+        ),
+        (
+            "keep_alive_timeout",
+            None,
+            15.0,
+            "Seconds an idle keep-alive connection stays open.",
+            seconds,
+        ),
+    ]
+    flags = [
+        ("no_listing", None, "Do not list folders that have no index file (403 instead)."),
+        ("follow_symlinks", None, "Serve symlinks that point outside --path."),
+        ("no_gzip", None, "Never compress responses."),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["index"] = []
+        self["mime_types"] = {}
+        self["access_log"] = True
+
+    def opt_listen(self, endpoint: str) -> None:
+        """Listen on this endpoint, e.g. tcp:8080 or unix:/run/web.sock (repeatable;
+        default tcp:8080)."""
+        self["listen"].append(endpoint)
+
+    def opt_index(self, name: str) -> None:
+        """Serve this file for a folder's URL (repeatable, tried in order;
+        default index.html)."""
+        if not name or "/" in name or name in (".", ".."):
+            raise UsageError(f"--index {name!r}: give a plain file name such as index.html")
+        self["index"].append(name)
+
+    def opt_mime_type(self, mapping: str) -> None:
+        """Serve files ending in EXT with content type TYPE: EXT=TYPE (repeatable),
+        e.g. md=text/markdown."""
+        ext, sep, ctype = mapping.partition("=")
+        ext = ext.strip().lstrip(".")
+        ctype = ctype.strip()
+        if not sep or not ext or "/" not in ctype or any(c in ctype for c in "\r\n"):
+            raise UsageError(f"--mime-type {mapping!r}: expected EXT=TYPE, e.g. md=text/markdown")
+        self["mime_types"][ext] = ctype
+
+    def opt_access_log(self) -> None:
+        """Log every request in the combined log format (the default)."""
+        self["access_log"] = True
+
+    def opt_no_access_log(self) -> None:
+        """Do not log requests."""
+        self["access_log"] = False
+
+    def post_options(self) -> None:
+        super().post_options()
+        if not self["listen"]:
+            self["listen"] = [DEFAULT_LISTEN]
+        from tapster.endpoints import EndpointError, server_from_string
+
+        endpoints = []
+        for description in self["listen"]:
+            try:
+                endpoints.append(server_from_string(description))
+            except EndpointError as exc:
+                raise UsageError(f"--listen: {exc}") from None
+        self["listen_endpoints"] = endpoints
+        if not self["index"]:
+            self["index"] = ["index.html"]
+        self["wsgi_app"] = load_wsgi_app(self["wsgi"]) if self["wsgi"] else None
+        if self["path"] is None and self["wsgi_app"] is None:
+            self["path"] = os.getcwd()
+
+
+def load_wsgi_app(spec: str) -> WsgiApp:
+    """Import ``module:attribute`` (the current folder is searched too)."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise UsageError(f"--wsgi {spec!r}: expected module:attribute, e.g. myapp:application")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"--wsgi {spec!r}: cannot import {module_name!r} ({exc})") from None
+    except Exception as exc:
+        raise UsageError(
+            f"--wsgi {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise UsageError(f"--wsgi {spec!r}: {module_name!r} has no {attribute!r}") from None
+    if not callable(target):
+        raise UsageError(f"--wsgi {spec!r}: {attribute!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def config_from_options(options: Options, portal: Any = None) -> WebConfig:
+    """The ``WebConfig`` that parsed ``tapster web`` options describe."""
+    limits = Limits(
+        max_body=options["max_body"],
+        request_timeout=options["request_timeout"],
+        keep_alive_timeout=options["keep_alive_timeout"],
+    )
+    return WebConfig(
+        root=Path(options["path"]) if options["path"] else None,
+        indexes=tuple(options["index"]),
+        mime_types=dict(options["mime_types"]),
+        listing=not options["no_listing"],
+        access_log=options["access_log"],
+        follow_symlinks=options["follow_symlinks"],
+        gzip=not options["no_gzip"],
+        wsgi_app=options["wsgi_app"],
+        wsgi_threads=options["threads"],
+        portal=portal,
+        realm=options["realm"],
+        limits=limits,
+    )

@@ -1,0 +1,582 @@
+"""The asyncio protocol: bytes in through httptools, responses out, per connection.
+
+One ``HttpConnection`` per client. httptools parses; every complete request is
+queued, and the queue is answered in order (pipelining). Responses a handler
+can give at once are gathered and written together in one ``transport.write``;
+a handler that must wait (a first read, a WSGI call, a login) gets a task, and
+the queue waits behind it. Limits and timeouts are enforced here; the handlers
+never see a request that broke them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+from ._http import (
+    SERVER,
+    FileSpan,
+    Request,
+    Response,
+    date_cache,
+    error_response,
+    status_line,
+)
+
+if TYPE_CHECKING:
+    from ._server import WebServer
+
+log = logging.getLogger("tapster.web")
+access_log = logging.getLogger("tapster.web.access")
+
+_SERVER_LINE = b"Server: " + SERVER + b"\r\n"
+_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+_CLOSE = b"Connection: close\r\n"
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_NO_BODY_STATUS = frozenset({204, 304})
+_FALLBACK_CHUNK = 1024 * 1024
+_JOIN_LIMIT = 16 * 1024
+
+
+class HttpConnection(asyncio.Protocol):
+    """HTTP/1.1 for one client connection (keep-alive, pipelining, limits)."""
+
+    def __init__(self, server: WebServer) -> None:
+        self._server = server
+        self._limits = server.config.limits
+        self._app = server.app
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._queue: deque[Request] = deque()
+        self._busy = False
+        self._closing = False
+        self._read_paused = False
+        self._write_paused = False
+        self._paused_since = 0.0
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._client = "-"
+        self._task: asyncio.Task[None] | None = None
+        # Per-request parse state.
+        self._in_head = False
+        self._in_request = False
+        self._url: list[bytes] = []
+        self._url_len = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._body: list[bytes] = []
+        self._body_len = 0
+        self._progress = 0
+        self._stall = 0
+        self._current: Request | None = None
+        self._upgrade = False
+        #: Monotonic time after which this connection is cut off; None while we work.
+        self.deadline: float | None = None
+
+    # -- asyncio.Protocol --------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not inherit from asyncio.Transport: no isinstance.
+        self._transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            self._client = str(peer[0])
+        elif peer:
+            self._client = str(peer)
+        self._server.connections.add(self)
+        self.deadline = time.monotonic() + self._limits.request_timeout
+        if self._server.draining:
+            self._closing = True
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._server.connections.discard(self)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionResetError("client went away"))
+        self._server.connection_closed()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._paused_since = time.monotonic()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if not self._busy:
+            self._answer_queue()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        progress = self._progress
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # No protocol upgrades here: answer what was asked, then hang up.
+            self._upgrade = True
+            self._stop_reading()
+        except httptools.HttpParserError as exc:
+            if not self._closing:
+                cause = exc.__context__
+                if isinstance(cause, _RejectError):
+                    self._reject(cause.status, cause.message)
+                else:
+                    self._reject(400, "The request is not valid HTTP/1.1.")
+            return
+        if self._in_head:
+            # Bytes httptools holds for a header it has not finished: bound them too.
+            self._stall = len(data) if progress != self._progress else self._stall + len(data)
+            if self._stall > self._limits.max_header_size + self._limits.max_request_line:
+                self._reject(431, "The request header section is too large.")
+                return
+        if self._queue and not self._busy:
+            self._answer_queue()
+
+    # -- httptools callbacks -----------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._in_request = True
+        self._url = []
+        self._url_len = 0
+        self._headers = []
+        self._head_size = 0
+        self._body = []
+        self._body_len = 0
+        self._progress += 1
+        if not self._busy and not self._queue:
+            self.deadline = time.monotonic() + self._limits.request_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self._url_len += len(url)
+        self._progress += 1
+        if self._url_len > self._limits.max_request_line:
+            raise _RejectError(414, "The request target is too long.")
+        self._url.append(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._progress += 1
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self._limits.max_header_size:
+            raise _RejectError(431, "The request header section is too large.")
+        headers = self._headers
+        if len(headers) >= self._limits.max_headers:
+            raise _RejectError(431, "The request has too many header fields.")
+        headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._progress += 1
+        parser = self._parser
+        target = b"".join(self._url)
+        if target.startswith(b"/"):
+            path, _, query = target.partition(b"?")
+            path = path.partition(b"#")[0]
+        elif target == b"*":
+            path, query = b"*", b""
+        else:
+            try:
+                parsed = httptools.parse_url(target)
+            except httptools.HttpParserInvalidURLError:
+                raise _RejectError(400, "The request target is not a valid URL.") from None
+            path = parsed.path or b"/"
+            query = parsed.query or b""
+        req = Request(
+            parser.get_method().decode("ascii", "replace"),
+            target,
+            path,
+            query,
+            parser.get_http_version(),
+            self._headers,
+            parser.should_keep_alive(),
+            self._client,
+        )
+        self._current = req
+        length = req.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                raise _RejectError(400, "Content-Length is not a number.") from None
+            if declared > self._limits.max_body:
+                raise _RejectError(413, "The request body is too large.")
+        expect = req.get(b"expect")
+        if (
+            expect is not None
+            and expect.lower() == b"100-continue"
+            and self._transport
+            and not self._queue
+            and not self._busy
+        ):
+            self._transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_len += len(body)
+        if self._body_len > self._limits.max_body:
+            raise _RejectError(413, "The request body is too large.")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        req = self._current
+        self._current = None
+        self._in_request = False
+        if req is None or self._closing:
+            return
+        if self._body:
+            req.body = b"".join(self._body)
+            self._body = []
+        self._queue.append(req)
+        self.deadline = None
+        if len(self._queue) >= self._limits.max_pipeline:
+            self._stop_reading()
+
+    # -- answering ---------------------------------------------------------------
+
+    def _answer_queue(self) -> None:
+        """Answer queued requests in order; gather what is ready into one write."""
+        transport = self._transport
+        if transport is None:
+            return
+        out: list[bytes] = []
+        queue = self._queue
+        app = self._app
+        while queue and not self._closing and not self._write_paused:
+            req = queue.popleft()
+            try:
+                result = app.handle(req)
+            except Exception:
+                log.exception("Error while handling %s %s", req.method, _printable(req.target))
+                result = error_response(500, "The server failed to handle this request.")
+            if type(result) is Response and type(result.body) is bytes:
+                self._emit(out, req, result)
+            else:
+                if out:
+                    _flush(transport, out)
+                self._busy = True
+                self.deadline = None
+                self._task = asyncio.get_running_loop().create_task(self._answer_later(req, result))
+                return
+        if out:
+            _flush(transport, out)
+        self._after_answers()
+
+    def _after_answers(self) -> None:
+        if self._closing:
+            return
+        if self._write_paused:
+            self._stop_reading()
+            return
+        if not self._queue:
+            if self._server.draining and not self._in_request:
+                self._close()
+                return
+            if not self._in_request:
+                self.deadline = time.monotonic() + self._limits.keep_alive_timeout
+            if self._read_paused and self._transport is not None:
+                self._read_paused = False
+                self._transport.resume_reading()
+
+    def _head(self, req: Request, resp: Response, extra: bytes = b"") -> tuple[bytes, bool]:
+        """The status line and headers for ``resp``; also whether to close afterwards."""
+        close = (
+            resp.close
+            or not req.keep_alive
+            or self._server.draining
+            or (self._upgrade and not self._queue)
+        )
+        if close:
+            conn = _CLOSE
+        elif req.version == "1.0":
+            conn = _KEEP_ALIVE
+        else:
+            conn = b""
+        return (
+            b"".join(
+                (
+                    status_line(resp.status),
+                    date_cache.line(),
+                    _SERVER_LINE,
+                    resp.headers,
+                    extra,
+                    conn,
+                    b"\r\n",
+                )
+            ),
+            close,
+        )
+
+    def _emit(self, out: list[bytes], req: Request, resp: Response) -> None:
+        head, close = self._head(req, resp)
+        out.append(head)
+        body = resp.body
+        if body and resp.status not in _NO_BODY_STATUS:
+            out.append(body)  # type: ignore[arg-type]
+        self._log(req, resp)
+        if close:
+            if self._transport is not None:
+                _flush(self._transport, out)
+            out.clear()
+            self._close()
+
+    async def _answer_later(
+        self, req: Request, result: Response | Awaitable[Response] | None
+    ) -> None:
+        try:
+            try:
+                resp = result if isinstance(result, Response) else await result  # type: ignore[misc]
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Error while handling %s %s", req.method, _printable(req.target))
+                resp = error_response(500, "The server failed to handle this request.")
+            assert isinstance(resp, Response)
+            await self._send(req, resp)
+        except asyncio.CancelledError:
+            self._abort()
+            raise
+        except (ConnectionError, OSError):
+            self._abort()
+            return
+        except Exception:
+            log.exception("Error while sending a response")
+            self._abort()
+            return
+        finally:
+            self._busy = False
+            self._task = None
+        if not self._closing:
+            if self._queue:
+                self._answer_queue()
+            else:
+                self._after_answers()
+
+    async def _send(self, req: Request, resp: Response) -> None:
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        body = resp.body
+        if type(body) is bytes:
+            out: list[bytes] = []
+            self._emit(out, req, resp)
+            if out:
+                _flush(transport, out)
+            return
+        if isinstance(body, list):
+            head, close = self._head(req, resp)
+            transport.write(head)
+            for part in body:
+                if isinstance(part, FileSpan):
+                    await self._send_file(part)
+                else:
+                    transport.write(part)
+                    await self._drain()
+            self._log(req, resp)
+            if close:
+                self._close()
+            return
+        stream: AsyncIterator[bytes] = body  # type: ignore[assignment]
+        chunked = (
+            b"content-length:" not in resp.headers.lower() and resp.status not in _NO_BODY_STATUS
+        )
+        if chunked and req.version == "1.0":
+            resp.close = True
+            chunked = False
+        head, close = self._head(req, resp, _CHUNKED if chunked else b"")
+        transport.write(head)
+        sent = 0
+        try:
+            async for chunk in stream:
+                if not chunk or req.method == "HEAD":
+                    continue
+                sent += len(chunk)
+                if chunked:
+                    transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                else:
+                    transport.write(chunk)
+                await self._drain()
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if chunked and req.method != "HEAD":
+            transport.write(b"0\r\n\r\n")
+        resp.body_length = sent
+        self._log(req, resp)
+        if close:
+            self._close()
+
+    async def _send_file(self, span: FileSpan) -> None:
+        transport = self._transport
+        assert transport is not None
+        loop = asyncio.get_running_loop()
+        with open(span.path, "rb") as fh:
+            try:
+                sent = await loop.sendfile(transport, fh, span.offset, span.count, fallback=False)
+            except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
+                sent = await self._send_file_by_chunks(fh, span)
+        if sent != span.count:
+            # The file shrank under us: the promised length cannot be kept.
+            raise ConnectionAbortedError("file changed while being sent")
+
+    async def _send_file_by_chunks(self, fh: Any, span: FileSpan) -> int:
+        loop = asyncio.get_running_loop()
+        transport = self._transport
+        assert transport is not None
+        offset, left, sent = span.offset, span.count, 0
+        fd = fh.fileno()
+        while left > 0:
+            size = min(left, _FALLBACK_CHUNK)
+            data = await loop.run_in_executor(None, os.pread, fd, size, offset)
+            if not data:
+                break
+            transport.write(data)
+            offset += len(data)
+            left -= len(data)
+            sent += len(data)
+            await self._drain()
+        return sent
+
+    async def _drain(self) -> None:
+        if self._closing:
+            raise ConnectionResetError("connection closed")
+        if not self._write_paused:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._drain_waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._drain_waiter = None
+
+    # -- closing, errors, timeouts -----------------------------------------------
+
+    def _stop_reading(self) -> None:
+        if not self._read_paused and self._transport is not None and not self._closing:
+            self._read_paused = True
+            self._transport.pause_reading()
+
+    def _reject(self, status: int, message: str) -> None:
+        """Answer a request that broke the rules, then close: nothing after it is trusted."""
+        self._queue.clear()
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        if self._busy:
+            # A response is still going out; a second one would interleave.
+            self._abort()
+            return
+        resp = error_response(status, message, close=True)
+        head = b"".join(
+            (status_line(status), date_cache.line(), _SERVER_LINE, resp.headers, _CLOSE, b"\r\n")
+        )
+        transport.write(head + resp.body)  # type: ignore[operator]
+        if self._server.config.access_log and access_log.isEnabledFor(logging.INFO):
+            access_log.info('%s - - "-" %d %d', self._client, status, resp.body_length)
+        self._close()
+
+    def _close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self.deadline = None
+            if self._transport is not None:
+                self._transport.close()
+
+    def abort(self) -> None:
+        """Close the connection at once, dropping anything unsent."""
+        self._abort()
+
+    def _abort(self) -> None:
+        self._closing = True
+        self.deadline = None
+        if self._transport is not None:
+            self._transport.abort()
+
+    def check_timeout(self, now: float) -> None:
+        """Called about once a second by the server: cut off clients that stall."""
+        if self._closing:
+            return
+        if self._write_paused and now - self._paused_since > self._limits.send_timeout:
+            log.info("Closing connection from %s: it stopped reading", self._client)
+            self._abort()
+            return
+        deadline = self.deadline
+        if deadline is not None and now > deadline:
+            if self._in_request and not self._busy:
+                self._reject(408, "The request took too long to arrive.")
+            else:
+                self._close()
+
+    def begin_drain(self) -> None:
+        """The server is stopping: close if idle, else after the response in progress."""
+        if not self._busy and not self._queue and not self._in_request:
+            self._close()
+
+    # -- logging -----------------------------------------------------------------
+
+    def _log(self, req: Request, resp: Response) -> None:
+        if self._server.config.access_log and access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                '%s - %s [%s] "%s %s HTTP/%s" %d %d "%s" "%s"',
+                req.client,
+                req.remote_user or "-",
+                _clf_date(),
+                req.method,
+                _printable(req.target),
+                req.version,
+                resp.status,
+                resp.body_length,
+                _printable(req.get(b"referer") or b"-"),
+                _printable(req.get(b"user-agent") or b"-"),
+            )
+
+
+def _flush(transport: asyncio.Transport, out: list[bytes]) -> None:
+    """Write gathered responses: one buffer when small, a vector when large.
+
+    Joining copies, which is cheaper than an extra system call for small
+    bodies; large bodies go by ``writelines`` (``writev`` on uvloop), uncopied.
+    """
+    if len(out) == 1:
+        transport.write(out[0])
+    elif len(out) == 2 and len(out[1]) > _JOIN_LIMIT:
+        transport.writelines(out)
+    else:
+        transport.write(b"".join(out))
+
+
+class _RejectError(Exception):
+    """Raised from a parser callback to refuse the request being parsed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _printable(value: bytes) -> str:
+    """Bytes for a log line: non-printable characters escaped, never raw."""
+    return value.decode("latin-1").encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+_clf_cache: list[Any] = [-1, ""]
+
+
+def _clf_date() -> str:
+    now = int(time.time())
+    if _clf_cache[0] != now:
+        _clf_cache[0] = now
+        _clf_cache[1] = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now))
+    return str(_clf_cache[1])

@@ -1,0 +1,85 @@
+"""State shared by all connections of one web server: the app, the connection
+set, the timeout sweeper and graceful draining.
+
+``WebServer.protocol`` is the asyncio protocol factory to hand to a listener
+(``loop.create_server`` or ``tapster.internet.StreamServerService``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from ._app import WebApp
+from ._config import WebConfig
+from ._protocol import HttpConnection
+
+
+class WebServer:
+    """One configured web server, independent of where it listens."""
+
+    def __init__(self, config: WebConfig) -> None:
+        self.config = config
+        self.app = WebApp(config)
+        self.connections: set[HttpConnection] = set()
+        self.draining = False
+        self._sweeper: asyncio.Task[None] | None = None
+        self._all_closed: asyncio.Event | None = None
+        limits = config.limits
+        self._interval = max(
+            0.05, min(1.0, limits.request_timeout / 4, limits.keep_alive_timeout / 4)
+        )
+
+    def protocol(self) -> HttpConnection:
+        """A new connection protocol (the factory for the listener)."""
+        return HttpConnection(self)
+
+    def start(self) -> None:
+        """Begin watching for slow clients. Call with the event loop running."""
+        self.draining = False
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                conn.check_timeout(now)
+
+    def connection_closed(self) -> None:
+        """Called by a connection when it is gone."""
+        if not self.connections and self._all_closed is not None:
+            self._all_closed.set()
+
+    def begin_drain(self) -> None:
+        """Stop taking requests: idle connections close now, busy ones after
+        their current response."""
+        self.draining = True
+        for conn in list(self.connections):
+            conn.begin_drain()
+
+    async def drain(self) -> None:
+        """``begin_drain``, then wait until every connection is closed.
+
+        Cancel this (the shutdown budget does) to give up waiting.
+        """
+        self._all_closed = asyncio.Event()
+        self.begin_drain()
+        if self.connections:
+            await self._all_closed.wait()
+
+    def abort_all(self) -> None:
+        """Cut every remaining connection (the budget ran out)."""
+        for conn in list(self.connections):
+            conn.abort()
+
+    async def close(self) -> None:
+        """Stop the sweeper and the worker threads."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        self.app.close()

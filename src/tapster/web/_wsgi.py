@@ -1,0 +1,248 @@
+"""WSGI (PEP 3333) applications run in a bounded pool of worker threads.
+
+The event loop never runs application code. A request's body is read in full
+(bounded by ``--max-body``) before the application is called; the response
+streams back through a small queue, so an application that produces faster
+than the client reads is held back instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from ._config import WsgiApp
+from ._http import Request, Response, error_response, header_block
+
+log = logging.getLogger("tapster.web")
+
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade"})
+_END = object()
+_QUEUE_SIZE = 8
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+class WsgiHandler:
+    """Calls one WSGI application for requests, at most ``threads`` at a time."""
+
+    def __init__(self, app: WsgiApp, threads: int = 10) -> None:
+        self._app = app
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tapster-wsgi")
+
+    def handle(self, req: Request) -> asyncio.Future[Response] | Any:
+        """An awaitable of the response the application gives for ``req``."""
+        return self._call(req)
+
+    async def _call(self, req: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        channel = _Channel(loop)
+        environ = build_environ(req)
+        job = loop.run_in_executor(self._pool, self._run, environ, channel)
+        job.add_done_callback(_ignore_result)
+        try:
+            status, headers = await channel.head
+        except _AppFailedError:
+            return error_response(500, "The application failed to handle this request.")
+        pairs: list[tuple[str, str]] = []
+        declared: int | None = None
+        for name, value in headers:
+            lname = name.lower()
+            if lname in _HOP_BY_HOP:
+                continue
+            if lname == "content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    continue
+            pairs.append((name, value))
+        try:
+            block = header_block(pairs)
+        except ValueError:
+            channel.close()
+            log.error("The WSGI application sent a header with a line break")
+            return error_response(500, "The application failed to handle this request.")
+        return Response(status, block, channel.stream(declared), declared or 0)
+
+    def _run(self, environ: dict[str, Any], channel: _Channel) -> None:
+        """Worker thread: call the application and feed its output to the channel."""
+        state: dict[str, Any] = {"head": None, "sent": False}
+
+        def send_head() -> None:
+            if not state["sent"]:
+                if state["head"] is None:
+                    raise RuntimeError("the application did not call start_response")
+                state["sent"] = True
+                channel.send_head(*state["head"])
+
+        def write(data: bytes) -> None:
+            send_head()
+            channel.put(bytes(data))
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Callable[[bytes], None]:
+            if exc_info is not None:
+                if state["sent"]:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            elif state["head"] is not None:
+                raise RuntimeError("start_response was called twice")
+            code = int(str(status).split(" ", 1)[0])
+            if not 100 <= code <= 999:
+                raise ValueError(f"bad status {status!r}")
+            state["head"] = (code, [(str(n), str(v)) for n, v in headers])
+            return write
+
+        result: Iterable[bytes] | None = None
+        try:
+            result = self._app(environ, start_response)
+            for chunk in result:
+                if chunk:
+                    send_head()
+                    if not channel.put(bytes(chunk)):
+                        break
+            send_head()
+            channel.finish()
+        except BaseException as exc:
+            log.exception("The WSGI application failed")
+            channel.fail(exc)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("The WSGI application's close() failed")
+
+    def close(self) -> None:
+        """Stop the worker threads once running calls finish."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _ignore_result(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+class _AppFailedError(Exception):
+    pass
+
+
+class _Channel:
+    """Carries a response from a worker thread to the event loop, with backpressure."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.head: asyncio.Future[tuple[int, list[tuple[str, str]]]] = loop.create_future()
+        self._queue: asyncio.Queue[object] = asyncio.Queue(_QUEUE_SIZE)
+        self._closed = threading.Event()
+
+    # Thread side.
+
+    def send_head(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self._loop.call_soon_threadsafe(_set_result, self.head, (status, headers))
+
+    def put(self, item: object) -> bool:
+        """Queue ``item`` for the loop; ``False`` once the client is gone."""
+        if self._closed.is_set():
+            return False
+        fut = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
+        try:
+            fut.result()
+        except (RuntimeError, asyncio.CancelledError, Exception):
+            return False
+        return not self._closed.is_set()
+
+    def finish(self) -> None:
+        self.put(_END)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.head.done():
+            self._loop.call_soon_threadsafe(_set_exception, self.head, _AppFailedError())
+        else:
+            self.put(_AppFailedError())
+
+    # Loop side.
+
+    def close(self) -> None:
+        self._closed.set()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    async def stream(self, declared: int | None) -> AsyncIterator[bytes]:
+        sent = 0
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise ConnectionAbortedError("the WSGI application failed mid-response")
+                assert isinstance(item, bytes)
+                if declared is not None and sent + len(item) > declared:
+                    item = item[: declared - sent]
+                sent += len(item)
+                yield item
+            if declared is not None and sent < declared:
+                raise ConnectionAbortedError("the WSGI application sent less than it declared")
+        finally:
+            self.close()
+
+
+def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+def build_environ(req: Request, url_scheme: str = "http") -> dict[str, Any]:
+    """The PEP 3333 environ for ``req`` (text values are latin-1 "bytes as str")."""
+    host = (req.get(b"host") or b"localhost").decode("latin-1")
+    name, _, port = host.rpartition(":") if host.rfind(":") > host.rfind("]") else (host, "", "")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": req.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote_to_bytes(req.path).decode("latin-1"),
+        "QUERY_STRING": req.query.decode("latin-1"),
+        "SERVER_NAME": name or "localhost",
+        "SERVER_PORT": port or ("443" if url_scheme == "https" else "80"),
+        "SERVER_PROTOCOL": f"HTTP/{req.version}",
+        "REMOTE_ADDR": req.client,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": url_scheme,
+        "wsgi.input": io.BytesIO(req.body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if req.remote_user is not None:
+        environ["REMOTE_USER"] = req.remote_user
+    for key, value in req.headers:
+        text = value.decode("latin-1")
+        if key == b"content-type":
+            environ["CONTENT_TYPE"] = text
+            continue
+        if key == b"content-length":
+            environ["CONTENT_LENGTH"] = text
+            continue
+        if b"_" in key:
+            continue  # could pose as a dashed header (X_User vs X-User)
+        wkey = "HTTP_" + key.decode("latin-1").upper().replace("-", "_")
+        old = environ.get(wkey)
+        environ[wkey] = text if old is None else old + "," + text
+    if req.body and "CONTENT_LENGTH" not in environ:
+        environ["CONTENT_LENGTH"] = str(len(req.body))
+    return environ
