@@ -140,7 +140,7 @@ def serve(tapster_proc: Any) -> Iterator[Callable[..., Web]]:
                 wait_for_port(port, timeout=15)
             except TimeoutError:
                 proc.kill()
-                out, err = proc.communicate()
+                _out, err = proc.communicate()
                 raise AssertionError(f"tapster web did not start: {err}") from None
             web = Web(port=port, proc=proc)
         else:

@@ -112,7 +112,7 @@ def test_multiple_ranges(serve, site: Path) -> None:
 def test_overlapping_ranges_are_merged(serve, site: Path) -> None:
     web = serve("--path", str(site))
     data = (site / "hello.txt").read_bytes()
-    status, headers, body = web.get("/hello.txt", {"Range": "bytes=0-10,5-20"})
+    status, _headers, body = web.get("/hello.txt", {"Range": "bytes=0-10,5-20"})
     assert status == 206 and body == data[0:21]
 
 

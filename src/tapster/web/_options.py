@@ -79,7 +79,13 @@ class WebOptions(AuthOptionMixin, Options):  # type: ignore[misc,unused-ignore]
             "Run this WSGI application, named as module:attribute "
             "(files from --path are served first when both are given).",
         ),
-        ("max_body", None, 10 * 1024 * 1024, "Largest request body accepted (WSGI); larger gets 413.", size),
+        (
+            "max_body",
+            None,
+            10 * 1024 * 1024,
+            "Largest request body accepted (WSGI); larger gets 413.",
+            size,
+        ),
         ("threads", None, 10, "Worker threads for the WSGI application.", positive_int),
         ("realm", None, "tapster", "The realm name shown by browsers when --auth is used."),
         (
