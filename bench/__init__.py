@@ -27,7 +27,10 @@ from bench._model import (
 from bench._plugins import (
     bundled_tapster_plugins,
     bundled_twisted_plugins,
+    clear_plugin_caches,
+    tapster_maker_source,
     tapster_plugin_dir,
+    twisted_maker_source,
     twisted_plugin_dir,
 )
 from bench._procs import (
@@ -69,6 +72,7 @@ __all__ = [
     "Unavailable",
     "bundled_tapster_plugins",
     "bundled_twisted_plugins",
+    "clear_plugin_caches",
     "cpu_seconds",
     "echo_probe",
     "find_wrk",
@@ -83,6 +87,8 @@ __all__ = [
     "run_wrk",
     "start_server",
     "stop_process",
+    "tapster_maker_source",
     "tapster_plugin_dir",
+    "twisted_maker_source",
     "twisted_plugin_dir",
 ]

@@ -72,6 +72,64 @@ def bundled_tapster_plugins(root: Path, *names: str) -> Path:
     return tapster_plugin_dir(root, modules)
 
 
+def twisted_maker_source(tapname: str, description: str = "A generated plugin.") -> str:
+    """Source of a Twisted plugin module defining one service maker ``tapname``.
+
+    Like a real plugin module it imports what a service maker needs (``IServiceMaker``,
+    ``IPlugin``, ``usage``) at module level; the service itself is built only when run.
+    """
+    return (
+        "from twisted.application.service import IServiceMaker, Service\n"
+        "from twisted.plugin import IPlugin\n"
+        "from twisted.python import usage\n"
+        "from zope.interface import implementer\n\n\n"
+        "class Options(usage.Options):\n"
+        '    optParameters = [["port", "p", 0, "Port.", int]]\n\n\n'
+        "@implementer(IServiceMaker, IPlugin)\n"
+        "class Maker:\n"
+        f"    tapname = {tapname!r}\n"
+        f"    description = {description!r}\n"
+        "    options = Options\n\n"
+        "    def makeService(self, options):\n"
+        "        return Service()\n\n\n"
+        "maker = Maker()\n"
+    )
+
+
+def tapster_maker_source(tapname: str, description: str = "A generated plugin.") -> str:
+    """Source of a tapster plugin module defining one service maker ``tapname``.
+
+    The counterpart of :func:`twisted_maker_source`: same shape, tapster's names.
+    """
+    return (
+        "from tapster.service import Service, ServiceMaker\n"
+        "from tapster.usage import Options\n\n\n"
+        "class _Options(Options):\n"
+        '    parameters = [("port", "p", 0, "Port.", int)]\n\n\n'
+        "class _Maker(ServiceMaker):\n"
+        f"    tapname = {tapname!r}\n"
+        f"    description = {description!r}\n"
+        "    options = _Options\n\n"
+        "    def make_service(self, options):\n"
+        "        return Service()\n\n\n"
+        "maker = _Maker()\n"
+    )
+
+
+def clear_plugin_caches(root: Path) -> None:
+    """Delete both sides' plugin caches under ``root`` (for cold-cache runs).
+
+    Twisted's ``twisted/plugins/dropin.cache`` and tapster's
+    ``tapster/plugins/.tapster-plugin-cache.json`` (a folder that is not writable keeps its
+    tapster cache in ``$XDG_CACHE_HOME/tapster`` instead: point that at a scratch folder).
+    """
+    for path in (
+        root / "twisted" / "plugins" / "dropin.cache",
+        root / "tapster" / "plugins" / ".tapster-plugin-cache.json",
+    ):
+        path.unlink(missing_ok=True)
+
+
 def clear_dir(path: Path) -> None:
     """Remove ``path`` and everything under it, if it exists."""
     shutil.rmtree(path, ignore_errors=True)

@@ -29,6 +29,7 @@ from bench import (  # noqa: E402 - needs the repository root on sys.path first
     Unavailable,
     bundled_tapster_plugins,
     bundled_twisted_plugins,
+    clear_plugin_caches,
     echo_probe,
     free_port,
     measured_env,
@@ -38,6 +39,9 @@ from bench import (  # noqa: E402 - needs the repository root on sys.path first
     run_timed,
     run_wrk,
     start_server,
+    tapster_maker_source,
+    tapster_plugin_dir,
+    twisted_maker_source,
     twisted_plugin_dir,
 )
 from bench._harness import markdown, run_case, select_cases  # noqa: E402
@@ -291,3 +295,26 @@ def test_bundled_twisted_plugins_serve(tmp_path: Path) -> None:
             stream.flush()
             answers.append(stream.readline().strip())
         assert answers == [b"PONG", b"OK", b"FAIL"]
+
+
+@pytest.mark.skipif(not _tapster_script(), reason="no tapster console script beside python")
+def test_generated_tapster_plugins_are_listed(tmp_path: Path) -> None:
+    modules = {f"gen_{i}": tapster_maker_source(f"gen-{i}", f"Generated {i}.") for i in range(3)}
+    root = tapster_plugin_dir(tmp_path, modules)
+    run = run_timed([_tapster_script(), "--app-dir", str(root), "--help"], env=measured_env())
+    for i in range(3):
+        assert f"gen-{i}" in run.stdout
+    cache = root / "tapster" / "plugins" / ".tapster-plugin-cache.json"
+    assert cache.is_file()
+    clear_plugin_caches(root)
+    assert not cache.exists()
+
+
+@pytest.mark.skipif(not TWISTD.is_file(), reason="the Twisted venv is not set up (not needed)")
+def test_generated_twisted_plugins_are_listed(tmp_path: Path) -> None:
+    modules = {f"gen_{i}": twisted_maker_source(f"gen-{i}") for i in range(3)}
+    env = measured_env(twisted_plugin_dir(tmp_path, modules))
+    run = run_timed([str(TWISTD), "--help"], env=env, cwd=tmp_path)
+    for i in range(3):
+        assert f"gen-{i}" in run.stdout
+    assert (tmp_path / "twisted" / "plugins" / "dropin.cache").is_file()
