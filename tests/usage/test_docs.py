@@ -46,6 +46,7 @@ def test_every_error_shown_is_a_real_message() -> None:
         ["-p", "99999"],
         ["--auth", "x"],
         ["srve"],
+        ["x"],
     ):
         try:
             Example().parse_options(argv)

@@ -338,3 +338,20 @@ def test_default_argv_is_sys_argv(monkeypatch: pytest.MonkeyPatch) -> None:
     options = Basic()
     options.parse_options()
     assert options["port"] == 99
+
+
+def test_values_may_be_set_before_super_init() -> None:
+    class Early(Basic):
+        def __init__(self) -> None:
+            self["early"] = True
+            super().__init__()
+
+    class NoSuper(Basic):
+        def __init__(self) -> None:
+            self["early"] = True
+
+    for cls in (Early, NoSuper):
+        options = parse(cls, "-p", "3")
+        assert options["early"] is True
+        assert options["port"] == 3
+        assert options.subcommand is None

@@ -137,6 +137,9 @@ def test_unknown_command() -> None:
         Top().parse_options(["nope"])
     assert str(caught.value) == "unknown command 'nope' (commands: serve, nested, broken)"
     assert isinstance(caught.value.options, Top)
+    with pytest.raises(UsageError) as caught:
+        Top().parse_options(["serv"])
+    assert str(caught.value) == "unknown command 'serv'; did you mean serve?"
 
 
 def test_no_command_given_leaves_subcommand_none() -> None:

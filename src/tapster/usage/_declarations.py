@@ -106,14 +106,15 @@ class ClassSpec:
                 self.defaults[option.key] = False
 
 
-_CACHE: dict[type, ClassSpec] = {}
+_CACHED = "_tapster_usage_spec"
 
 
 def class_spec(cls: type) -> ClassSpec:
-    """The (cached) option table of ``cls``."""
-    spec = _CACHE.get(cls)
-    if spec is None:
-        spec = _CACHE[cls] = _build(cls)
+    """The option table of ``cls``, built on first use and kept on the class itself."""
+    spec = cls.__dict__.get(_CACHED)
+    if not isinstance(spec, ClassSpec):
+        spec = _build(cls)
+        setattr(cls, _CACHED, spec)
     return spec
 
 

@@ -15,7 +15,7 @@ from tapster.usage._parser import show, tokenize
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
-    from typing import Any, ClassVar
+    from typing import Any, ClassVar, Self
 
     from tapster.usage._declarations import Option
 
@@ -48,11 +48,19 @@ class Options(MutableMapping[str, "Any"]):
     sub_options: Options | None
     parent: Options | None
 
-    def __init__(self) -> None:
-        self._values: dict[str, Any] = dict(class_spec(type(self)).defaults)
+    _values: dict[str, Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # The values exist before any __init__ runs, so a subclass or mixin may
+        # set them before (or without) calling super().__init__().
+        self = super().__new__(cls)
+        self._values = dict(class_spec(cls).defaults)
         self.subcommand = None
         self.sub_options = None
         self.parent = None
+        return self
+
+    def __init__(self) -> None:
         super().__init__()
 
     # -- declarations that may be computed -------------------------------------------------
@@ -160,8 +168,7 @@ class Options(MutableMapping[str, "Any"]):
             if name == command or (short and name == short):
                 break
         else:
-            known = ", ".join(str(row[0]) for row in rows)
-            raise UsageError(f"unknown command {show(name)} (commands: {known})")
+            raise UsageError(_unknown_command(name, [str(row[0]) for row in rows]))
         child = factory()
         if not isinstance(child, Options):
             raise TypeError(f"the options factory of command {command!r} returned {child!r}")
@@ -226,6 +233,16 @@ def program_name() -> str:
     if name == "__main__.py":
         name = os.path.basename(os.path.dirname(os.path.abspath(argv0))) or name
     return name
+
+
+def _unknown_command(name: str, known: list[str]) -> str:
+    import difflib  # only on this error path
+
+    message = f"unknown command {show(name)}"
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f"{message}; did you mean {close[0]}?"
+    return f"{message} (commands: {', '.join(known)})"
 
 
 def _coerce(coerce: Callable[[str], Any], spelled: str, raw: str) -> Any:
