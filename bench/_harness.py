@@ -14,6 +14,7 @@ import importlib
 import json
 import os
 import pkgutil
+import shutil
 import statistics
 import sys
 import traceback
@@ -22,8 +23,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench import cases as cases_pkg
-from bench._env import RESULTS, TWISTED_VERSION, Context, machine_info, stripped_variables
+from bench._env import (
+    RESULTS,
+    TWISTED_VENV,
+    TWISTED_VERSION,
+    Context,
+    machine_info,
+    stripped_variables,
+)
+from bench._load import WRK_HOWTO
 from bench._model import PLANNED, Case, Comparison, Planned, Sample, Unavailable
+from bench._procs import GNU_TIME
 
 SIDES = ("tapster", "twistd")
 SCHEMA = 1
@@ -62,20 +72,37 @@ def _order(case: Case) -> tuple[int, str]:
 def listing() -> str:
     """A plain-text list of the cases: landed, planned (with owning issue), broken."""
     found, broken = discover_cases()
-    lines = ["Cases (python -m bench NAME ...):"]
-    for case in sorted(found.values(), key=_order):
+    entries: list[tuple[int, str]] = []
+    for case in found.values():
         number = f"{case.number}." if case.number is not None else "-"
         extra = "" if case.default else "  [not run by default]"
         owner = f" (issue {case.issue})" if case.issue else ""
-        lines.append(f"  {number:>3} {case.name:<10} {case.title}{owner}{extra}")
+        line = f"  {number:>3} {case.name:<10} {case.title}{owner}{extra}"
+        entries.append((_order(case)[0], line))
     for plan in pending(found.values()):
-        lines.append(
+        line = (
             f"  {str(plan.number) + '.':>3} {plan.name:<10} {plan.title} "
             f"(planned: issue {plan.issue}, not landed yet)"
         )
+        entries.append((plan.number, line))
+    lines = ["Cases (python -m bench NAME ...):"]
+    lines += [line for _, line in sorted(entries)]
     for name, error in broken.items():
         lines.append(f"  !  {name:<10} broken case module: {error}")
+    lines += ["", "Tools:", *(f"  {line}" for line in tool_status())]
     return "\n".join(lines)
+
+
+def tool_status() -> list[str]:
+    """One line per outside tool the cases use: found, or how to get it."""
+    twisted = TWISTED_VENV / "bin" / "twistd"
+    return [
+        f"wrk: {shutil.which('wrk') or 'missing: ' + WRK_HOWTO}",
+        "GNU time (peak RSS of short commands): "
+        + (GNU_TIME if os.access(GNU_TIME, os.X_OK) else "missing: apt-get install -y time"),
+        f"Twisted {TWISTED_VERSION} venv: "
+        + (str(TWISTED_VENV) if twisted.is_file() else "not made yet (made on first use)"),
+    ]
 
 
 def select_cases(names: Sequence[str]) -> tuple[list[Case], list[str]]:
