@@ -105,6 +105,35 @@ main()
 """
 
 
+SRC = Path(__file__).resolve().parents[2] / "src"
+_interpreters: dict[str, str | None] = {}
+
+
+def python_for(user: str) -> str | None:
+    """A Python 3.11+ that ``user`` can run: ours, or else the system's.
+
+    Our interpreter may live under a home directory that other users cannot
+    enter; discovery needs nothing but the standard library and ``src``.
+    """
+    if user not in _interpreters:
+        _interpreters[user] = None
+        for candidate in (sys.executable, "/usr/bin/python3"):
+            try:
+                proc = subprocess.run(
+                    [candidate, "-c", "import sys; assert sys.version_info >= (3, 11)"],
+                    user=user,
+                    capture_output=True,
+                    timeout=30,
+                    check=False,
+                )
+            except OSError:
+                continue
+            if proc.returncode == 0:
+                _interpreters[user] = candidate
+                break
+    return _interpreters[user]
+
+
 class Sandbox:
     """Folders on a private ``sys.path`` and a way to run discovery over them."""
 
@@ -142,16 +171,26 @@ class Sandbox:
         return [sys.executable, str(self.driver), *args]
 
     def run(self, *args: str, user: str | None = None, **env: str) -> dict[str, Any]:
-        """Run the driver; return its result, with ``stderr`` added."""
+        """Run the driver (as ``user`` if given); return its result, with ``stderr`` added."""
+        command = self.command(*args)
+        environ = self.env(**env)
+        if user is not None:
+            python = python_for(user)
+            if python is None:
+                pytest.skip(f"no Python interpreter that {user} may run")
+            command[0] = python
+            environ["PYTHONPATH"] += os.pathsep + str(SRC)
         proc = subprocess.run(
-            self.command(*args),
-            env=self.env(**env),
+            command,
+            env=environ,
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
             cwd=self.root,
             user=user,
+            group="nogroup" if user == "nobody" else None,
+            extra_groups=[] if user is not None else None,
         )
         return self.parse(proc)
 

@@ -1,0 +1,134 @@
+"""Plugins named by entry points in the group ``tapster.plugins``."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def make_dist(site, dist, version, entry_points, package, modules):
+    """Install by hand: a package and a ``.dist-info`` with ``entry_points.txt``."""
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in entry_points)
+    (info / "entry_points.txt").write_text(f"[tapster.plugins]\n{lines}")
+    pkg = site / package
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text("")
+    for name, body in modules.items():
+        (pkg / f"{name}.py").write_text(body)
+    return info
+
+
+@pytest.fixture
+def site(sandbox):
+    site = sandbox.root / "site"
+    site.mkdir()
+    sandbox.path.append(site)
+    make_dist(
+        site,
+        "demo-dist",
+        "1.0",
+        [
+            ("widget", "demo_pkg.mod:thing"),
+            ("whole", "demo_pkg.other"),
+            ("nested", "demo_pkg.mod:holder.inner"),
+        ],
+        "demo_pkg",
+        {
+            "mod": (
+                "from testkind import W\n"
+                "thing = W('ep-thing', 'Named by an entry point.')\n"
+                "class holder:\n"
+                "    inner = W('ep-inner')\n"
+            ),
+            "other": "from testkind import W\nx = W('ep-x')\ny = W('ep-y')\n",
+        },
+    )
+    make_dist(
+        site,
+        "another-dist",
+        "2.0",
+        [("one", "plugmods.one:p")],
+        "plugmods",
+        {"one": "from testkind import W\np = W('another-one')\n"},
+    )
+    return site
+
+
+# By distribution name, then entry point name (nested, whole, widget).
+EXPECTED = ["another-one", "ep-inner", "ep-x", "ep-y", "ep-thing"]
+
+
+def test_entry_points_are_found_after_dropins_in_order(sandbox, site):
+    folder = sandbox.folder("proj")
+    sandbox.module(folder, "local", "from testkind import W\nw = W('local')\n")
+    result = sandbox.describe()
+    assert sandbox.names(result) == ["local", *EXPECTED]
+    thing = result["plugins"][5]
+    assert thing["origin"] == "demo-dist 1.0 entry point widget"
+    assert thing["module"] == "demo_pkg.mod"
+    assert thing["attribute"] == "thing"
+    assert thing["fields"]["description"] == "Named by an entry point."
+    whole = result["plugins"][3]
+    assert (whole["module"], whole["attribute"]) == ("demo_pkg.other", "x")
+
+
+def test_entry_point_plugins_load(sandbox, site):
+    assert sandbox.run("get", "Widget")["objects"] == EXPECTED * 2
+
+
+def test_warm_entry_points_import_nothing_not_even_importlib_metadata(sandbox, site):
+    sandbox.describe()
+    warm = sandbox.describe()
+    assert sandbox.names(warm) == EXPECTED
+    assert all(p["from_cache"] for p in warm["plugins"])
+    assert warm["imported"] == []
+    assert warm["heavy"] == []
+
+
+def test_a_new_distribution_version_rescans_only_that_distribution(sandbox, site):
+    sandbox.describe()
+    old = site / "demo_dist-1.0.dist-info"
+    new = site / "demo_dist-1.1.dist-info"
+    old.rename(new)
+    (new / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-dist\nVersion: 1.1\n")
+    result = sandbox.describe()
+    assert sandbox.names(result) == EXPECTED
+    assert result["plugins"][1]["origin"] == "demo-dist 1.1 entry point nested"
+    assert "demo_pkg.mod" in result["imported"]
+    assert not [m for m in result["imported"] if m.startswith("plugmods")]
+    assert result["plugins"][0]["from_cache"] is True
+
+
+def test_editing_an_entry_point_module_rescans_that_entry(sandbox, site):
+    sandbox.describe()
+    path = site / "plugmods" / "one.py"
+    st = os.stat(path)
+    path.write_text("from testkind import W\np = W('another-one', 'edited')\n")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    result = sandbox.describe()
+    assert result["plugins"][0]["fields"]["description"] == "edited"
+    assert result["imported"] == ["plugmods", "plugmods.one"]
+
+
+def test_broken_entry_points_are_reported(sandbox, site):
+    make_dist(
+        site,
+        "broken-dist",
+        "0.1",
+        [("gone", "demo_pkg.missing:x"), ("nothing", "demo_pkg.mod:holder")],
+        "demo_pkg",
+        {},
+    )
+    result = sandbox.describe()
+    assert sandbox.names(result) == EXPECTED
+    lines = result["stderr"].splitlines()
+    assert len(lines) == 2
+    assert "broken-dist 0.1 entry point gone" in lines[0]
+    assert "ModuleNotFoundError" in lines[0]
+    assert "demo_pkg.mod:holder is not a plugin of any known kind" in lines[1]
+    report = sandbox.run("report")
+    assert report["status"] == 1
