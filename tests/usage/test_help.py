@@ -248,3 +248,18 @@ def test_help_in_a_real_process_goes_to_stdout() -> None:
     assert result.returncode == 0
     assert result.stderr == ""
     assert "  -p, --port=PORT  The port number to listen on. [default: 1235]" in result.stdout
+
+
+def test_version_synonyms_follow_version(capsys: pytest.CaptureFixture[str]) -> None:
+    class WithV(Options):
+        opt_V = Options.opt_version  # noqa: N815 - an upper-case short form
+
+    class Versioned(WithV):
+        version = "2.0"
+
+    with pytest.raises(UsageError, match="unknown option '-V'"):
+        WithV().parse_options(["-V"])
+    with pytest.raises(SystemExit):
+        Versioned().parse_options(["-V"])
+    assert capsys.readouterr().out == "tapster 2.0\n"
+    assert "  -V, --version  Display the version and exit." in Versioned().help_text(80)

@@ -201,12 +201,13 @@ def _build(cls: type) -> ClassSpec:
         function = getattr(cls, attribute, None)
         if function is None:
             continue  # a subclass switched an inherited handler off
-        if attribute == "opt_version" and getattr(cls, "version", None) is None:
-            continue
         key = id(getattr(function, "__func__", function))
         groups.setdefault(key, (function, []))[1].append(_dashed(attribute[4:]))
 
+    no_version = getattr(cls, "version", None) is None
     for function, group in groups.values():
+        if no_version and "version" in group:
+            continue  # --version (and its synonyms) only when there is a version
         where = f"{cls.__qualname__}.opt_{group[0].replace('-', '_')}"
         count = _positional_count(function)
         if count not in (0, 1):

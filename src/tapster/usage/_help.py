@@ -16,9 +16,6 @@ from tapster.usage._declarations import PARAMETER, class_spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from typing import Any
-
     from tapster.usage._declarations import Option
     from tapster.usage._options import Options
 
@@ -94,32 +91,31 @@ def synopsis(options: Options) -> str:
 
 
 def _synopsis_body(options: Options) -> str:
-    declared = options.synopsis
+    return _declared(options) or _head(options) + _arguments_tail(options)
+
+
+def _declared(options: Options) -> str | None:
+    text = (options.synopsis or "").strip()
+    if text.startswith("Usage:"):
+        text = text[len("Usage:") :].strip()
+    return text or None
+
+
+def _head(options: Options) -> str:
+    """The command with its parents' options: ``tapster [options] web [options]``."""
+    declared = _declared(options)
     if declared:
-        declared = declared.strip()
-        return declared[6:].strip() if declared.startswith("Usage:") else declared
+        return declared
     parent = options.parent
     if parent is not None and parent.subcommand is not None:
-        head = f"{_parent_head(parent)} {parent.subcommand} [options]"
-    else:
-        head = f"{options.command_path()} [options]"
-    return head + _arguments_tail(options)
-
-
-def _parent_head(parent: Options) -> str:
-    declared = parent.synopsis
-    if declared:
-        declared = declared.strip()
-        return declared[6:].strip() if declared.startswith("Usage:") else declared
-    if parent.parent is not None and parent.parent.subcommand is not None:
-        return f"{_parent_head(parent.parent)} {parent.parent.subcommand} [options]"
-    return f"{parent.command_path()} [options]"
+        return f"{_head(parent)} {parent.subcommand} [options]"
+    return f"{options.command_path()} [options]"
 
 
 def _arguments_tail(options: Options) -> str:
     from tapster.usage._options import Options as Base
 
-    if _subcommand_rows(options):
+    if options.subcommands or ():
         if options.default_subcommand is None:
             return " <command> [options]"
         return " [command [options]]"
@@ -135,11 +131,6 @@ def _arguments_tail(options: Options) -> str:
     if code.co_flags & 0x04:  # *args
         parts.append(f"[{str(code.co_varnames[count]).upper()}...]")
     return "".join(" " + p for p in parts)
-
-
-def _subcommand_rows(options: Options) -> Sequence[Sequence[Any]]:
-    rows = options.subcommands
-    return rows or ()
 
 
 def option_label(option: Option) -> str:
@@ -204,7 +195,7 @@ def help_text(options: Options, width: int | None = None) -> str:
         out += ["", "Options:"]
         out += _table(rows, width)
 
-    commands = _subcommand_rows(options)
+    commands = options.subcommands or ()
     if commands:
         heading = "Commands:"
         if options.default_subcommand is not None:
