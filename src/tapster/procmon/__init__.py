@@ -7,5 +7,13 @@ stops and reaps every one of them (and their own children) on stop.
 
 from tapster.procmon._backoff import Backoff, RestartPolicy
 from tapster.procmon._monitor import ChildState, ProcessMonitor, describe_exit
+from tapster.procmon._options import ProcmonOptions
 
-__all__ = ["Backoff", "ChildState", "ProcessMonitor", "RestartPolicy", "describe_exit"]
+__all__ = [
+    "Backoff",
+    "ChildState",
+    "ProcessMonitor",
+    "ProcmonOptions",
+    "RestartPolicy",
+    "describe_exit",
+]

@@ -10,9 +10,9 @@ asyncio's own child watchers never compete with it:
   a small thread per child blocks in ``waitpid(pid, 0)`` instead.
 * When tapster runs as PID 1 (the init process of a container), orphaned
   grandchildren are re-parented to it and nobody else will ever reap them.
-  Then a SIGCHLD handler calls ``waitpid(-1, WNOHANG)`` until nothing is left:
-  statuses of procmon's own children go to their waiters, anything else is an
-  orphan, reaped and logged at debug level. This mode is chosen only when
+  Then one thread reaps every child with ``waitpid(-1, 0)``: statuses of
+  procmon's own children go to their waiters, anything else is an orphan,
+  reaped and logged at debug level. This mode is chosen only when
   ``os.getpid() == 1``, because ``waitpid(-1)`` would also reap children that
   other code in the process started and waits for.
 """
@@ -23,8 +23,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import threading
+import time
+from typing import ClassVar
 
 __all__ = ["ExitWatcher", "make_exit_watcher"]
 
@@ -115,42 +116,91 @@ class _ThreadWatcher(ExitWatcher):
 
 
 class _Pid1Reaper(ExitWatcher):
-    """Reaps every child of the process on SIGCHLD; see the module docstring."""
+    """Reaps every child of the process; see the module docstring.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop)
-        self._waiting: dict[int, asyncio.Future[int]] = {}
-        self.orphans_reaped = 0
-        loop.add_signal_handler(signal.SIGCHLD, self.reap)
-        self.reap()  # zombies that were there before us
+    A daemon thread blocks in ``waitpid(-1, 0)`` (a SIGCHLD handler is not an
+    option: uvloop keeps SIGCHLD for itself). Statuses of watched children go
+    to their futures through ``call_soon_threadsafe``; any other child is an
+    orphan. A status can arrive before :meth:`watch` registers its child (the
+    thread runs while ``Popen`` returns), so unclaimed statuses are kept for
+    a few seconds and claimed by a later :meth:`watch`.
+    """
+
+    #: Seconds an unclaimed status is kept (far less than PID reuse takes).
+    KEEP = 5.0
+
+    _lock = threading.Lock()
+    _thread: threading.Thread | None = None
+    _waiting: ClassVar[dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[int]]]] = {}
+    _unclaimed: ClassVar[dict[int, tuple[float, int]]] = {}
+    _children = threading.Event()
+    orphans_reaped = 0
 
     def watch(self, pid: int) -> asyncio.Future[int]:
-        # No status can have been collected for ``pid`` yet: SIGCHLD is handled
-        # by the loop, and the caller has not yielded to it since the start.
         fut: asyncio.Future[int] = self.loop.create_future()
-        self._waiting[pid] = fut
+        cls = type(self)
+        with cls._lock:
+            early = cls._unclaimed.pop(pid, None)
+            if early is None:
+                cls._waiting[pid] = (self.loop, fut)
+            if cls._thread is None:
+                cls._thread = threading.Thread(target=cls._run, name="procmon-reaper", daemon=True)
+                cls._thread.start()
+        if early is not None:
+            fut.set_result(early[1])
+        cls._children.set()
         return fut
 
-    def reap(self) -> None:
-        """Collect every exited child now (runs on SIGCHLD)."""
+    @classmethod
+    def _run(cls) -> None:
         while True:
+            cls._children.wait()
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, 0)
             except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            fut = self._waiting.pop(pid, None)
-            if fut is not None:
-                if not fut.done():
-                    fut.set_result(_code(status))
-            else:
-                self.orphans_reaped += 1
-                log.debug("reaped orphan process %d (%s)", pid, _code(status))
+                # No child at all: none can appear (not even an orphan) before
+                # the next start, which sets the event again.
+                cls._children.clear()
+                # A child started between waitpid() and clear() must not be missed.
+                try:
+                    os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                except ChildProcessError:
+                    continue
+                cls._children.set()
+                continue
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                continue
+            cls._deliver(pid, _code(status))
+
+    @classmethod
+    def _deliver(cls, pid: int, code: int) -> None:
+        with cls._lock:
+            entry = cls._waiting.pop(pid, None)
+            if entry is None:
+                now = time.monotonic()
+                for old, (when, _) in list(cls._unclaimed.items()):
+                    if now - when > cls.KEEP:
+                        del cls._unclaimed[old]
+                cls._unclaimed[pid] = (now, code)
+                cls.orphans_reaped += 1
+        if entry is None:
+            log.debug("reaped orphan process %d (%s)", pid, code)
+            return
+        loop, fut = entry
+
+        def settle() -> None:
+            if not fut.done():
+                fut.set_result(code)
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed
+            loop.call_soon_threadsafe(settle)
 
     def close(self) -> None:
-        self.reap()
-        self.loop.remove_signal_handler(signal.SIGCHLD)
+        cls = type(self)
+        with cls._lock:
+            for pid, (loop, _) in list(cls._waiting.items()):
+                if loop is self.loop:
+                    del cls._waiting[pid]
 
 
 def make_exit_watcher(
