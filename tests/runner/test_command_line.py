@@ -71,7 +71,7 @@ def test_unknown_subcommand_suggests_the_closest_name(project: Path) -> None:
     assert result.returncode == 2
     first = result.stderr.splitlines()[0]
     assert "unknown command 'myprojetc'" in first
-    assert "did you mean myproject?" in first
+    assert "did you mean myproject" in first
     assert "--help" in result.stderr.splitlines()[1]
 
 

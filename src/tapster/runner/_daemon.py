@@ -17,7 +17,10 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["Readiness", "daemonize", "redirect_stdio"]
+__all__ = ["DIED", "Readiness", "daemonize", "redirect_stdio"]
+
+#: The launcher's message when the daemon died without a word.
+DIED = "the daemon exited during start-up before it reported ready (see its log)"
 
 _OK = b"OK"
 _ERR = b"ERR "
@@ -107,4 +110,4 @@ def _wait_for_report(fd: int) -> tuple[int, str]:
         return 0, ""
     if report.startswith(_ERR):
         return 1, report[len(_ERR) :].decode("utf-8", "replace")
-    return 1, "the daemon exited during start-up before it reported ready (see its log)"
+    return 1, DIED

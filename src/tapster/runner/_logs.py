@@ -98,17 +98,19 @@ class ReopeningFileHandler(logging.Handler):
         self.rotate_size = rotate_size
         self.backups = backups
         self._name = os.path.basename(self.path)
+        self._fd = -1
+        self._dir_fd = -1
+        self._size = 0
         directory = os.path.dirname(self.path)
         try:
             self._dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             raise LogError(f"cannot open log file {self.path}: {exc.strerror}") from None
-        self._fd = -1
-        self._size = 0
         try:
             self._open()
         except OSError as exc:
             os.close(self._dir_fd)
+            self._dir_fd = -1
             raise LogError(f"cannot open log file {self.path}: {exc.strerror}") from None
 
     def _open(self) -> None:
@@ -220,7 +222,31 @@ class Logs:
         self.handler.close()
 
 
+def _check_syslog(address: str) -> None:
+    """Fail now, with a clear message, if nothing listens at ``address``.
+
+    (``SysLogHandler`` ignores a failed connection, and then every line is lost.)
+    """
+    import socket
+
+    last: OSError | None = None
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_UNIX, kind) as probe:
+            try:
+                probe.connect(address)
+            except OSError as exc:
+                last = exc
+            else:
+                return
+    reason = last.strerror if last is not None and last.strerror else str(last)
+    raise LogError(
+        f"cannot log to syslog at {address}: {reason} "
+        "(is a syslog daemon running? see --syslog-socket)"
+    )
+
+
 def _syslog_handler(config: LogConfig) -> logging.Handler:
+    _check_syslog(config.syslog_socket)
     try:
         handler = logging.handlers.SysLogHandler(
             address=config.syslog_socket,

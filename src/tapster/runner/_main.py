@@ -41,7 +41,7 @@ def _unknown_command(options: RunnerOptions, message: str) -> str:
 
     names = [str(row[0]) for row in options.subcommands]
     typed = message.split("'")[1] if message.count("'") >= 2 else ""
-    close = difflib.get_close_matches(typed, names, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(typed, names, n=3, cutoff=0.6)
     text = f"unknown command {typed!r}"
     if close:
         return text + "; did you mean " + " or ".join(close) + "?"

@@ -28,6 +28,7 @@ import os
 import platform
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -184,6 +185,10 @@ class Runner:
             for record in self._capture.records:
                 stream.handle(record)
         if self.readiness.pending:
+            # The launcher returns as soon as it reads this: be gone from disk first.
+            if self.pidfile is not None:
+                self.pidfile.remove()
+                self.pidfile = None
             self.readiness.failed(message)
         else:
             sys.stderr.write(f"tapster: {message}\n")
@@ -295,12 +300,34 @@ class Runner:
         self._launcher = True  # until we know we are the daemon
         status, message, readiness = _daemon.daemonize()
         if status is not None:
+            if message == _daemon.DIED:
+                self._remove_orphaned_pidfile()
             if message:
                 sys.stderr.write(f"tapster: {message}\n")
             return status
         self._launcher = False
         self.readiness = readiness
         return None
+
+    def _remove_orphaned_pidfile(self) -> None:
+        """The daemon died without cleaning up: remove its pidfile once nobody holds it."""
+        if self.pidfile is None:
+            return
+        path = self.pidfile.path
+        self.pidfile.forget()
+        self.pidfile = None
+        deadline = time.monotonic() + 2.0
+        while True:
+            orphan = PidFile(path)
+            try:
+                orphan.acquire()
+            except PidFileError:
+                if time.monotonic() > deadline:
+                    return  # somebody lives and holds it: not ours to remove
+                time.sleep(0.01)
+                continue
+            orphan.remove()
+            return
 
     # -- step 6 ------------------------------------------------------------------------
 

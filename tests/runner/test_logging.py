@@ -1,0 +1,131 @@
+"""Logs: reopen on SIGUSR1/SIGHUP without losing a line, rotation, JSON, syslog."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import time
+from pathlib import Path
+
+from support import free_port, wait_for_port
+
+TICK = re.compile(r"tick (\d+)")
+
+
+def ticks(*files: Path) -> list[int]:
+    numbers: list[int] = []
+    for path in files:
+        if path.exists():
+            numbers += [int(m.group(1)) for m in TICK.finditer(path.read_text())]
+    return numbers
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def test_reopen_on_sigusr1_and_sighup_loses_no_line(project: Path, tapster_proc) -> None:
+    log = project / "app.log"
+    port = free_port()
+    proc = tapster_proc.start(
+        "-l", "app.log", "myproject", "-p", str(port), "--ticks", "0.001", cwd=project
+    )
+    wait_for_port(port)
+    rotated = []
+    for round_, signum in enumerate([signal.SIGUSR1, signal.SIGHUP, signal.SIGUSR1]):
+        wait_until(lambda: len(ticks(log)) > 50)
+        moved = project / f"app.log.{round_ + 1}"
+        log.rename(moved)  # what logrotate does; lines keep going to the moved file
+        rotated.append(moved)
+        time.sleep(0.05)
+        proc.send_signal(signum)
+        wait_until(lambda: log.exists() and len(ticks(log)) > 20)
+        assert "log reopened" in log.read_text()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    numbers = ticks(*rotated, log)
+    assert len(numbers) > 200
+    assert numbers == list(range(len(numbers))), "a line was lost or duplicated"
+    for moved in rotated:
+        assert ticks(moved), moved
+
+
+def test_internal_rotation_by_size_keeps_n_backups(project: Path, tapster_proc) -> None:
+    port = free_port()
+    proc = tapster_proc.start(
+        "-l", "app.log", "--log-rotate-size", "4000", "--log-backups", "2",
+        "myproject", "-p", str(port), "--ticks", "0.001", cwd=project,
+    )  # fmt: skip
+    wait_for_port(port)
+    wait_until(lambda: (project / "app.log.2").exists())
+    wait_until(lambda: len(ticks(project / "app.log")) > 5)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=15)
+    assert not (project / "app.log.3").exists()
+    files = [project / "app.log.2", project / "app.log.1", project / "app.log"]
+    for path in files:
+        assert path.stat().st_size <= 4000
+    numbers = ticks(*files)
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+
+
+def test_json_lines(project: Path, tapster_proc) -> None:
+    port = free_port()
+    proc = tapster_proc.start("--log-format", "json", "myproject", "-p", str(port), cwd=project)
+    wait_for_port(port)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    records = [json.loads(line) for line in err.splitlines()]
+    assert records[0]["logger"] == "tapster.runner"
+    assert records[0]["level"] == "INFO"
+    assert records[0]["message"].startswith("tapster 0.1.0 on ")
+    assert {"time", "level", "logger", "message", "pid"} <= set(records[0])
+    assert any("listening on" in r["message"] for r in records)
+
+
+def test_syslog_with_prefix(project: Path, tapster_proc, tmp_path: Path) -> None:
+    address = str(tmp_path / "log.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as collector:
+        collector.bind(address)
+        collector.settimeout(10)
+        port = free_port()
+        proc = tapster_proc.start(
+            "--syslog", "--prefix", "myapp", "--syslog-socket", address,
+            "myproject", "-p", str(port), cwd=project,
+        )  # fmt: skip
+        wait_for_port(port)
+        first = collector.recv(4096).decode()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert err == ""
+    # <30> is facility daemon (3) * 8 + info (6).
+    assert first.startswith(f"<30>myapp[{proc.pid}]: tapster.runner: tapster 0.1.0 on ")
+
+
+def test_syslog_without_a_daemon_listening_is_one_line(project: Path, tmp_path: Path) -> None:
+    from support import run_tapster
+
+    result = run_tapster(
+        ["--syslog", "--syslog-socket", str(tmp_path / "none"), "myproject", "-p", "0"],
+        cwd=project,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("tapster: cannot log to syslog at ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_unwritable_log_file_is_one_line(project: Path) -> None:
+    from support import run_tapster
+
+    result = run_tapster(["-l", "/no/such/dir/app.log", "myproject", "-p", "0"], cwd=project)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "tapster: cannot open log file /no/such/dir/app.log: No such file or directory\n"
+    )
