@@ -191,9 +191,12 @@ class Context:
 
     def describe(self) -> dict[str, Any]:
         """Interpreters and versions for the results file."""
-        info: dict[str, Any] = {"tapster_python": str(self.tapster_python)}
-        info["tapster_python_version"] = _python_version(self.tapster_python)
-        info["tapster_commit"] = _git_commit()
+        info: dict[str, Any] = {"tapster_commit": _git_commit()}
+        try:
+            info["tapster_python"] = str(self.tapster_python)
+            info["tapster_python_version"] = _python_version(self.tapster_python)
+        except Unavailable as exc:
+            info["tapster_python"] = f"unavailable: {exc}"
         if self._twisted_python is not None:
             info["twisted_python"] = str(self._twisted_python)
             info["twisted_python_version"] = _python_version(self._twisted_python)

@@ -158,6 +158,7 @@ class _Side:
         self.samples: list[dict[str, float]] = []
         self.status = "ok"
         self.reason = ""
+        self.trace = ""
 
     def call(self, record: bool) -> None:
         if self.status != "ok":
@@ -210,6 +211,8 @@ def run_comparison(
     }
     for side in sides:
         record["sides"][side.name] = {"status": side.status, "reason": side.reason}
+        if side.trace:
+            record.setdefault("traces", {})[side.name] = side.trace
         if side.status == "error" and progress is not None:
             print(f"bench: {case.name} / {cmp.label} / {side.name}: {side.reason}", file=progress)
     for metric in cmp.metrics:
@@ -352,6 +355,10 @@ def markdown(results: dict[str, Any]) -> str:
                     f"| {number} | {case['name']} | {label} | {entry['title']} | {t} | {w} "
                     f"| {ratio} |"
                 )
+        if case["status"] != "ok" and case["comparisons"]:
+            notes.append(case["reason"])
+            status = f"{case['status']} [{len(notes)}]"
+            rows.append(f"| {number} | {case['name']} | (stopped) | — | {status} | | |")
     tail = [""] + [f"[{i}] {note}  " for i, note in enumerate(notes, 1)] if notes else []
     legend = [
         "",
