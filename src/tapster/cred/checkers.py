@@ -160,7 +160,8 @@ class PasswordFileChecker(CredentialsChecker):
         self.shadowed = 0
         self.load_count = 0
         # The first load happens now, so that a missing file fails at start-up.
-        self.path.stat()
+        with open(self.path, "rb"):
+            pass
         self._refresh()
 
     @property

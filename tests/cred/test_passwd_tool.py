@@ -1,0 +1,96 @@
+"""``tapster-passwd`` run as a real command, the password on stdin."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from cred.credtools import run
+
+from tapster.cred.checkers import PasswordFileChecker
+from tapster.cred.credentials import UsernamePassword
+from tapster.cred.errors import UnauthorizedLogin
+from tapster.cred.hashing import identify
+
+
+def passwd(*args: str, stdin: str | bytes = "") -> subprocess.CompletedProcess[bytes]:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    return subprocess.run(
+        [sys.executable, "-m", "tapster.cred.passwd_tool", *args],
+        input=data,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def can_login(path: Path, user: str | bytes, password: str | bytes) -> bool:
+    checker = PasswordFileChecker(path)
+    try:
+        run(checker.request_avatar_id(UsernamePassword(user, password)))
+    except UnauthorizedLogin:
+        return False
+    return True
+
+
+def test_add_change_delete(tmp_path: Path) -> None:
+    path = tmp_path / "users"
+    result = passwd(str(path), "alice", stdin="first pass\n")
+    assert result.returncode == 0, result.stderr
+    assert b"added user 'alice'" in result.stdout
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert identify(path.read_text().split(":", 1)[1].strip()) == "argon2"
+    assert can_login(path, "alice", "first pass")
+    assert b"first pass" not in path.read_bytes()
+
+    path.write_text("# keep me\n" + path.read_text() + "bob:!locked\n")
+    os.chmod(path, 0o644)
+    assert passwd(str(path), "alice", stdin="second\n").returncode == 0
+    assert not can_login(path, "alice", "first pass")
+    assert can_login(path, "alice", "second")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "# keep me" and lines[2] == "bob:!locked" and len(lines) == 3
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    result = passwd(str(path), "alice", "--delete")
+    assert result.returncode == 0 and b"deleted" in result.stdout
+    assert path.read_text() == "# keep me\nbob:!locked\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["users"]  # no temporary files left
+
+
+def test_bcrypt_scheme_and_non_utf8_password(tmp_path: Path) -> None:
+    path = tmp_path / "users"
+    assert passwd(str(path), "carol", "--scheme", "bcrypt", stdin=b"\xffbytes\r\n").returncode == 0
+    assert path.read_text().startswith("carol:$2b$")
+    assert can_login(path, "carol", b"\xffbytes")
+
+
+def test_errors_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "users"
+    cases = [
+        (passwd(str(path), "dave", stdin="\n"), b"empty password"),
+        (passwd(str(path), "da:ve", stdin="pw\n"), b"cannot contain ':'"),
+        (passwd(str(path), "nobody", "--delete"), b"no user 'nobody'"),
+        (passwd(str(tmp_path / "no" / "users"), "x", stdin="pw\n"), b"no such folder"),
+        (passwd(str(tmp_path), "x", stdin="pw\n"), b"is a directory"),
+    ]
+    for result, message in cases:
+        assert result.returncode == 1
+        assert message in result.stderr and result.stderr.count(b"\n") == 1, result.stderr
+        assert b"Traceback" not in result.stderr
+    assert not path.exists()
+
+
+def test_password_never_on_the_command_line(tmp_path: Path) -> None:
+    result = passwd(str(tmp_path / "users"), "eve", "hunter2")
+    assert result.returncode == 2  # an extra argument is a usage error, not a password
+
+
+def test_console_script_installed() -> None:
+    script = Path(sys.executable).with_name("tapster-passwd")
+    assert script.exists(), "the console script tapster-passwd is not installed"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and "FILE" in result.stdout and "USER" in result.stdout
