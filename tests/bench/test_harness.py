@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,13 @@ from bench import (  # noqa: E402 - needs the repository root on sys.path first
     twisted_maker_source,
     twisted_plugin_dir,
 )
-from bench._harness import markdown, run_case, select_cases  # noqa: E402
+from bench._harness import (  # noqa: E402
+    discover_cases,
+    markdown,
+    pending,
+    run_case,
+    select_cases,
+)
 
 ECHO = ROOT / "bench" / "_echo_server.py"
 
@@ -318,3 +325,36 @@ def test_generated_twisted_plugins_are_listed(tmp_path: Path) -> None:
     for i in range(3):
         assert f"gen-{i}" in run.stdout
     assert (tmp_path / "twisted" / "plugins" / "dropin.cache").is_file()
+
+
+def test_case_that_cannot_build_its_comparisons_is_reported() -> None:
+    def comparisons(ctx: Context) -> Iterator[Comparison]:
+        yield Comparison("first", (WALL_MS,), lambda: {"wall_ms": 1.0}, lambda: {"wall_ms": 2.0})
+        raise Unavailable("the second comparison needs tool Y: install it with Z")
+
+    ctx = Context(setup_twisted=False, runs=2, warmup=0)
+    try:
+        result = run_case(Case(name="half", title="t", comparisons=comparisons), ctx)
+    finally:
+        ctx.close()
+    assert result["status"] == "unavailable"
+    assert [c["label"] for c in result["comparisons"]] == ["first"]
+    assert result["comparisons"][0]["metrics"]["wall_ms"]["ratio"] == 0.5
+    doc = {
+        "command": "x",
+        "started": "now",
+        "machine": {"nproc": 1, "cpu_model": "m", "memory_gib": 1, "kernel": "k"},
+        "environment": {},
+        "cases": [result],
+    }
+    assert "install it with Z" in markdown(doc)
+
+
+def test_planned_case_names_are_explained_not_rejected() -> None:
+    found, _ = discover_cases()
+    plans = pending(found.values())
+    if not plans:
+        pytest.skip("every planned case has landed")
+    chosen, skipped = select_cases([plans[0].name])
+    assert chosen == []
+    assert f"issue {plans[0].issue}" in skipped[0]
