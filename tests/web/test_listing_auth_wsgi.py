@@ -1,0 +1,216 @@
+"""Directory listings, HTTP Basic auth through --auth, WSGI applications, stopping."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import signal
+import subprocess
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+# -- listings ------------------------------------------------------------------------
+
+
+def test_html_listing(serve, site: Path) -> None:
+    (site / "<b>&\"x'.txt").write_text("tricky")
+    (site / "with space #1?.txt").write_text("spaced")
+    (site / "Zeta").mkdir()
+    (site / "été.txt").write_text("unicode")
+    web = serve("--path", str(site))
+    status, headers, body = web.get("/")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    page = body.decode()
+    assert "<b>&" not in page and "&lt;b&gt;&amp;&quot;x&#x27;.txt" in page
+    assert 'href="with%20space%20%231%3F.txt"' in page
+    assert 'href="%C3%A9t%C3%A9.txt"' in page
+    names = re.findall(r'<a href="([^"]+)">', page)
+    # Folders first, then files, each alphabetically (case-insensitive).
+    assert names[:3] == ["docs/", "index-less/", "Zeta/"]
+    assert names.index("data.json") < names.index("hello.txt") < names.index("style.css")
+    assert "1.2 KiB" in page  # hello.txt is 1200 bytes
+    # Links work.
+    assert web.get("/with%20space%20%231%3F.txt")[2] == b"spaced"
+    assert web.get("/%C3%A9t%C3%A9.txt")[2] == b"unicode"
+    assert web.get("/%3Cb%3E%26%22x'.txt")[2] == b"tricky"
+    # Subfolders link back up.
+    sub = web.get("/index-less/")[2].decode()
+    assert 'href="../"' in sub and 'href="a.txt"' in sub
+
+
+def test_json_listing(serve, site: Path) -> None:
+    web = serve("--path", str(site))
+    status, headers, body = web.get("/", {"Accept": "application/json"})
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    doc = json.loads(body)
+    assert doc["path"] == "/"
+    by_name = {e["name"]: e for e in doc["entries"]}
+    assert by_name["hello.txt"]["size"] == 1200 and by_name["hello.txt"]["type"] == "file"
+    assert by_name["docs"]["type"] == "directory" and by_name["docs"]["href"] == "docs/"
+    assert by_name["hello.txt"]["modified"].endswith("+00:00")
+    # A browser's Accept prefers HTML.
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    assert web.get("/", {"Accept": browser})[1]["Content-Type"].startswith("text/html")
+
+
+def test_no_listing_and_redirect(serve, site: Path) -> None:
+    web = serve("--path", str(site), "--no-listing")
+    assert web.get("/index-less/")[0] == 403
+    assert web.get("/docs/")[2] == b"<h1>docs home</h1>"
+    status, headers, _ = web.get("/docs?x=1")
+    assert status == 301 and headers["Location"] == "/docs/?x=1"
+
+
+# -- auth ----------------------------------------------------------------------------
+
+
+def test_basic_auth_memory(serve, site: Path) -> None:
+    web = serve("--path", str(site), "--auth", "memory:alice:s3cret:bob:hunter2")
+    status, headers, body = web.get("/hello.txt")
+    assert status == 401
+    assert headers["WWW-Authenticate"] == 'Basic realm="tapster", charset="UTF-8"'
+    assert b"hello world" not in body
+    assert web.get("/hello.txt", _basic("alice", "wrong"))[0] == 401
+    assert web.get("/hello.txt", _basic("mallory", "s3cret"))[0] == 401
+    assert web.get("/hello.txt", {"Authorization": "Basic !!notbase64"})[0] == 401
+    assert web.get("/hello.txt", {"Authorization": "Bearer abc"})[0] == 401
+    status, _, body = web.get("/hello.txt", _basic("alice", "s3cret"))
+    assert status == 200 and body.startswith(b"hello world")
+    assert web.get("/", _basic("bob", "hunter2"))[0] == 200
+    # curl's own --user works too.
+    res = subprocess.run(
+        ["curl", "-sS", "-u", "bob:hunter2", f"{web.base}/data.json"],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    assert res.stdout == b'{"x": 1}'
+
+
+def test_basic_auth_password_file(serve, site: Path, tmp_path: Path) -> None:
+    hashed = bcrypt.hashpw(b"correct horse", bcrypt.gensalt(rounds=4)).decode()
+    users = tmp_path / "users"
+    users.write_text(f"carol:{hashed}\n")
+    web = serve("--path", str(site), "--auth", f"file:{users}", "--realm", "Files")
+    status, headers, _ = web.get("/hello.txt")
+    assert status == 401 and 'realm="Files"' in headers["WWW-Authenticate"]
+    assert web.get("/hello.txt", _basic("carol", "wrong"))[0] == 401
+    assert web.get("/hello.txt", _basic("carol", "correct horse"))[0] == 200
+
+
+# -- WSGI ----------------------------------------------------------------------------
+
+APP = textwrap.dedent(
+    """
+    import time
+
+    def application(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/echo":
+            body = environ["wsgi.input"].read()
+            out = (environ["REQUEST_METHOD"] + " " + environ["QUERY_STRING"] + " "
+                   + environ.get("HTTP_X_TEST", "") + " " + environ.get("REMOTE_USER", "-")
+                   ).encode() + b"|" + body
+            start_response("200 OK", [("Content-Type", "text/plain"),
+                                      ("Content-Length", str(len(out)))])
+            return [out]
+        if path == "/stream":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return (b"chunk%d;" % i for i in range(100))
+        if path == "/slow":
+            time.sleep(1.0)
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"slow done"]
+        if path == "/boom":
+            raise RuntimeError("secret internal detail")
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"app 404"]
+    """
+)
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / "myapp.py").write_text(APP)
+    return folder
+
+
+def test_wsgi_app(serve, app_dir: Path) -> None:
+    web = serve("--wsgi", "myapp:application", cwd=app_dir)
+    status, _, body = web.get("/echo?a=1", {"X-Test": "yes"}, method="POST", body=b"payload")
+    assert status == 200 and body == b"POST a=1 yes -|payload"
+    status, headers, body = web.get("/stream")
+    assert status == 200 and body == b"".join(b"chunk%d;" % i for i in range(100))
+    assert headers["Transfer-Encoding"] == "chunked"
+    status, _, body = web.get("/boom")
+    assert status == 500 and b"secret internal detail" not in body and b"Traceback" not in body
+    assert web.get("/nothing")[2] == b"app 404"
+    # Keep-alive across WSGI responses.
+    c = web.conn()
+    for _ in range(3):
+        c.request("GET", "/stream")
+        assert c.getresponse().read().startswith(b"chunk0;")
+    c.close()
+
+
+def test_wsgi_with_files_and_auth(serve, app_dir: Path) -> None:
+    (app_dir / "static.txt").write_text("static!")
+    web = serve(
+        "--wsgi",
+        "myapp:application",
+        "--path",
+        str(app_dir),
+        "--auth",
+        "memory:u:p",
+        cwd=app_dir,
+    )
+    assert web.get("/static.txt")[0] == 401
+    assert web.get("/static.txt", _basic("u", "p"))[2] == b"static!"
+    assert web.get("/echo", _basic("u", "p"))[2] == b"GET   u|"
+    raw = web.raw(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n"
+        b"Authorization: " + _basic("u", "p")["Authorization"].encode() + b"\r\n\r\nhello there"
+    )
+    assert raw.endswith(b"POST   u|hello there")
+
+
+def test_wsgi_bad_spec_is_usage_error(tapster_proc, tmp_path: Path) -> None:
+    from support import run_tapster
+
+    res = run_tapster(["web", "--wsgi", "nosuchmodule:app"], cwd=tmp_path)
+    assert res.returncode == 2
+    assert "nosuchmodule" in res.stderr and "Traceback" not in res.stderr
+    res = run_tapster(["web", "--listen", "bogus:1"], cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_graceful_stop_finishes_in_flight(serve, app_dir: Path) -> None:
+    web = serve("--wsgi", "myapp:application", cwd=app_dir)
+    result: dict[str, object] = {}
+
+    def fetch() -> None:
+        result["response"] = web.get("/slow")
+
+    t = threading.Thread(target=fetch)
+    t.start()
+    time.sleep(0.4)
+    web.proc.send_signal(signal.SIGTERM)
+    t.join(10)
+    status, headers, body = result["response"]  # type: ignore[misc]
+    assert status == 200 and body == b"slow done"
+    assert headers["Connection"] == "close"
+    assert web.proc.wait(10) == 0

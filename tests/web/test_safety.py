@@ -1,0 +1,227 @@
+"""Path safety, limits, malformed requests and slow clients, over raw sockets."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+SECRET = b"TOPSECRET-do-not-serve"
+
+
+@pytest.fixture
+def jail(tmp_path: Path) -> Path:
+    """A served folder next to a secret, with symlinks that lead out of it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(SECRET)
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "hello.txt").write_text("hello")
+    (root / "sub").mkdir()
+    (root / "sub" / "inner.txt").write_text("inner")
+    os.symlink(outside / "secret.txt", root / "escape.txt")
+    os.symlink(outside, root / "escdir")
+    os.symlink(root / "hello.txt", root / "inside-link.txt")
+    return root
+
+
+# Each attack is a raw request target; none may reveal the secret.
+ATTACKS = [
+    b"/../secret.txt",
+    b"/../outside/secret.txt",
+    b"/..%2fsecret.txt",
+    b"/%2e%2e/secret.txt",
+    b"/%2E%2E/secret.txt",
+    b"/%2e%2e%2fsecret.txt",
+    b"/.%2e/secret.txt",
+    b"/%2e./secret.txt",
+    b"/%252e%252e/secret.txt",
+    b"/sub/../../secret.txt",
+    b"/sub/%2e%2e/%2e%2e/secret.txt",
+    b"/./../secret.txt",
+    b"//../secret.txt",
+    b"/..%5csecret.txt",
+    b"/..\\secret.txt",
+    b"/%5c..%5csecret.txt",
+    b"/%2e%2e%5c%2e%2e%5csecret.txt",
+    b"/escape.txt",
+    b"/escdir/secret.txt",
+    b"/escdir/",
+    b"/hello.txt%00.png",
+    b"/%00",
+    b"/escape.txt%00",
+    b"/..%c0%afsecret.txt",
+    b"/%c0%ae%c0%ae/secret.txt",
+    b"/..;/secret.txt",
+    b"/....//secret.txt",
+    b"/hello.txt/../../secret.txt",
+    b"/%u002e%u002e/secret.txt",
+    b"http://localhost/../secret.txt",
+    b"http://localhost/%2e%2e/secret.txt",
+    b"../secret.txt",
+    b"/sub/..%2f..%2fsecret.txt",
+]
+
+
+def _request(port: int, target: bytes) -> bytes:
+    req = b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(req)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_traversal_attacks(serve, jail: Path) -> None:
+    assert len(ATTACKS) >= 20
+    web = serve("--path", str(jail))
+    for target in ATTACKS:
+        raw = _request(web.port, target)
+        status = raw.split(b" ", 2)[1]
+        assert status in (b"400", b"404"), (target, raw[:200])
+        assert SECRET not in raw, target
+        assert str(jail.parent).encode() not in raw, target
+        assert b"Traceback" not in raw, target
+    # The server is still fine, and symlinks inside the root work.
+    assert web.get("/hello.txt")[2] == b"hello"
+    assert web.get("/inside-link.txt")[2] == b"hello"
+    # The listing hides links that lead out.
+    names = [e["name"] for e in _json(web.get("/", {"Accept": "application/json"})[2])]
+    assert "escape.txt" not in names and "inside-link.txt" in names
+
+
+def _json(body: bytes) -> list[dict]:
+    import json
+
+    return json.loads(body)["entries"]
+
+
+def test_follow_symlinks(serve, jail: Path) -> None:
+    web = serve("--path", str(jail), "--follow-symlinks")
+    assert web.get("/escape.txt")[2] == SECRET
+    assert web.get("/escdir/secret.txt")[2] == SECRET
+    # Still no way up with dot segments.
+    assert SECRET not in _request(web.port, b"/../secret.txt")
+
+
+def _status(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
+
+
+def test_malformed_requests_get_400(serve, jail: Path) -> None:
+    web = serve("--path", str(jail))
+    bad = [
+        b"HELLO\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64),
+        b"GET /\x00 HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n",
+    ]
+    for data in bad:
+        raw = web.raw(data)
+        assert raw.startswith(b"HTTP/1.1 400 "), (data, raw[:100])
+        assert b"Connection: close" in raw
+        assert b"Traceback" not in raw
+    assert web.get("/hello.txt")[0] == 200
+
+
+def test_limits(serve, jail: Path) -> None:
+    web = serve("--path", str(jail))
+    raw = web.raw(b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _status(raw) == 414
+    raw = web.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 40000 + b"\r\n\r\n")
+    assert _status(raw) == 431
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
+    raw = web.raw(b"GET / HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    assert _status(raw) == 431
+    # A header that never ends is cut off too, without waiting for the end.
+    with socket.create_connection(("127.0.0.1", web.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nX-Endless: ")
+        got = b""
+        try:
+            for _ in range(100):
+                s.sendall(b"x" * 8192)
+        except OSError:
+            pass
+        try:
+            got = s.recv(65536)
+        except OSError:
+            got = b""
+        assert got == b"" or _status(got) == 431
+    assert web.get("/hello.txt")[0] == 200
+
+
+def test_body_limit(serve, jail: Path) -> None:
+    web = serve("--path", str(jail), "--max-body", "1K")
+    raw = web.raw(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000)
+    assert _status(raw) == 413
+    chunk = b"400\r\n" + b"y" * 1024 + b"\r\n"
+    raw = web.raw(
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunk * 3
+        + b"0\r\n\r\n"
+    )
+    assert _status(raw) == 413
+
+
+def test_slow_request_times_out(serve, jail: Path) -> None:
+    web = serve("--path", str(jail), "--request-timeout", "1")
+    with socket.create_connection(("127.0.0.1", web.port), timeout=10) as s:
+        s.sendall(b"GET /hello.txt HTTP/1.1\r\nHost")
+        start = time.monotonic()
+        raw = s.recv(65536)
+        took = time.monotonic() - start
+    assert _status(raw) == 408
+    assert 0.5 < took < 6
+    # A connection that sends nothing at all is closed too.
+    with socket.create_connection(("127.0.0.1", web.port), timeout=10) as s:
+        assert s.recv(100) == b""
+
+
+def test_idle_keep_alive_closes(serve, jail: Path) -> None:
+    web = serve("--path", str(jail), "--keep-alive-timeout", "1")
+    with socket.create_connection(("127.0.0.1", web.port), timeout=10) as s:
+        s.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+        first = s.recv(65536)
+        assert _status(first) == 200
+        start = time.monotonic()
+        assert s.recv(100) == b""
+        assert time.monotonic() - start < 6
+
+
+def test_slowloris_and_slow_reader_do_not_block_others(serve, tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "big.bin").write_bytes(os.urandom(8 * 1024 * 1024))
+    (root / "small.txt").write_text("small")
+    web = serve("--path", str(root))
+    socks = []
+    try:
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", web.port), timeout=10)
+            s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            socks.append(s)
+        reader = socket.create_connection(("127.0.0.1", web.port), timeout=10)
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        socks.append(reader)
+        for _ in range(5):
+            reader.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        start = time.monotonic()
+        for _ in range(20):
+            assert web.get("/small.txt")[2] == b"small"
+        assert time.monotonic() - start < 5
+    finally:
+        for s in socks:
+            s.close()
