@@ -7,6 +7,7 @@ see ``bench/README.md``. This package re-exports what a case module needs.
 from bench._env import TWISTED_VERSION, Context, measured_env
 from bench._load import find_wrk, parse_wrk, run_tcp_load, run_wrk
 from bench._model import (
+    CPU_MS,
     IDLE_RSS_MB,
     LOGINS_PER_S,
     MB_PER_S,
@@ -49,6 +50,7 @@ from bench._procs import (
 )
 
 __all__ = [
+    "CPU_MS",
     "IDLE_RSS_MB",
     "LOGINS_PER_S",
     "MB_PER_S",

@@ -44,6 +44,7 @@ class Metric:
 
 
 WALL_MS = Metric("wall_ms", "ms", label="wall time")
+CPU_MS = Metric("cpu_ms", "ms", label="CPU time (user+sys)")
 PEAK_RSS_MB = Metric("peak_rss_mb", "MiB", label="peak RSS")
 IDLE_RSS_MB = Metric("idle_rss_mb", "MiB", label="idle RSS")
 READY_MS = Metric("ready_ms", "ms", label="start-to-ready")

@@ -51,8 +51,8 @@ class TimedRun:
 
     @property
     def sample(self) -> dict[str, float]:
-        """The run as a sample: ``wall_ms``, ``peak_rss_mb`` (when known), ``cpu_s`` (JSON only)."""
-        sample = {"wall_ms": self.wall_ms, "cpu_s": self.cpu_s}
+        """The run as a sample: ``wall_ms``, ``cpu_ms`` and ``peak_rss_mb`` (when known)."""
+        sample = {"wall_ms": self.wall_ms, "cpu_ms": self.cpu_s * 1000.0}
         if self.peak_rss_mb:
             sample["peak_rss_mb"] = self.peak_rss_mb
         return sample

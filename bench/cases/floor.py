@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bench import PEAK_RSS_MB, WALL_MS, Case, Comparison, Context, run_timed
+from bench import CPU_MS, PEAK_RSS_MB, WALL_MS, Case, Comparison, Context, run_timed
 
 
 def comparisons(ctx: Context) -> Iterator[Comparison]:
     """Yield the two floor comparisons; each run is one short interpreter process."""
     env = ctx.env()
     cwd = ctx.tmpdir
-    metrics = (WALL_MS, PEAK_RSS_MB)
+    metrics = (WALL_MS, CPU_MS, PEAK_RSS_MB)
 
     def python(side: str, code: str) -> dict[str, float]:
         interpreter = ctx.tapster_python if side == "tapster" else ctx.twisted_python

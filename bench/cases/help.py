@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bench import (
+    CPU_MS,
     PEAK_RSS_MB,
     WALL_MS,
     Case,
@@ -40,7 +41,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
         return {**run.sample, "output_lines": float(len(run.stdout.splitlines()))}
 
     yield Comparison(
-        "--help", (WALL_MS, PEAK_RSS_MB), tapster=tapster, twistd=twistd, note="warm caches"
+        "--help", (WALL_MS, CPU_MS, PEAK_RSS_MB), tapster=tapster, twistd=twistd, note="warm caches"
     )
 
 
