@@ -70,7 +70,7 @@ Options:
       --index=INDEX      The index file name. [default: ""]
   -l, --logfile=LOGFILE  Where to log.
   -n, --nodaemon         Stay in the foreground.
-      --path=PATH        The directory to serve. The path of an existing
+      --path=DIR         The directory to serve. The path of an existing
                          directory. [default: .]
   -p, --port=PORT        The port number to listen on. A port number, 0-65535.
                          [default: 8080]
@@ -263,3 +263,65 @@ def test_version_synonyms_follow_version(capsys: pytest.CaptureFixture[str]) -> 
         Versioned().parse_options(["-V"])
     assert capsys.readouterr().out == "tapster 2.0\n"
     assert "  -V, --version  Display the version and exit." in Versioned().help_text(80)
+
+
+def test_subcommand_synopsis_forms() -> None:
+    class Relative(Options):
+        synopsis = "[options] FILE"
+
+    class Absolute(Options):
+        synopsis = "tapster [options] abs [abs options] FILE"
+
+    class UsagePrefixed(Options):
+        synopsis = "Usage: anything goes"
+
+    class Root(Options):
+        synopsis = "tapster [options] COMMAND [COMMAND options]"
+        subcommands = [
+            ("rel", None, Relative, ""),
+            ("abs", None, Absolute, ""),
+            ("pre", None, UsagePrefixed, ""),
+            ("gen", None, Options, ""),
+        ]
+
+    expected = {
+        "rel": "Usage: tapster [options] rel [options] FILE",
+        "abs": "Usage: tapster [options] abs [abs options] FILE",
+        "pre": "Usage: anything goes",
+        "gen": "Usage: tapster [options] gen [options]",
+    }
+    for name, synopsis in expected.items():
+        root = Root()
+        root.parse_options([name])
+        assert root.sub_options is not None
+        assert root.sub_options.get_synopsis() == synopsis
+    assert Root().get_synopsis() == "Usage: tapster [options] COMMAND [COMMAND options]"
+    assert Relative().get_synopsis() == "Usage: [options] FILE"  # no parent: as declared
+
+
+def test_value_placeholders() -> None:
+    def seconds(text: str) -> float:
+        return float(text)
+
+    seconds.metavar = "SECONDS"  # type: ignore[attr-defined]
+
+    class Placeholders(Options):
+        parameters = [
+            ("shutdown_timeout", None, 30.0, "Grace.", seconds),
+            ("log-rotate-size", None, None, "Size."),
+            ("port", "p", 0, "", port),
+            ("root", None, ".", "", existing_dir),
+        ]
+
+        def opt_help_auth_type(self, value: str) -> None:
+            """Explain one auth type."""
+
+    text = Placeholders().help_text(100)
+    for label in (
+        "--shutdown-timeout=SECONDS",
+        "--log-rotate-size=SIZE",
+        "-p, --port=PORT",
+        "--root=DIR",
+        "--help-auth-type=TYPE",
+    ):
+        assert f" {label} " in text

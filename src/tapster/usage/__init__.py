@@ -18,6 +18,7 @@ from tapster.usage._errors import UsageError
 from tapster.usage._options import Options
 from tapster.usage.coerce import (
     choice,
+    documented,
     existing_dir,
     existing_file,
     octal_mode,
@@ -33,6 +34,7 @@ __all__ = [
     "choice",
     "completion_data",
     "completion_script",
+    "documented",
     "existing_dir",
     "existing_file",
     "fish_completion",

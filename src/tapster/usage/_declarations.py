@@ -33,6 +33,7 @@ class Option:
         "coerce",
         "default",
         "doc",
+        "handler",
         "key",
         "kind",
         "longs",
@@ -53,6 +54,7 @@ class Option:
         doc: str = "",
         coerce: Callable[[str], Any] | None = None,
         method: str | None = None,
+        handler: object = None,
     ) -> None:
         self.key = key
         self.kind = kind
@@ -63,6 +65,7 @@ class Option:
         self.doc = doc
         self.coerce = coerce
         self.method = method
+        self.handler = handler
 
     @property
     def display(self) -> str:
@@ -71,9 +74,18 @@ class Option:
 
     @property
     def metavar(self) -> str:
-        """The placeholder for the value in help: the name in capitals."""
+        """The placeholder for the value in help.
+
+        The coercer's (or handler's) ``metavar`` when it has one (``PORT``,
+        ``FILE``), else the last word of the name in capitals:
+        ``--shutdown-timeout=TIMEOUT``.
+        """
+        for source in (self.coerce, self.handler):
+            declared = getattr(source, "metavar", None)
+            if isinstance(declared, str) and declared:
+                return declared
         base = self.longs[0] if self.longs else self.key
-        return base.upper().replace("-", "_")
+        return base.rstrip("-").rsplit("-", 1)[-1].upper() or base.upper()
 
     def __repr__(self) -> str:
         return f"<Option {self.display} {self.kind}>"
@@ -225,6 +237,7 @@ def _build(cls: type) -> ClassSpec:
                 )
             option = declared
             option.method = attribute
+            option.handler = function
             option.longs = [declared.longs[0], *(n for n in longs if n != declared.longs[0])]
             option.shorts = declared.shorts + [s for s in shorts if s not in declared.shorts]
             option.doc = doc or declared.doc
@@ -237,6 +250,7 @@ def _build(cls: type) -> ClassSpec:
                 takes_value=count == 1,
                 doc=doc,
                 method=attribute,
+                handler=function,
             )
         merged[option.longs[0] if option.longs else "-" + option.shorts[0]] = option
 

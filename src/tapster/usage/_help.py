@@ -91,7 +91,14 @@ def synopsis(options: Options) -> str:
 
 
 def _synopsis_body(options: Options) -> str:
-    return _declared(options) or _head(options) + _arguments_tail(options)
+    declared = _declared(options)
+    parent = options.parent
+    if declared is None:
+        return _head(options) + _arguments_tail(options)
+    if parent is None or parent.subcommand is None or _is_absolute(declared, options):
+        return declared
+    # Twisted's convention: a subcommand's own synopsis follows its parents'.
+    return f"{_head(parent)} {parent.subcommand} {declared}"
 
 
 def _declared(options: Options) -> str | None:
@@ -101,11 +108,22 @@ def _declared(options: Options) -> str | None:
     return text or None
 
 
+def _is_absolute(declared: str, options: Options) -> bool:
+    """Whether a subcommand's declared synopsis already names the program."""
+    if (options.synopsis or "").lstrip().startswith("Usage:"):
+        return True
+    root = options
+    while root.parent is not None:
+        root = root.parent
+    return declared.split(maxsplit=1)[0] == root.command_path().split()[0]
+
+
 def _head(options: Options) -> str:
-    """The command with its parents' options: ``tapster [options] web [options]``."""
-    declared = _declared(options)
-    if declared:
-        return declared
+    """The command with its parents' options: ``tapster [options] web [options]``.
+
+    Declared synopses of the parents are left out: they describe the parent's
+    whole usage, command placeholder included.
+    """
     parent = options.parent
     if parent is not None and parent.subcommand is not None:
         return f"{_head(parent)} {parent.subcommand} [options]"

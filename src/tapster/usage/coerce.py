@@ -3,8 +3,9 @@
 A coercer is any callable taking the text and returning the value; it raises
 ``ValueError`` with a short reason when the text is wrong (the parser turns that
 into a :class:`~tapster.usage.UsageError` naming the option and the value). It
-may carry ``coerce_doc`` (a sentence shown in ``--help``) and ``completion``
-(``"file"``, ``"dir"`` or a tuple of choices, used by shell completion).
+may carry ``coerce_doc`` (a sentence shown in ``--help``), ``metavar`` (the
+value's placeholder in ``--help``, e.g. ``FILE``) and ``completion`` (``"file"``,
+``"dir"`` or a tuple of choices, used by shell completion).
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ if TYPE_CHECKING:
 
 
 def documented(
-    coerce_doc: str, completion: str | tuple[str, ...] | None = None
+    coerce_doc: str,
+    completion: str | tuple[str, ...] | None = None,
+    metavar: str | None = None,
 ) -> Callable[[F], F]:
-    """Attach ``coerce_doc`` (and a completion hint) to a coercer function."""
+    """Attach ``coerce_doc`` (and a completion hint, a help placeholder) to a coercer."""
 
     def attach(function: F) -> F:
         function.coerce_doc = coerce_doc  # type: ignore[attr-defined]
         if completion is not None:
             function.completion = completion  # type: ignore[attr-defined]
+        if metavar is not None:
+            function.metavar = metavar  # type: ignore[attr-defined]
         return function
 
     return attach
@@ -44,7 +49,7 @@ def _integer(text: str, what: str, too_big: str) -> int:
     return int(stripped)
 
 
-@documented("A port number, 0-65535.")
+@documented("A port number, 0-65535.", metavar="PORT")
 def port(text: str) -> int:
     """A TCP or UDP port number, 0-65535 (0 lets the system pick one)."""
     out_of_range = "a port number is between 0 and 65535"
@@ -63,7 +68,7 @@ def positive_int(text: str) -> int:
     return number
 
 
-@documented("An octal file mode, e.g. 0644.")
+@documented("An octal file mode, e.g. 0644.", metavar="MODE")
 def octal_mode(text: str) -> int:
     """A file mode written in octal (``644``, ``0644`` or ``0o644``), at most 07777."""
     digits = text.strip().lower()
@@ -77,7 +82,7 @@ def octal_mode(text: str) -> int:
     return mode
 
 
-@documented("The path of an existing file.", "file")
+@documented("The path of an existing file.", "file", "FILE")
 def existing_file(text: str) -> str:
     """The path of a file that exists (and is not a directory); returned unchanged."""
     if not text:
@@ -89,7 +94,7 @@ def existing_file(text: str) -> str:
     return text
 
 
-@documented("The path of an existing directory.", "dir")
+@documented("The path of an existing directory.", "dir", "DIR")
 def existing_dir(text: str) -> str:
     """The path of a directory that exists; returned unchanged."""
     if not text:
