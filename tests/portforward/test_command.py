@@ -1,0 +1,244 @@
+"""``tapster portforward`` as a user runs it: the real command between real sockets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import pytest
+from support import free_port, run_tapster, wait_for_port
+
+Handler = Callable[[socket.socket], None]
+
+
+@contextmanager
+def destination(handler: Handler) -> Iterator[int]:
+    """A threaded TCP server on 127.0.0.1 running ``handler(conn)`` per connection."""
+
+    class _Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            handler(self.request)
+
+    class _Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 512
+
+    with _Server(("127.0.0.1", 0), _Handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield server.server_address[1]
+        finally:
+            server.shutdown()
+
+
+def echo(conn: socket.socket) -> None:
+    while data := conn.recv(65536):
+        conn.sendall(data)
+
+
+def start_proxy(tapster_proc, log: Path, dest_port: int, *extra: str) -> tuple[object, int]:
+    port = free_port()
+    proc = tapster_proc.start(
+        "--logfile",
+        str(log),
+        "portforward",
+        "--port",
+        f"tcp:{port}:interface=127.0.0.1",
+        "--host",
+        "127.0.0.1",
+        "--dest-port",
+        str(dest_port),
+        *extra,
+    )
+    wait_for_port(port)
+    return proc, port
+
+
+def stop(proc) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_bytes_both_ways_and_counters_on_stop(tapster_proc, tmp_path: Path) -> None:
+    log = tmp_path / "pf.log"
+    with destination(echo) as dest_port:
+        proc, port = start_proxy(tapster_proc, log, dest_port)
+        sent = 0
+        for size in (1, 1000, 200_000):
+            payload = os.urandom(size)
+            with socket.create_connection(("127.0.0.1", port)) as c:
+                c.sendall(payload)
+                c.shutdown(socket.SHUT_WR)
+                got = b"".join(iter(lambda c=c: c.recv(65536), b""))
+            assert got == payload
+            sent += size
+        stop(proc)
+    body = log.read_text()
+    assert f"to 127.0.0.1:{dest_port}" in body
+    # wait_for_port's probe counts as a connection too.
+    counters = (
+        rf"stopped: 4 connections \(0 rejected, 0 failed to connect, peak \d at once\), "
+        rf"{sent} bytes to the destination, {sent} bytes from it"
+    )
+    assert re.search(counters, body), body
+
+
+def test_half_close_through_the_command(tapster_proc, tmp_path: Path) -> None:
+    def hasher(conn: socket.socket) -> None:
+        digest = hashlib.sha256()
+        while data := conn.recv(65536):
+            digest.update(data)
+        conn.sendall(digest.hexdigest().encode())
+
+    with destination(hasher) as dest_port:
+        proc, port = start_proxy(tapster_proc, tmp_path / "pf.log", dest_port)
+        payload = os.urandom(3_000_000)
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)  # our half is done; the answer must still arrive
+            answer = b"".join(iter(lambda: c.recv(65536), b""))
+        assert answer == hashlib.sha256(payload).hexdigest().encode()
+        stop(proc)
+
+
+def test_slow_reader_keeps_proxy_memory_bounded(tapster_proc, tmp_path: Path) -> None:
+    total = 96 * 1024 * 1024
+    chunk = os.urandom(1024 * 1024)
+    expected = hashlib.sha256()
+    for _ in range(total // len(chunk)):
+        expected.update(chunk)
+
+    def firehose(conn: socket.socket) -> None:
+        for _ in range(total // len(chunk)):
+            conn.sendall(chunk)
+
+    with destination(firehose) as dest_port:
+        proc, port = start_proxy(tapster_proc, tmp_path / "pf.log", dest_port)
+        before = rss_kib(proc.pid)
+        peak = before
+        got = hashlib.sha256()
+        received = 0
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            # Read nothing for a while: the destination can send far faster.
+            for _ in range(15):
+                time.sleep(0.1)
+                peak = max(peak, rss_kib(proc.pid))
+            while data := c.recv(256 * 1024):
+                got.update(data)
+                received += len(data)
+                if received % (8 * 1024 * 1024) < len(data):
+                    peak = max(peak, rss_kib(proc.pid))
+        assert received == total
+        assert got.digest() == expected.digest()
+        # Without backpressure the proxy would hold most of the 96 MiB.
+        print(f"proxy RSS {before} KiB before, {peak} KiB at most")
+        assert peak - before < 16 * 1024, (before, peak)
+        stop(proc)
+
+
+def test_many_connections_at_once(tapster_proc, tmp_path: Path) -> None:
+    with destination(echo) as dest_port:
+        proc, port = start_proxy(tapster_proc, tmp_path / "pf.log", dest_port)
+        conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(150)]
+        try:
+            payloads = [os.urandom(500 + i) for i in range(len(conns))]
+            for c, p in zip(conns, payloads, strict=True):
+                c.sendall(p)
+            for c, p in zip(conns, payloads, strict=True):
+                c.settimeout(10)
+                got = b""
+                while len(got) < len(p):
+                    got += c.recv(65536)
+                assert got == p
+        finally:
+            for c in conns:
+                c.close()
+        stop(proc)
+    assert "peak 150 at once" in (tmp_path / "pf.log").read_text()
+
+
+def test_max_connections_and_unreachable_destination(tapster_proc, tmp_path: Path) -> None:
+    log = tmp_path / "pf.log"
+    with destination(echo) as dest_port:
+        proc, port = start_proxy(tapster_proc, log, dest_port, "--max-connections", "2")
+        time.sleep(0.2)  # let wait_for_port's probe connection finish
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        for c in held:
+            c.sendall(b"x")
+            assert c.recv(1) == b"x"
+        extra = socket.create_connection(("127.0.0.1", port))
+        extra.settimeout(5)
+        with suppress(ConnectionResetError):
+            assert extra.recv(1) == b""
+        extra.close()
+        for c in held:
+            c.close()
+        stop(proc)
+    assert "1 rejected" in log.read_text()
+
+    dead = free_port()
+    log2 = tmp_path / "pf2.log"
+    proc, port = start_proxy(tapster_proc, log2, dead)
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        c.settimeout(5)
+        with suppress(ConnectionResetError):
+            assert c.recv(1) == b""
+    stop(proc)
+    body = log2.read_text()
+    assert f"Couldn't connect to 127.0.0.1:{dead}: Connection refused" in body
+    assert "failed to connect" in body
+
+
+def test_dest_endpoint_string(tapster_proc, tmp_path: Path) -> None:
+    with destination(echo) as dest_port:
+        port = free_port()
+        proc = tapster_proc.start(
+            "--logfile",
+            str(tmp_path / "pf.log"),
+            "portforward",
+            "--port",
+            f"tcp:{port}:interface=127.0.0.1",
+            "--dest",
+            f"tcp:host=127.0.0.1:port={dest_port}",
+        )
+        wait_for_port(port)
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.sendall(b"via endpoint")
+            c.shutdown(socket.SHUT_WR)
+            assert b"".join(iter(lambda: c.recv(100), b"")) == b"via endpoint"
+        stop(proc)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "nonsense:1"], "--port: bad endpoint 'nonsense:1'"),
+        (["--dest", "tcp:host=x"], "--dest: bad endpoint 'tcp:host=x'"),
+        (["--dest-port", "70000"], "--dest-port"),
+        (["--max-connections", "0"], "--max-connections"),
+    ],
+)
+def test_bad_arguments_are_one_line_usage_errors(args: list[str], message: str) -> None:
+    result = run_tapster(["portforward", *args])
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
