@@ -9,7 +9,11 @@ directory, as a developer would.
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,6 +66,9 @@ class EchoService(Service):
             data = await reader.readline()
             if data.strip() == b"whoami":
                 data = f"{os.getuid()} {os.getgid()} {os.getpid()}\\n".encode()
+            elif data.strip() == b"loop":
+                loop = asyncio.get_running_loop()
+                data = f"{type(loop).__module__}.{type(loop).__name__}\\n".encode()
             writer.write(data)
             await writer.drain()
             writer.close()
@@ -118,6 +125,24 @@ class MyServiceMaker(ServiceMaker):
 service_maker = MyServiceMaker()
 """
 
+LOOPS = """
+import asyncio
+import sys
+
+
+class MarkedLoop(asyncio.SelectorEventLoop):
+    pass
+
+
+def make():
+    sys.stderr.write("custom loop made\\n")
+    return MarkedLoop()
+
+
+def not_a_loop():
+    return 42
+"""
+
 
 def write_project(root: Path) -> Path:
     """Write the MyProject layout under ``root`` and return ``root``."""
@@ -126,6 +151,7 @@ def write_project(root: Path) -> Path:
     plugins = root / "tapster" / "plugins"
     plugins.mkdir(parents=True, exist_ok=True)
     (plugins / "myproject_plugin.py").write_text(textwrap.dedent(PLUGIN))
+    (root / "myproject" / "loops.py").write_text(textwrap.dedent(LOOPS))
     return root
 
 
@@ -133,3 +159,24 @@ def write_project(root: Path) -> Path:
 def project(tmp_path: Path) -> Path:
     """A project folder with the ``myproject`` plugin, to use as the cwd."""
     return write_project(tmp_path / "MyProject")
+
+
+def _wait_listening(proc: subprocess.Popen[str], port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(f"exited with status {proc.returncode} before listening:\n{err}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on 127.0.0.1:{port}") from None
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def wait_listening() -> Callable[..., None]:
+    """``wait_listening(proc, port)``: wait for the port; fail at once if ``proc`` exits."""
+    return _wait_listening

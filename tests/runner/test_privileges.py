@@ -1,0 +1,149 @@
+"""Dropping privileges: bind as root, then switch gid (and groups) and uid.
+
+These tests need root (CI here runs as root); elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support import free_port, run_tapster, tapster_cmd, tapster_env
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+
+NOBODY = pwd.getpwnam("nobody")
+
+
+def ask(port: int, line: bytes) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(line + b"\n")
+        return conn.makefile("rb").readline().decode().strip()
+
+
+def proc_ids(pid: int) -> dict[str, list[str]]:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {
+        line.split(":")[0]: line.split(":", 1)[1].split()
+        for line in status
+        if line.startswith(("Uid:", "Gid:", "Groups:"))
+    }
+
+
+@pytest.fixture
+def rundir(tmp_path: Path) -> Path:
+    """A run directory that belongs to nobody, as /run/SERVICE would."""
+    path = tmp_path / "run"
+    path.mkdir()
+    os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
+    return path
+
+
+def test_switch_to_nobody_after_binding(
+    project: Path, rundir: Path, tapster_proc, wait_listening
+) -> None:
+    port = free_port()
+    proc = tapster_proc.start(
+        "-u", "nobody", "-d", str(rundir), "--pidfile", "app.pid", "-l", "app.log",
+        "myproject", "-p", str(port), cwd=project,
+    )  # fmt: skip
+    wait_listening(proc, port)
+    uid, gid, pid = ask(port, b"whoami").split()
+    assert (int(uid), int(gid), int(pid)) == (NOBODY.pw_uid, NOBODY.pw_gid, proc.pid)
+    ids = proc_ids(proc.pid)
+    assert ids["Uid"] == [str(NOBODY.pw_uid)] * 4
+    assert ids["Gid"] == [str(NOBODY.pw_gid)] * 4
+    assert "0" not in ids["Groups"]  # root's supplementary groups are gone
+    pidfile, log = rundir / "app.pid", rundir / "app.log"
+    assert pidfile.stat().st_uid == NOBODY.pw_uid
+    assert log.stat().st_uid == NOBODY.pw_uid
+    # After the drop the log can still be reopened, and the pidfile removed.
+    log.rename(rundir / "app.log.1")
+    proc.send_signal(signal.SIGUSR1)
+    for _ in range(500):
+        if log.exists():
+            break
+        time.sleep(0.02)
+    assert log.stat().st_uid == NOBODY.pw_uid
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    assert not pidfile.exists()
+    assert "log reopened" in log.read_text()
+
+
+def test_group_option_and_effective_only(project: Path, tapster_proc, wait_listening) -> None:
+    port = free_port()
+    proc = tapster_proc.start(
+        "-u", str(NOBODY.pw_uid), "-g", "daemon", "--euid", "myproject", "-p", str(port),
+        cwd=project,
+    )  # fmt: skip
+    wait_listening(proc, port)
+    ids = proc_ids(proc.pid)
+    assert ids["Uid"][:2] == ["0", str(NOBODY.pw_uid)]  # real root, effective nobody
+    assert ids["Gid"][:2] == ["0", "1"]  # real root, effective daemon
+
+
+def test_tac_application_uid_and_gid_are_used(project: Path, tapster_proc, wait_listening) -> None:
+    port = free_port()
+    (project / "app.tac").write_text(
+        "from tapster.service import Application\n"
+        "from myproject import EchoService\n"
+        f"application = Application('dropper', uid={NOBODY.pw_uid}, gid={NOBODY.pw_gid})\n"
+        f"EchoService({port}).set_parent(application)\n"
+    )
+    proc = tapster_proc.start("-y", "app.tac", cwd=project)
+    wait_listening(proc, port)
+    assert ask(port, b"whoami").split()[:2] == [str(NOBODY.pw_uid), str(NOBODY.pw_gid)]
+
+
+def test_daemon_drops_privileges_too(project: Path, rundir: Path) -> None:
+    port = free_port()
+    result = run_tapster(
+        ["-D", "-u", "nobody", "-d", str(rundir), "myproject", "-p", str(port)], cwd=project
+    )
+    assert result.returncode == 0, result.stderr
+    pidfile = rundir / "tapster.pid"
+    pid = int(pidfile.read_text())
+    try:
+        assert ask(port, b"whoami").split()[0] == str(NOBODY.pw_uid)
+        assert pidfile.stat().st_uid == NOBODY.pw_uid
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    for _ in range(500):
+        if not Path(f"/proc/{pid}").exists():
+            break
+        time.sleep(0.02)
+    assert not pidfile.exists()
+
+
+def test_unprivileged_user_cannot_switch(project: Path, tmp_path: Path) -> None:
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "pass"], user="nobody", capture_output=True, check=False
+        )
+    except PermissionError:
+        pytest.skip("user nobody cannot run this Python interpreter here")
+    if probe.returncode != 0:
+        pytest.skip("user nobody cannot run this Python interpreter here")
+    home = tmp_path / "nobody-project"
+    home.mkdir()
+    os.chown(home, NOBODY.pw_uid, NOBODY.pw_gid)
+    result = subprocess.run(
+        tapster_cmd("-u", "root", "-y", "x.tac"),
+        user="nobody",
+        cwd=home,
+        env=tapster_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "operation not permitted" in result.stderr
