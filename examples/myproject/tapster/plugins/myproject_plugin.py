@@ -10,7 +10,7 @@ from __future__ import annotations
 from tapster.cred.credentials import UsernamePassword
 from tapster.cred.portal import Portal
 from tapster.cred.strcred import AuthOptionMixin
-from tapster.internet import TCPServer
+from tapster.internet import StreamServerService, TCPServer
 from tapster.service import ServiceMaker
 from tapster.usage import Options, port
 
@@ -19,7 +19,10 @@ from myproject.auth import KennelRealm, serve_members
 
 
 class DogOptions(Options):
-    parameters = [["port", "p", 1235, "The port number to listen on.", port]]
+    parameters = [
+        ["port", "p", 1235, "The port number to listen on.", port],
+        ["listen", "l", None, "An endpoint to listen on instead, e.g. systemd:index=0."],
+    ]
 
 
 class DogServiceMaker(ServiceMaker):
@@ -28,8 +31,11 @@ class DogServiceMaker(ServiceMaker):
     options = DogOptions
 
     def make_service(self, options):
-        """A TCP server on --port that serves one shared kennel."""
-        return TCPServer(options["port"], serve_dog(Kennel()))
+        """A server on --port (or the --listen endpoint) that serves one shared kennel."""
+        handler = serve_dog(Kennel())
+        if options["listen"]:
+            return StreamServerService(options["listen"], handler)
+        return TCPServer(options["port"], handler)
 
 
 class MemberOptions(Options, AuthOptionMixin):
