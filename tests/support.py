@@ -165,3 +165,34 @@ def make_tls_files(folder: Path, hostname: str = "localhost") -> dict[str, Path]
     for name in ("key", "combined", "other_key"):
         paths[name].chmod(0o600)
     return paths
+
+
+_apt_updated = False
+
+
+def ensure_tool(binary: str, package: str) -> str | None:
+    """Return the path of ``binary``, installing Debian's ``package`` first if need be.
+
+    The test setup installs what the tests need, so the README's one test command
+    works on a fresh machine. Installing needs root and apt-get; where either is
+    missing, or the install fails, this returns None and the caller skips with a
+    reason that names the package.
+    """
+    global _apt_updated
+    import shutil
+
+    found = shutil.which(binary)
+    if found or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return found
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if not _apt_updated:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+        _apt_updated = True
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=600,
+    )
+    return shutil.which(binary)

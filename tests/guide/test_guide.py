@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from support import ROOT, free_port, wait_for_port
+from support import ROOT, ensure_tool, free_port, wait_for_port
 
 GUIDE = ROOT / "docs" / "guide.md"
 EXAMPLE = ROOT / "examples" / "myproject"
@@ -180,7 +180,7 @@ class Shell:
 @pytest.fixture(scope="module")
 def shell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shell]:
     """A fresh folder with the example project and a venv with tapster installed."""
-    if shutil.which("nc") is None:
+    if ensure_tool("nc", "netcat-openbsd") is None:
         pytest.skip("the guide talks to its servers with nc: install netcat-openbsd")
     base = tmp_path_factory.mktemp("guide")
     shutil.copytree(
