@@ -41,10 +41,12 @@ def test_cache_is_json_beside_the_folder(sandbox, three):
     document = json.loads((three / CACHE).read_text())
     assert document["format"] == "tapster-plugin-cache"
     assert set(document["modules"]) == {"a", "b", "c"}
-    record = document["modules"]["a"]
+    size, mtime_ns, error, plugins = document["modules"]["a"]
     st = os.stat(three / "a.py")
-    assert (record["size"], record["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
-    assert record["plugins"][0]["fields"]["description"] == "The a widget."
+    assert (size, mtime_ns, error) == (st.st_size, st.st_mtime_ns, None)
+    assert plugins == [
+        ["a", {"tests.plugin.Widget": "a"}, {"wname": "a", "description": "The a widget."}]
+    ]
     assert oct((three / CACHE).stat().st_mode & 0o777) == oct(0o644)
 
 
@@ -109,8 +111,8 @@ def test_a_corrupt_cache_is_ignored_and_rebuilt(sandbox, three, content):
 
 def test_a_well_formed_cache_with_bad_records_is_not_trusted(sandbox, three):
     document = json.loads((three / CACHE).read_text())
-    document["modules"]["a"]["plugins"] = [{"attribute": 5, "kinds": [], "fields": None}]
-    document["modules"]["b"]["plugins"][0]["fields"]["wname"] = ["not", "a", "string"]
+    document["modules"]["a"][3] = [[5, [], None]]
+    document["modules"]["b"][3][0][2]["wname"] = ["not", "a", "string"]
     document["modules"]["c"] = "nonsense"
     (three / CACHE).write_text(json.dumps(document))
     result = sandbox.describe()

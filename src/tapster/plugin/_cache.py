@@ -23,7 +23,7 @@ CACHE_NAME = ".tapster-plugin-cache.json"
 """File name of a folder's cache, written inside the drop-in folder itself."""
 
 FORMAT = "tapster-plugin-cache"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
@@ -168,30 +168,35 @@ def ensure_user_cache_dir() -> bool:
     return os.path.isdir(directory)
 
 
-def valid_plugin(record: object) -> bool:
-    """Whether ``record`` is a well-formed cached plugin description.
+def valid_plugins(plugins: object) -> bool:
+    """Whether ``plugins`` is a well-formed cached list of plugin descriptions.
 
-    Exact type checks, kept cheap: this runs for every cached module on every
-    start-up.
+    Each description is ``[attribute, {kind id: name}, {field: value}]`` with
+    string values (JSON object keys are always strings). This runs for every
+    cached module on every start-up, so the string checks are left to
+    ``str.join``, which rejects anything else in C.
     """
-    if type(record) is not dict or type(record.get("attribute")) is not str:
-        return False
-    kinds = record.get("kinds")
-    fields = record.get("fields")
-    if type(kinds) is not dict or type(fields) is not dict:
-        return False
-    for value in kinds.values():
-        if type(value) is not str:
-            return False
-    return all(type(value) is str for value in fields.values())
-
-
-def valid_outcome(record: dict[str, object]) -> bool:
-    """Whether a module's ``record`` holds either a list of plugins or an import error."""
-    error = record.get("error")
-    if error is not None:
-        return type(error) is str
-    plugins = record.get("plugins")
     if type(plugins) is not list:
         return False
-    return all(valid_plugin(plugin) for plugin in plugins)
+    try:
+        for plugin in plugins:
+            attribute, kinds, fields = plugin
+            if (
+                type(plugin) is not list
+                or type(attribute) is not str
+                or type(kinds) is not dict
+                or type(fields) is not dict
+            ):
+                return False
+            "".join(kinds.values())
+            "".join(fields.values())
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def valid_outcome(error: object, plugins: object) -> bool:
+    """Whether a cached outcome is ``(None, plugins)`` or ``(error text, [])``."""
+    if error is None:
+        return valid_plugins(plugins)
+    return type(error) is str and plugins == []

@@ -2,9 +2,10 @@
 
 Each folder has its own cache, recording per module its size, its
 modification time in nanoseconds and what importing it found (its plugins, or
-the one-line error it raised). A module whose size and mtime match its record
-is not imported; any other module is imported and its record replaced, so a
-change invalidates exactly the modules it touches.
+the one-line error it raised): ``{name: [size, mtime_ns, error, plugins]}``.
+A module whose size and mtime match its record is not imported; any other
+module is imported and its record replaced, so a change invalidates exactly
+the modules it touches.
 
 The cache is written inside the folder when the folder is writable, else in
 the user's cache directory under a name derived from the folder's path.
@@ -23,7 +24,11 @@ _RACY_NS = 2_000_000_000
 
 
 class ModuleResult:
-    """One drop-in module as the scan saw it."""
+    """One drop-in module as the scan saw it.
+
+    ``record`` is ``[size, mtime_ns, error, plugins]``; ``shadowed_by`` is the
+    file that wins over this one, if any (its record is then empty).
+    """
 
     __slots__ = ("from_cache", "name", "path", "record", "shadowed_by")
 
@@ -31,7 +36,7 @@ class ModuleResult:
         self,
         name: str,
         path: str,
-        record: dict[str, object],
+        record: list[object],
         from_cache: bool,
         shadowed_by: str | None = None,
     ) -> None:
@@ -44,6 +49,16 @@ class ModuleResult:
     @property
     def module(self) -> str:
         return f"{PACKAGE}.{self.name}"
+
+    @property
+    def error(self) -> str | None:
+        error = self.record[2] if self.record else None
+        return error if isinstance(error, str) else None
+
+    @property
+    def plugins(self) -> list[list[object]]:
+        plugins = self.record[3] if self.record else []
+        return plugins if isinstance(plugins, list) else []
 
 
 class FolderScan:
@@ -73,15 +88,16 @@ def _modules_of(document: dict[str, object] | None, folder: str | None) -> dict[
     if folder is not None and document.get("folder") != folder:
         return {}
     modules = document.get("modules")
-    return modules if isinstance(modules, dict) else {}
+    return modules if type(modules) is dict else {}
 
 
 def _fresh(record: object, size: int, mtime_ns: int) -> bool:
     return (
-        type(record) is dict
-        and record.get("size") == size
-        and record.get("mtime_ns") == mtime_ns
-        and _cache.valid_outcome(record)
+        type(record) is list
+        and len(record) == 4
+        and record[0] == size
+        and record[1] == mtime_ns
+        and _cache.valid_outcome(record[2], record[3])
     )
 
 
@@ -99,15 +115,16 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     module is imported and the cache rewritten (what packagers run).
     """
     scan = FolderScan(folder)
+    results = scan.modules
     files = module_files(folder)
     beside_path = beside_cache_file(folder)
     beside = {} if force else _modules_of(_cache.read(beside_path), None)
-    user_path = user_cache_file(folder) if _cache.user_cache_dir() is not None else None
-    user: dict[str, object] | None = None if not force else {}
+    user_path = user_cache_file(folder)
+    user: dict[str, object] | None = {} if force else None
 
     final: dict[str, object] = {}
     all_beside = not force
-    now_ns = time.time_ns()
+    now_ns = 0
     for name in sorted(files):
         path, size, mtime = files[name]
         record = beside.get(name)
@@ -120,19 +137,21 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
                 record = None
         winner = taken.get(name)
         if winner is not None:
-            if isinstance(record, dict):
+            if record is not None:
                 final[name] = record
-            scan.modules.append(ModuleResult(name, path, {}, True, shadowed_by=winner))
+            results.append(ModuleResult(name, path, [], True, winner))
             continue
         taken[name] = path
-        if isinstance(record, dict):
+        if type(record) is list:
             final[name] = record
-            scan.modules.append(ModuleResult(name, path, record, True))
+            results.append(ModuleResult(name, path, record, True))
             continue
-        record = {"size": size, "mtime_ns": mtime, **scan_module(f"{PACKAGE}.{name}", path)}
-        scan.modules.append(ModuleResult(name, path, record, False))
+        error, plugins = scan_module(f"{PACKAGE}.{name}", path)
+        fresh: list[object] = [size, mtime, error, plugins]
+        results.append(ModuleResult(name, path, fresh, False))
+        now_ns = now_ns or time.time_ns()
         if not _racy(mtime, now_ns):
-            final[name] = record
+            final[name] = fresh
 
     if all_beside and len(final) == len(beside):
         scan.cache_file = beside_path

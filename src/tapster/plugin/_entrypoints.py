@@ -11,7 +11,8 @@ modification times of the ``*.dist-info`` and ``*.egg-info`` entries of every
 not read again. Each entry also records its module file's size and mtime, so
 that editing an editable install's plugin refreshes that entry alone.
 
-The cache lives in the user's cache directory, one file per ``sys.path``.
+The cache lives in the user's cache directory, one file per set of
+directories holding distributions.
 """
 
 from __future__ import annotations
@@ -56,20 +57,40 @@ def fingerprint(path: list[str] | None = None) -> list[object]:
     return result
 
 
-def cache_file() -> str | None:
-    """The entry point cache for the current ``sys.path``."""
-    key = "\0".join(p for p in sys.path if isinstance(p, str))
+def cache_file(print_: list[object] | None = None) -> str | None:
+    """The entry point cache for the directories that hold distributions.
+
+    Keyed by those directories only (not by all of ``sys.path``), so that the
+    current directory, which ``python -m`` and ``--app-dir`` put on the path,
+    does not make a new cache wherever tapster is started.
+    """
+    current = fingerprint() if print_ is None else print_
+    key = "\0".join(str(entry[0]) for entry in current if isinstance(entry, list))
     return _cache.user_cache_file("entry-points", key)
 
 
 class EntryResult:
-    """One entry point as the scan saw it."""
+    """One entry point as the scan saw it (``record`` is its cache entry)."""
 
     __slots__ = ("from_cache", "record")
 
     def __init__(self, record: dict[str, object], from_cache: bool) -> None:
         self.record = record
         self.from_cache = from_cache
+
+    @property
+    def error(self) -> str | None:
+        error = self.record.get("error")
+        return error if isinstance(error, str) else None
+
+    @property
+    def plugins(self) -> list[list[object]]:
+        plugins = self.record.get("plugins")
+        return plugins if isinstance(plugins, list) else []
+
+    @property
+    def module(self) -> str:
+        return str(self.record["module"])
 
     @property
     def origin(self) -> str:
@@ -87,7 +108,7 @@ def _valid_entry(record: object) -> TypeGuard[dict[str, object]]:
         return False
     if record.get("attribute") is not None and not isinstance(record["attribute"], str):
         return False
-    return _cache.valid_outcome(record)
+    return _cache.valid_outcome(record.get("error"), record.get("plugins"))
 
 
 def _file_unchanged(record: dict[str, object]) -> bool:
@@ -112,8 +133,8 @@ def _cached_entries(document: dict[str, object] | None, print_: list[object]) ->
 
 def scan_entry_points(*, force: bool = False) -> list[EntryResult]:
     """Every entry point of the group, sorted by distribution then entry point name."""
-    path = cache_file()
     current = fingerprint()
+    path = cache_file(current)
     document = None if force or path is None else _cache.read(path)
     entries = _cached_entries(document, current)
     good = [e for e in entries if _valid_entry(e) and _file_unchanged(e)]
@@ -133,7 +154,7 @@ def scan_entry_points(*, force: bool = False) -> list[EntryResult]:
         if key in old:
             results.append(EntryResult(old[key], True))
             continue
-        outcome = scan_object(module, attribute) if attribute else scan_module(module)
+        error, plugins = scan_object(module, attribute) if attribute else scan_module(module)
         record: dict[str, object] = {
             "dist": dist,
             "dist_version": version,
@@ -141,14 +162,14 @@ def scan_entry_points(*, force: bool = False) -> list[EntryResult]:
             "value": value,
             "module": module,
             "attribute": attribute,
-            **outcome,
+            "error": error,
+            "plugins": plugins,
             **_file_stat(module),
         }
         results.append(EntryResult(record, False))
 
     if path is not None and _cache.ensure_user_cache_dir():
         document = {
-            "path": [p for p in sys.path if isinstance(p, str)],
             "fingerprint": current,
             "entries": [r.record for r in results],
         }

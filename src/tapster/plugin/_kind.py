@@ -82,8 +82,10 @@ def kind_id(kind: type | str) -> str:
     return value
 
 
-def describe_object(obj: object, kinds: list[type[PluginKind]]) -> dict[str, object] | None:
-    """What the cache records about ``obj``: its kinds with names, and its fields.
+def describe_object(
+    obj: object, kinds: list[type[PluginKind]]
+) -> tuple[dict[str, str], dict[str, str]] | None:
+    """What the cache records about ``obj``: ``({kind id: name}, {field: value})``.
 
     Returns ``None`` when ``obj`` is an instance of no kind. Only string values
     are recorded; an attribute that is missing, not a string, or raises is left out.
@@ -105,7 +107,7 @@ def describe_object(obj: object, kinds: list[type[PluginKind]]) -> dict[str, obj
         names[kind.plugin_kind] = fields.get(kind.plugin_name_field, "")
     if not names:
         return None
-    return {"kinds": names, "fields": fields}
+    return names, fields
 
 
 def _string_attribute(obj: object, name: str) -> str | None:

@@ -50,28 +50,31 @@ def resolve(obj: object, attribute: str) -> object:
     return obj
 
 
-def describe_module(module: ModuleType) -> list[dict[str, object]]:
+def describe_module(module: ModuleType) -> list[list[object]]:
     """The plugins a module defines, in the order of its namespace.
 
-    An object bound to several names is described once, under its first name.
+    Each is ``[attribute, {kind id: name}, {field: value}]``, the cache's own
+    shape. An object bound to several names is described once, under its
+    first name.
     """
     kinds = kind_classes()
     seen: set[int] = set()
-    plugins: list[dict[str, object]] = []
+    plugins: list[list[object]] = []
     for attribute, obj in list(vars(module).items()):
         if id(obj) in seen or isinstance(obj, type) or type(obj).__name__ == "module":
             continue
         seen.add(id(obj))
         described = describe_object(obj, kinds)
         if described is not None:
-            plugins.append({"attribute": attribute, **described})
+            plugins.append([attribute, described[0], described[1]])
     return plugins
 
 
-def scan_module(name: str, expected_file: str | None = None) -> dict[str, object]:
-    """Import module ``name`` and describe its plugins, or record why it failed.
+def scan_module(
+    name: str, expected_file: str | None = None
+) -> tuple[str | None, list[list[object]]]:
+    """Import module ``name``; return ``(None, plugins)`` or ``(error, [])``.
 
-    Returns ``{"plugins": [...], "error": None}`` or ``{"plugins": [], "error": "..."}``.
     When ``expected_file`` is given, a module that turns out to come from
     elsewhere (a package or extension of the same name earlier on the path)
     is an error too.
@@ -80,29 +83,25 @@ def scan_module(name: str, expected_file: str | None = None) -> dict[str, object
         module = import_module(name)
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
-        return {"plugins": [], "error": error_line(exc, expected_file)}
+        return error_line(exc, expected_file), []
     if expected_file is not None:
         actual = getattr(module, "__file__", None)
         if not actual or not _same_file(actual, expected_file):
-            return {"plugins": [], "error": f"ImportError: {name} was loaded from {actual}"}
-    return {"plugins": describe_module(module), "error": None}
+            return f"ImportError: {name} was loaded from {actual}", []
+    return None, describe_module(module)
 
 
-def scan_object(module_name: str, attribute: str) -> dict[str, object]:
+def scan_object(module_name: str, attribute: str) -> tuple[str | None, list[list[object]]]:
     """Import ``module_name`` and describe the single plugin at ``attribute``."""
     try:
         module = import_module(module_name)
         obj = resolve(module, attribute)
     except (Exception, SystemExit) as exc:
-        filename = _module_file(module_name)
-        return {"plugins": [], "error": error_line(exc, filename)}
+        return error_line(exc, _module_file(module_name)), []
     described = describe_object(obj, kind_classes())
     if described is None:
-        return {
-            "plugins": [],
-            "error": f"TypeError: {module_name}:{attribute} is not a plugin of any known kind",
-        }
-    return {"plugins": [{"attribute": attribute, **described}], "error": None}
+        return f"TypeError: {module_name}:{attribute} is not a plugin of any known kind", []
+    return None, [[attribute, described[0], described[1]]]
 
 
 def _module_file(name: str) -> str | None:

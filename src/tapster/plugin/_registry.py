@@ -98,18 +98,18 @@ class _Scan:
         self.folders = folders
         self.entries = entries
 
-    def plugins(self) -> list[tuple[dict[str, object], str, str, bool]]:
-        """(plugin record, module, origin, from_cache) for every plugin, in order."""
-        found: list[tuple[dict[str, object], str, str, bool]] = []
+    def plugins(self) -> list[tuple[list[object], str, str, bool]]:
+        """``([attribute, kinds, fields], module, origin, from_cache)`` per plugin, in order."""
+        found: list[tuple[list[object], str, str, bool]] = []
         for folder in self.folders:
             for m in folder.modules:
-                if m.shadowed_by is None:
-                    for p in _plugins_of(m.record):
-                        found.append((p, m.module, m.path, m.from_cache))
+                if m.shadowed_by is None and m.record:
+                    module = m.module
+                    for p in m.plugins:
+                        found.append((p, module, m.path, m.from_cache))
         for e in self.entries:
-            module = e.record["module"]
-            assert isinstance(module, str)
-            for p in _plugins_of(e.record):
+            module = e.module
+            for p in e.plugins:
                 found.append((p, module, e.origin, e.from_cache))
         return found
 
@@ -118,40 +118,34 @@ class _Scan:
         for folder in self.folders:
             for m in folder.modules:
                 if m.shadowed_by is not None:
-                    problems.append(
-                        PluginProblem(
-                            m.module,
-                            m.path,
-                            f"plugin module {m.module} at {m.path} is shadowed by {m.shadowed_by}",
-                            broken=False,
-                        )
-                    )
-                elif isinstance(m.record.get("error"), str):
-                    problems.append(
-                        PluginProblem(
-                            m.module,
-                            m.path,
-                            f"plugin module {m.module} ({m.path}) is broken: {m.record['error']}",
-                            broken=True,
-                        )
-                    )
+                    message = f"plugin module {m.module} at {m.path} is shadowed by {m.shadowed_by}"
+                    problems.append(PluginProblem(m.module, m.path, message, broken=False))
+                elif m.record and m.record[2] is not None:
+                    message = f"plugin module {m.module} ({m.path}) is broken: {m.error}"
+                    problems.append(PluginProblem(m.module, m.path, message, broken=True))
         for e in self.entries:
-            error = e.record.get("error")
-            if isinstance(error, str):
-                problems.append(
-                    PluginProblem(
-                        str(e.record["value"]),
-                        e.origin,
-                        f"plugin {e.record['value']} ({e.origin}) is broken: {error}",
-                        broken=True,
-                    )
-                )
+            if e.error is not None:
+                value = str(e.record["value"])
+                message = f"plugin {value} ({e.origin}) is broken: {e.error}"
+                problems.append(PluginProblem(value, e.origin, message, broken=True))
         return problems
 
 
-def _plugins_of(record: dict[str, object]) -> list[dict[str, object]]:
-    plugins = record.get("plugins")
-    return [p for p in plugins if isinstance(p, dict)] if isinstance(plugins, list) else []
+def _info(
+    plugin: list[object], kind: str, module: str, origin: str, from_cache: bool
+) -> PluginInfo:
+    """A :class:`PluginInfo` from a cached ``[attribute, kinds, fields]`` description."""
+    attribute, kinds, fields = plugin
+    assert isinstance(attribute, str) and isinstance(kinds, dict) and isinstance(fields, dict)
+    return PluginInfo(
+        kinds[kind] or attribute,
+        fields,
+        kinds=tuple(kinds),
+        module=module,
+        attribute=attribute,
+        origin=origin,
+        from_cache=from_cache,
+    )
 
 
 def _prepare_package(folders: list[str]) -> None:
@@ -194,28 +188,11 @@ def describe_plugins(kind: type | str) -> list[PluginInfo]:
     wanted = kind_id(kind)
     scan = _scan()
     _warn(scan.problems())
-    infos: list[PluginInfo] = []
-    for record, module, origin, from_cache in scan.plugins():
-        kinds = record["kinds"]
-        assert isinstance(kinds, dict)
-        if wanted not in kinds:
-            continue
-        fields = record["fields"]
-        attribute = record["attribute"]
-        assert isinstance(fields, dict) and isinstance(attribute, str)
-        name = kinds[wanted] or attribute
-        infos.append(
-            PluginInfo(
-                name,
-                fields,
-                kinds=tuple(kinds),
-                module=module,
-                attribute=attribute,
-                origin=origin,
-                from_cache=from_cache,
-            )
-        )
-    return infos
+    return [
+        _info(plugin, wanted, module, origin, from_cache)
+        for plugin, module, origin, from_cache in scan.plugins()
+        if wanted in plugin[1]  # type: ignore[operator]
+    ]
 
 
 def get_plugins(kind: type[K]) -> list[K]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tapster.plugin._registry import PluginInfo, PluginProblem, _scan
+from tapster.plugin._registry import PluginInfo, PluginProblem, _info, _scan
 
 
 class PluginReport:
@@ -36,8 +36,7 @@ class PluginReport:
                     lines.append("")
                 lines.append(f"{kind}:")
                 current = kind
-            description = info.fields.get("description", "").strip().splitlines()
-            summary = description[0] if description else ""
+            summary = _summary(info)
             source = "cached" if info.from_cache else "scanned"
             lines.append(f"  {info.name:<20} {summary}")
             lines.append(f"  {'':<20} {info.module}:{info.attribute} in {info.origin} ({source})")
@@ -58,6 +57,16 @@ class PluginReport:
         return "\n".join(lines) + "\n"
 
 
+def _summary(info: PluginInfo) -> str:
+    """The first line of the plugin's description, or of its first other field."""
+    fields = info.fields
+    text = fields.get("description")
+    if text is None:
+        text = next((v for v in fields.values() if v != info.name), "")
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def plugin_report() -> PluginReport:
     """Scan every source (through the caches) and gather the ``--plugins`` listing.
 
@@ -65,23 +74,11 @@ def plugin_report() -> PluginReport:
     """
     scan = _scan()
     rows: list[tuple[str, PluginInfo]] = []
-    for record, module, origin, from_cache in scan.plugins():
-        kinds = record["kinds"]
-        fields = record["fields"]
-        attribute = record["attribute"]
-        assert isinstance(kinds, dict) and isinstance(fields, dict)
-        assert isinstance(attribute, str)
-        for kind, name in kinds.items():
-            info = PluginInfo(
-                name or attribute,
-                fields,
-                kinds=tuple(kinds),
-                module=module,
-                attribute=attribute,
-                origin=origin,
-                from_cache=from_cache,
-            )
-            rows.append((kind, info))
+    for plugin, module, origin, from_cache in scan.plugins():
+        kinds = plugin[1]
+        assert isinstance(kinds, dict)
+        for kind in kinds:
+            rows.append((kind, _info(plugin, kind, module, origin, from_cache)))
     order = {kind: i for i, kind in enumerate(sorted({k for k, _ in rows}))}
     rows.sort(key=lambda row: order[row[0]])
     return PluginReport(rows, scan.problems())
