@@ -200,5 +200,5 @@ class AuthOptionMixin(_OptionsBase):
             usage += ":" + factory.arg_string_format
         lines += [f"Usage: --auth {usage}", ""]
         lines += [line.rstrip() for line in factory.auth_help.strip("\n").splitlines()]
-        lines.append(f"Checks: {_names(factory.credential_interfaces)} credentials.")
+        lines += ["", f"Checks: {_names(factory.credential_interfaces)} credentials."]
         return "\n".join(lines) + "\n"
