@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -176,6 +177,53 @@ def test_zsh_script_is_valid(tmp_path: Path) -> None:
         check=False,
     )
     assert "_tapster__serve: function" in result.stdout
+
+
+ZSH_DRIVER = r"""
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "fpath=($1 \$fpath); autoload -U compinit; compinit -u -D"
+zpty -w z "tapster() { : }; bindkey '^I' list-choices; PS1='%% '"
+zpty -w -n z "$2"$'\t'
+local out="" chunk quiet=0
+for i in {1..25}; do
+  sleep 0.2
+  local got=0
+  while zpty -r -t z chunk 2>/dev/null; do out+="$chunk"; got=1; done
+  if (( got )); then quiet=0; else (( quiet++ )); fi
+  (( i > 4 && quiet >= 2 )) && break
+done
+print -r -- "$out"
+zpty -d z
+"""
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_completes(tmp_path: Path) -> None:
+    """Real zsh completion, driven through a pseudo-terminal (zsh/zpty)."""
+    (tmp_path / "_tapster").write_text(zsh_completion(Top, "tapster"))
+
+    def zsh(line: str) -> str:
+        result = subprocess.run(
+            ["zsh", "-f", "-c", ZSH_DRIVER, "driver", str(tmp_path), line],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stdout).replace("\r", "")
+        # The typed line, the candidates, then the line drawn again.
+        parts = screen.split(line.rstrip())
+        assert len(parts) >= 3, screen
+        return parts[-2]
+
+    assert "--port  -- The port." in zsh("tapster --p")
+    listed = zsh("tapster s --")
+    assert "--mode" in listed and "--root" in listed and "--force" in listed
+    assert "--port" not in listed
+    assert "fast  slow" in zsh("tapster serve --mode ")
+    listed = zsh("tapster ")
+    assert "serve" in listed and "broken" in listed
 
 
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
