@@ -58,29 +58,62 @@ def plugin_folders(path: list[str] | None = None) -> list[str]:
 def module_files(folder: str) -> dict[str, tuple[str, int, int]]:
     """The plugin modules directly in ``folder``: name -> (path, size, mtime_ns).
 
-    Only ``NAME.py`` files whose NAME is a valid module name count;
-    ``__init__.py`` does not. An unreadable folder holds no modules.
+    Only regular ``NAME.py`` files whose NAME is a valid module name count;
+    ``__init__.py`` does not. An unreadable folder holds no modules. Files are
+    stat'ed relative to the open folder, which saves the kernel a path walk
+    per file: this runs for every module on every start-up.
     """
     found: dict[str, tuple[str, int, int]] = {}
+    if not _RELATIVE_STAT:
+        return _module_files_by_path(folder)
     try:
-        it = os.scandir(folder)
+        fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
     except OSError:
         return found
-    with it:
-        for entry in it:
-            name = entry.name
+    try:
+        names = os.listdir(fd)
+        for name in names:
             if not name.endswith(".py"):
                 continue
             stem = name[:-3]
             if not stem.isidentifier() or stem == "__init__":
                 continue
             try:
-                st = entry.stat()
+                st = os.stat(name, dir_fd=fd)
             except OSError:
                 continue
             if stat.S_ISREG(st.st_mode):
-                found[stem] = (entry.path, st.st_size, st.st_mtime_ns)
+                found[stem] = (os.path.join(folder, name), st.st_size, st.st_mtime_ns)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     return found
+
+
+def _module_files_by_path(folder: str) -> dict[str, tuple[str, int, int]]:
+    """:func:`module_files` for systems without ``dir_fd`` support."""
+    found: dict[str, tuple[str, int, int]] = {}
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return found
+    for name in names:
+        stem = name[:-3]
+        if name.endswith(".py") and stem.isidentifier() and stem != "__init__":
+            path = os.path.join(folder, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found[stem] = (path, st.st_size, st.st_mtime_ns)
+    return found
+
+
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_RELATIVE_STAT = os.stat in os.supports_dir_fd and os.listdir in os.supports_fd
 
 
 def sync_package_path(folders: list[str]) -> None:
