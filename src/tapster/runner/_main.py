@@ -53,6 +53,33 @@ def _unknown_command(options: RunnerOptions, message: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tapster`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # A bug, not a user error: still one line, the traceback only when asked for.
+        if _debug_requested(args):
+            import traceback
+
+            traceback.print_exc()
+        _say(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(run with --log-level debug to see the traceback)"
+        )
+        return EXIT_FAILURE
+
+
+def _debug_requested(args: list[str]) -> bool:
+    for index, arg in enumerate(args):
+        if arg == "--log-level=debug" or (
+            arg == "--log-level" and args[index + 1 : index + 2] == ["debug"]
+        ):
+            return True
+    return False
+
+
+def _main(args: list[str]) -> int:
     options = RunnerOptions()
     try:
         options.parse_options(args)
@@ -81,10 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub_options=options.sub_options,
         tapname=options.subcommand,
     )
-    try:
-        return runner.run()
-    except KeyboardInterrupt:
-        return 130
+    return runner.run()
 
 
 def _list_plugins() -> int:
@@ -112,11 +136,8 @@ def _rebuild_caches() -> int:
 
 
 def _completion(options: RunnerOptions, shell: str) -> int:
-    try:
-        from tapster.usage import completion  # type: ignore[attr-defined]
-    except ImportError:
-        _say("shell completion is not available in this version")
-        return EXIT_FAILURE
-    script = completion(RunnerOptions, shell)
-    sys.stdout.write(script)
+    from tapster.usage import completion_script
+
+    # A fresh parser, so the script describes every option and every plugin.
+    sys.stdout.write(completion_script(shell, RunnerOptions(), "tapster"))
     return EXIT_OK
