@@ -5,7 +5,7 @@ see ``bench/README.md``. This package re-exports what a case module needs.
 """
 
 from bench._env import TWISTED_VERSION, Context, measured_env
-from bench._load import find_wrk, parse_wrk, run_tcp_load, run_wrk
+from bench._load import find_wrk, parse_wrk, run_login_load, run_tcp_load, run_wrk
 from bench._model import (
     CPU_MS,
     IDLE_RSS_MB,
@@ -84,6 +84,7 @@ __all__ = [
     "measured_env",
     "parse_wrk",
     "read_rss",
+    "run_login_load",
     "run_tcp_load",
     "run_timed",
     "run_wrk",

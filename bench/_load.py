@@ -133,3 +133,38 @@ def run_tcp_load(
     run = run_timed(argv, env=env, timeout=duration + 30.0, peak_rss=False)
     data = json.loads(run.stdout.strip().splitlines()[-1])
     return {k: float(v) for k, v in data.items() if isinstance(v, int | float)}
+
+
+LOGINLOAD = Path(__file__).resolve().parent / "_loginload.py"
+
+
+def run_login_load(
+    port: int,
+    logins: Sequence[str],
+    *,
+    host: str = "127.0.0.1",
+    connections: int = 20,
+    duration: float = 3.0,
+    max_logins: int | None = None,
+    ping_interval: float = 0.01,
+    loop: str = "uvloop",
+    python: str | Path | None = None,
+) -> dict[str, float]:
+    """Flood a ``bench-login`` server (``bench/_loginload.py``) with ``LOGIN`` lines.
+
+    ``logins`` are ``"user:password"`` pairs, cycled (include wrong ones to mix failures in).
+    Returns ``logins_per_s``, ``logins``, ``ok``, ``fail``, ``other``, ``ping_p50_ms``,
+    ``ping_p99_ms``, ``stall_ms`` (the longest PING round trip during the flood: how long the
+    server's loop stalled at worst) and ``client_cpu_share``.
+    """
+    argv = [str(python or sys.executable), str(LOGINLOAD), "--host", host, "--port", str(port)]
+    argv += ["--connections", str(connections), "--duration", str(duration)]
+    argv += ["--ping-interval", str(ping_interval), "--loop", loop]
+    for pair in logins:
+        argv += ["--login", pair]
+    if max_logins is not None:
+        argv += ["--max-logins", str(max_logins)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    run = run_timed(argv, env=env, timeout=duration + 30.0, peak_rss=False)
+    data = json.loads(run.stdout.strip().splitlines()[-1])
+    return {k: float(v) for k, v in data.items() if isinstance(v, int | float)}

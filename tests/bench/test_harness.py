@@ -36,6 +36,7 @@ from bench import (  # noqa: E402 - needs the repository root on sys.path first
     measured_env,
     parse_wrk,
     read_rss,
+    run_login_load,
     run_tcp_load,
     run_timed,
     run_wrk,
@@ -358,3 +359,20 @@ def test_planned_case_names_are_explained_not_rejected() -> None:
     chosen, skipped = select_cases([plans[0].name])
     assert chosen == []
     assert f"issue {plans[0].issue}" in skipped[0]
+
+
+@pytest.mark.skipif(not _tapster_script(), reason="no tapster console script beside python")
+def test_bundled_tapster_login_plugin_under_a_login_flood(tmp_path: Path) -> None:
+    root = bundled_tapster_plugins(tmp_path, "bench_login")
+    port = free_port()
+    argv = [_tapster_script(), "--app-dir", str(root), "--pidfile=", "bench-login"]
+    argv += ["--port", str(port), "--auth", "memory:alice:secret"]
+    with start_server(argv, port=port, env=measured_env(), cwd=root):
+        figures = run_login_load(
+            port, ["alice:secret", "alice:wrong"], connections=2, duration=0.5, loop="asyncio"
+        )
+    assert figures["ok"] > 0
+    assert figures["fail"] > 0
+    assert figures["other"] == 0
+    assert figures["pings"] > 0
+    assert figures["stall_ms"] >= figures["ping_p50_ms"] > 0

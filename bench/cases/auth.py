@@ -1,0 +1,227 @@
+"""Case 6: logins per second, and event-loop stall during a login flood (issue 7).
+
+Both sides run the same line-based login server (``bench-login``: ``LOGIN user password`` ->
+``OK``/``FAIL``, ``PING`` -> ``PONG``) with a portal built from ``--auth``. One run is a
+flood: 20 connections log in back to back for a fixed time while a separate thread pings the
+server on its own connection every 20 ms. Reported per run:
+
+- logins/s: successful logins divided by the flood's duration;
+- loop stall: the slowest PING round trip during the flood (a loop busy hashing answers late);
+- p50 latency: the median PING round trip.
+
+Comparisons:
+
+1. ``--auth memory:`` on both sides (Twisted's needs ``--str-credentials``: its checker holds
+   ``str`` while protocols send ``bytes``). No hashing: this measures the portal and protocol.
+2. ``--auth unix`` on both sides with a throw-away account whose ``/etc/shadow`` entry is a
+   ``$6$`` (sha512-crypt, 5000 rounds) hash, as ``useradd``/``openssl passwd -6`` write them.
+   Twisted calls ``crypt()`` on the reactor thread; tapster hashes in its worker pool. Needs
+   root and ``useradd`` (the account is deleted afterwards).
+3. ``--auth file:`` with argon2id (tapster's default hash). Twisted's ``file:`` type keeps
+   plain-text passwords and it has no hashed-file type, so only tapster is measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+from bench import (
+    LOGINS_PER_S,
+    P50_MS,
+    STALL_MS,
+    Case,
+    Comparison,
+    Context,
+    Unavailable,
+    bundled_tapster_plugins,
+    bundled_twisted_plugins,
+    free_port,
+    start_server,
+)
+
+CONNECTIONS = 20
+PING_EVERY = 0.02
+USER, PASSWORD = "alice", "secret"
+METRICS = (LOGINS_PER_S, STALL_MS, P50_MS)
+
+
+def _pinger(port: int, stop: threading.Event, rtts: list[float]) -> None:
+    """Ping on a connection of its own, from a thread: the client's loop cannot skew it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        answers = sock.makefile("rb")
+        while not stop.is_set():
+            start = time.perf_counter()
+            sock.sendall(b"PING\n")
+            if answers.readline() != b"PONG\n":
+                raise RuntimeError("the server did not answer PING with PONG")
+            rtts.append(time.perf_counter() - start)
+            time.sleep(PING_EVERY)
+
+
+async def _flood(port: int, user: str, password: str, duration: float) -> tuple[int, int, float]:
+    request = f"LOGIN {user} {password}\n".encode()
+    counts = {"ok": 0, "fail": 0}
+
+    async def worker(deadline: float) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < deadline:
+                writer.write(request)
+                answer = await reader.readline()
+                counts["ok" if answer == b"OK\n" else "fail"] += 1
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(start + duration) for _ in range(CONNECTIONS)))
+    return counts["ok"], counts["fail"], time.perf_counter() - start
+
+
+def login_flood(port: int, user: str, password: str, duration: float) -> dict[str, float]:
+    """One run: flood ``port`` with logins for ``duration`` seconds while pinging it."""
+    rtts: list[float] = []
+    stop = threading.Event()
+    pinger = threading.Thread(target=_pinger, args=(port, stop, rtts), daemon=True)
+    pinger.start()
+    try:
+        ok, failed, elapsed = asyncio.run(_flood(port, user, password, duration))
+    finally:
+        stop.set()
+        pinger.join(30)
+    if failed or not ok:
+        raise RuntimeError(f"{failed} of {ok + failed} logins failed: the --auth set-up is wrong")
+    if not rtts:
+        raise RuntimeError("no PING was answered during the flood")
+    return {
+        "logins_per_s": ok / elapsed,
+        "stall_ms": max(rtts) * 1000.0,
+        "p50_ms": statistics.median(rtts) * 1000.0,
+        "pings": float(len(rtts)),
+    }
+
+
+@contextlib.contextmanager
+def _servers(
+    ctx: Context, tapster_auth: list[str], twisted_auth: list[str] | None
+) -> Iterator[tuple[int, int | None]]:
+    """Start ``bench-login`` on both sides (twistd only if ``twisted_auth`` is given)."""
+    root = ctx.tmpdir / "auth"
+    bundled_tapster_plugins(root, "bench_login")
+    tapster_port = free_port()
+    tapster_argv = [ctx.tapster_bin("tapster"), "bench-login", "--port", str(tapster_port)]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(
+            start_server(tapster_argv + tapster_auth, port=tapster_port, env=ctx.env(), cwd=root)
+        )
+        twisted_port = None
+        if twisted_auth is not None:
+            env = bundled_twisted_plugins(root, "bench_login")
+            twisted_port = free_port()
+            argv = [ctx.twisted_bin("twistd"), "-n", "--pidfile=", "bench-login"]
+            argv += ["--port", str(twisted_port), *twisted_auth]
+            stack.enter_context(start_server(argv, port=twisted_port, env=ctx.env(env), cwd=root))
+        yield tapster_port, twisted_port
+
+
+@contextlib.contextmanager
+def _unix_account() -> Iterator[tuple[str, str]]:
+    """A throw-away system account with a ``$6$`` password (root only); deleted afterwards."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        raise Unavailable("needs root and useradd to create a throw-away account")
+    from tapster.cred.hashing import hash_password
+
+    name, password = f"tapbench{os.getpid() % 100000}", "bench-secret"
+    subprocess.run(["userdel", name], capture_output=True, check=False)
+    subprocess.run(
+        ["useradd", "--no-create-home", "-p", hash_password(password, "sha512-crypt"), name],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield name, password
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+def _port(port: int | None) -> int:
+    if port is None:
+        raise RuntimeError("the twistd server was not started")
+    return port
+
+
+def comparisons(ctx: Context) -> Iterator[Comparison]:
+    """Yield the memory, unix and argon2 file comparisons, servers up around each."""
+    duration = 1.0 if ctx.quick else 2.0
+
+    memory = f"--auth=memory:{USER}:{PASSWORD}"
+    with _servers(ctx, [memory], [memory, "--str-credentials"]) as (ts, tw_or_none):
+        tw = _port(tw_or_none)
+        yield Comparison(
+            "memory checker",
+            METRICS,
+            tapster=lambda: login_flood(ts, USER, PASSWORD, duration),
+            twistd=lambda: login_flood(tw, USER, PASSWORD, duration),
+            note=f"{CONNECTIONS} connections, {duration:g} s flood, ping every 20 ms",
+        )
+
+    try:
+        account = _unix_account()
+        name, password = account.__enter__()
+    except Unavailable as exc:
+        reason = str(exc)
+
+        def unavailable() -> dict[str, float]:
+            raise Unavailable(reason)
+
+        yield Comparison("unix, $6$ hash", METRICS, tapster=unavailable, twistd=unavailable)
+    else:
+        try:
+            unix = ["--auth=unix"]
+            with _servers(ctx, unix, [*unix, "--str-credentials"]) as (ts, tw_or_none):
+                tw = _port(tw_or_none)
+                yield Comparison(
+                    "unix, $6$ hash",
+                    METRICS,
+                    tapster=lambda: login_flood(ts, name, password, duration),
+                    twistd=lambda: login_flood(tw, name, password, duration),
+                    note="sha512-crypt, 5000 rounds, from /etc/shadow",
+                )
+        finally:
+            account.__exit__(None, None, None)
+
+    users = ctx.tmpdir / "auth-users"
+    from tapster.cred.hashing import hash_password
+
+    users.write_text(f"{USER}:{hash_password(PASSWORD)}\n")
+    os.chmod(users, 0o600)
+
+    def twisted_has_no_hashed_file() -> dict[str, float]:
+        raise Unavailable("Twisted's --auth file: stores plain text; it has no hashed-file type")
+
+    with _servers(ctx, [f"--auth=file:{users}"], None) as (ts, _):
+        yield Comparison(
+            "argon2id file",
+            METRICS,
+            tapster=lambda: login_flood(ts, USER, PASSWORD, duration),
+            twistd=twisted_has_no_hashed_file,
+            note="argon2id, 64 MiB, t=3, p=4 (argon2-cffi's default)",
+        )
+
+
+CASE = Case(
+    name="auth",
+    number=6,
+    issue=7,
+    title="Logins per second and loop stall during a login flood",
+    comparisons=comparisons,
+    runs=5,
+)
