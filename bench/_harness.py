@@ -77,18 +77,18 @@ def listing() -> str:
         number = f"{case.number}." if case.number is not None else "-"
         extra = "" if case.default else "  [not run by default]"
         owner = f" (issue {case.issue})" if case.issue else ""
-        line = f"  {number:>3} {case.name:<10} {case.title}{owner}{extra}"
+        line = f"  {number:>3} {case.name:<12} {case.title}{owner}{extra}"
         entries.append((_order(case)[0], line))
     for plan in pending(found.values()):
         line = (
-            f"  {str(plan.number) + '.':>3} {plan.name:<10} {plan.title} "
+            f"  {str(plan.number) + '.':>3} {plan.name:<12} {plan.title} "
             f"(planned: issue {plan.issue}, not landed yet)"
         )
         entries.append((plan.number, line))
     lines = ["Cases (python -m bench NAME ...):"]
     lines += [line for _, line in sorted(entries)]
     for name, error in broken.items():
-        lines.append(f"  !  {name:<10} broken case module: {error}")
+        lines.append(f"  !  {name:<12} broken case module: {error}")
     lines += ["", "Tools:", *(f"  {line}" for line in tool_status())]
     return "\n".join(lines)
 
@@ -329,7 +329,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{machine['memory_gib']} GiB, Linux {machine['kernel']}; "
         f"Python {env.get('tapster_python_version', '?')}; "
         f"Twisted {env.get('twisted_version') or 'not used'}; "
-        f"tapster {env.get('tapster_commit', '?')}; {results['started']}",
+        f"tapster {env.get('tapster_commit', '?')}; {results['started']}; "
+        f"load average {_load(machine)}",
         "",
         "| # | case | comparison | metric | tapster median (min-max) "
         "| twistd median (min-max) | tapster/twistd |",
@@ -366,6 +367,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"runs per side: {_runs_summary(results)}, after a warm-up, interleaved.",
     ]
     return "\n".join(head + rows + tail + legend)
+
+
+def _load(machine: dict[str, Any]) -> str:
+    start = machine.get("loadavg") or ["?"]
+    end = machine.get("loadavg_end") or ["?"]
+    return f"{start[0]:.2g} at start, {end[0]:.2g} at end" if start[0] != "?" else "unknown"
 
 
 def _runs_summary(results: dict[str, Any]) -> str:
