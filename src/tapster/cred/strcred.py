@@ -19,11 +19,6 @@ from tapster.cred.errors import AuthStringError, UnknownAuthTypeError
 from tapster.plugin import PluginKind, get_plugins
 from tapster.usage import UsageError
 
-if TYPE_CHECKING:
-    from tapster.usage import Options as _OptionsBase
-else:
-    _OptionsBase = object
-
 __all__ = [
     "AuthOptionMixin",
     "CheckerFactory",
@@ -92,7 +87,7 @@ def _names(kinds: tuple[type, ...]) -> str:
     return ", ".join(k.__name__ for k in kinds) or "nothing"
 
 
-class AuthOptionMixin(_OptionsBase):
+class AuthOptionMixin:
     """Adds ``--auth``, ``--help-auth`` and ``--help-auth-type`` to an Options class.
 
     Mix it into a :class:`tapster.usage.Options` subclass. Set
@@ -106,8 +101,13 @@ class AuthOptionMixin(_OptionsBase):
 
     supported_interfaces: ClassVar[tuple[type, ...] | None] = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    if TYPE_CHECKING:
+        # Provided by tapster.usage.Options, which this class is mixed into.
+        def __getitem__(self, key: str) -> Any: ...
+        def __setitem__(self, key: str, value: Any) -> None: ...
+
+    def __init__(self) -> None:
+        super().__init__()
         self["cred_checkers"] = []
         self["cred_interfaces"] = {}
 
