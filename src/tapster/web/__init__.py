@@ -7,5 +7,6 @@ as a tapster service on one or more endpoints.
 
 from tapster.web._config import Limits, WebConfig
 from tapster.web._server import WebServer
+from tapster.web._service import WebService
 
-__all__ = ["Limits", "WebConfig", "WebServer"]
+__all__ = ["Limits", "WebConfig", "WebServer", "WebService"]
