@@ -12,14 +12,21 @@ from pathlib import Path
 from support import free_port, run_tapster
 
 
+def gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie waiting for init to reap it counts)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status
+
+
 def wait_gone(pid: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if gone(pid):
             return
-        time.sleep(0.02)
+        time.sleep(0.01)
     raise AssertionError(f"process {pid} still alive")
 
 

@@ -117,10 +117,11 @@ def test_daemon_drops_privileges_too(project: Path, rundir: Path) -> None:
         assert pidfile.stat().st_uid == NOBODY.pw_uid
     finally:
         os.kill(pid, signal.SIGTERM)
-    for _ in range(500):
-        if not Path(f"/proc/{pid}").exists():
+    for _ in range(1500):
+        status = Path(f"/proc/{pid}/status")
+        if not status.exists() or "State:\tZ" in status.read_text():
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     assert not pidfile.exists()
 
 
