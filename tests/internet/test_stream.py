@@ -205,3 +205,79 @@ def test_a_failing_handler_is_logged_and_the_server_goes_on(
     with caplog.at_level(logging.ERROR, logger="tapster.internet"):
         run_async(scenario())
     assert "did not like it" in caplog.text
+
+
+def test_protocols_hear_stop_requested_and_can_finish_early(run_async: Any) -> None:
+    told: list[str] = []
+
+    class KeepAlive(asyncio.Protocol):
+        """Holds the connection open until the server asks it to stop."""
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def stop_requested(self) -> None:
+            told.append("stop")
+            self.transport.close()
+
+    service = StreamServerService("tcp:0:interface=127.0.0.1", KeepAlive)
+
+    async def scenario() -> float:
+        await service.start()
+        port = int(service.listening()[0].rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.sleep(0.05)
+        assert service.connections == 1
+        started = time.monotonic()
+        await shutdown(service, 5.0)
+        elapsed = time.monotonic() - started
+        assert await reader.read() == b""
+        writer.close()
+        return elapsed
+
+    assert run_async(scenario()) < 1.0  # not the whole 5 s budget
+    assert told == ["stop"]
+
+
+def test_a_protocol_factory_that_raises_does_not_stop_the_server(
+    run_async: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = {"n": 0}
+
+    def flaky() -> asyncio.Protocol:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("factory broke")
+        return EchoProtocol()
+
+    service = StreamServerService("tcp:0:interface=127.0.0.1", flaky)
+
+    async def scenario() -> None:
+        await service.start()
+        port = int(service.listening()[0].rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await reader.read() == b""  # the first connection is closed
+        writer.close()
+        assert await round_trip("127.0.0.1", port) == b"hello"
+        await service.stop()
+
+    with caplog.at_level(logging.ERROR, logger="tapster.internet"):
+        run_async(scenario())
+    assert "factory broke" in caplog.text
+
+
+def test_stop_and_start_again_rebinds(run_async: Any) -> None:
+    service = StreamServerService("tcp:0:interface=127.0.0.1", echo)
+
+    async def scenario() -> None:
+        await service.start()
+        first = service.listening()
+        await service.stop()
+        await service.start()
+        second = service.listening()
+        assert len(first) == len(second) == 1
+        port = int(second[0].rsplit(":", 1)[1])
+        assert await round_trip("127.0.0.1", port, b"again") == b"again"
+        await service.stop()
+
+    run_async(scenario())

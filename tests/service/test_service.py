@@ -339,3 +339,48 @@ def test_service_maker_is_a_plugin_kind() -> None:
     assert maker.make_service(options).name == "port 8080"
     with pytest.raises(TypeError):
         ServiceMaker()  # type: ignore[abstract]
+
+
+def test_a_child_added_while_the_collection_starts_is_started(run_async: Any) -> None:
+    journal: list[str] = []
+    root = MultiService()
+    late = Recorder("late", journal)
+
+    class AddsASibling(Recorder):
+        async def start(self) -> None:
+            await super().start()
+            root.add_service(late)  # the collection is starting, not yet running
+
+    AddsASibling("first", journal).set_parent(root)
+    run_async(root.start())
+    assert late.running
+    assert journal[-2:] == ["bind late", "start late"]
+    run_async(root.stop())
+    assert journal[-2:] == ["stop late", "stop first"]
+
+
+def test_a_failing_stop_outside_shutdown_does_not_keep_others_running(
+    run_async: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal: list[str] = []
+
+    class Broken(Service):
+        name = "broken"
+
+        async def stop(self) -> None:
+            raise RuntimeError("stuck valve")
+
+    root = MultiService()
+    Recorder("a", journal).set_parent(root)
+    Broken().set_parent(root)
+    run_async(root.start())
+    with caplog.at_level(logging.ERROR, logger="tapster.service"):
+        run_async(root.stop())
+    assert journal[-1] == "stop a"
+    assert not root.running
+    assert "service 'broken' failed while stopping: stuck valve" in caplog.text
+
+
+def test_an_empty_collection_is_still_true() -> None:
+    assert MultiService()
+    assert Application("x")

@@ -102,7 +102,7 @@ class ClientService(Service):
             lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             try:
                 transport, protocol = await self.endpoint.connect(self._tracking_factory(lost))
-            except (OSError, TimeoutError) as exc:
+            except Exception as exc:  # OSError, TimeoutError, or the factory's own error
                 self.attempts += 1
                 delay = self.retry(attempt)
                 if delay is None:
@@ -121,6 +121,10 @@ class ClientService(Service):
             self.attempts += 1
             attempt = 0
             self._transport, self._protocol = transport, protocol
+            if not getattr(protocol, "_tapster_tracked", False):
+                # The protocol did not accept our connection_lost hook (__slots__):
+                # watch the transport instead.
+                asyncio.get_running_loop().create_task(_watch(transport, lost))
             waiters, self._waiters = self._waiters, []
             for waiter in waiters:
                 if not waiter.done():
@@ -160,7 +164,11 @@ class ClientService(Service):
                     if not lost.done():
                         lost.set_result(None)
 
-            protocol.connection_lost = connection_lost  # type: ignore[method-assign]
+            try:
+                protocol.connection_lost = connection_lost  # type: ignore[method-assign]
+                protocol._tapster_tracked = True  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
             return protocol
 
         return build
@@ -179,3 +187,11 @@ class ClientService(Service):
             if not waiter.done():
                 waiter.set_exception(ServiceError(f"client {self.label} was stopped"))
         await asyncio.sleep(0)
+
+
+async def _watch(transport: asyncio.BaseTransport, lost: asyncio.Future[None]) -> None:
+    """Resolve ``lost`` once ``transport`` is closing (for protocols we cannot hook)."""
+    while not transport.is_closing() and not lost.done():
+        await asyncio.sleep(0.25)
+    if not lost.done():
+        lost.set_result(None)

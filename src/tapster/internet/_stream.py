@@ -76,7 +76,10 @@ class StreamServerService(Service):
     """Serve stream connections (TCP, TLS, Unix) on one endpoint.
 
     ``handler`` is an ``async def handler(reader, writer)`` (the connection is
-    closed when it returns) or an asyncio protocol factory. ``drain_timeout``
+    closed when it returns) or an asyncio protocol factory. When the server
+    stops, a protocol that has a ``stop_requested()`` method is told so at the
+    start of the drain (an HTTP protocol closes its idle keep-alive
+    connections there instead of holding the drain open). ``drain_timeout``
     caps the drain when the stop is not part of a ``shutdown`` budget; under a
     budget the drain gets what is left of it, minus a short reserve for
     closing the rest.
@@ -147,7 +150,7 @@ class StreamServerService(Service):
                     backoff = min(_MAX_ACCEPT_BACKOFF, max(0.05, backoff * 2))
                     logger.warning(
                         "accepting on %s: %s; pausing %.2fs",
-                        self._addresses[0] if self._addresses else "?",
+                        self._where(),
                         exc.strerror or exc,
                         backoff,
                     )
@@ -170,8 +173,18 @@ class StreamServerService(Service):
             transport, _ = await loop.connect_accepted_socket(
                 self._protocol_factory(), conn, ssl=tls
             )
-        except (TimeoutError, OSError, ssl.SSLError) as exc:
-            logger.info("dropped a connection on %s: %s", self._addresses[0], exc)
+        except (TimeoutError, OSError) as exc:
+            # A failed TLS handshake (ssl.SSLError is an OSError) or a peer that left.
+            logger.info("dropped a connection on %s: %s", self._where(), exc)
+            conn.close()
+            return
+        except Exception as exc:
+            logger.error(
+                "the handler of %s failed to take a connection: %s",
+                self._where(),
+                exc,
+                exc_info=exc,
+            )
             conn.close()
             return
         self._transports.add(transport)
@@ -203,13 +216,16 @@ class StreamServerService(Service):
             logger.error(
                 "handler for a connection from %s on %s failed: %s",
                 peer,
-                self._addresses[0] if self._addresses else "?",
+                self._where(),
                 exc,
                 exc_info=exc,
             )
             writer.transport.abort()
             return
         writer.close()
+
+    def _where(self) -> str:
+        return ", ".join(self._addresses) or self.endpoint.description
 
     def _close_listeners(self) -> None:
         sockets, self._sockets = self._sockets, []
@@ -226,6 +242,7 @@ class StreamServerService(Service):
         if accepting:
             await asyncio.wait(accepting)
         self._close_listeners()
+        self._announce_stop()
         budget = remaining_budget()
         if budget is None:
             drain = self.drain_timeout
@@ -236,6 +253,18 @@ class StreamServerService(Service):
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=1.0)
         self._addresses = []
+
+    def _announce_stop(self) -> None:
+        """Tell protocols that have a ``stop_requested()`` method that the server stops."""
+        for transport in list(self._transports):
+            if transport.is_closing():
+                continue
+            hook = getattr(transport.get_protocol(), "stop_requested", None)
+            if callable(hook):
+                try:
+                    hook()
+                except Exception as exc:
+                    logger.error("stop_requested() failed on %s: %s", self._where(), exc)
 
     async def _drain(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()

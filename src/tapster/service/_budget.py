@@ -48,11 +48,11 @@ def _own_deadline(deadline: float) -> float:
 async def run_stop(label: str, stop: Awaitable[None]) -> None:
     """Run one child's ``stop`` inside whatever budget is left.
 
-    Outside a shutdown the stop is simply awaited. Inside one it runs as a task
-    that is cancelled when the budget is spent; the overrun is logged with the
+    Outside a shutdown the stop is awaited without a time limit. Inside one it
+    is cancelled when the budget is spent; the overrun is logged with the
     service's ``label`` and not raised, so the remaining services still stop.
-    Errors raised by the stop itself are logged too: one broken service must
-    not keep the others running.
+    Errors raised by the stop itself are logged (not raised) in both cases:
+    one broken service must not keep the others running.
     """
     deadline = _deadline.get()
     token = _depth.set(_depth.get() + 1)
@@ -60,11 +60,10 @@ async def run_stop(label: str, stop: Awaitable[None]) -> None:
         task = asyncio.ensure_future(stop)
     finally:
         _depth.reset(token)
-    if deadline is None:
-        await task
-        return
-    loop = asyncio.get_running_loop()
-    timeout = max(0.0, _own_deadline(deadline) - _LEVEL_MARGIN - loop.time())
+    timeout: float | None = None
+    if deadline is not None:
+        loop = asyncio.get_running_loop()
+        timeout = max(0.0, _own_deadline(deadline) - _LEVEL_MARGIN - loop.time())
     try:
         done, _ = await asyncio.wait({task}, timeout=timeout)
     except asyncio.CancelledError:

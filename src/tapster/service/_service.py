@@ -255,6 +255,10 @@ class MultiService(Service):
     def __len__(self) -> int:
         return len(self._children)
 
+    def __bool__(self) -> bool:
+        # A collection is a service, never "false" because it is empty.
+        return True
+
     def get_service_named(self, name: str) -> Service:
         """The child called ``name``; raises ``KeyError`` if there is none."""
         return self._named[name]
@@ -344,7 +348,13 @@ class MultiService(Service):
         this raises (``release_privileged``).
         """
         started: list[Service] = []
-        for child in list(self._children):
+        index = 0
+        # By index, so that a child added while this start runs is started too.
+        while index < len(self._children):
+            child = self._children[index]
+            index += 1
+            if child in started:
+                continue
             try:
                 await _start_child(child)
             except BaseException:
