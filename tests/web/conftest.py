@@ -2,31 +2,23 @@
 
 ``serve(*args)`` starts ``tapster web ARGS`` as a subprocess listening on a
 free 127.0.0.1 port and returns a ``Web`` handle; the process is stopped when
-the test ends. Until the runner exists in this checkout, the same arguments
-are parsed by the plugin's own options class and served in-process on a
-background event loop, so the tests stay the same either way.
+the test ends (``tapster_proc``). ``runner=[...]`` puts options before ``web``
+(for example ``["--loop", "asyncio"]``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import http.client
-import importlib.util
 import os
 import socket
-import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support import free_port, wait_for_port
-
-USE_SUBPROCESS = (
-    importlib.util.find_spec("tapster.runner") is not None
-    and os.environ.get("TAPSTER_WEB_TESTS_INPROCESS") != "1"
-)
 
 
 @dataclass
@@ -35,8 +27,6 @@ class Web:
 
     port: int
     proc: Any = None
-    stopper: Callable[[], None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -77,81 +67,32 @@ class Web:
             return b"".join(chunks)
 
 
-def _start_in_process(args: list[str], port: int) -> Web:
-    from tapster.web._options import WebOptions, config_from_options
-    from tapster.web._server import WebServer
-
-    options = WebOptions()
-    options.parse_options(args)
-    portal = None
-    checkers = options.get("cred_checkers") or []
-    if checkers:
-        from tapster.cred import Portal
-        from tapster.web._auth import WebRealm
-
-        portal = Portal(WebRealm(), checkers)
-    server = WebServer(config_from_options(options, portal))
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def main() -> None:
-        srv = await loop.create_server(server.protocol, "127.0.0.1", port)
-        server.start()
-        holder["srv"] = srv
-        ready.set()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(main())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    ready.wait(10)
-
-    def stop() -> None:
-        async def shutdown() -> None:
-            holder["srv"].close()
-            try:
-                await asyncio.wait_for(server.drain(), 5)
-            except TimeoutError:
-                server.abort_all()
-            await server.close()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(15)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
-    return Web(port=port, stopper=stop)
-
-
 @pytest.fixture
 def serve(tapster_proc: Any) -> Iterator[Callable[..., Web]]:
     """Start ``tapster web ARGS`` on a free port (``--listen`` is added)."""
-    started: list[Web] = []
 
-    def start(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> Web:
+    def start(
+        *args: str,
+        cwd: str | Path | None = None,
+        env: dict[str, str] | None = None,
+        runner: tuple[str, ...] | list[str] = (),
+    ) -> Web:
         port = free_port()
         argv = ["--listen", f"tcp:{port}:interface=127.0.0.1", *args]
-        if USE_SUBPROCESS:
-            proc = tapster_proc.start("web", *argv, cwd=cwd, env=env)
+        proc = tapster_proc.start(*runner, "web", *argv, cwd=cwd, env=env)
+        deadline = time.monotonic() + 20
+        while True:
             try:
-                wait_for_port(port, timeout=15)
+                wait_for_port(port, timeout=0.2)
+                break
             except TimeoutError:
-                proc.kill()
-                _out, err = proc.communicate()
-                raise AssertionError(f"tapster web did not start: {err}") from None
-            web = Web(port=port, proc=proc)
-        else:
-            web = _start_in_process(argv, port)
-        started.append(web)
-        return web
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    _out, err = proc.communicate()
+                    raise AssertionError(f"tapster web did not start: {err}") from None
+        return Web(port=port, proc=proc)
 
     yield start
-    for web in started:
-        if web.stopper is not None:
-            web.stopper()
 
 
 @pytest.fixture

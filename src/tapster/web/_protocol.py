@@ -283,7 +283,10 @@ class HttpConnection(asyncio.Protocol):
             if self._server.draining and not self._in_request:
                 self._close()
                 return
-            if not self._in_request:
+            if self._in_request:
+                # The next request began arriving while we were busy: time it.
+                self.deadline = time.monotonic() + self._limits.request_timeout
+            else:
                 self.deadline = time.monotonic() + self._limits.keep_alive_timeout
             if self._read_paused and self._transport is not None:
                 self._read_paused = False
@@ -322,7 +325,7 @@ class HttpConnection(asyncio.Protocol):
         head, close = self._head(req, resp)
         out.append(head)
         body = resp.body
-        if body and resp.status not in _NO_BODY_STATUS:
+        if body and resp.status not in _NO_BODY_STATUS and req.method != "HEAD":
             out.append(body)  # type: ignore[arg-type]
         self._log(req, resp)
         if close:
@@ -377,7 +380,7 @@ class HttpConnection(asyncio.Protocol):
         if isinstance(body, list):
             head, close = self._head(req, resp)
             transport.write(head)
-            for part in body:
+            for part in body if req.method != "HEAD" else ():
                 if isinstance(part, FileSpan):
                     await self._send_file(part)
                 else:

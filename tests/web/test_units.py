@@ -1,0 +1,77 @@
+"""The sans-IO pieces on their own: path splitting, ranges, content negotiation."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tapster.web._gzip import accepts_gzip
+from tapster.web._listing import human_size, wants_json
+from tapster.web._options import size
+from tapster.web._paths import BadPathError, split_path
+from tapster.web._ranges import UnsatisfiableError, parse_range
+
+
+@given(st.binary(max_size=64))
+def test_split_path_never_yields_an_escape(raw: bytes) -> None:
+    try:
+        segments, _ = split_path(b"/" + raw)
+    except BadPathError:
+        return
+    for seg in segments:
+        assert seg not in ("", ".", "..")
+        assert "/" not in seg and "\\" not in seg and "\x00" not in seg
+
+
+def test_split_path_examples() -> None:
+    assert split_path(b"/a//b/c%20d/") == (("a", "b", "c d"), True)
+    assert split_path(b"/") == ((), True)
+    assert split_path(b"/%C3%A9") == (("é",), False)
+    for bad in (b"/..", b"/a/%2E%2e/b", b"/a%2fb", b"/a%5cb", b"/a%00", b"/%ff", b"x"):
+        with pytest.raises(BadPathError):
+            split_path(bad)
+
+
+@given(st.binary(max_size=40), st.integers(min_value=0, max_value=10_000))
+def test_parse_range_is_total(value: bytes, length: int) -> None:
+    try:
+        ranges = parse_range(b"bytes=" + value, length)
+    except UnsatisfiableError:
+        return
+    if ranges is None:
+        return
+    previous = -2
+    for first, last in ranges:
+        assert 0 <= first <= last < length
+        assert first > previous + 1  # sorted, merged
+        previous = last
+
+
+def test_parse_range_examples() -> None:
+    assert parse_range(b"bytes=0-0", 10) == [(0, 0)]
+    assert parse_range(b"bytes=-3", 10) == [(7, 9)]
+    assert parse_range(b"bytes=8-", 10) == [(8, 9)]
+    assert parse_range(b"bytes=0-2,1-5,7-8", 10) == [(0, 5), (7, 8)]
+    assert parse_range(b"bytes=0-2,3-4", 10) == [(0, 4)]
+    assert parse_range(b"items=0-2", 10) is None
+    assert parse_range(b"bytes=3-1", 10) is None
+    with pytest.raises(UnsatisfiableError):
+        parse_range(b"bytes=10-", 10)
+    with pytest.raises(UnsatisfiableError):
+        parse_range(b"bytes=-0", 10)
+
+
+def test_negotiation_helpers() -> None:
+    assert accepts_gzip(b"gzip, deflate, br")
+    assert accepts_gzip(b"br;q=1.0, gzip;q=0.5")
+    assert not accepts_gzip(b"gzip;q=0")
+    assert not accepts_gzip(b"identity")
+    assert not accepts_gzip(None)
+    assert wants_json(b"application/json")
+    assert not wants_json(b"text/html,application/json;q=0.9")
+    assert not wants_json(b"*/*")
+    assert human_size(1023) == "1023 B" and human_size(1536) == "1.5 KiB"
+    assert size("10M") == 10 * 1024 * 1024 and size("512k") == 512 * 1024 and size("7") == 7
+    with pytest.raises(ValueError):
+        size("ten")
