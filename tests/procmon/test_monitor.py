@@ -257,3 +257,30 @@ def test_children_reaped_no_zombies(run: Runner) -> None:
             if int(fields[1]) == me and fields[0] == "Z":
                 zombies.append(entry.name)
     assert zombies == []
+
+
+def test_add_after_start_remove_env_and_cwd(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, run: Runner
+) -> None:
+    caplog.set_level(logging.INFO, logger="tapster.procmon")
+
+    async def main() -> tuple[int, int | None]:
+        mon = ProcessMonitor(RestartPolicy(killtime=2))
+        await mon.start()
+        mon.add_process(
+            "late",
+            ["sh", "-c", 'echo "$GREETING from $(pwd)"; exec sleep 60'],
+            env={"GREETING": "hi"},
+            cwd=str(tmp_path),
+        )
+        await until(lambda: f"late: hi from {tmp_path}" in messages(caplog))
+        pid = mon.children["late"].last_pid
+        await mon.remove_process("late")
+        assert "late" not in mon.children
+        with pytest.raises(ValueError, match="empty"):
+            mon.add_process("nothing", [])
+        await mon.stop()
+        return pid, None
+
+    pid, _ = run(main())
+    assert not alive(pid)

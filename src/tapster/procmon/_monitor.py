@@ -94,7 +94,11 @@ class ProcessMonitor(Service):
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
     ) -> None:
-        """Supervise ``args`` under ``name`` (names are unique); starts it if running."""
+        """Supervise ``args`` under ``name`` (names are unique); starts it if running.
+
+        ``env`` adds to (or overrides) tapster's own environment for this command;
+        ``cwd`` is its working directory.
+        """
         if not args:
             raise ValueError(f"the command for {name!r} is empty")
         if name in self.children:
@@ -186,7 +190,7 @@ class ProcessMonitor(Service):
     async def _spawn(self, child: ChildState) -> asyncio.Future[int]:
         """Start one run of ``child``; returns the future of its return code."""
         assert self._watcher is not None
-        env = None if child.env is None else dict(child.env)
+        env = None if child.env is None else {**os.environ, **child.env}
         proc = subprocess.Popen(
             child.args,
             stdin=subprocess.DEVNULL,

@@ -1,0 +1,121 @@
+"""PortForwardService: binding, readiness, and the drain on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from support import free_port
+
+from tapster.endpoints import ListenError
+from tapster.portforward import PortForwardService
+from tapster.service import Application, shutdown
+
+Runner = Callable[[Awaitable[Any]], Any]
+
+
+@pytest.fixture
+def run(run_async: Callable[[Any], Any]) -> Runner:
+    def runner(coro: Awaitable[Any]) -> Any:
+        async def main() -> Any:
+            async with asyncio.timeout(30):
+                return await coro
+
+        return run_async(main())
+
+    return runner
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+def test_listening_and_drain_then_close_on_stop(
+    run: Runner, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tapster.portforward")
+
+    async def main() -> None:
+        dest = await asyncio.start_server(echo, "127.0.0.1", 0)
+        dest_port = dest.sockets[0].getsockname()[1]
+        port = free_port()
+        service = PortForwardService(
+            f"tcp:{port}:interface=127.0.0.1", ("127.0.0.1", dest_port), drain_timeout=0.5
+        )
+        app = Application("pf")
+        service.set_parent(app)
+        await app.start()
+        assert app.listening() == [f"tcp:127.0.0.1:{port}"]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"abc")
+        assert await reader.readexactly(3) == b"abc"
+        # An idle connection stays open through the drain, then is closed.
+        began = time.monotonic()
+        await shutdown(app, 10)
+        took = time.monotonic() - began
+        assert 0.4 <= took < 3
+        assert await reader.read() == b""
+        writer.close()
+        assert service.stats.connections == 1
+        assert service.stats.active == 0
+        assert service.listening() == []
+        # The port is free again.
+        again = await asyncio.start_server(echo, "127.0.0.1", port)
+        again.close()
+        dest.close()
+
+    run(main())
+    text = caplog.text
+    assert "closing 1 forwarded connections that are still open" in text
+    assert "stopped: 1 connections" in text
+
+
+def test_connection_that_ends_during_the_drain_is_not_cut(run: Runner) -> None:
+    async def slow_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        await asyncio.sleep(0.3)
+        writer.write(b"late answer")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        dest = await asyncio.start_server(slow_answer, "127.0.0.1", 0)
+        service = PortForwardService(
+            "tcp:0:interface=127.0.0.1",
+            ("127.0.0.1", dest.sockets[0].getsockname()[1]),
+            drain_timeout=5,
+        )
+        await service.start()
+        port = int(service.listening()[0].rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"?")
+        await asyncio.sleep(0.05)
+        began = time.monotonic()
+        stopping = asyncio.ensure_future(service.stop())
+        assert await reader.read() == b"late answer"
+        writer.close()
+        await stopping
+        # Stop waited for the exchange, and no longer than it took.
+        assert time.monotonic() - began < 2
+        dest.close()
+
+    run(main())
+
+
+def test_bind_failure_names_the_address(run: Runner) -> None:
+    async def main() -> None:
+        blocker = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = blocker.sockets[0].getsockname()[1]
+        service = PortForwardService(f"tcp:{port}:interface=127.0.0.1", ("127.0.0.1", 1))
+        with pytest.raises(ListenError, match=f"127.0.0.1:{port}"):
+            service.privileged_start()
+        blocker.close()
+
+    run(main())
