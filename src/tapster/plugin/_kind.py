@@ -2,9 +2,10 @@
 
 A kind names itself with a stable string (``plugin_kind``) so that callers can
 ask the cache about plugins of a kind without importing the module that
-defines it. Kinds are found by walking the subclasses of :class:`PluginKind`,
-and membership is tested with ``isinstance``, so ``Kind.register(cls)`` works
-for plugin classes that cannot inherit.
+defines it. Every subclass of :class:`PluginKind` that defines ``plugin_kind``
+in its own body is a kind (it registers itself when its class is created), and
+membership is tested with ``isinstance``, so ``Kind.register(cls)`` works for
+plugin classes that cannot inherit.
 """
 
 from __future__ import annotations
@@ -48,27 +49,24 @@ class PluginKind(abc.ABC):
         fields = cls.plugin_fields
         if not isinstance(fields, tuple) or not all(isinstance(f, str) for f in fields):
             raise TypeError(f"{cls.__qualname__}.plugin_fields must be a tuple of strings")
+        _KINDS.append(cls)
+
+
+_KINDS: list[type[PluginKind]] = []
+"""Every class that defines ``plugin_kind`` in its own body, in definition order."""
 
 
 def kind_classes() -> list[type[PluginKind]]:
-    """Every class that defines a plugin kind, sorted by kind id.
+    """Every plugin kind defined so far, sorted by kind id (first definition of an id wins).
 
-    Only kinds whose defining module has been imported are known; a plugin
-    module imports the kinds it implements, so scanning it makes them known.
+    Kinds register themselves when their class is created, so this costs the
+    same however many plugin classes exist. Only kinds whose defining module
+    has been imported are known; a plugin module imports the kinds it
+    implements, so importing it makes them known.
     """
     found: dict[str, type[PluginKind]] = {}
-    stack: list[type] = [PluginKind]
-    seen: set[type] = set()
-    while stack:
-        sub: type
-        for sub in stack.pop().__subclasses__():
-            if sub in seen:
-                continue
-            seen.add(sub)
-            stack.append(sub)
-            kind_id = sub.__dict__.get("plugin_kind")
-            if isinstance(kind_id, str) and issubclass(sub, PluginKind):
-                found.setdefault(kind_id, sub)
+    for cls in _KINDS:
+        found.setdefault(cls.__dict__["plugin_kind"], cls)
     return [found[k] for k in sorted(found)]
 
 

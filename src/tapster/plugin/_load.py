@@ -80,15 +80,43 @@ def scan_module(
     is an error too.
     """
     try:
-        module = import_module(name)
+        module = import_module(name) if expected_file is None else _import_file(name, expected_file)
     except (Exception, SystemExit) as exc:
-        sys.modules.pop(name, None)
         return error_line(exc, expected_file), []
     if expected_file is not None:
         actual = getattr(module, "__file__", None)
         if not actual or not _same_file(actual, expected_file):
             return f"ImportError: {name} was loaded from {actual}", []
     return None, describe_module(module)
+
+
+def _import_file(name: str, path: str) -> ModuleType:
+    """Import submodule ``name`` of an imported package from the file ``path``.
+
+    The scan already knows which file it means, so this skips the search
+    along the package's ``__path__``; the module is registered in
+    ``sys.modules`` and on its package exactly as ``import`` would do.
+    """
+    existing = sys.modules.get(name)
+    if existing is not None:
+        return existing
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {name} from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    module = sys.modules[name]
+    parent, _, child = name.rpartition(".")
+    if parent in sys.modules:
+        setattr(sys.modules[parent], child, module)
+    return module
 
 
 def scan_object(module_name: str, attribute: str) -> tuple[str | None, list[list[object]]]:
