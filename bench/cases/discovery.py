@@ -17,6 +17,7 @@ interpreter is measured in the same run, as the yardstick for issue 4's targets.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 from bench import (
@@ -73,7 +74,9 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
         )
         last = names[-1] if names else None
 
-        def tapster(root: Path = troot, last: str | None = last, cold: bool = False):
+        def tapster(
+            root: Path = troot, last: str | None = last, cold: bool = False
+        ) -> dict[str, float]:
             if cold:
                 clear_plugin_caches(root)
             argv = [ctx.tapster_bin("tapster"), "--help"]
@@ -88,7 +91,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
             last: str | None = last,
             env: dict[str, str] = twisted_env,
             cold: bool = False,
-        ):
+        ) -> dict[str, float]:
             if cold:
                 clear_plugin_caches(root)
             argv = [ctx.twisted_bin("twistd"), "--help"]
@@ -105,8 +108,8 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
         yield Comparison(
             f"N={n} --help, no cache",
             metrics,
-            tapster=lambda t=tapster: t(cold=True),
-            twistd=lambda t=twistd: t(cold=True),
+            tapster=partial(tapster, cold=True),
+            twistd=partial(twistd, cold=True),
             runs=5 if n >= 1000 else None,
             note=f"{n} generated plugins, the folder's cache deleted before each run",
         )
