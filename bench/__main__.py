@@ -25,6 +25,15 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _python_name() -> str:
+    """How the interpreter running us is best named in the recorded command."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return "python"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m bench``."""
     parser = argparse.ArgumentParser(
@@ -78,7 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         twisted_python=args.twisted_python,
         setup_twisted=not args.no_setup,
     )
-    command = shlex.join(["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])])
+    if args.runs is not None and args.runs < 10:
+        print(
+            f"bench: note: {args.runs} runs per side is for trying cases out; use >= 10",
+            file=sys.stderr,
+        )
+    command = shlex.join(
+        [_python_name(), "-m", "bench", *(argv if argv is not None else sys.argv[1:])]
+    )
     try:
         results = run_cases(cases, ctx, command=command)
     finally:
