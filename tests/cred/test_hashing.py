@@ -208,3 +208,41 @@ def test_worker_pool_runs_off_the_loop() -> None:
     assert asyncio.run(main()).startswith("tapster-hash")
     with pytest.raises(ValueError):
         hashing.set_worker_count(0)
+
+
+needs_libcrypt = pytest.mark.skipif(hashing._libcrypt() is None, reason="no system libcrypt")
+
+
+@needs_libcrypt
+def test_libcrypt_and_pure_python_agree() -> None:
+    import secrets
+
+    for _ in range(60):
+        password = secrets.token_bytes(secrets.randbelow(40)).replace(b"\0", b"z")
+        for setting in ("$6$" + secrets.token_hex(6), "$5$rounds=1500$" + secrets.token_hex(8)):
+            assert hashing._call_libcrypt(password, setting) == sha_crypt(password, setting)
+        md5 = "$1$" + secrets.token_hex(4)
+        assert hashing._call_libcrypt(password, md5) == md5_crypt(password, md5)
+
+
+def test_pure_python_path_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hashing, "USE_LIBCRYPT", False)
+    stored = hashing.hash_password("pw", "sha512-crypt")
+    assert hashing.verify_password("pw", stored)
+    assert not hashing.verify_password("pW", stored)
+    md5 = md5_crypt(b"pw", "$1$saltsalt")
+    assert hashing.verify_password("pw", md5) and not hashing.verify_password("px", md5)
+
+
+def test_workers_run_at_lower_priority() -> None:
+    import asyncio
+    import os
+    import threading
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    async def main() -> int:
+        return await hashing.run_in_worker(nice)
+
+    assert asyncio.run(main()) > nice()
