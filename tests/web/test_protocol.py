@@ -120,3 +120,28 @@ def test_unix_socket_listener(tapster_proc, site: Path, tmp_path: Path) -> None:
     r = c.getresponse()
     assert r.status == 200 and r.read() == b'{"x": 1}'
     c.close()
+
+
+def test_access_log_file(serve, site: Path, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    web = serve("--path", str(site), "--access-log-file", str(log))
+    for _ in range(3):
+        web.get("/hello.txt", {"User-Agent": "filetest"})
+    # Batched: written within the flush interval.
+    import time
+
+    deadline = time.monotonic() + 5
+    while log.read_text().count("filetest") < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # Rotation: the file is renamed, the next batch goes to a new file.
+    log.rename(tmp_path / "access.log.1")
+    web.get("/data.json", {"User-Agent": "after-rotate"})
+    deadline = time.monotonic() + 5
+    while not (log.exists() and "after-rotate" in log.read_text()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert oct(log.stat().st_mode & 0o777) == "0o640"
+    web.proc.terminate()
+    out, err = web.proc.communicate(timeout=15)
+    assert "filetest" not in out + err

@@ -53,6 +53,7 @@ class WebConfig:
     mime_types: Mapping[str, str] = field(default_factory=dict)
     listing: bool = True
     access_log: bool = True
+    access_log_file: str | None = None
     follow_symlinks: bool = False
     gzip: bool = True
     wsgi_app: WsgiApp | None = None

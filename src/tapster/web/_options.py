@@ -87,6 +87,13 @@ class WebOptions(AuthOptionMixin, Options):  # type: ignore[misc,unused-ignore]
             size,
         ),
         ("threads", None, 10, "Worker threads for the WSGI application.", positive_int),
+        (
+            "access_log_file",
+            None,
+            None,
+            "Write the access log to this file (batched writes, reopened after rotation) "
+            "instead of the tapster log.",
+        ),
         ("realm", None, "tapster", "The realm name shown by browsers when --auth is used."),
         (
             "request_timeout",
@@ -205,6 +212,7 @@ def config_from_options(options: Options, portal: Any = None) -> WebConfig:
         mime_types=dict(options["mime_types"]),
         listing=not options["no_listing"],
         access_log=options["access_log"],
+        access_log_file=options["access_log_file"],
         follow_symlinks=options["follow_symlinks"],
         gzip=not options["no_gzip"],
         wsgi_app=options["wsgi_app"],

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from ._accesslog import format_line, printable
 from ._http import (
     SERVER,
     FileSpan,
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from ._server import WebServer
 
 log = logging.getLogger("tapster.web")
-access_log = logging.getLogger("tapster.web.access")
 
 _SERVER_LINE = b"Server: " + SERVER + b"\r\n"
 _KEEP_ALIVE = b"Connection: keep-alive\r\n"
@@ -258,7 +258,7 @@ class HttpConnection(asyncio.Protocol):
             try:
                 result = app.handle(req)
             except Exception:
-                log.exception("Error while handling %s %s", req.method, _printable(req.target))
+                log.exception("Error while handling %s %s", req.method, printable(req.target))
                 result = error_response(500, "The server failed to handle this request.")
             if type(result) is Response and type(result.body) is bytes:
                 self._emit(out, req, result)
@@ -343,7 +343,7 @@ class HttpConnection(asyncio.Protocol):
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("Error while handling %s %s", req.method, _printable(req.target))
+                log.exception("Error while handling %s %s", req.method, printable(req.target))
                 resp = error_response(500, "The server failed to handle this request.")
             assert isinstance(resp, Response)
             await self._send(req, resp)
@@ -486,8 +486,9 @@ class HttpConnection(asyncio.Protocol):
             (status_line(status), date_cache.line(), _SERVER_LINE, resp.headers, _CLOSE, b"\r\n")
         )
         transport.write(head + resp.body)  # type: ignore[operator]
-        if self._server.config.access_log and access_log.isEnabledFor(logging.INFO):
-            access_log.info('%s - - "-" %d %d', self._client, status, resp.body_length)
+        access = self._server.access
+        if access.enabled:
+            access.write(format_line(None, self._client, status, resp.body_length))
         self._close()
 
     def _close(self) -> None:
@@ -530,20 +531,9 @@ class HttpConnection(asyncio.Protocol):
     # -- logging -----------------------------------------------------------------
 
     def _log(self, req: Request, resp: Response) -> None:
-        if self._server.config.access_log and access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                '%s - %s [%s] "%s %s HTTP/%s" %d %d "%s" "%s"',
-                req.client,
-                req.remote_user or "-",
-                _clf_date(),
-                req.method,
-                _printable(req.target),
-                req.version,
-                resp.status,
-                resp.body_length,
-                _printable(req.get(b"referer") or b"-"),
-                _printable(req.get(b"user-agent") or b"-"),
-            )
+        access = self._server.access
+        if access.enabled:
+            access.write(format_line(req, req.client, resp.status, resp.body_length))
 
 
 def _flush(transport: asyncio.Transport, out: list[bytes]) -> None:
@@ -567,19 +557,3 @@ class _RejectError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def _printable(value: bytes) -> str:
-    """Bytes for a log line: non-printable characters escaped, never raw."""
-    return value.decode("latin-1").encode("unicode_escape").decode("ascii").replace('"', '\\"')
-
-
-_clf_cache: list[Any] = [-1, ""]
-
-
-def _clf_date() -> str:
-    now = int(time.time())
-    if _clf_cache[0] != now:
-        _clf_cache[0] = now
-        _clf_cache[1] = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now))
-    return str(_clf_cache[1])

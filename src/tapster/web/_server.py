@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 
+from ._accesslog import AccessLog
 from ._app import WebApp
 from ._config import WebConfig
 from ._protocol import HttpConnection
@@ -22,6 +23,7 @@ class WebServer:
     def __init__(self, config: WebConfig) -> None:
         self.config = config
         self.app = WebApp(config)
+        self.access = AccessLog(config.access_log, config.access_log_file)
         self.connections: set[HttpConnection] = set()
         self.draining = False
         self._sweeper: asyncio.Task[None] | None = None
@@ -36,7 +38,11 @@ class WebServer:
         return HttpConnection(self)
 
     def start(self) -> None:
-        """Begin watching for slow clients. Call with the event loop running."""
+        """Open the access log, begin watching for slow clients. Call with the loop running.
+
+        Raises ``OSError`` when the access log file cannot be opened.
+        """
+        self.access.open()
         self.draining = False
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
@@ -82,4 +88,5 @@ class WebServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        self.access.close()
         self.app.close()

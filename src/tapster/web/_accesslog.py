@@ -1,0 +1,152 @@
+"""The access log: one combined-log-format line per request.
+
+Lines go either to the logger ``tapster.web.access`` (the default: the runner
+decides where logs go) or, with ``--access-log-file``, straight to a file of
+their own. The file is written in batches -- at most every 0.2 seconds or 64
+KiB -- so a busy server pays one ``write`` per batch instead of one per
+request; it is reopened when it has been renamed or removed (log rotation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from ._http import Request
+
+logger = logging.getLogger("tapster.web.access")
+
+#: Seconds between writes of a batch of lines to an access log file.
+FLUSH_INTERVAL = 0.2
+_FLUSH_SIZE = 64 * 1024
+_FILE_MODE = 0o640
+
+
+def printable(value: bytes) -> str:
+    """Bytes for a log line: non-printable characters and quotes escaped, never raw."""
+    text = value.decode("latin-1")
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+class _ClfClock:
+    """``25/Nov/2026:16:52:00 +0000``, formatted once per second."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._text = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
+        return self._text
+
+
+_clock = _ClfClock()
+
+
+def format_line(req: Request | None, client: str, status: int, length: int) -> str:
+    """One combined log format line (without the newline)."""
+    if req is None:
+        return f'{client} - - [{_clock.now()}] "-" {status} {length} "-" "-"'
+    referer = req.get(b"referer")
+    agent = req.get(b"user-agent")
+    return (
+        f"{client} - {printable(req.remote_user.encode()) if req.remote_user else '-'} "
+        f'[{_clock.now()}] "{req.method} {printable(req.target)} HTTP/{req.version}" '
+        f'{status} {length} "{printable(referer) if referer else "-"}" '
+        f'"{printable(agent) if agent else "-"}"'
+    )
+
+
+class AccessLog:
+    """Where access lines go; ``enabled`` is False when there is nowhere to write."""
+
+    def __init__(self, enabled: bool, path: str | None = None) -> None:
+        self._on = enabled
+        self._path = os.path.abspath(path) if path else None
+        self._fd = -1
+        self._ino: tuple[int, int] | None = None
+        self._lines: list[str] = []
+        self._pending = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a line would be written at all (checked before formatting one)."""
+        if not self._on:
+            return False
+        return self._path is not None or logger.isEnabledFor(logging.INFO)
+
+    def open(self) -> None:
+        """Open the access log file (if any). Raises ``OSError`` with the reason."""
+        if self._path is not None and self._fd < 0:
+            self._fd = os.open(
+                self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE
+            )
+            st = os.fstat(self._fd)
+            self._ino = (st.st_dev, st.st_ino)
+
+    def write(self, line: str) -> None:
+        """Record one line."""
+        if self._path is None:
+            logger.info("%s", line)
+            return
+        self._lines.append(line)
+        self._pending += len(line) + 1
+        if self._pending >= _FLUSH_SIZE:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(FLUSH_INTERVAL, self.flush)
+
+    def flush(self) -> None:
+        """Write the batched lines now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lines:
+            return
+        data = ("\n".join(self._lines) + "\n").encode("utf-8", "backslashreplace")
+        self._lines.clear()
+        self._pending = 0
+        try:
+            self._reopen_if_moved()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            logging.getLogger("tapster.web").warning(
+                "Cannot write the access log %s: %s", self._path, exc.strerror or exc
+            )
+
+    def _reopen_if_moved(self) -> None:
+        assert self._path is not None
+        try:
+            st = os.stat(self._path)
+            moved = (st.st_dev, st.st_ino) != self._ino
+        except FileNotFoundError:
+            moved = True
+        if moved or self._fd < 0:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self.open()
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        self.flush()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
