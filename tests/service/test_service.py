@@ -384,3 +384,53 @@ def test_a_failing_stop_outside_shutdown_does_not_keep_others_running(
 def test_an_empty_collection_is_still_true() -> None:
     assert MultiService()
     assert Application("x")
+
+
+def test_stop_from_within_start_cleans_up_without_deadlock(run_async: Any) -> None:
+    journal: list[str] = []
+
+    class HalfStarts(Recorder):
+        async def start(self) -> None:
+            await super().start()
+            journal.append("half")
+            await self.stop()  # give up and clean up what was done so far
+
+    service = HalfStarts("h", journal)
+    run_async(asyncio.wait_for(service.start(), 5))
+    assert not service.running
+    assert journal == ["bind h", "start h", "half", "stop h", "unbind h"]
+    run_async(service.stop())  # nothing more to do
+    assert journal[-1] == "unbind h"
+
+
+def test_start_from_within_stop_does_nothing(run_async: Any) -> None:
+    journal: list[str] = []
+
+    class Restless(Recorder):
+        async def stop(self) -> None:
+            await self.start()
+            await super().stop()
+
+    service = Restless("r", journal)
+    run_async(service.start())
+    run_async(asyncio.wait_for(service.stop(), 5))
+    assert not service.running
+    assert journal == ["bind r", "start r", "stop r"]
+
+
+def test_labels_name_the_path() -> None:
+    app = Application("app")
+    only = Service()
+    only.set_parent(app)
+    assert only.label == "Service"
+    second = Service()
+    second.set_parent(app)
+    assert (only.label, second.label) == ("#1 (Service)", "#2 (Service)")
+    web = MultiService()
+    web.name = "web"
+    web.set_parent(app)
+    http = Service()
+    http.name = "http"
+    http.set_parent(web)
+    assert http.label == "web/http"
+    assert app.label == "app"

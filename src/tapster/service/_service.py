@@ -17,6 +17,9 @@ wraps every override so that out-of-order calls have one defined meaning:
   only ``privileged_start()`` releases what was bound.
 * ``stop()`` while ``start()`` is in progress waits for the start to end first,
   and ``start()`` while ``stop()`` is in progress waits for the stop.
+* ``stop()`` called by a service's own ``start()`` (to clean up a partial
+  start) runs at once, and the service is not running afterwards;
+  ``start()`` called by its own ``stop()`` does nothing.
 * A service that was stopped can be started again.
 * If ``start()`` raises, the service is not running.
 """
@@ -79,6 +82,8 @@ def _guard_start(
         if self._nesting.get("start") is task:  # a super() call from an override
             await method(self)
             return
+        if self._nesting.get("stop") is task:  # start() from within our own stop()
+            return
         while self._transition is not None:
             await asyncio.shield(self._transition)
         if self.running:
@@ -87,6 +92,7 @@ def _guard_start(
         done = asyncio.get_running_loop().create_future()
         self._transition = done
         self._nesting["start"] = task
+        self._nesting["stopped_in_start"] = False
         try:
             await method(self)
         except BaseException:
@@ -95,7 +101,11 @@ def _guard_start(
             self.release_privileged()
             raise
         else:
-            self.running = True
+            if self._nesting.get("stopped_in_start"):
+                self._nesting["start"] = None
+                self.release_privileged()
+            else:
+                self.running = True
         finally:
             self._nesting["start"] = None
             self._transition = None
@@ -112,6 +122,16 @@ def _guard_stop(
         task = asyncio.current_task()
         if self._nesting.get("stop") is task:  # a super() call from an override
             await method(self)
+            return
+        if self._nesting.get("start") is task:
+            # stop() from within our own start(), to clean up a partial start:
+            # run it now (waiting for the start would wait for ourselves).
+            self._nesting["stopped_in_start"] = True
+            self._nesting["stop"] = task
+            try:
+                await method(self)
+            finally:
+                self._nesting["stop"] = None
             return
         while self._transition is not None:
             await asyncio.shield(self._transition)
@@ -174,7 +194,7 @@ class Service:
         return f"{self.parent.label}/{own}"
 
     def _anonymous_label(self) -> str:
-        if self.parent is not None:
+        if self.parent is not None and len(self.parent) > 1:
             for index, child in enumerate(self.parent):
                 if child is self:
                     return f"#{index + 1} ({type(self).__name__})"
