@@ -2,12 +2,14 @@
 
 Both serve one folder of random files (1 KiB, 100 KiB, 1 MiB) on 127.0.0.1; wrk
 loads one file at a time with 50 keep-alive connections. Each file is measured
-with the access log on in both servers and off in both:
+in three access-log settings, the same in both servers:
 
-* on: each server's default -- tapster logs every request through ``logging``
-  into its ``--logfile``; twistd logs every request into its ``--logfile``.
-* off: ``tapster web --no-access-log``; twistd has no switch for it, so its
-  access log goes to ``--logfile /dev/null`` (lines are still formatted).
+* "log on (main log)": each server's default -- every request is a record in
+  the server's own log (``tapster --logfile`` / ``twistd --logfile``).
+* "log on (own file)": a dedicated access log file --
+  ``tapster web --access-log-file F`` / ``twistd web --logfile F``.
+* "log off": ``tapster web --no-access-log``; twistd has no switch for it, so
+  its access log goes to ``web --logfile /dev/null`` (lines are still formatted).
 
 tapster runs on its default loop (uvloop when installed).
 """
@@ -44,10 +46,11 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
         (site / name).write_bytes(os.urandom(size))
     duration = 2.0 if ctx.quick else 5.0
     env = ctx.env()
-    for log_on in (True, False):
+    for setting in ("log on (main log)", "log on (own file)", "log off"):
+        key = setting.split("(")[-1].strip(")").replace(" ", "-")
         tap_port, tw_port = free_port(), free_port()
-        tap_log = ctx.tmpdir / f"tapster-web-{log_on}.log"
-        tw_log = ctx.tmpdir / f"twistd-web-{log_on}.log"
+        tap_log = ctx.tmpdir / f"tapster-web-{key}.log"
+        tw_log = ctx.tmpdir / f"twistd-web-{key}.log"
         tapster_argv = [
             ctx.tapster_bin("tapster"),
             "--logfile",
@@ -58,8 +61,10 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
             "--path",
             str(site),
         ]
-        if not log_on:
+        if setting == "log off":
             tapster_argv.append("--no-access-log")
+        elif setting == "log on (own file)":
+            tapster_argv += ["--access-log-file", str(ctx.tmpdir / "tapster-access.log")]
         twistd_argv = [
             ctx.twisted_bin("twistd"),
             "-n",
@@ -72,8 +77,10 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
             "--path",
             str(site),
         ]
-        if not log_on:
+        if setting == "log off":
             twistd_argv += ["--logfile", os.devnull]
+        elif setting == "log on (own file)":
+            twistd_argv += ["--logfile", str(ctx.tmpdir / "twistd-access.log")]
         with (
             start_server(tapster_argv, port=tap_port, env=env, probe=http_probe("/1k.bin")) as tap,
             start_server(
@@ -86,7 +93,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
                     return run_wrk(url, connections=50, duration=duration)
 
                 yield Comparison(
-                    f"{label}, access log {'on' if log_on else 'off'}",
+                    f"{label}, {setting}",
                     (REQUESTS_PER_S, P99_MS),
                     tapster=lambda u=f"{tap.url}/{name}": load(u),
                     twistd=lambda u=f"{tw.url}/{name}": load(u),
@@ -99,6 +106,7 @@ CASE = Case(
     number=7,
     issue=8,
     title="tapster web vs twistd web: static files, 50 connections, access log on/off",
+    description="wrk -c 50 against the same files; three access-log settings, alike on both sides",
     comparisons=comparisons,
     runs=3,
     warmup=1,
