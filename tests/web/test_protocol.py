@@ -145,3 +145,18 @@ def test_access_log_file(serve, site: Path, tmp_path: Path) -> None:
     web.proc.terminate()
     out, err = web.proc.communicate(timeout=15)
     assert "filetest" not in out + err
+
+
+def test_half_closed_client_still_gets_answers(serve, site: Path) -> None:
+    web = serve("--path", str(site))
+    # A file not read yet (its first read runs in a thread), then a cached one.
+    with socket.create_connection(("127.0.0.1", web.port), timeout=10) as s:
+        s.sendall(
+            b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\nGET /style.css HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.1 200 OK") == 2
+    assert data.endswith((site / "style.css").read_bytes())

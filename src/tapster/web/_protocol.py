@@ -77,6 +77,7 @@ class HttpConnection(asyncio.Protocol):
         self._stall = 0
         self._current: Request | None = None
         self._upgrade = False
+        self._eof = False
         #: Monotonic time after which this connection is cut off; None while we work.
         self.deadline: float | None = None
 
@@ -105,6 +106,14 @@ class HttpConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(ConnectionResetError("client went away"))
         self._server.connection_closed()
+
+    def eof_received(self) -> bool:
+        # The client will send nothing more (it may still read): answer what it
+        # asked, then close. A half-sent request is simply dropped.
+        self._eof = True
+        if not self._busy and not self._queue:
+            self._close()
+        return True
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -280,7 +289,7 @@ class HttpConnection(asyncio.Protocol):
             self._stop_reading()
             return
         if not self._queue:
-            if self._server.draining and not self._in_request:
+            if self._eof or (self._server.draining and not self._in_request):
                 self._close()
                 return
             if self._in_request:
