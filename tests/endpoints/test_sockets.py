@@ -220,3 +220,33 @@ def test_socket_activation_handoff_to_a_real_process(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_unix_mode_is_exact_and_the_umask_is_restored(tmp_path: Path) -> None:
+    before = os.umask(0o022)
+    try:
+        for mode in (0o600, 0o660, 0o666):
+            path = tmp_path / f"m{mode:o}.sock"
+            endpoint = server_from_string(f"unix:{path}:mode={mode:o}")
+            sockets = endpoint.bind()
+            assert path.stat().st_mode & 0o777 == mode
+            assert os.umask(0o022) == 0o022  # put back as it was
+            endpoint.release(sockets)
+            assert not path.exists()
+    finally:
+        os.umask(before)
+
+
+def test_unix_client_endpoint(run_async: Any, tmp_path: Path) -> None:
+    path = tmp_path / "c.sock"
+    service = StreamServerService(f"unix:{path}", echo)
+
+    async def scenario() -> None:
+        await service.start()
+        reader, writer = await client_from_string(f"unix:path={path}").open_connection()
+        writer.write(b"local")
+        assert await reader.readexactly(5) == b"local"
+        writer.close()
+        await service.stop()
+
+    run_async(scenario())

@@ -68,6 +68,7 @@ def test_client_forms() -> None:
         ("tcp:70000", "port must be 0 to 65535, not 70000"),
         ("tcp:80:colour=red", "unknown keyword 'colour' for type 'tcp'"),
         ("tcp:80:81", "unexpected argument '81'"),
+        ("tcp:80:interface=::1", "write ':' inside a value as '\\:'"),
         ("tcp:80:port=81", "port is given twice"),
         ("tcp:80:backlog=0", "backlog must be at least 1"),
         ("tcp:80:interface=localhost", "interface must be an IP address"),

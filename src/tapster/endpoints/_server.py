@@ -196,7 +196,7 @@ class UNIXServerEndpoint(ServerEndpoint):
         self._remove_stale()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.bind(self.path)
+            self._bind_restricted(sock)
             info = os.stat(self.path)
             self._identity = (info.st_dev, info.st_ino)
             if self.mode is not None:
@@ -207,6 +207,23 @@ class UNIXServerEndpoint(ServerEndpoint):
             sock.close()
             raise ListenError(self.path, describe_os_error(exc), exc.errno) from None
         return [sock]
+
+    def _bind_restricted(self, sock: socket.socket) -> None:
+        """Bind so that the file never exists with looser permissions than ``mode``.
+
+        The umask is tightened around ``bind`` (never loosened: a file another
+        thread creates meanwhile only gets stricter permissions), and ``mode``
+        is then set exactly with ``chmod``.
+        """
+        if self.mode is None:
+            sock.bind(self.path)
+            return
+        old = os.umask(0o077)
+        os.umask(old | (0o777 & ~self.mode))
+        try:
+            sock.bind(self.path)
+        finally:
+            os.umask(old)
 
     def _remove_stale(self) -> None:
         try:

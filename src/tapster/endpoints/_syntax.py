@@ -75,7 +75,10 @@ class Description:
         """Reject arguments nobody took."""
         extra = [arg for arg in self.args if arg is not _TAKEN]
         if extra:
-            raise self.error(f"unexpected argument {extra[0]!r}")
+            hint = ""
+            if "::" in self.text or "=:" in self.text:
+                hint = r" (write ':' inside a value as '\:', e.g. interface=\:\:1)"
+            raise self.error(f"unexpected argument {extra[0]!r}{hint}")
         if self.kwargs:
             raise self.error(f"unknown keyword {next(iter(self.kwargs))!r} for type {self.kind!r}")
 
