@@ -214,3 +214,33 @@ def test_graceful_stop_finishes_in_flight(serve, app_dir: Path) -> None:
     assert status == 200 and body == b"slow done"
     assert headers["Connection"] == "close"
     assert web.proc.wait(10) == 0
+
+
+def test_wsgi_worker_is_freed_when_client_leaves(serve, tmp_path: Path) -> None:
+    (tmp_path / "endless.py").write_text(
+        "import time\n"
+        "def app(environ, start_response):\n"
+        "    if environ['PATH_INFO'] == '/forever':\n"
+        "        start_response('200 OK', [('Content-Type', 'application/octet-stream')])\n"
+        "        return (b'x' * 65536 for _ in iter(int, 1))\n"
+        "    if environ['PATH_INFO'] == '/late':\n"
+        "        time.sleep(0.5)\n"
+        "        start_response('200 OK', [('Content-Length', '40')])\n"
+        "        return [b'ok'] * 20\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n"
+    )
+    web = serve("--wsgi", "endless:app", "--threads", "1", cwd=tmp_path)
+    import socket as _socket
+
+    for path in (b"/forever", b"/late"):
+        s = _socket.create_connection(("127.0.0.1", web.port), timeout=10)
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        if path == b"/forever":
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        s.close()
+    time.sleep(1.0)
+    start = time.monotonic()
+    status, _, body = web.get("/")
+    assert status == 200 and body == b"ok"
+    assert time.monotonic() - start < 5

@@ -355,7 +355,12 @@ class HttpConnection(asyncio.Protocol):
                 log.exception("Error while handling %s %s", req.method, printable(req.target))
                 resp = error_response(500, "The server failed to handle this request.")
             assert isinstance(resp, Response)
-            await self._send(req, resp)
+            try:
+                await self._send(req, resp)
+            finally:
+                aclose = getattr(resp.body, "aclose", None)
+                if aclose is not None:
+                    await aclose()
         except asyncio.CancelledError:
             self._abort()
             raise

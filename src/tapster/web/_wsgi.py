@@ -13,7 +13,7 @@ import io
 import logging
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -52,6 +52,9 @@ class WsgiHandler:
             status, headers = await channel.head
         except _AppFailedError:
             return error_response(500, "The application failed to handle this request.")
+        except asyncio.CancelledError:
+            channel.close()  # the client left: let the worker thread stop
+            raise
         pairs: list[tuple[str, str]] = []
         declared: int | None = None
         for name, value in headers:
@@ -70,7 +73,7 @@ class WsgiHandler:
             channel.close()
             log.error("The WSGI application sent a header with a line break")
             return error_response(500, "The application failed to handle this request.")
-        return Response(status, block, channel.stream(declared), declared or 0)
+        return Response(status, block, _Stream(channel, declared), declared or 0)
 
     def _run(self, environ: dict[str, Any], channel: _Channel) -> None:
         """Worker thread: call the application and feed its output to the channel."""
@@ -177,24 +180,49 @@ class _Channel:
         while not self._queue.empty():
             self._queue.get_nowait()
 
-    async def stream(self, declared: int | None) -> AsyncIterator[bytes]:
-        sent = 0
-        try:
-            while True:
-                item = await self._queue.get()
-                if item is _END:
-                    break
-                if isinstance(item, BaseException):
-                    raise ConnectionAbortedError("the WSGI application failed mid-response")
-                assert isinstance(item, bytes)
-                if declared is not None and sent + len(item) > declared:
-                    item = item[: declared - sent]
-                sent += len(item)
-                yield item
-            if declared is not None and sent < declared:
-                raise ConnectionAbortedError("the WSGI application sent less than it declared")
-        finally:
-            self.close()
+    async def get(self) -> object:
+        return await self._queue.get()
+
+
+class _Stream:
+    """The response body as the protocol reads it; ``aclose`` releases the worker.
+
+    Enforces the declared ``Content-Length``: extra bytes are dropped, and a
+    short body aborts the connection (the client would otherwise wait forever).
+    """
+
+    def __init__(self, channel: _Channel, declared: int | None) -> None:
+        self._channel = channel
+        self._declared = declared
+        self._sent = 0
+        self._done = False
+
+    def __aiter__(self) -> _Stream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._done:
+            item = await self._channel.get()
+            if item is _END:
+                self._done = True
+                if self._declared is not None and self._sent < self._declared:
+                    raise ConnectionAbortedError("the WSGI application sent less than it declared")
+                break
+            if isinstance(item, BaseException):
+                self._done = True
+                raise ConnectionAbortedError("the WSGI application failed mid-response")
+            assert isinstance(item, bytes)
+            if self._declared is not None and self._sent + len(item) > self._declared:
+                item = item[: self._declared - self._sent]
+            self._sent += len(item)
+            if item:
+                return item
+        self._channel.close()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self._done = True
+        self._channel.close()
 
 
 def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
