@@ -309,3 +309,55 @@ def test_running_out_of_descriptors_is_logged_and_survived(tmp_path: Path, loop:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+class SlottedGreeting(asyncio.Protocol):
+    """A protocol whose instances take no new attributes (no connection_lost hook)."""
+
+    __slots__ = ("received",)
+
+    def __init__(self) -> None:
+        self.received = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+
+
+def test_client_service_over_tls_with_a_slotted_protocol(run_async: Any, tmp_path: Path) -> None:
+    files = make_tls_files(tmp_path)
+
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"secure welcome")
+        await writer.drain()
+        await reader.read()
+
+    server = StreamServerService(
+        f"ssl:0:interface=127.0.0.1:cert={files['cert']}:key={files['key']}", greet
+    )
+
+    async def scenario() -> None:
+        await server.start()
+        port = int(server.listening()[0].rsplit(":", 1)[1])
+        client = ClientService(
+            f"ssl:host=127.0.0.1:port={port}:ca={files['ca']}",
+            SlottedGreeting,
+            Backoff(initial=0.05, maximum=0.1),
+        )
+        await client.start()
+        first = await asyncio.wait_for(client.when_connected(), 5)
+        assert isinstance(first, SlottedGreeting)
+        for _ in range(100):
+            if first.received:
+                break
+            await asyncio.sleep(0.02)
+        assert first.received == b"secure welcome"
+        # Losing the connection is noticed even without the hook.
+        await shutdown(server, 0.2)
+        for _ in range(100):
+            if client.protocol is None:
+                break
+            await asyncio.sleep(0.02)
+        assert client.protocol is None
+        await client.stop()
+
+    run_async(scenario())

@@ -80,6 +80,11 @@ class ClientService(Service):
         self._gave_up = None
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    @property
+    def protocol(self) -> asyncio.BaseProtocol | None:
+        """The protocol of the current connection, or None while disconnected."""
+        return self._protocol
+
     async def when_connected(self) -> asyncio.BaseProtocol:
         """The protocol of the current connection; waits until there is one.
 
