@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import signal
+import struct
 import subprocess
 import textwrap
 import threading
@@ -238,6 +239,10 @@ def test_wsgi_worker_is_freed_when_client_leaves(serve, tmp_path: Path) -> None:
         s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         if path == b"/forever":
             assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        else:
+            time.sleep(0.1)
+        # Reset, not a polite close: the server sees the connection lost at once.
+        s.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
     time.sleep(1.0)
     start = time.monotonic()
