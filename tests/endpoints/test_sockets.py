@@ -250,3 +250,39 @@ def test_unix_client_endpoint(run_async: Any, tmp_path: Path) -> None:
         await service.stop()
 
     run_async(scenario())
+
+
+def test_unprivileged_bind_failure_says_why(tmp_path: Path) -> None:
+    """As user nobody, port 80 cannot be bound, and the message says so in one line.
+
+    The interpreter lives where nobody may not execute it, so the process starts
+    as root and becomes nobody before binding (as the runner does after binding).
+    """
+    code = (
+        "import os, pwd\n"
+        "from tapster.endpoints import ListenError, server_from_string\n"
+        "nobody = pwd.getpwnam('nobody')\n"
+        "os.setgroups([])\n"
+        "os.setgid(nobody.pw_gid)\n"
+        "os.setuid(nobody.pw_uid)\n"
+        "try:\n"
+        "    server_from_string('tcp:80:interface=127.0.0.1').bind()\n"
+        "except ListenError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Couldn't listen on 127.0.0.1:80: permission denied\n"
+
+
+def test_a_unix_path_that_is_too_long_says_so(tmp_path: Path) -> None:
+    path = tmp_path / ("x" * 120)
+    with pytest.raises(OSError, match=r"Couldn't listen on .*: AF_UNIX path too long"):
+        server_from_string(f"unix:{path}").bind()

@@ -150,3 +150,14 @@ def test_arbitrary_unicode_parses_or_raises_endpoint_error(description: str) -> 
             parse_it(description)
         except EndpointError as exc:
             assert str(exc).startswith("bad endpoint ")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=8), min_size=1, max_size=5))
+def test_quoted_arguments_read_back_unchanged(values: list[str]) -> None:
+    parsed = parse("anything:" + ":".join(quote(value) for value in values))
+    assert parsed.kind == "anything"
+    assert parsed.args == values
+    assert parsed.kwargs == {}
+    keyed = parse("anything:" + ":".join(f"k{i}={quote(v)}" for i, v in enumerate(values)))
+    assert keyed.kwargs == {f"k{i}": value for i, value in enumerate(values)}

@@ -32,4 +32,6 @@ def describe_os_error(exc: OSError) -> str:
     import os
 
     text = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
-    return text[:1].lower() + text[1:]
+    if text[:1].isupper() and text[1:2].islower():
+        text = text[:1].lower() + text[1:]  # "Address already in use" -> "address ..."
+    return text

@@ -16,6 +16,7 @@ import os
 import socket
 import ssl
 import stat
+from typing import Any
 
 from tapster.endpoints._errors import ListenError, describe_os_error
 
@@ -136,17 +137,7 @@ class TCPServerEndpoint(ServerEndpoint):
         family = socket.AF_INET6 if self.ipv6 else socket.AF_INET
         host = self.interface or ("::" if self.ipv6 else "0.0.0.0")
         address = host_port(host, self.port)
-        try:
-            info = socket.getaddrinfo(
-                host,
-                self.port,
-                family,
-                self.socket_type,
-                flags=socket.AI_NUMERICHOST | socket.AI_PASSIVE,
-            )
-        except socket.gaierror as exc:
-            raise ListenError(address, str(exc.strerror or exc)) from None
-        sockaddr = info[0][4]
+        sockaddr = self._sockaddr(host, family, address)
         sock = socket.socket(family, self.socket_type)
         try:
             if not self.datagram:
@@ -159,6 +150,25 @@ class TCPServerEndpoint(ServerEndpoint):
             sock.close()
             raise ListenError(address, describe_os_error(exc), exc.errno) from None
         return [sock]
+
+    def _sockaddr(self, host: str, family: int, address: str) -> tuple[Any, ...]:
+        # A literal needs no resolver (which would also import the idna codec:
+        # that fails once privileges are dropped if the stdlib is unreadable).
+        if family == socket.AF_INET:
+            return (host, self.port)
+        if "%" not in host:
+            return (host, self.port, 0, 0)
+        try:  # fe80::1%eth0: the resolver turns the zone into a scope id
+            info = socket.getaddrinfo(
+                host,
+                self.port,
+                family,
+                self.socket_type,
+                flags=socket.AI_NUMERICHOST | socket.AI_PASSIVE,
+            )
+        except socket.gaierror as exc:
+            raise ListenError(address, str(exc.strerror or exc)) from None
+        return tuple(info[0][4])
 
 
 class UNIXServerEndpoint(ServerEndpoint):
