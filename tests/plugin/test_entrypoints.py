@@ -132,3 +132,39 @@ def test_broken_entry_points_are_reported(sandbox, site):
     assert "demo_pkg.mod:holder is not a plugin of any known kind" in lines[1]
     report = sandbox.run("report")
     assert report["status"] == 1
+
+
+def test_entry_points_are_read_without_importlib_metadata(sandbox, site):
+    cold = sandbox.describe()
+    assert sandbox.names(cold) == EXPECTED
+    assert "importlib.metadata" not in cold["heavy"]
+    # Without any usable cache directory too: still right, still no importlib.metadata.
+    homeless = sandbox.describe(XDG_CACHE_HOME="/nonexistent/cache")
+    assert sandbox.names(homeless) == EXPECTED
+    assert "importlib.metadata" not in homeless["heavy"]
+
+
+def test_the_first_copy_of_a_distribution_on_sys_path_wins(sandbox, site):
+    later = sandbox.root / "later-site"
+    later.mkdir()
+    sandbox.path.append(later)
+    make_dist(
+        later,
+        "Demo.Dist",
+        "0.9",
+        [("old", "demo_pkg.mod:thing")],
+        "demo_pkg_old",
+        {},
+    )
+    make_dist(
+        later,
+        "extra-dist",
+        "3.0",
+        [("extra", "plugmods.one:p [speedups]")],
+        "plugmods_unused",
+        {},
+    )
+    result = sandbox.describe()
+    origins = [p["origin"] for p in result["plugins"]]
+    assert not [o for o in origins if "0.9" in o]
+    assert origins[-1] == "extra-dist 3.0 entry point extra"

@@ -3,13 +3,14 @@
 An entry point names either a plugin object (``myproject.tap:maker``) or a
 module whose plugin objects all count (``myproject.tap``).
 
-Reading entry points needs ``importlib.metadata``, which is slow to import
-and reads every installed distribution, so the cache records a fingerprint of
-the installed distributions: the names (which carry the versions) and
-modification times of the ``*.dist-info`` and ``*.egg-info`` entries of every
-``sys.path`` directory. While the fingerprint matches, the entry points are
-not read again. Each entry also records its module file's size and mtime, so
-that editing an editable install's plugin refreshes that entry alone.
+The cache records a fingerprint of the installed distributions: the names
+(which carry the versions) and modification times of the ``*.dist-info`` and
+``*.egg-info`` entries of every ``sys.path`` directory. While the fingerprint
+matches, the entry points are not read again; when it changes, the
+``entry_points.txt`` files are read directly (``importlib.metadata`` alone
+would cost more to import than a whole warm start). Each entry also records
+its module file's size and mtime, so that editing an editable install's
+plugin refreshes that entry alone.
 
 The cache lives in the user's cache directory, one file per set of
 directories holding distributions.
@@ -149,7 +150,7 @@ def scan_entry_points(*, force: bool = False) -> list[EntryResult]:
                 old[tuple(e[k] for k in _KEY_FIELDS)] = e
 
     results: list[EntryResult] = []
-    for dist, version, name, value, module, attribute in _read_entry_points():
+    for dist, version, name, value, module, attribute in _read_entry_points(current):
         key = (dist, version, name, value)
         if key in old:
             results.append(EntryResult(old[key], True))
@@ -189,15 +190,86 @@ def _file_stat(module: str) -> dict[str, object]:
     return {"file": filename, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _read_entry_points() -> list[tuple[str, str, str, str, str, str | None]]:
-    """(dist, version, name, value, module, attribute) for each entry point, sorted."""
-    from importlib.metadata import entry_points
+def _read_entry_points(print_: list[object]) -> list[tuple[str, str, str, str, str, str | None]]:
+    """(dist, version, name, value, module, attribute) for each entry point, sorted.
 
+    Reads the ``entry_points.txt`` of every distribution in the fingerprint
+    directly: a few small files, where ``importlib.metadata`` would cost more
+    to import than the whole warm start. As with ``importlib.metadata``, the
+    first distribution of a name on ``sys.path`` hides later ones.
+    """
     found = []
-    for ep in entry_points(group=GROUP):
-        dist = ep.dist
-        dist_name = dist.name if dist is not None else "unknown"
-        dist_version = dist.version if dist is not None else "unknown"
-        found.append((dist_name, dist_version, ep.name, ep.value, ep.module, ep.attr or None))
-    found.sort(key=lambda e: (e[0].lower().replace("_", "-"), e[2]))
+    seen: set[str] = set()
+    for entry in print_:
+        if not isinstance(entry, list) or len(entry) != 2:
+            continue
+        directory, items = entry
+        for item in items:
+            info = os.path.join(directory, str(item).rpartition(":")[0] or str(item))
+            stem = os.path.basename(info).rpartition(".")[0]
+            key = _normalize(stem.partition("-")[0])
+            if key in seen:
+                continue
+            seen.add(key)
+            entries = _group_entries(os.path.join(info, "entry_points.txt"))
+            if not entries:
+                continue
+            dist, version = _name_and_version(info, stem)
+            for name, value in entries:
+                module, _, attribute = value.partition(":")
+                found.append(
+                    (dist, version, name, value, module.strip(), attribute.strip() or None)
+                )
+    found.sort(key=lambda e: (_normalize(e[0]), e[2]))
     return found
+
+
+def _normalize(name: str) -> str:
+    """A distribution name compared the way packaging does (case, ``-``, ``_``, ``.``)."""
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _group_entries(path: str) -> list[tuple[str, str]]:
+    """The ``name = value`` lines of the ``[tapster.plugins]`` section of ``path``."""
+    text = _read_text(path)
+    if not text or GROUP not in text:
+        return []
+    entries = []
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line[0] == "[" and line[-1] == "]":
+            section = line[1:-1].strip()
+        elif section == GROUP and "=" in line:
+            name, _, value = line.partition("=")
+            value = value.partition("[")[0].strip()  # drop "[extras]"
+            if name.strip() and value:
+                entries.append((name.strip(), value))
+    return entries
+
+
+def _name_and_version(info: str, stem: str) -> tuple[str, str]:
+    """The ``Name`` and ``Version`` of a distribution, from its metadata headers."""
+    name, _, version = stem.partition("-")
+    for filename in ("METADATA", "PKG-INFO"):
+        text = _read_text(os.path.join(info, filename))
+        if text is None:
+            continue
+        for line in text.split("\n\n", 1)[0].splitlines():
+            key, _, value = line.partition(":")
+            if key == "Name":
+                name = value.strip()
+            elif key == "Version":
+                version = value.strip()
+        break
+    return name, version or "unknown"

@@ -55,12 +55,14 @@ def describe_module(module: ModuleType) -> list[list[object]]:
 
     Each is ``[attribute, {kind id: name}, {field: value}]``, the cache's own
     shape. An object bound to several names is described once, under its
-    first name.
+    first name; ``__dunder__`` names (the module's own attributes) are skipped.
     """
     kinds = kind_classes()
     seen: set[int] = set()
     plugins: list[list[object]] = []
     for attribute, obj in list(vars(module).items()):
+        if attribute[:2] == "__" == attribute[-2:]:
+            continue
         if id(obj) in seen or isinstance(obj, type) or type(obj).__name__ == "module":
             continue
         seen.add(id(obj))
