@@ -48,6 +48,8 @@ _CONNECTION_ERRORS = frozenset(
 )
 #: Longest pause between accept attempts while out of resources.
 _MAX_ACCEPT_BACKOFF = 1.0
+#: Seconds before the same accept error is logged again.
+_LOG_QUIET = 10.0
 #: Polling interval while draining connections that have no task to wait on.
 _DRAIN_POLL = 0.02
 
@@ -140,24 +142,30 @@ class StreamServerService(Service):
         loop = asyncio.get_running_loop()
         backoff = 0.0
         tls = self.endpoint.ssl_context
+        quiet_until = 0.0  # no repeat of the same complaint before this loop time
+        last_errno: int | None = None
         while True:
             try:
                 conn, _ = await loop.sock_accept(sock)
             except OSError as exc:
                 if sock.fileno() == -1:
                     return
-                if exc.errno in _RESOURCE_ERRORS:
-                    backoff = min(_MAX_ACCEPT_BACKOFF, max(0.05, backoff * 2))
-                    logger.warning(
+                if exc.errno in _CONNECTION_ERRORS:
+                    continue
+                resource = exc.errno in _RESOURCE_ERRORS
+                pause = min(_MAX_ACCEPT_BACKOFF, max(0.05, backoff * 2)) if resource else 0.1
+                if exc.errno != last_errno or loop.time() >= quiet_until:
+                    # At most one line per kind of error every 10 s, not one per retry.
+                    log = logger.warning if resource else logger.error
+                    log(
                         "accepting on %s: %s; pausing %.2fs",
                         self._where(),
                         exc.strerror or exc,
-                        backoff,
+                        pause,
                     )
-                    await asyncio.sleep(backoff)
-                elif exc.errno not in _CONNECTION_ERRORS:
-                    logger.error("accepting on %s failed: %s", sock, exc)
-                    await asyncio.sleep(0.1)
+                    last_errno, quiet_until = exc.errno, loop.time() + _LOG_QUIET
+                backoff = pause
+                await asyncio.sleep(pause)
                 continue
             backoff = 0.0
             if tls is None:
@@ -175,7 +183,7 @@ class StreamServerService(Service):
             )
         except (TimeoutError, OSError) as exc:
             # A failed TLS handshake (ssl.SSLError is an OSError) or a peer that left.
-            logger.info("dropped a connection on %s: %s", self._where(), exc)
+            logger.debug("dropped a connection on %s: %s", self._where(), exc)
             conn.close()
             return
         except Exception as exc:
