@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,6 +32,11 @@ def run(run_async: Callable[[Any], Any]) -> Runner:
     return runner
 
 
+@pytest.fixture(params=["splice", "transport"])
+def engine(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while data := await reader.read(65536):
         writer.write(data)
@@ -38,7 +45,7 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 
 
 def test_listening_and_drain_then_close_on_stop(
-    run: Runner, caplog: pytest.LogCaptureFixture
+    run: Runner, caplog: pytest.LogCaptureFixture, engine: Any
 ) -> None:
     caplog.set_level(logging.INFO, logger="tapster.portforward")
 
@@ -47,7 +54,10 @@ def test_listening_and_drain_then_close_on_stop(
         dest_port = dest.sockets[0].getsockname()[1]
         port = free_port()
         service = PortForwardService(
-            f"tcp:{port}:interface=127.0.0.1", ("127.0.0.1", dest_port), drain_timeout=0.5
+            f"tcp:{port}:interface=127.0.0.1",
+            ("127.0.0.1", dest_port),
+            drain_timeout=0.5,
+            engine=engine,
         )
         app = Application("pf")
         service.set_parent(app)
@@ -77,7 +87,7 @@ def test_listening_and_drain_then_close_on_stop(
     assert "stopped: 1 connections" in text
 
 
-def test_connection_that_ends_during_the_drain_is_not_cut(run: Runner) -> None:
+def test_connection_that_ends_during_the_drain_is_not_cut(run: Runner, engine: Any) -> None:
     async def slow_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(1)
         await asyncio.sleep(0.3)
@@ -91,6 +101,7 @@ def test_connection_that_ends_during_the_drain_is_not_cut(run: Runner) -> None:
             "tcp:0:interface=127.0.0.1",
             ("127.0.0.1", dest.sockets[0].getsockname()[1]),
             drain_timeout=5,
+            engine=engine,
         )
         await service.start()
         port = int(service.listening()[0].rsplit(":", 1)[1])
@@ -117,5 +128,53 @@ def test_bind_failure_names_the_address(run: Runner) -> None:
         with pytest.raises(ListenError, match=f"127.0.0.1:{port}"):
             service.privileged_start()
         blocker.close()
+
+    run(main())
+
+
+def test_both_half_closes_and_a_reset(run: Runner, engine: Any) -> None:
+    received: list[bytes] = []
+
+    async def announcer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"banner")
+        writer.write_eof()  # done talking, still listening
+        received.append(await reader.read())
+        writer.close()
+
+    async def main() -> None:
+        dest = await asyncio.start_server(announcer, "127.0.0.1", 0)
+        service = PortForwardService(
+            "tcp:0:interface=127.0.0.1",
+            ("127.0.0.1", dest.sockets[0].getsockname()[1]),
+            engine=engine,
+        )
+        await service.start()
+        port = int(service.listening()[0].rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await reader.read() == b"banner"  # the destination's EOF came through
+        writer.write(b"still here")
+        writer.write_eof()
+        for _ in range(200):
+            if received and not service.forwarder.links:
+                break
+            await asyncio.sleep(0.01)
+        assert received == [b"still here"]
+        assert not service.forwarder.links  # both ends done: the link is gone
+        writer.close()
+
+        # A client that resets its connection mid-stream takes the link down.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await reader.read(6) == b"banner"
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        for _ in range(200):
+            if not service.forwarder.links:
+                break
+            await asyncio.sleep(0.01)
+        assert not service.forwarder.links
+        await service.stop()
+        assert service.stats.active == 0
+        dest.close()
 
     run(main())

@@ -22,6 +22,7 @@ class _PortForwardMaker(ServiceMaker):
             max_connections=options["max_connections"],
             connect_timeout=options["connect_timeout"],
             drain_timeout=options["drain_timeout"],
+            engine=options["engine"],
         )
 
 

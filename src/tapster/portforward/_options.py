@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tapster.usage import Options, UsageError, port, positive_int
+from tapster.usage import Options, UsageError, choice, port, positive_int
 
 
 def _seconds(text: str) -> float:
@@ -54,6 +54,14 @@ class PortForwardOptions(Options):
         ),
         ("connect_timeout", None, 10.0, "Seconds to wait for the destination.", _seconds),
         (
+            "engine",
+            None,
+            "auto",
+            "How bytes move: splice (zero-copy, Linux, plain TCP or Unix sockets), transport "
+            "(asyncio protocols; works with TLS) or auto (splice where it can).",
+            choice("auto", "splice", "transport"),
+        ),
+        (
             "drain_timeout",
             None,
             5.0,
@@ -87,3 +95,9 @@ class PortForwardOptions(Options):
                 raise UsageError("--dest-port must be 1-65535")
             destination = (host, int(self["dest_port"]))
         self["destination"] = destination
+        if self["engine"] == "splice":
+            from tapster.portforward._service import splice_problem
+
+            problem = splice_problem(self["listen_endpoint"], destination)
+            if problem:
+                raise UsageError(f"--engine splice cannot be used here: {problem}")

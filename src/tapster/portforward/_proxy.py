@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -54,6 +55,15 @@ def host_port_connector(host: str, port: int) -> Connector:
         return await loop.create_connection(factory, host, port)
 
     return connect
+
+
+def connect_failure(exc: OSError) -> str:
+    """Why a connection attempt failed, in a few words (``Connection refused``)."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
 
 
 @dataclass
@@ -217,8 +227,7 @@ class _Link:
         except (OSError, TimeoutError) as exc:
             self.connecting = None
             fw.stats.failed += 1
-            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-            log.warning("Couldn't connect to %s: %s", fw.destination, reason)
+            log.warning("Couldn't connect to %s: %s", fw.destination, connect_failure(exc))
             self.close(abort=True)
             return
         self.connecting = None

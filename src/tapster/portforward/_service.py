@@ -1,12 +1,20 @@
-"""The service that runs a :class:`Forwarder` on a listening endpoint."""
+"""The service that runs a forwarding engine on a listening endpoint."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
+from collections.abc import Sized
+from typing import Literal, Protocol
 
-from tapster.endpoints import ClientEndpoint, ServerEndpoint, server_from_string
+from tapster.endpoints import (
+    ClientEndpoint,
+    ServerEndpoint,
+    TCPClientEndpoint,
+    UNIXClientEndpoint,
+    server_from_string,
+)
 from tapster.portforward._proxy import (
     DEFAULT_HIGH_WATER,
     Connector,
@@ -14,14 +22,38 @@ from tapster.portforward._proxy import (
     ForwardStats,
     host_port_connector,
 )
+from tapster.portforward._splice import (
+    Resolver,
+    SpliceForwarder,
+    splice_available,
+    tcp_resolver,
+    unix_resolver,
+)
 from tapster.service import Service, remaining_budget
 
-__all__ = ["PortForwardService"]
+__all__ = ["Engine", "PortForwardService"]
 
 log = logging.getLogger("tapster.portforward")
 
 #: Seconds aborted connections get to go away once the drain is over.
 _ABORT_GRACE = 1.0
+
+#: ``splice``: zero-copy, plain TCP/Unix on Linux; ``transport``: asyncio protocols,
+#: works everywhere and with TLS; ``auto``: splice where it can, else transport.
+Engine = Literal["auto", "splice", "transport"]
+
+
+class _Engine(Protocol):
+    stats: ForwardStats
+    destination: str
+    closing: bool
+
+    @property
+    def links(self) -> Sized: ...
+
+    def close_all(self, abort: bool = False) -> None: ...
+
+    async def wait_idle(self) -> None: ...
 
 
 class PortForwardService(Service):
@@ -29,6 +61,8 @@ class PortForwardService(Service):
 
     ``destination`` is a client endpoint (any ``client_from_string`` result)
     or a ``(host, port)`` pair. The socket is bound in ``privileged_start``.
+    ``engine`` picks how bytes move (see :data:`Engine`); ``auto`` uses
+    ``splice`` when both ends are plain TCP or Unix sockets on Linux.
 
     Stop: the listener closes at once; open connections get ``drain_timeout``
     seconds (never more than what is left of the shutdown budget) to end by
@@ -45,6 +79,7 @@ class PortForwardService(Service):
         connect_timeout: float = 10.0,
         drain_timeout: float = 5.0,
         high_water: int = DEFAULT_HIGH_WATER,
+        engine: Engine = "auto",
     ) -> None:
         super().__init__()
         self.endpoint = server_from_string(listen) if isinstance(listen, str) else listen
@@ -56,16 +91,30 @@ class PortForwardService(Service):
             host, port = destination
             connector = host_port_connector(host, port)
             shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.forwarder = Forwarder(
-            connector,
-            shown,
-            max_connections=max_connections,
-            connect_timeout=connect_timeout,
-            high_water=high_water,
-        )
+        resolver = _resolver(destination)
+        why_not = _why_not_splice(self.endpoint, resolver)
+        if engine == "splice" and why_not:
+            raise ValueError(f"the splice engine cannot be used here: {why_not}")
+        self.forwarder: _Engine
+        if engine != "transport" and not why_not:
+            assert resolver is not None
+            self.engine: Engine = "splice"
+            self.forwarder = SpliceForwarder(
+                resolver, shown, max_connections=max_connections, connect_timeout=connect_timeout
+            )
+        else:
+            self.engine = "transport"
+            self.forwarder = Forwarder(
+                connector,
+                shown,
+                max_connections=max_connections,
+                connect_timeout=connect_timeout,
+                high_water=high_water,
+            )
         self.drain_timeout = drain_timeout
         self._sockets: list[socket.socket] = []
         self._servers: list[asyncio.Server] = []
+        self._serving = False
         self._addresses: list[str] = []
 
     @property
@@ -86,19 +135,33 @@ class PortForwardService(Service):
 
     async def start(self) -> None:
         """Serve the bound sockets; when this returns, connections are forwarded."""
-        loop = asyncio.get_running_loop()
         fw = self.forwarder
         fw.closing = False
-        for sock in self._sockets:
-            server = await loop.create_server(
-                fw, sock=sock, ssl=self.endpoint.ssl_context, start_serving=True
-            )
-            self._servers.append(server)
-        log.info("forwarding %s to %s", ", ".join(self._addresses), fw.destination)
+        if isinstance(fw, SpliceForwarder):
+            for sock in self._sockets:
+                fw.serve(sock)
+        else:
+            assert isinstance(fw, Forwarder)
+            loop = asyncio.get_running_loop()
+            for sock in self._sockets:
+                server = await loop.create_server(
+                    fw, sock=sock, ssl=self.endpoint.ssl_context, start_serving=True
+                )
+                self._servers.append(server)
+        self._serving = True
+        log.info(
+            "forwarding %s to %s (%s engine)",
+            ", ".join(self._addresses),
+            fw.destination,
+            self.engine,
+        )
 
     async def stop(self) -> None:
         """Stop listening, drain or close open connections, log the counters."""
         fw = self.forwarder
+        self._serving = False
+        if isinstance(fw, SpliceForwarder):
+            fw.stop_serving()
         for server in self._servers:
             server.close()
         fw.closing = True
@@ -126,4 +189,33 @@ class PortForwardService(Service):
 
     def listening(self) -> list[str]:
         """The addresses connections are accepted on."""
-        return list(self._addresses) if self._servers else []
+        return list(self._addresses) if self._serving else []
+
+
+def _resolver(destination: ClientEndpoint | tuple[str, int]) -> Resolver | None:
+    """How the splice engine finds the destination; None when it cannot reach it."""
+    if isinstance(destination, tuple):
+        return tcp_resolver(*destination)
+    if isinstance(destination, TCPClientEndpoint) and destination.ssl_context is None:
+        return tcp_resolver(destination.host, destination.port)
+    if isinstance(destination, UNIXClientEndpoint):
+        return unix_resolver(destination.path)
+    return None
+
+
+def splice_problem(endpoint: ServerEndpoint, destination: ClientEndpoint | tuple[str, int]) -> str:
+    """Why the splice engine cannot forward ``endpoint`` to ``destination`` ("" if it can)."""
+    return _why_not_splice(endpoint, _resolver(destination))
+
+
+def _why_not_splice(endpoint: ServerEndpoint, resolver: Resolver | None) -> str:
+    """Why the splice engine cannot serve this pair of ends ("" when it can)."""
+    if not splice_available():
+        return "os.splice is not available on this system"
+    if endpoint.ssl_context is not None:
+        return "the listening endpoint uses TLS"
+    if endpoint.socket_type != socket.SOCK_STREAM:
+        return "the listening endpoint is not a stream socket"
+    if resolver is None:
+        return "the destination is not a plain TCP or Unix socket"
+    return ""
