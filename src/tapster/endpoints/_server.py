@@ -87,7 +87,9 @@ def check_interface(interface: str) -> str:
 
 
 def check_port(port: int) -> int:
-    """Return ``port`` if it is 0..65535, else raise ValueError."""
+    """Return ``port`` if it is an int in 0..65535, else raise ValueError."""
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise ValueError(f"port must be a whole number, not {port!r}")
     if not 0 <= port <= 65535:
         raise ValueError(f"port must be 0 to 65535, not {port}")
     return port
