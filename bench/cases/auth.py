@@ -2,8 +2,8 @@
 
 Both sides run the same line-based login server (``bench-login``: ``LOGIN user password`` ->
 ``OK``/``FAIL``, ``PING`` -> ``PONG``) with a portal built from ``--auth``. One run is a
-flood: 20 connections log in back to back for a fixed time while a separate thread pings the
-server on its own connection every 20 ms. Reported per run:
+flood by ``bench/_loginload.py`` (its own process, uvloop): 20 connections log in back to back
+for a fixed time while one more connection pings the server every 20 ms. Reported per run:
 
 - logins/s: successful logins divided by the flood's duration;
 - loop stall: the slowest PING round trip during the flood (a loop busy hashing answers late);
@@ -23,15 +23,10 @@ Comparisons:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
-import socket
-import statistics
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 
 from bench import (
@@ -45,6 +40,7 @@ from bench import (
     bundled_tapster_plugins,
     bundled_twisted_plugins,
     free_port,
+    run_login_load,
     start_server,
 )
 
@@ -54,59 +50,15 @@ USER, PASSWORD = "alice", "secret"
 METRICS = (LOGINS_PER_S, STALL_MS, P50_MS)
 
 
-def _pinger(port: int, stop: threading.Event, rtts: list[float]) -> None:
-    """Ping on a connection of its own, from a thread: the client's loop cannot skew it."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        answers = sock.makefile("rb")
-        while not stop.is_set():
-            start = time.perf_counter()
-            sock.sendall(b"PING\n")
-            if answers.readline() != b"PONG\n":
-                raise RuntimeError("the server did not answer PING with PONG")
-            rtts.append(time.perf_counter() - start)
-            time.sleep(PING_EVERY)
-
-
-async def _flood(port: int, user: str, password: str, duration: float) -> tuple[int, int, float]:
-    request = f"LOGIN {user} {password}\n".encode()
-    counts = {"ok": 0, "fail": 0}
-
-    async def worker(deadline: float) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while time.perf_counter() < deadline:
-                writer.write(request)
-                answer = await reader.readline()
-                counts["ok" if answer == b"OK\n" else "fail"] += 1
-        finally:
-            writer.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(start + duration) for _ in range(CONNECTIONS)))
-    return counts["ok"], counts["fail"], time.perf_counter() - start
-
-
 def login_flood(port: int, user: str, password: str, duration: float) -> dict[str, float]:
-    """One run: flood ``port`` with logins for ``duration`` seconds while pinging it."""
-    rtts: list[float] = []
-    stop = threading.Event()
-    pinger = threading.Thread(target=_pinger, args=(port, stop, rtts), daemon=True)
-    pinger.start()
-    try:
-        ok, failed, elapsed = asyncio.run(_flood(port, user, password, duration))
-    finally:
-        stop.set()
-        pinger.join(30)
-    if failed or not ok:
-        raise RuntimeError(f"{failed} of {ok + failed} logins failed: the --auth set-up is wrong")
-    if not rtts:
-        raise RuntimeError("no PING was answered during the flood")
-    return {
-        "logins_per_s": ok / elapsed,
-        "stall_ms": max(rtts) * 1000.0,
-        "p50_ms": statistics.median(rtts) * 1000.0,
-        "pings": float(len(rtts)),
-    }
+    """One run: ``bench/_loginload.py`` floods ``port`` with logins while pinging it."""
+    result = run_login_load(
+        port, [f"{user}:{password}"], connections=CONNECTIONS, duration=duration,
+        ping_interval=PING_EVERY,
+    )  # fmt: skip
+    if result.get("fail", 0) or result.get("other", 0) or not result.get("ok", 0):
+        raise RuntimeError(f"logins failed ({result}): the --auth set-up is wrong")
+    return {**result, "p50_ms": result["ping_p50_ms"]}
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ import base64
 import collections
 import contextlib
 import enum
-import hashlib
 import hmac
 import logging
 import os
@@ -97,7 +96,7 @@ class InMemoryUsernamePasswordChecker(CredentialsChecker):
             self.add_user(name, password)
 
     def _digest(self, password: bytes) -> bytes:
-        return hmac.new(self._key, password, hashlib.sha256).digest()
+        return hmac.digest(self._key, password, "sha256")
 
     def add_user(self, username: str | bytes, password: str | bytes) -> None:
         """Add or replace one user (both values normalised by the text rule)."""

@@ -43,10 +43,10 @@ __all__ = [
 
 def text(value: str | bytes) -> str:
     """Normalise a username or password to ``str`` by the module's text rule."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "surrogateescape")
     if isinstance(value, str):
         return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "surrogateescape")
     raise TypeError(f"expected str or bytes, got {type(value).__name__}")
 
 

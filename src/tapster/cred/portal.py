@@ -68,6 +68,7 @@ class Portal:
     def __init__(self, realm: Realm, checkers: Iterable[CredentialsChecker] = ()) -> None:
         self.realm = realm
         self._checkers: list[tuple[type, CredentialsChecker]] = []
+        self._by_type: dict[type, tuple[CredentialsChecker, ...]] = {}
         for checker in checkers:
             self.register_checker(checker)
 
@@ -78,6 +79,15 @@ class Portal:
             raise ValueError(f"{type(checker).__name__} names no credential interfaces")
         for kind in kinds:
             self._checkers.append((kind, checker))
+        self._by_type.clear()
+
+    def _checkers_for(self, credentials: object) -> tuple[CredentialsChecker, ...]:
+        cls = type(credentials)
+        found = self._by_type.get(cls)
+        if found is None:
+            matching = (c for kind, c in self._checkers if issubclass(cls, kind))
+            found = self._by_type[cls] = tuple(dict.fromkeys(matching))
+        return found
 
     def list_credential_interfaces(self) -> list[type]:
         """The credential kinds some checker on this portal can handle."""
@@ -91,7 +101,7 @@ class Portal:
         credentials, and whatever the realm raises (normally
         :class:`LoginDenied`).
         """
-        candidates = [c for kind, c in self._checkers if isinstance(credentials, kind)]
+        candidates = self._checkers_for(credentials)
         if not candidates:
             log.warning(
                 "login refused: no checker accepts %s credentials (check the --auth options)",
@@ -101,7 +111,7 @@ class Portal:
                 f"no checker accepts {type(credentials).__name__} credentials"
             )
         failure: LoginFailed = UnauthorizedLogin()
-        for checker in dict.fromkeys(candidates):
+        for checker in candidates:
             try:
                 avatar_id = await checker.request_avatar_id(credentials)
             except ValidPublicKey as exc:

@@ -8,8 +8,8 @@ and behaviour). One request per line, one answer per line:
 - ``LOGIN <user> <password>`` -> ``OK`` or ``FAIL`` (through the portal and its checkers)
 - ``PING`` -> ``PONG`` (answered at once: the loop-stall probe during a login flood)
 
-Connections are served concurrently, and so are the lines of one connection (as Twisted's
-Deferred-based protocol does): a login in progress never holds up a PING behind it.
+Each connection answers its lines in order; connections are served concurrently, so a login
+in progress on one connection never holds up a PING on another.
 """
 
 from __future__ import annotations
@@ -41,32 +41,24 @@ class BenchRealm(Realm):
 def make_handler(portal: Portal) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
     """The line protocol, as an ``async def handler(reader, writer)``."""
 
-    async def answer_login(writer: asyncio.StreamWriter, user: bytes, password: bytes) -> None:
-        try:
-            await portal.login(UsernamePassword(user, password), None, BenchUser)
-        except LoginFailed:
-            writer.write(b"FAIL\n")
-        else:
-            writer.write(b"OK\n")
-
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        pending: set[asyncio.Task[None]] = set()
         try:
             while line := await reader.readline():
                 parts = line.rstrip(b"\r\n").split(b" ")
                 if parts == [b"PING"]:
                     writer.write(b"PONG\n")
                 elif len(parts) == 3 and parts[0] == b"LOGIN":
-                    task = asyncio.create_task(answer_login(writer, parts[1], parts[2]))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
+                    try:
+                        await portal.login(UsernamePassword(parts[1], parts[2]), None, BenchUser)
+                    except LoginFailed:
+                        writer.write(b"FAIL\n")
+                    else:
+                        writer.write(b"OK\n")
                 else:
                     writer.write(b"ERROR\n")
         except ConnectionError:
             pass
         finally:
-            for task in pending:
-                task.cancel()
             writer.close()
 
     return handle
