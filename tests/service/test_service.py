@@ -434,3 +434,29 @@ def test_labels_name_the_path() -> None:
     http.set_parent(web)
     assert http.label == "web/http"
     assert app.label == "app"
+
+
+class Stubborn(Service):
+    """A stop that swallows cancellation (a bug we must survive)."""
+
+    async def stop(self) -> None:
+        deadline = time.monotonic() + 1.6  # beyond the budget and the grace
+        while time.monotonic() < deadline:
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                continue
+
+
+def test_services_that_ignore_cancellation_share_one_grace(
+    run_async: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = MultiService()
+    for _ in range(3):
+        Stubborn().set_parent(root)
+    run_async(root.start())
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="tapster.service"):
+        run_async(shutdown(root, 0.3))
+    assert time.monotonic() - started < 2.5  # not 3 x (budget + grace)
+    assert caplog.text.count("ignored cancellation") >= 1

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tapster.service._service import Service
 
 logger = logging.getLogger("tapster.service")
 
@@ -45,25 +48,38 @@ def _own_deadline(deadline: float) -> float:
     return deadline - _LEVEL_MARGIN * min(_depth.get(), 10)
 
 
-async def run_stop(label: str, stop: Awaitable[None]) -> None:
-    """Run one child's ``stop`` inside whatever budget is left.
+async def run_stop(service: Service, label: str | None = None) -> None:
+    """Stop one service (a child, or the root) inside whatever budget is left.
 
-    Outside a shutdown the stop is awaited without a time limit. Inside one it
-    is cancelled when the budget is spent; the overrun is logged with the
-    service's ``label`` and not raised, so the remaining services still stop.
-    Errors raised by the stop itself are logged (not raised) in both cases:
-    one broken service must not keep the others running.
+    Outside a shutdown the stop is awaited without a time limit. Inside one,
+    a service's stop is cancelled when the budget is spent, and the overrun
+    is logged with the service's label and not raised, so that the remaining
+    services still stop (each of those gets a last moment to close its
+    sockets). Cancelled stops share one grace period to unwind, which ends
+    ``_CANCEL_GRACE`` seconds after the deadline; a collection is only cut at
+    that point, so that its children are the ones named and cancelled first.
+    Errors raised by a stop are logged (not raised) in every case: one broken
+    service must not keep the others running. ``label`` overrides the name
+    used in the log (for a service already removed from its tree).
     """
+    from tapster.service._service import MultiService
+
+    label = label or service.label
     deadline = _deadline.get()
-    token = _depth.set(_depth.get() + 1)
+    depth = _depth.get() + 1
+    token = _depth.set(depth)
     try:
-        task = asyncio.ensure_future(stop)
+        task = asyncio.ensure_future(service.stop())
     finally:
         _depth.reset(token)
     timeout: float | None = None
+    cutoff = 0.0
     if deadline is not None:
-        loop = asyncio.get_running_loop()
-        timeout = max(0.0, _own_deadline(deadline) - _LEVEL_MARGIN - loop.time())
+        now = asyncio.get_running_loop().time()
+        level = _LEVEL_MARGIN * min(depth, 10)
+        cutoff = deadline + _CANCEL_GRACE - level
+        soft = cutoff if isinstance(service, MultiService) else deadline - level
+        timeout = max(0.0, soft - now)
     try:
         done, _ = await asyncio.wait({task}, timeout=timeout)
     except asyncio.CancelledError:
@@ -72,7 +88,8 @@ async def run_stop(label: str, stop: Awaitable[None]) -> None:
     if not done:
         task.cancel()
         logger.warning("service '%s' did not stop within the shutdown budget; cancelled it", label)
-        await asyncio.wait({task}, timeout=_CANCEL_GRACE)
+        grace = max(_LEVEL_MARGIN, cutoff - asyncio.get_running_loop().time())
+        await asyncio.wait({task}, timeout=grace)
         if not task.done():
             logger.error("service '%s' ignored cancellation; leaving it behind", label)
             return
@@ -83,7 +100,7 @@ async def run_stop(label: str, stop: Awaitable[None]) -> None:
         logger.error("service '%s' failed while stopping: %s", label, exc, exc_info=exc)
 
 
-async def shutdown(root: object, timeout: float) -> None:
+async def shutdown(root: Service, timeout: float) -> None:
     """Stop the service tree under ``root`` within ``timeout`` seconds in total.
 
     Every ``stop`` in the tree gets the part of the budget that is still left;
@@ -93,11 +110,11 @@ async def shutdown(root: object, timeout: float) -> None:
     """
     from tapster.service._service import Service
 
-    if not isinstance(root, Service):
+    if not isinstance(root, Service):  # callers without type checking
         raise TypeError(f"shutdown() needs a Service, not {type(root).__name__}")
     loop = asyncio.get_running_loop()
     token = _deadline.set(loop.time() + max(0.0, timeout))
     try:
-        await run_stop(root.label, root.stop())
+        await run_stop(root)
     finally:
         _deadline.reset(token)

@@ -331,7 +331,7 @@ class MultiService(Service):
         if not service.running:
             service.release_privileged()
             return None
-        task = asyncio.ensure_future(run_stop(label, service.stop()))
+        task = asyncio.ensure_future(run_stop(service, label))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return task
@@ -379,7 +379,7 @@ class MultiService(Service):
                 await _start_child(child)
             except BaseException:
                 for other in reversed(started):
-                    await run_stop(other.label, other.stop())
+                    await run_stop(other)
                 raise
             started.append(child)
 
@@ -390,7 +390,7 @@ class MultiService(Service):
         if self._pending:
             await asyncio.wait(set(self._pending))
         for child in reversed(self._children):
-            await run_stop(child.label, child.stop())
+            await run_stop(child)
 
     def listening(self) -> list[str]:
         """Everything the children listen on, in start order."""
