@@ -183,16 +183,11 @@ ZSH_DRIVER = r"""
 zmodload zsh/zpty
 zpty z zsh -f -i
 zpty -w z "fpath=($1 \$fpath); autoload -U compinit; compinit -u -D"
-zpty -w z "tapster() { : }; bindkey '^I' list-choices; PS1='%% '"
+zpty -w z "bindkey '^I' list-choices; PS1='%% '"
 zpty -w -n z "$2"$'\t'
-local out="" chunk quiet=0
-for i in {1..25}; do
-  sleep 0.2
-  local got=0
-  while zpty -r -t z chunk 2>/dev/null; do out+="$chunk"; got=1; done
-  if (( got )); then quiet=0; else (( quiet++ )); fi
-  (( i > 4 && quiet >= 2 )) && break
-done
+# Wait for the typed line, the listing, then the line drawn again below it.
+local shown="${2% }"
+zpty -r z out "*$shown*$shown*"
 print -r -- "$out"
 zpty -d z
 """
