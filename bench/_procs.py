@@ -87,9 +87,12 @@ def run_timed(
         if use_time:
             command = [GNU_TIME, "-f", "%M", "-o", rss_file.name, *command]
         start = time.perf_counter()
-        proc = subprocess.Popen(command, env=dict(env), cwd=cwd, stdout=out, stderr=err)
+        # Its own process group, so a timeout also stops the command GNU time runs.
+        proc = subprocess.Popen(
+            command, env=dict(env), cwd=cwd, stdout=out, stderr=err, process_group=0
+        )
         pidfd = os.pidfd_open(proc.pid)
-        timer = threading.Timer(timeout, _kill_pidfd, (pidfd,))
+        timer = threading.Timer(timeout, _kill_group, (pidfd, proc.pid))
         timer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
@@ -126,9 +129,15 @@ def run_timed(
     return run
 
 
-def _kill_pidfd(pidfd: int) -> None:
-    # A pidfd names one process for good: if it has already exited, this fails harmlessly
-    # instead of hitting a reused PID.
+def _kill_group(pidfd: int, pid: int) -> None:
+    # A pidfd names one process for good: signalling it fails harmlessly once it has exited,
+    # instead of hitting a reused PID. While it lives, its group (same id) is still ours.
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+    except OSError:
+        return
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
     with contextlib.suppress(OSError):
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
 

@@ -190,6 +190,25 @@ def test_run_timed_reports_failure_and_kills_on_timeout() -> None:
     assert time.monotonic() - start < 10
 
 
+def test_timeout_stops_the_command_itself_not_only_its_wrapper(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    with pytest.raises(CommandError, match="longer than"):
+        run_timed([sys.executable, "-c", code], env=measured_env(), timeout=3.0)
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            break
+        if state == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"process {pid} still runs after the timeout")
+
+
 def test_server_is_stopped_by_pid_and_early_exit_is_reported() -> None:
     port = free_port()
     argv = [sys.executable, str(ECHO), str(port)]
