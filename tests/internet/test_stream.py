@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from support import free_port
 
-from tapster.endpoints import ListenError
+from tapster.endpoints import ListenError, client_from_string
 from tapster.internet import StreamServerService, TCPServer, UNIXServer
 from tapster.service import Application, ServiceStartError, shutdown
 
@@ -75,6 +75,11 @@ def test_tcp6_on_loopback(run_async: Any) -> None:
         assert address.startswith("tcp:[::1]:")
         port = int(address.rsplit(":", 1)[1])
         assert await round_trip("::1", port) == b"hello"
+        client = client_from_string(f"tcp:host=\\:\\:1:port={port}")
+        reader, writer = await client.open_connection()
+        writer.write(b"six")
+        assert await reader.readexactly(3) == b"six"
+        writer.close()
         await service.stop()
 
     run_async(scenario())
