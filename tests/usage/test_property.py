@@ -180,3 +180,63 @@ def test_help_never_breaks(argv: list[str]) -> None:
     assert text.startswith("Usage: ")
     if options.sub_options is not None:
         assert options.sub_options.help_text(60).startswith("Usage: ")
+
+
+# -- round trip: declare random options, spell random values every legal way -----------
+
+names = st.from_regex(r"[a-z][a-z0-9]{1,8}(-[a-z0-9]{1,5})?", fullmatch=True)
+letters = st.sampled_from("abcdefgijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+values = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=10
+)
+
+
+@st.composite
+def declarations_and_command_lines(draw: st.DrawFn) -> tuple[type[Options], list[str], dict]:
+    long_names = draw(st.lists(names, min_size=1, max_size=6, unique=True))
+    long_names = [n for n in long_names if n not in ("help", "version")]
+    shorts = draw(
+        st.lists(letters, min_size=len(long_names), max_size=len(long_names), unique=True)
+    )
+    kinds = draw(st.lists(st.booleans(), min_size=len(long_names), max_size=len(long_names)))
+    parameters = []
+    flags = []
+    for name, short, is_parameter in zip(long_names, shorts, kinds, strict=True):
+        short_or_none = short if draw(st.booleans()) else None
+        if is_parameter:
+            parameters.append((name, short_or_none, None, "doc"))
+        else:
+            flags.append((name, short_or_none, "doc"))
+    cls = type("Generated", (Options,), {"parameters": parameters, "flags": flags})
+
+    argv: list[str] = []
+    expected: dict[str, object] = {}
+    for _ in range(draw(st.integers(0, 8))):
+        if parameters and draw(st.booleans()):
+            name, short, _default, _doc = draw(st.sampled_from(parameters))
+            value = draw(values)
+            forms = [[f"--{name}={value}"], [f"--{name}", value]]
+            if short:
+                forms.append([f"-{short}", value])
+                if value:
+                    forms.append([f"-{short}{value}"])
+            argv += draw(st.sampled_from(forms))
+            expected[name] = value
+        elif flags:
+            name, short, _doc = draw(st.sampled_from(flags))
+            argv.append(f"-{short}" if short and draw(st.booleans()) else f"--{name}")
+            expected[name] = True
+    return cls, argv, expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(declarations_and_command_lines())
+def test_every_spelling_round_trips(case: tuple[type[Options], list[str], dict]) -> None:
+    cls, argv, expected = case
+    options = cls()
+    options.parse_options(argv)
+    for name, value in expected.items():
+        assert options[name] == value
+    for name, value in options.items():
+        if name not in expected:
+            assert value in (None, False)
