@@ -57,14 +57,19 @@ class PluginReport:
         return "\n".join(lines) + "\n"
 
 
-def _summary(info: PluginInfo) -> str:
-    """The first line of the plugin's description, or of its first other field."""
+def _summary(info: PluginInfo, width: int = 72) -> str:
+    """The first sentence of the plugin's description (or of its first other field), shortened."""
     fields = info.fields
     text = fields.get("description")
     if text is None:
         text = next((v for v in fields.values() if v != info.name), "")
-    lines = text.strip().splitlines()
-    return lines[0] if lines else ""
+    paragraph = " ".join(text.strip().split("\n\n", 1)[0].split())
+    sentence = paragraph.split(". ", 1)[0]
+    if sentence != paragraph:
+        sentence += "."
+    if len(sentence) > width:
+        sentence = sentence[: width - 3].rsplit(" ", 1)[0] + "..."
+    return sentence
 
 
 def plugin_report() -> PluginReport:
