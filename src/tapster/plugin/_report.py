@@ -38,7 +38,7 @@ class PluginReport:
                 current = kind
             summary = _summary(info)
             source = "cached" if info.from_cache else "scanned"
-            lines.append(f"  {info.name:<20} {summary}")
+            lines.append(f"  {info.name:<20} {summary}".rstrip())
             lines.append(f"  {'':<20} {info.module}:{info.attribute} in {info.origin} ({source})")
         if not self.plugins:
             lines.append("no plugins found")
