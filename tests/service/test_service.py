@@ -460,3 +460,17 @@ def test_services_that_ignore_cancellation_share_one_grace(
         run_async(shutdown(root, 0.3))
     assert time.monotonic() - started < 2.5  # not 3 x (budget + grace)
     assert caplog.text.count("ignored cancellation") >= 1
+
+
+def test_wrong_kind_of_method_is_caught_when_the_class_is_made() -> None:
+    with pytest.raises(TypeError, match=r"Sync\.start must be an 'async def' method"):
+
+        class Sync(Service):
+            def start(self) -> None:  # type: ignore[override]
+                pass
+
+    with pytest.raises(TypeError, match=r"Async\.privileged_start must be a plain 'def'"):
+
+        class Async(Service):
+            async def privileged_start(self) -> None:  # type: ignore[override]
+                pass

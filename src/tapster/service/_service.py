@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -246,6 +247,10 @@ def _install_guards(cls: type[Service]) -> None:
     for attr, guard in guards.items():
         method = cls.__dict__.get(attr)
         if method is not None and not getattr(method, "_tapster_guarded", False):
+            should_be_async = attr in ("start", "stop")
+            if inspect.iscoroutinefunction(method) != should_be_async:
+                kind = "an 'async def'" if should_be_async else "a plain 'def' (synchronous)"
+                raise TypeError(f"{cls.__qualname__}.{attr} must be {kind} method")
             wrapped = guard(method)
             wrapped._tapster_guarded = True
             setattr(cls, attr, wrapped)
