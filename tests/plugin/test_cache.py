@@ -167,3 +167,21 @@ def test_concurrent_first_runs_agree_and_leave_a_valid_cache(sandbox):
     warm = sandbox.describe()
     assert warm["imported"] == []
     assert sandbox.names(warm) == expected
+
+
+def test_a_whole_second_mtime_that_is_too_recent_is_not_cached(sandbox, three):
+    """On coarse-timestamp filesystems an edit in the same second could hide: don't cache."""
+    import time
+
+    now = int(time.time())
+    os.utime(three / "a.py", ns=(now * 10**9, now * 10**9))  # whole second, just now
+    first = sandbox.describe()
+    assert "tapster.plugins.a" in first["imported"]
+    assert "a" not in json.loads((three / CACHE).read_text())["modules"]
+    second = sandbox.describe()
+    if time.time() - now < 1.5:  # still too recent: imported again, the others from the cache
+        assert second["imported"] == ["tapster.plugins.a"]
+    older = (now - 10) * 10**9
+    os.utime(three / "a.py", ns=(older, older))
+    sandbox.describe()
+    assert sandbox.describe()["imported"] == []

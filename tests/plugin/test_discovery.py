@@ -125,3 +125,14 @@ def test_a_kind_must_name_itself_with_a_string():
 
         class Bad(PluginKind):
             plugin_kind = 3  # type: ignore[assignment]
+
+
+def test_a_folder_reached_twice_counts_once(sandbox):
+    folder = sandbox.folder("proj")
+    sandbox.module(folder, "one", "from testkind import W\nw = W('one')\n")
+    alias = sandbox.root / "alias"
+    alias.symlink_to(sandbox.root / "proj")
+    sandbox.path.append(alias)
+    result = sandbox.describe()
+    assert sandbox.names(result) == ["one"]
+    assert not [p for p in sandbox.run("problems")["problems"] if "tapster.plugins.one" in p[0]]
