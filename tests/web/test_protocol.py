@@ -160,3 +160,48 @@ def test_half_closed_client_still_gets_answers(serve, site: Path) -> None:
             data += chunk
     assert data.count(b"HTTP/1.1 200 OK") == 2
     assert data.endswith((site / "style.css").read_bytes())
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_tls_and_two_listeners(tapster_proc, site: Path, tmp_path: Path, loop: str) -> None:
+    """HTTPS (no sendfile through TLS: the fallback path) next to plain HTTP."""
+    import http.client
+    import ssl
+    import time
+
+    from support import free_port, make_tls_files, wait_for_port
+
+    tls = make_tls_files(tmp_path)
+    plain_port, tls_port = free_port(), free_port()
+    proc = tapster_proc.start(
+        "--loop",
+        loop,
+        "web",
+        "--listen",
+        f"tcp:{plain_port}:interface=127.0.0.1",
+        "--listen",
+        f"ssl:{tls_port}:interface=127.0.0.1:cert={tls['cert']}:key={tls['key']}",
+        "--path",
+        str(site),
+    )
+    deadline = time.monotonic() + 20
+    for port in (plain_port, tls_port):
+        while True:
+            try:
+                wait_for_port(port, timeout=0.2)
+                break
+            except TimeoutError:
+                assert proc.poll() is None and time.monotonic() < deadline
+    context = ssl.create_default_context(cafile=str(tls["ca"]))
+    c = http.client.HTTPSConnection("localhost", tls_port, context=context, timeout=10)
+    c.request("GET", "/big.bin")
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == (site / "big.bin").read_bytes()
+    c.request("GET", "/hello.txt", headers={"Range": "bytes=0-4"})
+    r = c.getresponse()
+    assert r.status == 206 and r.read() == b"hello"
+    c.close()
+    c = http.client.HTTPConnection("127.0.0.1", plain_port, timeout=10)
+    c.request("GET", "/data.json")
+    assert c.getresponse().read() == b'{"x": 1}'
+    c.close()
