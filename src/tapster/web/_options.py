@@ -58,7 +58,6 @@ seconds.coerce_doc = "Seconds (a positive number)."  # type: ignore[attr-defined
 class WebOptions(AuthOptionMixin, Options):  # type: ignore[misc,unused-ignore]
     """Options of ``tapster web``."""
 
-    synopsis = "[options]"
     long_description = (
         "Serve static files from a folder (with listings, ranges, conditional "
         "requests and gzip) and/or a WSGI application, over HTTP/1.1."
