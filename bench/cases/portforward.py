@@ -4,7 +4,8 @@ The same transfer through each proxy, both listening on 127.0.0.1 and forwarding
 same byte source (``_pf_source.py``, threads and 4 MiB buffers, so it is never the
 bottleneck). Measured: MB/s (10^6 bytes per second) from connect to the last byte, for
 one stream each way and for 8 parallel downloads, plus the proxy's CPU seconds per GB.
-tapster runs on uvloop (its default where installed) and on the standard asyncio loop.
+tapster runs with its splice engine on uvloop (what ``tapster portforward`` picks by default
+here), then with the transport engine on uvloop and on the standard asyncio loop.
 """
 
 from __future__ import annotations
@@ -95,18 +96,24 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
     )
     try:
 
-        def proxy_argv(side: str, port: int, loop: str = "auto") -> list[str]:
+        def proxy_argv(side: str, port: int, loop: str = "", engine: str = "") -> list[str]:
             args = ["-p", f"tcp:{port}:interface=127.0.0.1", "-h", "127.0.0.1"]
             args += ["-d", str(src_port)]
             if side == "tapster":
-                return [ctx.tapster_bin("tapster"), "--loop", loop, "portforward", *args]
+                tapster = ctx.tapster_bin("tapster")
+                return [tapster, "--loop", loop, "portforward", "--engine", engine, *args]
             return [ctx.twisted_bin("twistd"), "-n", "--pidfile=", "portforward", *args]
 
         tw_port = free_port()
         with start_server(proxy_argv("twistd", tw_port), port=tw_port, env=env) as twistd:
-            for loop in ("uvloop", "asyncio"):
+            for engine, loop in (
+                ("splice", "uvloop"),
+                ("transport", "uvloop"),
+                ("transport", "asyncio"),
+            ):
                 port = free_port()
-                with start_server(proxy_argv("tapster", port, loop), port=port, env=env) as tap:
+                argv = proxy_argv("tapster", port, loop, engine)
+                with start_server(argv, port=port, env=env) as tap:
                     jobs: list[tuple[str, bytes, int, int]] = [
                         ("download, 1 stream", b"D", size, 1),
                         ("upload, 1 stream", b"U", size, 1),
@@ -120,7 +127,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
                             return lambda: _measure(srv, m, e, s)
 
                         yield Comparison(
-                            f"{label} (tapster on {loop})",
+                            f"{label} (tapster: {engine} engine, {loop})",
                             (MB_PER_S, CPU_PER_GB),
                             tapster=run(tap),
                             twistd=run(twistd),

@@ -11,7 +11,7 @@ Resource handling: the pipe is the only buffer. When the destination socket
 cannot take what the pipe holds, the engine stops watching the source for
 reads and watches the destination for writes instead; reading resumes once
 the pipe is empty. A connection therefore holds at most one pipe's worth of
-bytes (``PIPE_SIZE``) per direction, in the kernel.
+bytes (at most ``PIPE_SIZE``) per direction, in the kernel.
 
 Half-close: the end of stream on one side becomes ``shutdown(SHUT_WR)`` on the
 other once the pipe is empty; the connection closes when both directions have
@@ -36,8 +36,15 @@ __all__ = ["PIPE_SIZE", "SpliceForwarder", "splice_available"]
 
 log = logging.getLogger("tapster.portforward")
 
-#: Bytes a direction's pipe holds (asked with F_SETPIPE_SZ; the kernel may round it).
-PIPE_SIZE = 256 * 1024
+#: Bytes a direction's pipe holds when few connections are open (asked with
+#: F_SETPIPE_SZ; 1 MiB is the default ``/proc/sys/fs/pipe-max-size``). Big pipes
+#: halve the system calls per byte, but the kernel charges pipe sizes to the user
+#: (``/proc/sys/fs/pipe-user-pages-soft``, 64 MiB by default, root exempt), so
+#: beyond ``BIG_PIPES_UP_TO`` open connections pipes keep the default 64 KiB.
+PIPE_SIZE = 1024 * 1024
+BIG_PIPES_UP_TO = 16
+#: Bytes asked of one splice call.
+_SPLICE_CHUNK = PIPE_SIZE
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 #: Reads per readiness event before the loop gets to run other callbacks.
@@ -82,14 +89,15 @@ class _Pump:
 
     __slots__ = ("done", "dst", "eof", "link", "pending", "r", "src", "to_dest", "w")
 
-    def __init__(self, link: _SpliceLink, src: int, dst: int, to_dest: bool) -> None:
+    def __init__(self, link: _SpliceLink, src: int, dst: int, to_dest: bool, big: bool) -> None:
         self.link = link
         self.src = src
         self.dst = dst
         self.to_dest = to_dest
         self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(self.w, _F_SETPIPE_SZ, PIPE_SIZE)
+        if big:
+            with contextlib.suppress(OSError):  # over a limit: keep the default size
+                fcntl.fcntl(self.w, _F_SETPIPE_SZ, PIPE_SIZE)
         self.pending = 0
         self.eof = False
         self.done = False
@@ -102,7 +110,7 @@ class _Pump:
         stats = link.engine.stats
         for _ in range(_ROUNDS):
             try:
-                n = os.splice(self.src, self.w, PIPE_SIZE, flags=_SPLICE_FLAGS)
+                n = os.splice(self.src, self.w, _SPLICE_CHUNK, flags=_SPLICE_FLAGS)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -200,9 +208,10 @@ class _SpliceLink:
             dest.close()
             return
         self.dest = dest
+        big = len(engine.links) <= BIG_PIPES_UP_TO
         try:
-            up = _Pump(self, self.client.fileno(), dest.fileno(), to_dest=True)
-            down = _Pump(self, dest.fileno(), self.client.fileno(), to_dest=False)
+            up = _Pump(self, self.client.fileno(), dest.fileno(), to_dest=True, big=big)
+            down = _Pump(self, dest.fileno(), self.client.fileno(), to_dest=False, big=big)
         except OSError as exc:  # out of file descriptors for the pipes
             log.warning("Couldn't forward a connection: %s", exc.strerror or exc)
             self.close()
