@@ -355,3 +355,19 @@ def test_values_may_be_set_before_super_init() -> None:
         assert options["early"] is True
         assert options["port"] == 3
         assert options.subcommand is None
+
+
+def test_repr_shows_names_not_values() -> None:
+    class Secret(Options):
+        parameters = [("password", None, None, "A password.")]
+
+    options = parse(Secret, "--password", "hunter2")
+    assert "hunter2" not in repr(options)
+    assert "password" in repr(options)
+
+
+def test_long_values_are_cut_in_messages() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse(Basic, "--port", "9" * 500)
+    assert len(str(caught.value)) < 150
+    assert "'999" in str(caught.value)

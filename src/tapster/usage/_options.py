@@ -92,7 +92,8 @@ class Options(MutableMapping[str, "Any"]):
         return len(self._values)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__qualname__} {self._values!r}>"
+        # Names only: values may be secrets (passwords, keys) and reprs end up in logs.
+        return f"<{type(self).__qualname__} {sorted(self._values)!r}>"
 
     # -- parsing -------------------------------------------------------------------------
 

@@ -26,8 +26,13 @@ if TYPE_CHECKING:
         def __call__(self, option: Option, spelled: str, raw: str | None, /) -> None: ...
 
 
+_LONGEST_SHOWN = 60
+
+
 def show(text: str) -> str:
-    """Quote user input for a one-line message (escapes newlines and the like)."""
+    """Quote user input for a one-line message: escaped, and cut when very long."""
+    if len(text) > _LONGEST_SHOWN:
+        return repr(text[: _LONGEST_SHOWN - 3]) + "..."
     return repr(text)
 
 
