@@ -105,7 +105,7 @@ class Server(Options):
     ]
 
 
-def test_usage_errors_name_option_and_value(tmp_path: Path) -> None:
+def test_usage_errors_name_option_and_value() -> None:
     cases = [
         (["-p", "99999"], "option -p: invalid value '99999': a port number is between 0 and 65535"),
         (
