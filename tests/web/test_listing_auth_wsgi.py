@@ -100,11 +100,14 @@ def test_basic_auth_memory(serve, site: Path) -> None:
     assert res.stdout == b'{"x": 1}'
 
 
-def test_basic_auth_password_file(serve, site: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["file", "htpasswd"])
+def test_basic_auth_password_file(serve, site: Path, tmp_path: Path, kind: str) -> None:
     hashed = bcrypt.hashpw(b"correct horse", bcrypt.gensalt(rounds=4)).decode()
+    if kind == "htpasswd":
+        hashed = "$2y$" + hashed[4:]  # Apache's spelling of bcrypt
     users = tmp_path / "users"
     users.write_text(f"carol:{hashed}\n")
-    web = serve("--path", str(site), "--auth", f"file:{users}", "--realm", "Files")
+    web = serve("--path", str(site), "--auth", f"{kind}:{users}", "--realm", "Files")
     status, headers, _ = web.get("/hello.txt")
     assert status == 401 and 'realm="Files"' in headers["WWW-Authenticate"]
     assert web.get("/hello.txt", _basic("carol", "wrong"))[0] == 401
