@@ -19,9 +19,7 @@ directory, so reopening still works after a ``chroot``.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import logging.handlers
 import os
 import sys
 import time
@@ -74,6 +72,8 @@ class JsonFormatter(logging.Formatter):
     """One JSON object a line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``."""
 
     def format(self, record: logging.LogRecord) -> str:
+        import json  # cached after the first line; text logs never pay for it
+
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         data: dict[str, object] = {
             "time": f"{stamp}.{int(record.msecs):03d}Z",
@@ -246,6 +246,8 @@ def _check_syslog(address: str) -> None:
 
 
 def _syslog_handler(config: LogConfig) -> logging.Handler:
+    import logging.handlers  # pickle, socket and more: only for syslog
+
     _check_syslog(config.syslog_socket)
     try:
         handler = logging.handlers.SysLogHandler(

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import platform
 import signal
 import sys
 import time
@@ -405,8 +404,8 @@ class Runner:
             logger.info(
                 "tapster %s on %s %s, loop %s, pid %d",
                 __version__,
-                platform.python_implementation(),
-                platform.python_version(),
+                _python_name(),
+                sys.version.split()[0],
                 self.loop_name,
                 os.getpid(),
             )
@@ -470,6 +469,11 @@ class Runner:
         if self.logs is not None:
             self.logs.reopen()
             logger.info("%s received: log reopened", signal.Signals(signum).name)
+
+
+def _python_name() -> str:
+    name = sys.implementation.name
+    return {"cpython": "CPython", "pypy": "PyPy"}.get(name, name)
 
 
 def _describe(exc: BaseException) -> str:
