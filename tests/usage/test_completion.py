@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import ensure_tool
 
 from tapster.usage import (
     SHELLS,
@@ -158,7 +158,7 @@ def test_bash_completes_options_commands_and_values(bash_script: Path, tmp_path:
     assert "--port=" not in bash_complete(bash_script, "serve", "-")
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+@pytest.mark.skipif(ensure_tool("zsh", "zsh") is None, reason="zsh is not installed")
 def test_zsh_script_is_valid(tmp_path: Path) -> None:
     script = tmp_path / "_tapster"
     script.write_text(zsh_completion(Top, "tapster"))
@@ -193,7 +193,7 @@ zpty -d z
 """
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+@pytest.mark.skipif(ensure_tool("zsh", "zsh") is None, reason="zsh is not installed")
 def test_zsh_completes(tmp_path: Path) -> None:
     """Real zsh completion, driven through a pseudo-terminal (zsh/zpty)."""
     (tmp_path / "_tapster").write_text(zsh_completion(Top, "tapster"))
@@ -221,7 +221,7 @@ def test_zsh_completes(tmp_path: Path) -> None:
     assert "serve" in listed and "broken" in listed
 
 
-@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+@pytest.mark.skipif(ensure_tool("fish", "fish") is None, reason="fish is not installed")
 def test_fish_completes(tmp_path: Path) -> None:
     script = tmp_path / "tapster.fish"
     script.write_text(fish_completion(Top, "tapster"))
