@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tapster.plugin import PluginKind
 from tapster.service import (
@@ -474,3 +476,48 @@ def test_wrong_kind_of_method_is_caught_when_the_class_is_made() -> None:
         class Async(Service):
             async def privileged_start(self) -> None:  # type: ignore[override]
                 pass
+
+
+OPERATIONS = ("privileged_start", "release_privileged", "start", "stop")
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(OPERATIONS), max_size=12))
+def test_any_order_of_calls_keeps_the_state_consistent(operations: list[str]) -> None:
+    """Any sequence of life-cycle calls: state and side effects follow one simple model."""
+    journal: list[str] = []
+    service = Recorder("s", journal)
+    running = bound = False
+    expected: list[str] = []
+
+    async def scenario() -> None:
+        nonlocal running, bound
+        for operation in operations:
+            if operation == "privileged_start":
+                service.privileged_start()
+                if not running and not bound:
+                    expected.append("bind s")
+                    bound = True
+            elif operation == "release_privileged":
+                service.release_privileged()
+                if not running and bound:
+                    expected.append("unbind s")
+                    bound = False
+            elif operation == "start":
+                await service.start()
+                if not running:
+                    if not bound:
+                        expected.append("bind s")
+                    expected.append("start s")
+                    running = bound = True
+            else:
+                await service.stop()
+                if running:
+                    expected.append("stop s")
+                elif bound:
+                    expected.append("unbind s")
+                running = bound = False
+            assert service.running == running
+            assert journal == expected
+
+    asyncio.run(scenario())
