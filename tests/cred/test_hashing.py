@@ -107,15 +107,51 @@ def test_sha_crypt_clamps_rounds() -> None:
 
 @pytest.mark.parametrize("scheme", hashing.HASH_SCHEMES)
 def test_every_scheme_round_trips(scheme: str) -> None:
+    """Full default cost: what tapster-passwd writes is what the checkers read."""
     stored = hashing.hash_password("correct horse", scheme)
     assert hashing.identify(stored) is not None
-    assert hashing.verify_password("correct horse", stored)
     assert hashing.verify_password(b"correct horse", stored)
     assert not hashing.verify_password("correct horsE", stored)
+
+
+CHEAP_HASHES = {
+    "argon2": lambda: argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(
+        "pw"
+    ),
+    "bcrypt": lambda: bcrypt.hashpw(b"pw", bcrypt.gensalt(5)).decode(),
+    "scrypt": lambda: _scrypt_hash(b"pw", ln=10),
+    "pbkdf2": lambda: (
+        "$pbkdf2-sha256$2000$c2FsdHNhbHQ$"
+        + base64.b64encode(hashlib.pbkdf2_hmac("sha256", b"pw", b"saltsalt", 2000))
+        .decode()
+        .rstrip("=")
+    ),
+    "sha512-crypt": lambda: sha_crypt(b"pw", "$6$rounds=2000$abcdefgh"),
+    "sha256-crypt": lambda: sha_crypt(b"pw", "$5$saltsalt"),
+    "md5-crypt": lambda: md5_crypt(b"pw", "$1$saltsalt"),
+    "apr1": lambda: md5_crypt(b"pw", "$apr1$saltsalt"),
+    "sha1": lambda: "{SHA}" + base64.b64encode(hashlib.sha1(b"pw").digest()).decode(),
+}
+
+
+def _scrypt_hash(secret: bytes, ln: int) -> str:
+    salt = b"0123456789abcdef"
+    key = hashlib.scrypt(secret, salt=salt, n=1 << ln, r=8, p=1, dklen=32)
+    b64 = base64.b64encode
+    return f"$scrypt$ln={ln},r=8,p=1${b64(salt).decode()}${b64(key).decode()}"
+
+
+@pytest.mark.parametrize("scheme", sorted(CHEAP_HASHES))
+def test_dummy_has_same_scheme_and_cost(scheme: str) -> None:
+    stored = CHEAP_HASHES[scheme]()
+    assert hashing.identify(stored) == scheme
+    assert hashing.verify_password("pw", stored)
     dummy = hashing.dummy_like(stored)
-    assert hashing.identify(dummy) == hashing.identify(stored)
-    assert dummy != stored
-    assert not hashing.verify_password("correct horse", dummy)
+    assert hashing.identify(dummy) == scheme and dummy != stored
+    assert not hashing.verify_password("pw", dummy)
+    for marker in ("rounds=2000$", "$2b$05$", "ln=10,", "$2000$"):
+        if marker in stored:
+            assert marker in dummy
 
 
 def test_default_scheme_is_argon2id() -> None:

@@ -27,8 +27,7 @@ def passwd(*args: str, stdin: str | bytes = "") -> subprocess.CompletedProcess[b
     )
 
 
-def can_login(path: Path, user: str | bytes, password: str | bytes) -> bool:
-    checker = PasswordFileChecker(path)
+def can_login(checker: PasswordFileChecker, user: str | bytes, password: str | bytes) -> bool:
     try:
         run(checker.request_avatar_id(UsernamePassword(user, password)))
     except UnauthorizedLogin:
@@ -43,14 +42,15 @@ def test_add_change_delete(tmp_path: Path) -> None:
     assert b"added user 'alice'" in result.stdout
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert identify(path.read_text().split(":", 1)[1].strip()) == "argon2"
-    assert can_login(path, "alice", "first pass")
+    checker = PasswordFileChecker(path)  # one checker throughout: it follows the file
+    assert can_login(checker, "alice", "first pass")
     assert b"first pass" not in path.read_bytes()
 
     path.write_text("# keep me\n" + path.read_text() + "bob:!locked\n")
     os.chmod(path, 0o644)
     assert passwd(str(path), "alice", stdin="second\n").returncode == 0
-    assert not can_login(path, "alice", "first pass")
-    assert can_login(path, "alice", "second")
+    assert not can_login(checker, "alice", "first pass")
+    assert can_login(checker, "alice", "second")
     lines = path.read_text().splitlines()
     assert lines[0] == "# keep me" and lines[2] == "bob:!locked" and len(lines) == 3
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -65,7 +65,7 @@ def test_bcrypt_scheme_and_non_utf8_password(tmp_path: Path) -> None:
     path = tmp_path / "users"
     assert passwd(str(path), "carol", "--scheme", "bcrypt", stdin=b"\xffbytes\r\n").returncode == 0
     assert path.read_text().startswith("carol:$2b$")
-    assert can_login(path, "carol", b"\xffbytes")
+    assert can_login(PasswordFileChecker(path), "carol", b"\xffbytes")
 
 
 def test_errors_are_one_line(tmp_path: Path) -> None:
