@@ -7,7 +7,9 @@ for a fixed time while one more connection pings the server every 20 ms. Reporte
 
 - logins/s: successful logins divided by the flood's duration;
 - loop stall: the slowest PING round trip during the flood (a loop busy hashing answers late);
-- p50 latency: the median PING round trip.
+- p50 latency: the median PING round trip;
+- server efficiency: logins per CPU second the server process used (all its threads), which
+  moves much less than the raw rate on a shared machine.
 
 Comparisons:
 
@@ -36,6 +38,8 @@ from bench import (
     Case,
     Comparison,
     Context,
+    Metric,
+    Server,
     Unavailable,
     bundled_tapster_plugins,
     bundled_twisted_plugins,
@@ -47,41 +51,53 @@ from bench import (
 CONNECTIONS = 20
 PING_EVERY = 0.02
 USER, PASSWORD = "alice", "secret"
-METRICS = (LOGINS_PER_S, STALL_MS, P50_MS)
+LOGINS_PER_CPU_S = Metric(
+    "logins_per_cpu_s", "logins/CPU-s", lower_is_better=False, label="server efficiency"
+)
+METRICS = (LOGINS_PER_S, LOGINS_PER_CPU_S, STALL_MS, P50_MS)
 
 
-def login_flood(port: int, user: str, password: str, duration: float) -> dict[str, float]:
-    """One run: ``bench/_loginload.py`` floods ``port`` with logins while pinging it."""
+def login_flood(server: Server, user: str, password: str, duration: float) -> dict[str, float]:
+    """One run: ``bench/_loginload.py`` floods ``server`` with logins while pinging it."""
+    cpu_before = server.cpu_seconds()
     result = run_login_load(
-        port, [f"{user}:{password}"], connections=CONNECTIONS, duration=duration,
+        server.port, [f"{user}:{password}"], connections=CONNECTIONS, duration=duration,
         ping_interval=PING_EVERY,
     )  # fmt: skip
+    cpu = server.cpu_seconds() - cpu_before
     if result.get("fail", 0) or result.get("other", 0) or not result.get("ok", 0):
         raise RuntimeError(f"logins failed ({result}): the --auth set-up is wrong")
-    return {**result, "p50_ms": result["ping_p50_ms"]}
+    return {
+        **result,
+        "p50_ms": result["ping_p50_ms"],
+        "server_cpu_s": cpu,
+        "logins_per_cpu_s": result["ok"] / cpu if cpu > 0 else 0.0,
+    }
 
 
 @contextlib.contextmanager
 def _servers(
     ctx: Context, tapster_auth: list[str], twisted_auth: list[str] | None
-) -> Iterator[tuple[int, int | None]]:
+) -> Iterator[tuple[Server, Server | None]]:
     """Start ``bench-login`` on both sides (twistd only if ``twisted_auth`` is given)."""
     root = ctx.tmpdir / "auth"
     bundled_tapster_plugins(root, "bench_login")
     tapster_port = free_port()
     tapster_argv = [ctx.tapster_bin("tapster"), "bench-login", "--port", str(tapster_port)]
     with contextlib.ExitStack() as stack:
-        stack.enter_context(
+        tapster = stack.enter_context(
             start_server(tapster_argv + tapster_auth, port=tapster_port, env=ctx.env(), cwd=root)
         )
-        twisted_port = None
+        twisted = None
         if twisted_auth is not None:
             env = bundled_twisted_plugins(root, "bench_login")
             twisted_port = free_port()
             argv = [ctx.twisted_bin("twistd"), "-n", "--pidfile=", "bench-login"]
             argv += ["--port", str(twisted_port), *twisted_auth]
-            stack.enter_context(start_server(argv, port=twisted_port, env=ctx.env(env), cwd=root))
-        yield tapster_port, twisted_port
+            twisted = stack.enter_context(
+                start_server(argv, port=twisted_port, env=ctx.env(env), cwd=root)
+            )
+        yield tapster, twisted
 
 
 @contextlib.contextmanager
@@ -104,10 +120,10 @@ def _unix_account() -> Iterator[tuple[str, str]]:
         subprocess.run(["userdel", name], capture_output=True, check=False)
 
 
-def _port(port: int | None) -> int:
-    if port is None:
+def _started(server: Server | None) -> Server:
+    if server is None:
         raise RuntimeError("the twistd server was not started")
-    return port
+    return server
 
 
 def comparisons(ctx: Context) -> Iterator[Comparison]:
@@ -116,7 +132,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
 
     memory = f"--auth=memory:{USER}:{PASSWORD}"
     with _servers(ctx, [memory], [memory, "--str-credentials"]) as (ts, tw_or_none):
-        tw = _port(tw_or_none)
+        tw = _started(tw_or_none)
         yield Comparison(
             "memory checker",
             METRICS,
@@ -139,7 +155,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
         try:
             unix = ["--auth=unix"]
             with _servers(ctx, unix, [*unix, "--str-credentials"]) as (ts, tw_or_none):
-                tw = _port(tw_or_none)
+                tw = _started(tw_or_none)
                 yield Comparison(
                     "unix, $6$ hash",
                     METRICS,
