@@ -90,10 +90,14 @@ def main():
         out["status"] = report.exit_status
     elif action == "rebuild":
         out["written"] = plugin.rebuild_caches()
+    # tapster's own plugins (tapster_*) are reported apart: other work on them while the
+    # tests run may make a run rescan them, which says nothing about the test's own modules.
     out["imported"] = sorted(
         m for m in sys.modules
-        if m.startswith("tapster.plugins.") or m.split(".")[0] in ("demo_pkg", "plugmods")
+        if (m.startswith("tapster.plugins.") and not m.startswith("tapster.plugins.tapster_"))
+        or m.split(".")[0] in ("demo_pkg", "plugmods")
     )
+    out["builtins_rescanned"] = any(m.startswith("tapster.plugins.tapster_") for m in sys.modules)
     out["heavy"] = sorted(
         m for m in ("asyncio", "logging", "importlib.metadata", "json", "re", "typing")
         if m in sys.modules
@@ -170,14 +174,21 @@ class Sandbox:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, str(self.driver), *args]
 
-    def run(self, *args: str, user: str | None = None, **env: str) -> dict[str, Any]:
-        """Run the driver (as ``user`` if given); return its result, with ``stderr`` added."""
+    def run(
+        self, *args: str, user: str | None = None, python_of: str | None = None, **env: str
+    ) -> dict[str, Any]:
+        """Run the driver (as ``user`` if given); return its result, with ``stderr`` added.
+
+        With ``python_of``, run it with the interpreter that user would get
+        (so that two users see the same ``sys.path``).
+        """
         command = self.command(*args)
         environ = self.env(**env)
-        if user is not None:
-            python = python_for(user)
+        interpreter_user = user or python_of
+        if interpreter_user is not None:
+            python = python_for(interpreter_user)
             if python is None:
-                pytest.skip(f"no Python interpreter that {user} may run")
+                pytest.skip(f"no Python interpreter that {interpreter_user} may run")
             command[0] = python
             environ["PYTHONPATH"] += os.pathsep + str(SRC)
         proc = subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 BROKEN = """
@@ -101,3 +102,18 @@ def test_report_lists_plugins_and_problems_and_fails_when_broken(sandbox):
     assert "ImportError: needs foo" in bad["text"]
     # The report lists the problem itself: no warning on stderr besides.
     assert bad["stderr"] == ""
+
+
+def test_an_import_error_counts_only_in_the_environment_that_met_it(sandbox):
+    """One folder, two environments: a dependency missing in one is not broken in the other."""
+    folder = sandbox.folder("proj")
+    counter = make_broken(sandbox, folder, "needy", "import sys\nassert sys.prefix == '/elsewhere'")
+    sandbox.describe()
+    sandbox.describe()
+    assert counter.read_text() == "imported\n"  # recorded, not retried here
+    cache = folder / ".tapster-plugin-cache.json"
+    document = json.loads(cache.read_text())
+    document["modules"]["needy"][4] = "/some/other/venv"
+    cache.write_text(json.dumps(document))
+    sandbox.describe()
+    assert counter.read_text() == "imported\n" * 2  # another environment's error: retried

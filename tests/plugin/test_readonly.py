@@ -82,3 +82,31 @@ def test_no_writable_cache_anywhere_still_works_silently(sandbox):
         )
         assert sandbox.names(result) == ["a"]
         assert result["stderr"] == ""
+
+
+def test_packager_rebuild_serves_entry_points_to_users_without_a_cache_dir(sandbox):
+    site = sandbox.root / "site"
+    info = site / "shared_dist-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shared-dist\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[tapster.plugins]\nshared = shared_pkg:thing\n")
+    (site / "shared_pkg.py").write_text(
+        "with open(__file__ + '.count', 'a') as f:\n"
+        "    f.write('imported\\n')\n"
+        "from testkind import W\n"
+        "thing = W('shared-thing')\n"
+    )
+    sandbox.path.append(site)
+    # The packager (root, same interpreter and sys.path as the users) rebuilds every cache.
+    sandbox.run("rebuild", python_of="nobody")
+    counter = site / "shared_pkg.py.count"
+    assert counter.read_text() == "imported\n"
+
+    result = sandbox.run(
+        "describe", "tests.plugin.Widget", user="nobody", XDG_CACHE_HOME="/nonexistent/cache"
+    )
+    assert sandbox.names(result) == ["shared-thing"]
+    assert result["plugins"][0]["origin"] == "shared-dist 1.0 entry point shared"
+    assert result["plugins"][0]["from_cache"] is True
+    assert counter.read_text() == "imported\n"
+    assert "shared" not in result["stderr"]

@@ -2,7 +2,8 @@
 
 Each folder has its own cache, recording per module its size, its
 modification time in nanoseconds and what importing it found (its plugins, or
-the one-line error it raised): ``{name: [size, mtime_ns, error, plugins]}``.
+the one-line error it raised): ``{name: [size, mtime_ns, error, plugins,
+environment]}``.
 A module whose size and mtime match its record is not imported; any other
 module is imported and its record replaced, so a change invalidates exactly
 the modules it touches.
@@ -14,6 +15,7 @@ the user's cache directory under a name derived from the folder's path.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from tapster.plugin import _cache
@@ -22,11 +24,16 @@ from tapster.plugin._load import scan_module
 
 _RACY_NS = 2_000_000_000
 
+SHARED_ENTRY_POINTS = "entry_points"
+"""Key of the entry point cache kept in tapster's own folder cache (see ``store_shared``)."""
+
 
 class ModuleResult:
     """One drop-in module as the scan saw it.
 
-    ``record`` is ``[size, mtime_ns, error, plugins]``; ``shadowed_by`` is the
+    ``record`` is ``[size, mtime_ns, error, plugins, environment]``;
+    ``environment`` is ``sys.prefix`` for an error (see ``_fresh``), else
+    ``None``. ``shadowed_by`` is the
     file that wins over this one, if any (its record is then empty).
     """
 
@@ -64,12 +71,14 @@ class ModuleResult:
 class FolderScan:
     """The modules of one folder, in name order, and where its cache lives."""
 
-    __slots__ = ("cache_file", "folder", "modules")
+    __slots__ = ("cache_file", "document", "folder", "modules")
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self.modules: list[ModuleResult] = []
         self.cache_file: str | None = None
+        self.document: dict[str, object] | None = None
+        """The cache document found beside the folder (``None`` if none was valid)."""
 
 
 def beside_cache_file(folder: str) -> str:
@@ -92,12 +101,20 @@ def _modules_of(document: dict[str, object] | None, folder: str | None) -> dict[
 
 
 def _fresh(record: object, size: int, mtime_ns: int) -> bool:
+    """Whether a cached module record still describes the file, here.
+
+    An import error often depends on the environment (a missing dependency),
+    while one folder can serve several (a system folder seen from a venv), so
+    an error only counts in the environment (``sys.prefix``) that met it;
+    elsewhere the module is tried again.
+    """
     return (
         type(record) is list
-        and len(record) == 4
+        and len(record) == 5
         and record[0] == size
         and record[1] == mtime_ns
         and _cache.valid_outcome(record[2], record[3])
+        and record[4] == (None if record[2] is None else sys.prefix)
     )
 
 
@@ -118,7 +135,8 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     results = scan.modules
     files = module_files(folder)
     beside_path = beside_cache_file(folder)
-    beside = {} if force else _modules_of(_cache.read(beside_path), None)
+    scan.document = None if force else _cache.read(beside_path)
+    beside = _modules_of(scan.document, None)
     user_path = user_cache_file(folder)
     user: dict[str, object] | None = {} if force else None
 
@@ -147,7 +165,7 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
             results.append(ModuleResult(name, path, record, True))
             continue
         error, plugins = scan_module(f"{PACKAGE}.{name}", path)
-        fresh: list[object] = [size, mtime, error, plugins]
+        fresh: list[object] = [size, mtime, error, plugins, None if error is None else sys.prefix]
         results.append(ModuleResult(name, path, fresh, False))
         now_ns = now_ns or time.time_ns()
         if not _racy(mtime, now_ns):
@@ -160,6 +178,8 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
         scan.cache_file = user_path
         return scan
     document: dict[str, object] = {"folder": folder, "modules": final}
+    if scan.document is not None and SHARED_ENTRY_POINTS in scan.document:
+        document[SHARED_ENTRY_POINTS] = scan.document[SHARED_ENTRY_POINTS]
     if _cache.write(beside_path, document):
         scan.cache_file = beside_path
     elif (
@@ -169,3 +189,18 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     ):
         scan.cache_file = user_path
     return scan
+
+
+def store_shared(folder: str, key: str, value: object) -> bool:
+    """Keep ``value`` under ``key`` in ``folder``'s own cache file; return whether it worked.
+
+    Used for the entry point cache, so that what a packager's
+    ``rebuild_caches`` found serves users who have no cache directory.
+    Only the folder's own cache file is tried (never the user's).
+    """
+    path = beside_cache_file(folder)
+    document = _cache.read(path)
+    if document is None:
+        document = {"folder": folder, "modules": {}}
+    document[key] = value
+    return _cache.write(path, document)

@@ -26,6 +26,7 @@ from tapster.plugin._load import scan_module, scan_object
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import TypeGuard
 
 GROUP = "tapster.plugins"
@@ -125,6 +126,10 @@ def _file_unchanged(record: dict[str, object]) -> bool:
     return record.get("size") == st.st_size and record.get("mtime_ns") == st.st_mtime_ns
 
 
+def _matches(document: dict[str, object] | None, print_: list[object]) -> bool:
+    return document is not None and document.get("fingerprint") == print_
+
+
 def _cached_entries(document: dict[str, object] | None, print_: list[object]) -> list[object]:
     if document is None or document.get("fingerprint") != print_:
         return []
@@ -132,11 +137,29 @@ def _cached_entries(document: dict[str, object] | None, print_: list[object]) ->
     return entries if isinstance(entries, list) else []
 
 
-def scan_entry_points(*, force: bool = False) -> list[EntryResult]:
-    """Every entry point of the group, sorted by distribution then entry point name."""
+def scan_entry_points(
+    *,
+    force: bool = False,
+    shared: object = None,
+    store_shared: Callable[[dict[str, object]], bool] | None = None,
+) -> list[EntryResult]:
+    """Every entry point of the group, sorted by distribution then entry point name.
+
+    The cache is the user's file; ``shared`` is a second copy kept in
+    tapster's own folder cache (written by ``store_shared`` when the user's
+    file cannot be, and always on ``force``), which serves users who have no
+    cache directory from what a packager's ``rebuild_caches`` found.
+    """
     current = fingerprint()
     path = cache_file(current)
     document = None if force or path is None else _cache.read(path)
+    if (
+        not force
+        and not _matches(document, current)
+        and isinstance(shared, dict)
+        and (_matches(shared, current) or document is None)
+    ):
+        document = shared
     entries = _cached_entries(document, current)
     good = [e for e in entries if _valid_entry(e) and _file_unchanged(e)]
     if document is not None and entries is document.get("entries") and len(good) == len(entries):
@@ -169,12 +192,14 @@ def scan_entry_points(*, force: bool = False) -> list[EntryResult]:
         }
         results.append(EntryResult(record, False))
 
-    if path is not None and _cache.ensure_user_cache_dir():
-        document = {
-            "fingerprint": current,
-            "entries": [r.record for r in results],
-        }
-        _cache.write(path, document, mode=0o600)
+    document = {"fingerprint": current, "entries": [r.record for r in results]}
+    written = (
+        path is not None
+        and _cache.ensure_user_cache_dir()
+        and _cache.write(path, document, mode=0o600)
+    )
+    if store_shared is not None and (force or not written):
+        store_shared(document)
     return results
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from tapster.plugin._dropin import FolderScan, scan_folder
+from tapster.plugin._dropin import SHARED_ENTRY_POINTS, FolderScan, scan_folder, store_shared
 from tapster.plugin._entrypoints import EntryResult, scan_entry_points
 from tapster.plugin._folders import PACKAGE, plugin_folders, sync_package_path
 from tapster.plugin._kind import kind_id
@@ -162,7 +162,14 @@ def _scan(*, force: bool = False) -> _Scan:
     _prepare_package(folders)
     taken: dict[str, str] = {}
     scans = [scan_folder(folder, taken, force=force) for folder in folders]
-    return _Scan(scans, scan_entry_points(force=force))
+    own = scans[0]
+    shared = own.document.get(SHARED_ENTRY_POINTS) if own.document is not None else None
+
+    def store(section: dict[str, object]) -> bool:
+        return store_shared(own.folder, SHARED_ENTRY_POINTS, section)
+
+    entries = scan_entry_points(force=force, shared=shared, store_shared=store)
+    return _Scan(scans, entries)
 
 
 def _warn(problems: list[PluginProblem]) -> None:
