@@ -297,3 +297,52 @@ def test_unix_socket_destination(tapster_proc, tmp_path: Path, engine: str) -> N
         stop(proc)
         server.shutdown()
     assert f"({engine} engine)" in (tmp_path / "pf.log").read_text()
+
+
+def test_out_of_file_descriptors_is_survived(tapster_proc, tmp_path: Path, engine: str) -> None:
+    import resource
+
+    def low_fd_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    with destination(echo) as dest_port:
+        port = free_port()
+        proc = tapster_proc.start(
+            "--logfile",
+            str(tmp_path / "pf.log"),
+            "portforward",
+            "--port",
+            f"tcp:{port}:interface=127.0.0.1",
+            "--host",
+            "127.0.0.1",
+            "--dest-port",
+            str(dest_port),
+            "--engine",
+            engine,
+            preexec_fn=low_fd_limit,
+        )
+        wait_for_port(port)
+        # Far more connections than 64 descriptors allow: some fail or hang, none crash it.
+        flood = []
+        for _ in range(60):
+            c = socket.create_connection(("127.0.0.1", port))
+            c.settimeout(0.5)
+            flood.append(c)
+        time.sleep(0.3)
+        for c in flood:
+            c.close()
+        # Once the descriptors are back, it forwards again.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+                    c.sendall(b"alive?")
+                    c.settimeout(2)
+                    if c.recv(6) == b"alive?":
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the proxy did not recover"
+            time.sleep(0.2)
+        assert proc.poll() is None
+        stop(proc)

@@ -209,10 +209,13 @@ class _SpliceLink:
             return
         self.dest = dest
         big = len(engine.links) <= BIG_PIPES_UP_TO
+        up: _Pump | None = None
         try:
             up = _Pump(self, self.client.fileno(), dest.fileno(), to_dest=True, big=big)
             down = _Pump(self, dest.fileno(), self.client.fileno(), to_dest=False, big=big)
         except OSError as exc:  # out of file descriptors for the pipes
+            if up is not None:
+                up.close_pipe()
             log.warning("Couldn't forward a connection: %s", exc.strerror or exc)
             self.close()
             return
@@ -337,16 +340,17 @@ class SpliceForwarder:
             except ConnectionAbortedError:
                 continue
             except OSError as exc:
-                if exc.errno in _ACCEPT_PAUSE_ERRNOS:
-                    log.warning("accept failed (%s); pausing for %g s", exc.strerror, _ACCEPT_PAUSE)
-                    self.loop.remove_reader(listener.fileno())
-                    self.loop.call_later(_ACCEPT_PAUSE, self._resume_accept, listener)
-                    return
-                raise
+                # Out of descriptors or memory (or anything else odd): log, pause
+                # accepting for a moment, go on; never spin on a failing accept.
+                level = logging.WARNING if exc.errno in _ACCEPT_PAUSE_ERRNOS else logging.ERROR
+                log.log(level, "accept failed (%s); pausing for %g s", exc, _ACCEPT_PAUSE)
+                self.loop.remove_reader(listener.fileno())
+                self.loop.call_later(_ACCEPT_PAUSE, self._resume_accept, listener)
+                return
             self._accepted(conn)
 
     def _resume_accept(self, listener: socket.socket) -> None:
-        if listener in self._listeners and listener.fileno() >= 0:
+        if not self.closing and listener in self._listeners and listener.fileno() >= 0:
             self.loop.add_reader(listener.fileno(), self._accept, listener)
 
     def _accepted(self, conn: socket.socket) -> None:
