@@ -110,3 +110,23 @@ def test_packager_rebuild_serves_entry_points_to_users_without_a_cache_dir(sandb
     assert result["plugins"][0]["from_cache"] is True
     assert counter.read_text() == "imported\n"
     assert "shared" not in result["stderr"]
+
+
+def test_a_stale_packager_cache_is_not_rewritten_on_every_run(sandbox):
+    folder = sandbox.folder("system")
+    sandbox.module(folder, "a", "from testkind import W\na = W('a')\n")
+    sandbox.module(folder, "b", "from testkind import W\nb = W('b')\n")
+    xdg = nobody_cache(sandbox)
+    sandbox.run("rebuild")
+    (folder / "b.py").unlink()  # uninstalled since the packager's rebuild
+
+    def user_cache_state():
+        return {p.name: p.stat().st_mtime_ns for p in (xdg / "tapster").glob("folder-*.json")}
+
+    first = sandbox.run("describe", "tests.plugin.Widget", user="nobody", XDG_CACHE_HOME=str(xdg))
+    assert sandbox.names(first) == ["a"]
+    assert first["imported"] == []
+    state = user_cache_state()
+    second = sandbox.run("describe", "tests.plugin.Widget", user="nobody", XDG_CACHE_HOME=str(xdg))
+    assert sandbox.names(second) == ["a"]
+    assert user_cache_state() == state

@@ -137,7 +137,7 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     beside_path = beside_cache_file(folder)
     scan.document = None if force else _cache.read(beside_path)
     beside = _modules_of(scan.document, None)
-    user_path = user_cache_file(folder)
+    user_path: str | None = None  # computed only when the beside cache falls short
     user: dict[str, object] | None = {} if force else None
 
     final: dict[str, object] = {}
@@ -149,6 +149,7 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
         if not _fresh(record, size, mtime):
             all_beside = False
             if user is None:
+                user_path = user_cache_file(folder)
                 user = _modules_of(_cache.read(user_path), folder) if user_path else {}
             record = user.get(name)
             if not _fresh(record, size, mtime):
@@ -174,9 +175,14 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     if all_beside and len(final) == len(beside):
         scan.cache_file = beside_path
         return scan
-    if user is not None and user_path is not None and final == user:
+    if user is None:  # e.g. a module was removed: the user's copy may already say so
+        user_path = user_cache_file(folder)
+        user = _modules_of(_cache.read(user_path), folder) if user_path else {}
+    if not force and user_path is not None and final == user:
         scan.cache_file = user_path
         return scan
+    if user_path is None:
+        user_path = user_cache_file(folder)
     document: dict[str, object] = {"folder": folder, "modules": final}
     if scan.document is not None and SHARED_ENTRY_POINTS in scan.document:
         document[SHARED_ENTRY_POINTS] = scan.document[SHARED_ENTRY_POINTS]
