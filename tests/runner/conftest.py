@@ -168,8 +168,13 @@ def _wait_listening(proc: subprocess.Popen[str], port: int, timeout: float = 10.
             _, err = proc.communicate()
             raise AssertionError(f"exited with status {proc.returncode} before listening:\n{err}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+            # A round trip, not just a connect: the echo service listens from
+            # privileged_start on, but answers only once start() ran.
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.settimeout(timeout)
+                conn.sendall(b"ping\n")
+                if conn.makefile("rb").readline() == b"ping\n":
+                    return
         except OSError:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on 127.0.0.1:{port}") from None

@@ -7,7 +7,7 @@ import socket
 import time
 from pathlib import Path
 
-from support import free_port, run_tapster, wait_for_port
+from support import free_port, run_tapster
 
 
 def echo(port: int, line: bytes = b"hello\n") -> bytes:
@@ -16,10 +16,12 @@ def echo(port: int, line: bytes = b"hello\n") -> bytes:
         return conn.makefile("rb").readline()
 
 
-def test_foreground_serves_then_stops_gracefully_on_sigterm(project: Path, tapster_proc) -> None:
+def test_foreground_serves_then_stops_gracefully_on_sigterm(
+    project: Path, tapster_proc, wait_listening
+) -> None:
     port = free_port()
     proc = tapster_proc.start("myproject", "--port", str(port), cwd=project)
-    wait_for_port(port)
+    wait_listening(proc, port)
     assert echo(port) == b"hello\n"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=15)
@@ -33,10 +35,10 @@ def test_foreground_serves_then_stops_gracefully_on_sigterm(project: Path, tapst
     assert "Traceback" not in err
 
 
-def test_sigint_stops_gracefully_too(project: Path, tapster_proc) -> None:
+def test_sigint_stops_gracefully_too(project: Path, tapster_proc, wait_listening) -> None:
     port = free_port()
     proc = tapster_proc.start("-n", "myproject", "-p", str(port), cwd=project)
-    wait_for_port(port)
+    wait_listening(proc, port)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
@@ -83,7 +85,9 @@ def test_traceback_goes_to_the_log_at_debug_level_only(project: Path) -> None:
     assert result.stderr.rstrip().endswith("the configuration is wrong on purpose")
 
 
-def test_second_sigint_forces_exit(project: Path, tapster_proc, tmp_path: Path) -> None:
+def test_second_sigint_forces_exit(
+    project: Path, tapster_proc, tmp_path: Path, wait_listening
+) -> None:
     # A .tac whose service takes forever to stop.
     port = free_port()
     tac = tmp_path / "slow.tac"
@@ -99,7 +103,7 @@ def test_second_sigint_forces_exit(project: Path, tapster_proc, tmp_path: Path) 
         "Slow().set_parent(application)\n"
     )
     proc = tapster_proc.start("-y", str(tac), cwd=project)
-    wait_for_port(port)
+    wait_listening(proc, port)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
     assert proc.poll() is None

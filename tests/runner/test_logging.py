@@ -9,7 +9,7 @@ import socket
 import time
 from pathlib import Path
 
-from support import free_port, wait_for_port
+from support import free_port
 
 TICK = re.compile(r"tick (\d+)")
 
@@ -30,13 +30,15 @@ def wait_until(condition, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_reopen_on_sigusr1_and_sighup_loses_no_line(project: Path, tapster_proc) -> None:
+def test_reopen_on_sigusr1_and_sighup_loses_no_line(
+    project: Path, tapster_proc, wait_listening
+) -> None:
     log = project / "app.log"
     port = free_port()
     proc = tapster_proc.start(
         "-l", "app.log", "myproject", "-p", str(port), "--ticks", "0.001", cwd=project
     )
-    wait_for_port(port)
+    wait_listening(proc, port)
     rotated = []
     for round_, signum in enumerate([signal.SIGUSR1, signal.SIGHUP, signal.SIGUSR1]):
         wait_until(lambda: len(ticks(log)) > 50)
@@ -57,13 +59,15 @@ def test_reopen_on_sigusr1_and_sighup_loses_no_line(project: Path, tapster_proc)
         assert ticks(moved), moved
 
 
-def test_internal_rotation_by_size_keeps_n_backups(project: Path, tapster_proc) -> None:
+def test_internal_rotation_by_size_keeps_n_backups(
+    project: Path, tapster_proc, wait_listening
+) -> None:
     port = free_port()
     proc = tapster_proc.start(
         "-l", "app.log", "--log-rotate-size", "4000", "--log-backups", "2",
         "myproject", "-p", str(port), "--ticks", "0.001", cwd=project,
     )  # fmt: skip
-    wait_for_port(port)
+    wait_listening(proc, port)
     wait_until(lambda: (project / "app.log.2").exists())
     wait_until(lambda: len(ticks(project / "app.log")) > 5)
     proc.send_signal(signal.SIGTERM)
@@ -76,10 +80,10 @@ def test_internal_rotation_by_size_keeps_n_backups(project: Path, tapster_proc) 
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
 
 
-def test_json_lines(project: Path, tapster_proc) -> None:
+def test_json_lines(project: Path, tapster_proc, wait_listening) -> None:
     port = free_port()
     proc = tapster_proc.start("--log-format", "json", "myproject", "-p", str(port), cwd=project)
-    wait_for_port(port)
+    wait_listening(proc, port)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=15)
     records = [json.loads(line) for line in err.splitlines()]
@@ -90,7 +94,7 @@ def test_json_lines(project: Path, tapster_proc) -> None:
     assert any("listening on" in r["message"] for r in records)
 
 
-def test_syslog_with_prefix(project: Path, tapster_proc, tmp_path: Path) -> None:
+def test_syslog_with_prefix(project: Path, tapster_proc, tmp_path: Path, wait_listening) -> None:
     address = str(tmp_path / "log.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as collector:
         collector.bind(address)
@@ -100,7 +104,7 @@ def test_syslog_with_prefix(project: Path, tapster_proc, tmp_path: Path) -> None
             "--syslog", "--prefix", "myapp", "--syslog-socket", address,
             "myproject", "-p", str(port), cwd=project,
         )  # fmt: skip
-        wait_for_port(port)
+        wait_listening(proc, port)
         first = collector.recv(4096).decode()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)

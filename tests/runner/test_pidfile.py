@@ -8,13 +8,13 @@ import stat
 import subprocess
 from pathlib import Path
 
-from support import free_port, run_tapster, wait_for_port
+from support import free_port, run_tapster
 
 
-def test_a_live_instance_blocks_a_second_one(project: Path, tapster_proc) -> None:
+def test_a_live_instance_blocks_a_second_one(project: Path, tapster_proc, wait_listening) -> None:
     port = free_port()
     proc = tapster_proc.start("--pidfile", "app.pid", "myproject", "-p", str(port), cwd=project)
-    wait_for_port(port)
+    wait_listening(proc, port)
     pidfile = project / "app.pid"
     assert pidfile.read_text() == f"{proc.pid}\n"
     assert stat.S_IMODE(pidfile.stat().st_mode) == 0o644
@@ -32,7 +32,7 @@ def test_a_live_instance_blocks_a_second_one(project: Path, tapster_proc) -> Non
 
 
 def test_a_stale_file_naming_a_live_unrelated_process_never_blocks(
-    project: Path, tapster_proc
+    project: Path, tapster_proc, wait_listening
 ) -> None:
     unrelated = subprocess.Popen(["sleep", "60"])
     try:
@@ -42,7 +42,7 @@ def test_a_stale_file_naming_a_live_unrelated_process_never_blocks(
         proc = tapster_proc.start(
             "--pidfile", str(pidfile), "myproject", "-p", str(port), cwd=project
         )
-        wait_for_port(port)
+        wait_listening(proc, port)
         assert pidfile.read_text() == f"{proc.pid}\n"
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=15)
@@ -53,15 +53,18 @@ def test_a_stale_file_naming_a_live_unrelated_process_never_blocks(
         unrelated.wait()
 
 
-def test_a_killed_instance_leaves_a_file_that_does_not_block(project: Path, tapster_proc) -> None:
+def test_a_killed_instance_leaves_a_file_that_does_not_block(
+    project: Path, tapster_proc, wait_listening
+) -> None:
     port = free_port()
     proc = tapster_proc.start("--pidfile", "app.pid", "myproject", "-p", str(port), cwd=project)
-    wait_for_port(port)
+    wait_listening(proc, port)
     proc.kill()
     proc.wait()
     assert (project / "app.pid").read_text() == f"{proc.pid}\n"
+    port = free_port()  # the old port may linger in TIME_WAIT
     again = tapster_proc.start("--pidfile", "app.pid", "myproject", "-p", str(port), cwd=project)
-    wait_for_port(port)
+    wait_listening(again, port)
     assert (project / "app.pid").read_text() == f"{again.pid}\n"
 
 

@@ -6,7 +6,7 @@ import signal
 import socket
 from pathlib import Path
 
-from support import free_port, run_tapster, wait_for_port
+from support import free_port, run_tapster
 
 
 def ask(port: int, line: bytes) -> str:
@@ -22,7 +22,7 @@ def stop(proc) -> str:
     return err
 
 
-def test_a_tac_file_runs_its_application(project: Path, tapster_proc) -> None:
+def test_a_tac_file_runs_its_application(project: Path, tapster_proc, wait_listening) -> None:
     port = free_port()
     tac = project / "echo.tac"
     tac.write_text(
@@ -32,7 +32,7 @@ def test_a_tac_file_runs_its_application(project: Path, tapster_proc) -> None:
         f"EchoService({port}).set_parent(application)\n"
     )
     proc = tapster_proc.start("-y", "echo.tac", cwd=project)
-    wait_for_port(port)
+    wait_listening(proc, port)
     assert ask(port, b"hi") == "hi"
     err = stop(proc)
     assert "starting application 'echo-tac'" in err
@@ -56,7 +56,7 @@ def test_bad_tac_files_get_one_line_each(project: Path) -> None:
     assert result.stderr == "tapster: cannot read missing.tac: No such file or directory\n"
 
 
-def test_loop_selection(project: Path, tapster_proc) -> None:
+def test_loop_selection(project: Path, tapster_proc, wait_listening) -> None:
     expected = {
         "asyncio": "asyncio.unix_events._UnixSelectorEventLoop",
         "uvloop": "uvloop.Loop",
@@ -66,7 +66,7 @@ def test_loop_selection(project: Path, tapster_proc) -> None:
     for spec, loop_class in expected.items():
         port = free_port()
         proc = tapster_proc.start("-r", spec, "myproject", "-p", str(port), cwd=project)
-        wait_for_port(port)
+        wait_listening(proc, port)
         assert ask(port, b"loop") == loop_class, spec
         err = stop(proc)
         name = "uvloop" if spec == "auto" else spec

@@ -234,6 +234,8 @@ class RunnerOptions(Options):
             raise UsageError(f"give either a subcommand or -y FILE, not both ({self.subcommand})")
         if self.subcommand is None and not self["python"] and not action:
             self.bare = True
+        if self["daemon"] and self["nodaemon"]:
+            raise UsageError("choose -n/--nodaemon or -D/--daemon, not both")
         if self["daemon"] and self["debug"]:
             raise UsageError("--debug runs in the foreground; drop --daemon")
         if self["daemon"] and self["logfile"] == "-":

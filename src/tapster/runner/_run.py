@@ -392,7 +392,8 @@ class Runner:
         with _spew(self.settings.spew), _profiled(self.settings) as profiler:
             if profiler is None:
                 return self.loop.run_until_complete(self._main())
-            status: int = profiler.runcall(self.loop.run_until_complete, self._main())
+            loop = self.loop
+            status: int = profiler.runcall(lambda: loop.run_until_complete(self._main()))
             return status
 
     async def _main(self) -> int:

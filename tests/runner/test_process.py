@@ -1,0 +1,91 @@
+"""Process details: title, systemd notification, shutdown budget, profiler."""
+
+from __future__ import annotations
+
+import pstats
+import signal
+import socket
+import time
+from pathlib import Path
+
+from support import free_port, run_tapster
+
+
+def test_process_title_unless_originalname(project: Path, tapster_proc, wait_listening) -> None:
+    port = free_port()
+    proc = tapster_proc.start("myproject", "-p", str(port), cwd=project)
+    wait_listening(proc, port)
+    assert Path(f"/proc/{proc.pid}/cmdline").read_bytes().rstrip(b"\0") == b"tapster: myproject"
+    port = free_port()
+    proc = tapster_proc.start("--originalname", "myproject", "-p", str(port), cwd=project)
+    wait_listening(proc, port)
+    assert b"tapster: myproject" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+
+
+def test_systemd_notify_ready_then_stopping(project: Path, tapster_proc, tmp_path: Path) -> None:
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(address)
+        systemd.settimeout(10)
+        port = free_port()
+        proc = tapster_proc.start(
+            "myproject", "-p", str(port), cwd=project, env={"NOTIFY_SOCKET": address}
+        )
+        ready = systemd.recv(4096).decode()
+        # READY=1 is sent only once the port listens.
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        assert ready == f"READY=1\nMAINPID={proc.pid}"
+        proc.send_signal(signal.SIGTERM)
+        assert systemd.recv(4096) == b"STOPPING=1"
+        proc.communicate(timeout=15)
+
+
+def test_shutdown_timeout_bounds_a_stuck_stop(
+    project: Path, tapster_proc, wait_listening, tmp_path: Path
+) -> None:
+    port = free_port()
+    tac = tmp_path / "stuck.tac"
+    tac.write_text(
+        "import asyncio\n"
+        "from tapster.service import Application, Service\n"
+        "from myproject import EchoService\n"
+        "class Stuck(Service):\n"
+        "    name = 'stuck'\n"
+        "    async def stop(self):\n"
+        "        await asyncio.sleep(60)\n"
+        "application = Application('stuck')\n"
+        f"EchoService({port}).set_parent(application)\n"
+        "Stuck().set_parent(application)\n"
+    )
+    proc = tapster_proc.start("--shutdown-timeout", "1", "-y", str(tac), cwd=project)
+    wait_listening(proc, port)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    took = time.monotonic() - started
+    assert proc.returncode == 0, err
+    assert took < 6, took
+    assert "stuck" in err and "did not stop within the shutdown budget" in err
+
+
+def test_profile_text_report_and_saved_stats(project: Path, tapster_proc, wait_listening) -> None:
+    for extra, check in [
+        ([], lambda path: "function calls" in path.read_text()),
+        (["--savestats"], lambda path: pstats.Stats(str(path)).total_calls > 0),
+    ]:
+        port = free_port()
+        out = project / f"profile{len(extra)}.out"
+        proc = tapster_proc.start(
+            "--profile", str(out), *extra, "myproject", "-p", str(port), cwd=project
+        )
+        wait_listening(proc, port)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+        assert proc.returncode == 0
+        assert check(out), extra
+
+
+def test_nodaemon_and_daemon_together_is_a_usage_error(project: Path) -> None:
+    result = run_tapster(["-n", "-D", "myproject"], cwd=project)
+    assert result.returncode == 2
+    assert "not both" in result.stderr
