@@ -82,6 +82,8 @@ def test_no_writable_cache_anywhere_still_works_silently(sandbox):
         )
         assert sandbox.names(result) == ["a"]
         assert result["stderr"] == ""
+        # Nothing can be written: not even json (and its re) is imported to try.
+        assert "json" not in result["heavy"]
 
 
 def test_packager_rebuild_serves_entry_points_to_users_without_a_cache_dir(sandbox):

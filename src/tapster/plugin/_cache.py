@@ -107,6 +107,8 @@ def write(path: str, document: dict[str, object], mode: int = 0o644) -> bool:
     either, even when several processes write at once. ``mode`` is the new
     file's permission (0644 beside a shared folder, 0600 in a user's cache).
     """
+    if not os.access(os.path.dirname(path) or os.curdir, os.W_OK):
+        return False  # the usual case for a read-only folder: don't even serialise
     try:
         data = dumps({**header(), **document}).encode("utf-8")
     except (TypeError, ValueError):
