@@ -6,8 +6,10 @@ standard asyncio loop) against ``twistd -n --pidfile= bench-echo --port P``. One
 fresh process: launch, wait for the first connection that gets its echo back (start-to-ready),
 let it settle, read its resident memory (idle RSS, ``VmRSS``), stop it by PID.
 
-A third comparison times ``tapster -D`` (the launcher returns only once the daemon listens)
-against ``twistd`` in its default daemon mode, both until the first echo.
+A floor comparison runs ``bench/_echo_server.py`` (a bare stdlib asyncio echo server, no
+tapster) the same way: what any asyncio runner starts from. A last comparison times
+``tapster -D`` (the launcher returns only once the daemon listens) against ``twistd`` in its
+default daemon mode, both until the first echo.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench import (
+    CPU_MS,
     IDLE_RSS_MB,
     READY_MS,
     Case,
@@ -33,6 +36,8 @@ from bench import (
     start_server,
 )
 
+ECHO_SERVER = Path(__file__).resolve().parent.parent / "_echo_server.py"
+
 #: Seconds a server gets after readiness before its memory is read.
 SETTLE_S = 0.3
 
@@ -40,9 +45,11 @@ SETTLE_S = 0.3
 def _one_run(argv: list[str], port: int, env: dict[str, str], cwd: Path) -> dict[str, float]:
     with start_server(argv, port=port, env=env, cwd=cwd, probe=echo_probe(), grace=10.0) as srv:
         ready = srv.ready_ms
+        # CPU used up to readiness: steadier than wall time on a busy machine.
+        cpu_ms = srv.cpu_seconds() * 1000.0
         time.sleep(SETTLE_S)
         rss = srv.rss()
-    return {"ready_ms": ready, **rss}
+    return {"ready_ms": ready, "cpu_ms": cpu_ms, **rss}
 
 
 def _daemon_run(argv: list[str], port: int, env: dict[str, str], cwd: Path) -> dict[str, float]:
@@ -116,11 +123,28 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
 
         yield Comparison(
             f"tapster --loop {loop} vs twistd -n (foreground)",
-            (READY_MS, IDLE_RSS_MB),
+            (READY_MS, CPU_MS, IDLE_RSS_MB),
             tapster=tapster_side,
             twistd=twistd_side,
             note=f"launch to first echo; RSS {SETTLE_S:g}s after ready",
         )
+
+    def floor_side() -> dict[str, float]:
+        port = free_port()
+        argv = [str(ctx.tapster_python), str(ECHO_SERVER), str(port), "--loop", "uvloop"]
+        return _one_run(argv, port, tapster_env, root)
+
+    def twistd_again() -> dict[str, float]:
+        port = free_port()
+        return _one_run(twistd_argv(port, "-n", "--pidfile="), port, twisted_env, root)
+
+    yield Comparison(
+        "floor: bare stdlib asyncio echo server on uvloop vs twistd -n",
+        (READY_MS, CPU_MS, IDLE_RSS_MB),
+        tapster=floor_side,
+        twistd=twistd_again,
+        note="bench/_echo_server.py: no tapster at all, the best any asyncio runner can do",
+    )
 
     def tapster_daemon() -> dict[str, float]:
         port = free_port()
