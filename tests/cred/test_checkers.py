@@ -134,6 +134,7 @@ def test_bad_line_reported_once_good_lines_work(
         "plain:hunter2\n"
         ":emptyname\n"
         f"good:{sha512_hash('other')}\n"
+        f"cut:{sha512_hash('cut')[:-4]}\n"
     )
     caplog.set_level(logging.WARNING, logger="tapster.cred")
     checker = PasswordFileChecker(path)
@@ -141,11 +142,12 @@ def test_bad_line_reported_once_good_lines_work(
         assert login(checker, "good", "good") == "good"
         assert login(checker, "plain", "hunter2") is None
     messages = [r.getMessage() for r in caplog.records]
-    assert len(messages) == 4, messages
+    assert len(messages) == 5, messages
     assert any("line 2" in m and "no ':'" in m for m in messages)
     assert any("line 3" in m and "unrecognised password hash" in m for m in messages)
     assert any("line 4" in m and "empty user name" in m for m in messages)
     assert any("line 5" in m and "already defined on line 1" in m for m in messages)
+    assert any("line 6" in m and "malformed sha512-crypt hash" in m for m in messages)
     assert all(str(path) in m for m in messages)
     text = caplog.text
     assert "hunter2" not in text and secret_hash not in text

@@ -110,6 +110,7 @@ def test_every_scheme_round_trips(scheme: str) -> None:
     """Full default cost: what tapster-passwd writes is what the checkers read."""
     stored = hashing.hash_password("correct horse", scheme)
     assert hashing.identify(stored) is not None
+    assert hashing.check_format(stored) is None
     assert hashing.verify_password(b"correct horse", stored)
     assert not hashing.verify_password("correct horsE", stored)
 
@@ -282,3 +283,17 @@ def test_workers_run_at_lower_priority() -> None:
         return await hashing.run_in_worker(nice)
 
     assert asyncio.run(main()) > nice()
+
+
+@pytest.mark.parametrize("scheme", sorted(set(CHEAP_HASHES) - {"argon2"}))
+def test_check_format_accepts_good_and_flags_truncated(scheme: str) -> None:
+    # argon2 encodes any hash length, so a cut-short one cannot be told apart.
+    stored = CHEAP_HASHES[scheme]()
+    assert hashing.check_format(stored) is None
+    reason = hashing.check_format(stored[:-5])
+    assert reason is not None and scheme in reason and stored not in reason
+
+
+def test_check_format_unknown_and_locked() -> None:
+    assert "unrecognised password hash" in (hashing.check_format("hunter2") or "")
+    assert hashing.check_format("!") is None

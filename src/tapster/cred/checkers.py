@@ -224,13 +224,11 @@ class PasswordFileChecker(CredentialsChecker):
                 )
                 continue
             if not hashing.is_locked(stored):
-                scheme = hashing.identify(stored)
-                if scheme is None:
-                    problems.append(
-                        f"line {number}: unrecognised password hash "
-                        "(expected argon2, bcrypt, scrypt, pbkdf2, $5$/$6$ crypt, $apr1$ or {SHA})"
-                    )
+                reason = hashing.check_format(stored)
+                if reason is not None:
+                    problems.append(f"line {number}: {reason}")
                     continue
+                scheme = hashing.identify(stored)
                 if scheme in hashing.WEAK_SCHEMES:
                     log.warning("%s line %d: %s is a weak password hash; re-hash with "
                                 "tapster-passwd (argon2id)", self.path, number, scheme)  # fmt: skip

@@ -64,6 +64,7 @@ __all__ = [
     "HASH_SCHEMES",
     "WEAK_SCHEMES",
     "UnknownHashError",
+    "check_format",
     "dummy_like",
     "hash_password",
     "identify",
@@ -130,6 +131,55 @@ def identify(stored: str) -> str | None:
         return "crypt-des" if _libcrypt() is not None else None
     if stored.startswith(("$y$", "$gy$", "$7$", "$sha1$", "$md5")) and _libcrypt() is not None:
         return "crypt"
+    return None
+
+
+_SHAPES: dict[str, re.Pattern[str]] = {
+    "bcrypt": re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}\Z"),
+    "sha512-crypt": re.compile(r"\$6\$(rounds=\d+\$)?[^$:\s]{0,16}\$[./0-9A-Za-z]{86}\Z"),
+    "sha256-crypt": re.compile(r"\$5\$(rounds=\d+\$)?[^$:\s]{0,16}\$[./0-9A-Za-z]{43}\Z"),
+    "md5-crypt": re.compile(r"\$1\$[^$:\s]{0,8}\$[./0-9A-Za-z]{22}\Z"),
+    "apr1": re.compile(r"\$apr1\$[^$:\s]{0,8}\$[./0-9A-Za-z]{22}\Z"),
+    "sha1": re.compile(r"\{SHA\}[A-Za-z0-9+/]{27}=\Z"),
+    "scrypt": _SCRYPT_RE,
+}
+
+
+def check_format(stored: str) -> str | None:
+    """Why ``stored`` cannot be verified (one short phrase), or ``None`` if it looks right.
+
+    Cheap: checks the shape of the string, never computes a hash. Password
+    files use it to report a truncated or mangled hash when they load, rather
+    than failing that user's logins silently.
+    """
+    if is_locked(stored):
+        return None
+    scheme = identify(stored)
+    if scheme is None:
+        return (
+            "unrecognised password hash "
+            "(expected argon2, bcrypt, scrypt, pbkdf2, $5$/$6$ crypt, $apr1$ or {SHA})"
+        )
+    shape = _SHAPES.get(scheme)
+    if shape is not None and not shape.match(stored):
+        return f"malformed {scheme} hash (truncated or changed?)"
+    try:
+        if scheme == "argon2":
+            argon2.extract_parameters(stored)
+        elif scheme in ("scrypt", "pbkdf2"):
+            head, *_, salt, key = stored.split("$")
+            if stored.startswith("$"):  # Django's salt is plain text
+                _b64decode(salt)
+            # Key sizes every writer of these formats uses: the digest size for
+            # PBKDF2, 32 or 64 bytes for scrypt. Anything else was cut short.
+            digest = "sha1" if stored.startswith(("$pbkdf2$", "pbkdf2_sha1$")) else "sha256"
+            if "sha512" in stored.split("$")[1] + head:
+                digest = "sha512"
+            sizes = (32, 64) if scheme == "scrypt" else (hashlib.new(digest).digest_size,)
+            if len(_b64decode(key)) not in sizes:
+                raise ValueError("unexpected key length")
+    except (argon2.exceptions.InvalidHashError, ValueError, binascii.Error):
+        return f"malformed {scheme} hash (truncated or changed?)"
     return None
 
 
