@@ -284,3 +284,24 @@ def test_add_after_start_remove_env_and_cwd(
 
     pid, _ = run(main())
     assert not alive(pid)
+
+
+def test_endless_line_is_logged_in_bounded_pieces(
+    caplog: pytest.LogCaptureFixture, run: Runner
+) -> None:
+    caplog.set_level(logging.INFO, logger="tapster.procmon")
+    code = (
+        "import sys; sys.stdout.write('x' * 40000); sys.stdout.flush(); import time; time.sleep(30)"
+    )
+
+    async def main() -> None:
+        mon = ProcessMonitor(RestartPolicy(killtime=2))
+        mon.add_process("wide", [sys.executable, "-c", code])
+        await mon.start()
+        # Two full pieces arrive while the child still runs; the rest when its pipe closes.
+        await until(lambda: sum(m.startswith("wide: x") for m in messages(caplog)) >= 2)
+        await mon.stop()
+
+    run(main())
+    pieces = [m[len("wide: ") :] for m in messages(caplog) if m.startswith("wide: x")]
+    assert [len(p) for p in pieces] == [16384, 16384, 40000 - 2 * 16384]
