@@ -169,3 +169,19 @@ def test_the_first_copy_of_a_distribution_on_sys_path_wins(sandbox, site):
     origins = [p["origin"] for p in result["plugins"]]
     assert not [o for o in origins if "0.9" in o]
     assert origins[-1] == "extra-dist 3.0 entry point extra"
+
+
+def test_fixing_a_broken_entry_point_module_is_noticed(sandbox, site):
+    """An editable install: the module is fixed in place, no version changes."""
+    path = site / "demo_pkg" / "other.py"
+    good = path.read_text()
+    path.write_text("raise RuntimeError('not yet')\n")
+    broken = sandbox.describe()
+    assert "ep-x" not in sandbox.names(broken)
+    assert "RuntimeError: not yet" in broken["stderr"]
+    st = os.stat(path)
+    path.write_text(good)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    fixed = sandbox.describe()
+    assert sandbox.names(fixed) == EXPECTED
+    assert fixed["stderr"] == ""

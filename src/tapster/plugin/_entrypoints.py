@@ -204,8 +204,15 @@ def scan_entry_points(
 
 
 def _file_stat(module: str) -> dict[str, object]:
+    """The size and mtime of ``module``'s file, so that editing it refreshes the entry.
+
+    A module that failed to import is located without running it, so that
+    fixing it (in an editable install) is noticed too.
+    """
     loaded = sys.modules.get(module)
     filename = getattr(loaded, "__file__", None) if loaded is not None else None
+    if filename is None and loaded is None:
+        filename = _find_file(module)
     if not isinstance(filename, str):
         return {"file": None}
     try:
@@ -213,6 +220,17 @@ def _file_stat(module: str) -> dict[str, object]:
     except OSError:
         return {"file": None}
     return {"file": filename, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _find_file(module: str) -> str | None:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (Exception, SystemExit):
+        return None
+    origin = spec.origin if spec is not None and spec.has_location else None
+    return origin if isinstance(origin, str) else None
 
 
 def _read_entry_points(print_: list[object]) -> list[tuple[str, str, str, str, str, str | None]]:

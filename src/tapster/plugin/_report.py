@@ -48,6 +48,11 @@ class PluginReport:
             for problem in self.problems:
                 label = "broken" if problem.broken else "shadowed"
                 lines.append(f"  {label}: {problem.message}")
+            if not self.ok:
+                lines.append(
+                    "  (a broken module is tried again when its file changes;"
+                    " 'tapster --rebuild-plugin-cache' retries them all)"
+                )
         lines.append("")
         if self.ok:
             lines.append(f"{len(self.plugins)} plugin(s), all well")
