@@ -32,9 +32,10 @@ class PortForwardOptions(Options):
         (
             "port",
             "p",
-            "tcp:6666",
-            "Endpoint to listen on, e.g. tcp:6666:interface=127.0.0.1 "
-            "(a bare number means tcp:NUMBER).",
+            "tcp:6666:interface=127.0.0.1",
+            "Endpoint to listen on, e.g. tcp:6666 (every interface) or "
+            "tcp:6666:interface=127.0.0.1. A bare number means tcp:NUMBER. The default "
+            "listens on the loopback interface only, so nothing is exposed by accident.",
         ),
         ("host", "h", "localhost", "Host to forward connections to."),
         ("dest_port", "d", 6665, "Port to forward connections to.", port),
