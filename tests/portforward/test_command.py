@@ -130,7 +130,7 @@ def test_half_close_through_the_command(tapster_proc, tmp_path: Path, engine: st
 
 
 def test_slow_reader_keeps_proxy_memory_bounded(tapster_proc, tmp_path: Path, engine: str) -> None:
-    total = 96 * 1024 * 1024
+    total = 64 * 1024 * 1024
     chunk = os.urandom(1024 * 1024)
     expected = hashlib.sha256()
     for _ in range(total // len(chunk)):
@@ -159,7 +159,7 @@ def test_slow_reader_keeps_proxy_memory_bounded(tapster_proc, tmp_path: Path, en
                     peak = max(peak, rss_kib(proc.pid))
         assert received == total
         assert got.digest() == expected.digest()
-        # Without backpressure the proxy would hold most of the 96 MiB.
+        # Without backpressure the proxy would hold most of the 64 MiB.
         print(f"proxy RSS {before} KiB before, {peak} KiB at most")
         assert peak - before < 16 * 1024, (before, peak)
         stop(proc)
