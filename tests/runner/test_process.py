@@ -89,3 +89,30 @@ def test_nodaemon_and_daemon_together_is_a_usage_error(project: Path) -> None:
     result = run_tapster(["-n", "-D", "myproject"], cwd=project)
     assert result.returncode == 2
     assert "not both" in result.stderr
+
+
+def test_debug_opens_the_post_mortem_debugger(project: Path) -> None:
+    result = run_tapster(
+        ["-b", "myproject", "-p", str(free_port()), "--fail", "make-error"],
+        cwd=project,
+        input="p 6 * 7\nq\n",
+    )
+    assert result.returncode == 1
+    assert "(Pdb)" in result.stdout and "42" in result.stdout
+    assert "the configuration is wrong on purpose" in result.stderr
+
+
+def test_spew_prints_calls(project: Path, tapster_proc, wait_listening) -> None:
+    port = free_port()
+    proc = tapster_proc.start("--spew", "myproject", "-p", str(port), cwd=project)
+    wait_listening(proc, port)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "myproject/__init__.py" in out and "EchoService.start" in out
+
+
+def test_missing_chroot_directory_is_named(project: Path) -> None:
+    result = run_tapster(["--chroot", "/no/such/jail", "myproject"], cwd=project)
+    assert result.returncode == 1
+    assert result.stderr == "tapster: the chroot directory /no/such/jail does not exist\n"

@@ -157,6 +157,8 @@ class Runner:
             self.drop_privileges()
             return self.serve()
         except StartupError as exc:
+            if self.settings.debug and exc.__cause__ is not None:
+                _post_mortem(exc.__cause__)
             self._fail(str(exc), exc)
             return EXIT_FAILURE
         except _Interrupted as exc:
@@ -215,6 +217,9 @@ class Runner:
 
     def check_pidfile(self) -> None:
         """Step 2: lock the pidfile so a second instance cannot start."""
+        chroot = self.settings.chroot
+        if chroot and not os.path.isdir(chroot):
+            raise StartupError(f"the chroot directory {chroot} does not exist")
         if not os.path.isdir(self.base_dir):
             raise StartupError(f"the run directory {self.base_dir} does not exist")
         path = self.pidfile_path
