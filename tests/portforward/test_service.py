@@ -178,3 +178,34 @@ def test_both_half_closes_and_a_reset(run: Runner, engine: Any) -> None:
         dest.close()
 
     run(main())
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback here")
+def test_ipv6_listener_and_destination(run: Runner, engine: Any) -> None:
+    async def main() -> None:
+        dest = await asyncio.start_server(echo, "::1", 0)
+        service = PortForwardService(
+            r"tcp6:0:interface=\:\:1", ("::1", dest.sockets[0].getsockname()[1]), engine=engine
+        )
+        await service.start()
+        address = service.listening()[0]
+        assert address.startswith("tcp:[::1]:")
+        reader, writer = await asyncio.open_connection("::1", int(address.rsplit(":", 1)[1]))
+        writer.write(b"six")
+        writer.write_eof()
+        assert await reader.read() == b"six"
+        writer.close()
+        await service.stop()
+        assert service.forwarder.destination.startswith("[::1]:")
+        dest.close()
+
+    run(main())
