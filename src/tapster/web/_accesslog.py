@@ -97,7 +97,11 @@ class AccessLog:
     def write(self, line: str) -> None:
         """Record one line."""
         if self._path is None:
-            logger.info("%s", line)
+            # A record made directly: no caller lookup (the source line of an
+            # access record says nothing), no second level check.
+            logger.handle(
+                logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None)
+            )
             return
         self._lines.append(line)
         self._pending += len(line) + 1
