@@ -99,9 +99,7 @@ class AccessLog:
         if self._path is None:
             # A record made directly: no caller lookup (the source line of an
             # access record says nothing), no second level check.
-            logger.handle(
-                logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None)
-            )
+            logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None))
             return
         self._lines.append(line)
         self._pending += len(line) + 1
