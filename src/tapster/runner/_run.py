@@ -472,9 +472,11 @@ class Runner:
         return EXIT_OK
 
     def _reopen_logs(self, signum: int) -> None:
-        if self.logs is not None:
+        if self.logs is not None and self.logs.file is not None:
             self.logs.reopen()
             logger.info("%s received: log reopened", signal.Signals(signum).name)
+        else:
+            logger.debug("%s received: no log file to reopen", signal.Signals(signum).name)
 
 
 def _python_name() -> str:
