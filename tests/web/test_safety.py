@@ -127,6 +127,10 @@ def test_malformed_requests_get_400(serve, jail: Path) -> None:
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64),
         b"GET /\x00 HTTP/1.1\r\n\r\n",
         b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n",
+        # Request smuggling shapes: both framings, or chunked not last.
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+        b"\r\n0\r\n\r\nGET /hello.txt HTTP/1.1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
     ]
     for data in bad:
         raw = web.raw(data)
