@@ -148,3 +148,29 @@ def test_unprivileged_user_cannot_switch(project: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "operation not permitted" in result.stderr
+
+
+def test_rotation_in_a_directory_the_new_user_cannot_write_is_disabled_not_fatal(
+    project: Path, tmp_path: Path, tapster_proc, wait_listening
+) -> None:
+    rundir = tmp_path / "root-owned"
+    rundir.mkdir()  # root's, 0755: nobody may append to its own log file but not rename
+    port = free_port()
+    proc = tapster_proc.start(
+        "-u", "nobody", "-d", str(rundir), "-l", "app.log", "--log-rotate-size", "3000",
+        "myproject", "-p", str(port), "--ticks", "0.002", cwd=project,
+    )  # fmt: skip
+    wait_listening(proc, port)
+    log = rundir / "app.log"
+    for _ in range(500):
+        if log.stat().st_size > 6000:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None
+    text = log.read_text()
+    assert "log rotation disabled: Permission denied" in text
+    assert not (rundir / "app.log.1").exists()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    assert "Logging error" not in err

@@ -127,7 +127,14 @@ class ReopeningFileHandler(logging.Handler):
         try:
             data = (self.format(record) + "\n").encode("utf-8", "replace")
             if self.rotate_size and self._size and self._size + len(data) > self.rotate_size:
-                self._rotate()
+                try:
+                    self._rotate()
+                except OSError as exc:
+                    # Typically a directory the user we became cannot write: keep
+                    # appending to the one file rather than failing every line.
+                    self.rotate_size = None
+                    notice = f"tapster: log rotation disabled: {exc.strerror or exc}\n"
+                    os.write(self._fd, notice.encode("utf-8", "replace"))
             view = memoryview(data)
             while view:
                 written = os.write(self._fd, view)

@@ -96,6 +96,7 @@ class Runner:
         self.loop_name = _loops.resolved_name(settings.loop)
         self._capture: _Capture | None = None
         self._launcher = False  # True in the original process of a daemon
+        self._ready = False  # True once the tree is started and listening
         root = settings.chroot
         self.base_dir = (
             os.path.join(os.path.abspath(root), settings.rundir.lstrip("/"))
@@ -168,6 +169,10 @@ class Runner:
         except Exception as exc:
             if self.settings.debug:
                 _post_mortem(exc)
+            if self._ready:
+                logger.critical("%r failed while running", self.app_name, exc_info=exc)
+                sys.stderr.write(f"tapster: {self.app_name} failed while running: {exc}\n")
+                return EXIT_RUNTIME
             self._fail(f"unexpected error during start-up: {type(exc).__name__}: {exc}", exc)
             return EXIT_FAILURE
         finally:
@@ -432,6 +437,7 @@ class Runner:
                 self.app_name,
                 ", ".join(where) if where else "nothing",
             )
+            self._ready = True
             self.readiness.ready()
             _systemd.notify(f"READY=1\nMAINPID={os.getpid()}")
             return await self._wait_and_stop(watcher)
