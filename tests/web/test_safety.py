@@ -229,3 +229,60 @@ def test_slowloris_and_slow_reader_do_not_block_others(serve, tmp_path: Path) ->
     finally:
         for s in socks:
             s.close()
+
+
+def test_unreadable_files_as_nobody(tapster_proc) -> None:
+    """Dropped to ``nobody`` (``--uid``, after binding, as a real deployment runs):
+    files it may not read are errors, never a cut connection."""
+    import http.client
+    import pwd
+    import shutil
+    import tempfile
+
+    from support import free_port, wait_for_port
+
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' here")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start a process as nobody")
+    root = Path(tempfile.mkdtemp(prefix="tapster-web-nobody-"))
+    try:
+        root.chmod(0o755)
+        (root / "open.txt").write_text("open")
+        (root / "open.txt").chmod(0o644)
+        for name, size in (("small.bin", 10), ("big.bin", 3 * 1024 * 1024)):
+            (root / name).write_bytes(b"s" * size)
+            (root / name).chmod(0o600)
+        port = free_port()
+        proc = tapster_proc.start(
+            "--uid",
+            "nobody",
+            "web",
+            "--listen",
+            f"tcp:{port}:interface=127.0.0.1",
+            "--path",
+            str(root),
+            "--no-access-log",
+            cwd=str(root),
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                wait_for_port(port, timeout=0.2)
+                break
+            except TimeoutError:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for path in ("/small.bin", "/big.bin"):
+            c.request("GET", path)
+            r = c.getresponse()
+            body = r.read()
+            assert r.status in (403, 404) and b"sss" not in body, path
+        c.request("GET", "/open.txt")
+        assert c.getresponse().read() == b"open"  # same connection, still fine
+        c.close()
+    finally:
+        shutil.rmtree(root)

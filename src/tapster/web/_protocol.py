@@ -18,7 +18,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, BinaryIO
 
 import httptools
 
@@ -399,14 +399,34 @@ class HttpConnection(asyncio.Protocol):
                 _flush(transport, out)
             return
         if isinstance(body, list):
-            head, close = self._head(req, resp)
-            transport.write(head)
-            for part in body if req.method != "HEAD" else ():
-                if isinstance(part, FileSpan):
-                    await self._send_file(part)
-                else:
-                    transport.write(part)
-                    await self._drain()
+            # Open the files before the status line goes out: a file that cannot
+            # be read still gets a proper error instead of a cut connection.
+            files: dict[str, BinaryIO] = {}
+            try:
+                if req.method != "HEAD":
+                    for part in body:
+                        if isinstance(part, FileSpan) and part.path not in files:
+                            files[part.path] = open(part.path, "rb")  # noqa: SIM115
+            except OSError:
+                for fh in files.values():
+                    fh.close()
+                failed: list[bytes] = []
+                self._emit(failed, req, error_response(404, "Nothing here."))
+                if failed:
+                    _flush(transport, failed)
+                return
+            try:
+                head, close = self._head(req, resp)
+                transport.write(head)
+                for part in body if req.method != "HEAD" else ():
+                    if isinstance(part, FileSpan):
+                        await self._send_file(part, files[part.path])
+                    else:
+                        transport.write(part)
+                        await self._drain()
+            finally:
+                for fh in files.values():
+                    fh.close()
             self._log(req, resp)
             if close:
                 self._close()
@@ -442,20 +462,19 @@ class HttpConnection(asyncio.Protocol):
         if close:
             self._close()
 
-    async def _send_file(self, span: FileSpan) -> None:
+    async def _send_file(self, span: FileSpan, fh: BinaryIO) -> None:
         transport = self._transport
         assert transport is not None
         loop = asyncio.get_running_loop()
-        with open(span.path, "rb") as fh:
-            try:
-                sent = await loop.sendfile(transport, fh, span.offset, span.count, fallback=False)
-            except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
-                sent = await self._send_file_by_chunks(fh, span)
+        try:
+            sent = await loop.sendfile(transport, fh, span.offset, span.count, fallback=False)
+        except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
+            sent = await self._send_file_by_chunks(fh, span)
         if sent != span.count:
             # The file shrank under us: the promised length cannot be kept.
             raise ConnectionAbortedError("file changed while being sent")
 
-    async def _send_file_by_chunks(self, fh: Any, span: FileSpan) -> int:
+    async def _send_file_by_chunks(self, fh: BinaryIO, span: FileSpan) -> int:
         loop = asyncio.get_running_loop()
         transport = self._transport
         assert transport is not None
