@@ -209,3 +209,57 @@ def test_ipv6_listener_and_destination(run: Runner, engine: Any) -> None:
         dest.close()
 
     run(main())
+
+
+def test_tls_on_either_end_uses_the_transport_engine(run: Runner, tmp_path: Any) -> None:
+    import ssl
+
+    from support import make_tls_files
+
+    from tapster.endpoints import client_from_string
+
+    files = make_tls_files(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(files["cert"], files["key"])
+    client_ctx = ssl.create_default_context(cafile=str(files["ca"]))
+
+    async def exchange(port: int, ctx: ssl.SSLContext | None, payload: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=ctx, server_hostname="localhost" if ctx else None
+        )
+        writer.write(payload)
+        got = await reader.readexactly(len(payload))
+        writer.close()
+        return got
+
+    async def main() -> None:
+        plain = await asyncio.start_server(echo, "127.0.0.1", 0)
+        secure = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_ctx)
+        plain_port = plain.sockets[0].getsockname()[1]
+        secure_port = secure.sockets[0].getsockname()[1]
+
+        # TLS in front, plain TCP behind.
+        tls_listen = f"ssl:0:interface=127.0.0.1:cert={files['cert']}:key={files['key']}"
+        with pytest.raises(ValueError, match="the listening endpoint uses TLS"):
+            PortForwardService(tls_listen, ("127.0.0.1", plain_port), engine="splice")
+        front = PortForwardService(tls_listen, ("127.0.0.1", plain_port))
+        assert front.engine == "transport"
+        await front.start()
+        port = int(front.listening()[0].rsplit(":", 1)[1])
+        assert await exchange(port, client_ctx, b"through tls") == b"through tls"
+        await front.stop()
+
+        # Plain TCP in front, TLS to the destination.
+        dest = client_from_string(
+            f"ssl:host=127.0.0.1:port={secure_port}:ca={files['ca']}:server_name=localhost"
+        )
+        back = PortForwardService("tcp:0:interface=127.0.0.1", dest)
+        assert back.engine == "transport"
+        await back.start()
+        port = int(back.listening()[0].rsplit(":", 1)[1])
+        assert await exchange(port, None, b"to tls") == b"to tls"
+        await back.stop()
+        plain.close()
+        secure.close()
+
+    run(main())
