@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench import (
+    CPU_MS,
     IDLE_RSS_MB,
     PEAK_RSS_MB,
     READY_MS,
@@ -39,7 +40,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
     def interpreter() -> dict[str, float]:
         return run_timed([python, "-c", "pass"], env=env, cwd=ctx.tmpdir).sample
 
-    yield Comparison("python -c pass", (WALL_MS, PEAK_RSS_MB), interpreter, interpreter)
+    yield Comparison("python -c pass", (WALL_MS, CPU_MS, PEAK_RSS_MB), interpreter, interpreter)
 
     duration = 0.3 if ctx.quick else 1.0
 
