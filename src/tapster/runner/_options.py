@@ -76,8 +76,35 @@ _size.coerce_doc = "A size in bytes."  # type: ignore[attr-defined]
 _shells = choice("bash", "zsh", "fish")
 
 
+def _file(value: str) -> str:
+    """A path, kept as typed (it is resolved against the run directory later)."""
+    return value
+
+
+_file.metavar = "FILE"  # type: ignore[attr-defined]
+_file.completion = "file"  # type: ignore[attr-defined]
+
+
+def _dir(value: str) -> str:
+    """A directory path, kept as typed."""
+    return value
+
+
+_dir.metavar = "DIR"  # type: ignore[attr-defined]
+_dir.completion = "dir"  # type: ignore[attr-defined]
+user_id.metavar = "USER"  # type: ignore[attr-defined]
+group_id.metavar = "GROUP"  # type: ignore[attr-defined]
+_seconds.metavar = "SECONDS"  # type: ignore[attr-defined]
+_size.metavar = "BYTES"  # type: ignore[attr-defined]
+_count.metavar = "N"  # type: ignore[attr-defined]
+
+
 def _loop(value: str) -> str:
     return _loops.check_loop_spec(value)
+
+
+_loop.metavar = "LOOP"  # type: ignore[attr-defined]
+_loop.completion = ("auto", "asyncio", "uvloop")  # type: ignore[attr-defined]
 
 
 _loop.coerce_doc = "auto, asyncio, uvloop or module:factory."  # type: ignore[attr-defined]
@@ -135,28 +162,30 @@ class RunnerOptions(Options):
             None,
             "Log to this file; '-' is stdout. Default: stderr in the foreground, "
             "tapster.log in the run directory for a daemon.",
+            _file,
         ),
         ("log_level", None, "info", "Lowest level logged.", _log_level),
         ("log_format", None, "text", "Log line format.", choice("text", "json")),
         ("log_rotate_size", None, None, "Rotate the log file when it reaches this size.", _size),
         ("log_backups", None, 5, "Rotated log files to keep.", _count),
         ("prefix", None, "tapster", "The syslog identifier (with --syslog)."),
-        ("syslog_socket", None, "/dev/log", "The syslog socket (with --syslog)."),
+        ("syslog_socket", None, "/dev/log", "The syslog socket (with --syslog).", _file),
         (
             "pidfile",
             None,
             None,
             "Write the PID here, locked while running ('' disables). "
             "Default: none in the foreground, tapster.pid in the run directory for a daemon.",
+            _file,
         ),
-        ("rundir", "d", ".", "Change to this directory before starting."),
+        ("rundir", "d", ".", "Change to this directory before starting.", _dir),
         ("uid", "u", None, "Switch to this user after binding sockets.", user_id),
         ("gid", "g", None, "Switch to this group after binding (default: the user's).", group_id),
         ("umask", None, None, "The umask (default: unchanged; 077 for a daemon).", octal_mode),
-        ("chroot", None, None, "chroot to this directory before starting (needs root)."),
+        ("chroot", None, None, "chroot to this directory before starting (needs root).", _dir),
         ("loop", "r", "auto", "The event loop (see --help-loops).", _loop),
-        ("python", "y", None, "Run the application defined in this .tac file."),
-        ("profile", None, None, "Profile the run and write the report to this file."),
+        ("python", "y", None, "Run the application defined in this .tac file.", _file),
+        ("profile", None, None, "Profile the run and write the report to this file.", _file),
         ("profiler", None, "cprofile", "The profiler.", choice("cprofile", "profile")),
         ("shutdown_timeout", None, 30.0, "Seconds a graceful stop may take.", _seconds),
         (
@@ -164,6 +193,7 @@ class RunnerOptions(Options):
             None,
             ".",
             "Put this folder first on sys.path (its packages and tapster/plugins/ are found).",
+            _dir,
         ),
         (
             "completion",
