@@ -117,3 +117,19 @@ def test_an_import_error_counts_only_in_the_environment_that_met_it(sandbox):
     cache.write_text(json.dumps(document))
     sandbox.describe()
     assert counter.read_text() == "imported\n" * 2  # another environment's error: retried
+
+
+def test_two_plugins_with_one_name_are_reported_but_not_broken(sandbox):
+    folder = sandbox.folder("proj")
+    sandbox.module(folder, "aaa", "from testkind import W\nw = W('same', 'first')\n")
+    sandbox.module(folder, "bbb", "from testkind import W\nw = W('same', 'second')\n")
+    result = sandbox.describe()
+    assert [p["fields"]["description"] for p in result["plugins"]] == ["first", "second"]
+    problems = sandbox.run("problems")["problems"]
+    (duplicate,) = [p for p in problems if "same" in p[2]]
+    module, broken, message = duplicate
+    assert module == "tapster.plugins.bbb" and broken is False
+    assert "tapster.plugins.aaa:w" in message and "comes first and wins" in message
+    report = sandbox.run("report")
+    assert report["status"] == 0
+    assert "duplicate: plugin tapster.plugins.bbb:w" in report["text"]

@@ -69,20 +69,27 @@ class PluginInfo:
 
 
 class PluginProblem:
-    """A broken or shadowed plugin module, with a one-line explanation.
+    """A broken, shadowed or duplicate plugin, with a one-line explanation.
 
-    ``broken`` problems (the module raised on import, or an entry point names
-    something that is not a plugin) make ``tapster --plugins`` fail; shadowed
-    modules are normal during development and are only reported.
+    ``category`` is ``"broken"`` (the module raised on import, or an entry
+    point names something that is not a plugin), ``"shadowed"`` (a drop-in
+    module hidden by one of the same name in an earlier folder) or
+    ``"duplicate"`` (a second plugin of one kind with the same name). Only
+    broken ones (``broken`` is true) make ``tapster --plugins`` fail: the
+    others are normal during development and are only reported.
     """
 
-    __slots__ = ("broken", "message", "module", "origin")
+    __slots__ = ("category", "message", "module", "origin")
 
-    def __init__(self, module: str, origin: str, message: str, broken: bool) -> None:
+    def __init__(self, module: str, origin: str, message: str, category: str) -> None:
         self.module = module
         self.origin = origin
         self.message = message
-        self.broken = broken
+        self.category = category
+
+    @property
+    def broken(self) -> bool:
+        return self.category == "broken"
 
     def __str__(self) -> str:
         return self.message
@@ -113,21 +120,42 @@ class _Scan:
                 found.append((p, module, e.origin, e.from_cache))
         return found
 
-    def problems(self) -> list[PluginProblem]:
+    def problems(self, *, duplicates: bool = True) -> list[PluginProblem]:
+        """Broken and shadowed modules, then (with ``duplicates``) duplicate names."""
         problems: list[PluginProblem] = []
         for folder in self.folders:
             for m in folder.modules:
                 if m.shadowed_by is not None:
                     message = f"plugin module {m.module} at {m.path} is shadowed by {m.shadowed_by}"
-                    problems.append(PluginProblem(m.module, m.path, message, broken=False))
+                    problems.append(PluginProblem(m.module, m.path, message, "shadowed"))
                 elif m.record and m.record[2] is not None:
                     message = f"plugin module {m.module} ({m.path}) is broken: {m.error}"
-                    problems.append(PluginProblem(m.module, m.path, message, broken=True))
+                    problems.append(PluginProblem(m.module, m.path, message, "broken"))
         for e in self.entries:
             if e.error is not None:
                 value = str(e.record["value"])
                 message = f"plugin {value} ({e.origin}) is broken: {e.error}"
-                problems.append(PluginProblem(value, e.origin, message, broken=True))
+                problems.append(PluginProblem(value, e.origin, message, "broken"))
+        if duplicates:
+            problems.extend(self._duplicates())
+        return problems
+
+    def _duplicates(self) -> list[PluginProblem]:
+        """A second plugin of a kind under a name already taken: tools take the first."""
+        first: dict[tuple[str, str], str] = {}
+        problems: list[PluginProblem] = []
+        for plugin, module, origin, _ in self.plugins():
+            attribute, kinds = plugin[0], plugin[1]
+            assert isinstance(kinds, dict)
+            for kind, name in kinds.items():
+                where = f"{module}:{attribute} ({origin})"
+                taken = first.setdefault((kind, name), where)
+                if taken != where:
+                    message = (
+                        f"plugin {where} has the same {kind} name {name!r} as {taken},"
+                        " which comes first and wins"
+                    )
+                    problems.append(PluginProblem(module, origin, message, "duplicate"))
         return problems
 
 
@@ -194,7 +222,7 @@ def describe_plugins(kind: type | str) -> list[PluginInfo]:
     """
     wanted = kind_id(kind)
     scan = _scan()
-    _warn(scan.problems())
+    _warn(scan.problems(duplicates=False))
     return [
         _info(plugin, wanted, module, origin, from_cache)
         for plugin, module, origin, from_cache in scan.plugins()
@@ -216,7 +244,8 @@ def get_plugins(kind: type[K]) -> list[K]:
             from tapster.plugin._load import error_line
 
             message = f"plugin {info.module}:{info.attribute} ({info.origin}) failed to load: "
-            _warn([PluginProblem(info.module, info.origin, message + error_line(exc), True)])
+            problem = PluginProblem(info.module, info.origin, message + error_line(exc), "broken")
+            _warn([problem])
             continue
         if isinstance(obj, kind) and id(obj) not in seen:
             seen.add(id(obj))

@@ -46,8 +46,7 @@ class PluginReport:
             lines.append("")
             lines.append("problems:")
             for problem in self.problems:
-                label = "broken" if problem.broken else "shadowed"
-                lines.append(f"  {label}: {problem.message}")
+                lines.append(f"  {problem.category}: {problem.message}")
             if not self.ok:
                 lines.append(
                     "  (a broken module is tried again when its file changes;"
