@@ -17,6 +17,7 @@ import pkgutil
 import shutil
 import statistics
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -241,6 +242,7 @@ def run_case(case: Case, ctx: Context, progress: TextIO | None = None) -> dict[s
         "status": "ok",
         "reason": "",
     }
+    started = time.perf_counter()
     iterator = iter(case.comparisons(ctx))
     try:
         while True:
@@ -260,6 +262,7 @@ def run_case(case: Case, ctx: Context, progress: TextIO | None = None) -> dict[s
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
+        result["elapsed_s"] = round(time.perf_counter() - started, 1)
     return result
 
 
