@@ -97,12 +97,16 @@ def test_second_sigint_forces_exit(
         "from myproject import EchoService\n"
         "class Slow(Service):\n"
         "    async def stop(self):\n"
-        "        await asyncio.sleep(60)\n"
+        "        while True:  # ignores cancellation too\n"
+        "            try:\n"
+        "                await asyncio.sleep(60)\n"
+        "            except asyncio.CancelledError:\n"
+        "                pass\n"
         "application = Application('slow')\n"
         f"EchoService({port}).set_parent(application)\n"
         "Slow().set_parent(application)\n"
     )
-    proc = tapster_proc.start("-y", str(tac), cwd=project)
+    proc = tapster_proc.start("--pidfile", "slow.pid", "-y", str(tac), cwd=project)
     wait_listening(proc, port)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
@@ -111,3 +115,4 @@ def test_second_sigint_forces_exit(
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 130, err
     assert "second SIGINT" in err
+    assert not (project / "slow.pid").exists()

@@ -399,12 +399,25 @@ class Runner:
         assert self.loop is not None
         if self.settings.debug:
             self.loop.set_exception_handler(_debug_exception_handler)
+        loop = self.loop
         with _spew(self.settings.spew), _profiled(self.settings) as profiler:
             if profiler is None:
-                return self.loop.run_until_complete(self._main())
-            loop = self.loop
-            status: int = profiler.runcall(lambda: loop.run_until_complete(self._main()))
-            return status
+                status = loop.run_until_complete(self._main())
+            else:
+                status = profiler.runcall(lambda: loop.run_until_complete(self._main()))
+        if status == EXIT_FORCED:
+            self._exit_now(status)
+        return int(status)
+
+    def _exit_now(self, status: int) -> None:
+        """A forced stop: remove the pidfile, flush the log, and leave without waiting."""
+        if self.pidfile is not None:
+            self.pidfile.remove()
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
 
     async def _main(self) -> int:
         assert self.root is not None and self.loop is not None
