@@ -35,3 +35,26 @@ def test_completion_scripts_cover_runner_and_plugin_options(project: Path) -> No
             assert word in result.stdout, (shell, word)
     result = run_tapster(["--completion", "tcsh"], cwd=project)
     assert result.returncode == 2
+
+
+def test_a_plugin_that_breaks_after_caching_is_one_line_status_1(project: Path) -> None:
+    (project / "myproject" / "extra.py").write_text("VALUE = 1\n")
+    (project / "tapster" / "plugins" / "fragile_plugin.py").write_text(
+        "from myproject.extra import VALUE\n"
+        "from tapster.service import ServiceMaker\n"
+        "from tapster.usage import Options\n"
+        "class Fragile(ServiceMaker):\n"
+        "    tapname = 'fragile'\n"
+        "    description = 'Breaks when its dependency goes.'\n"
+        "    options = Options\n"
+        "    def make_service(self, options):\n"
+        "        raise NotImplementedError\n"
+        "fragile = Fragile()\n"
+    )
+    assert "fragile" in run_tapster(["--help"], cwd=project).stdout  # cached now
+    (project / "myproject" / "extra.py").unlink()
+    result = run_tapster(["fragile"], cwd=project)
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("tapster: the plugin for 'fragile'")
+    assert "myproject.extra" in result.stderr
