@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import struct
 import time
@@ -263,3 +264,45 @@ def test_tls_on_either_end_uses_the_transport_engine(run: Runner, tmp_path: Any)
         secure.close()
 
     run(main())
+
+
+def test_idle_connections_are_closed_busy_ones_are_not(
+    run: Runner, engine: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="tapster.portforward")
+
+    async def main() -> None:
+        dest = await asyncio.start_server(echo, "127.0.0.1", 0)
+        service = PortForwardService(
+            "tcp:0:interface=127.0.0.1",
+            ("127.0.0.1", dest.sockets[0].getsockname()[1]),
+            engine=engine,
+            idle_timeout=0.4,
+        )
+        await service.start()
+        port = int(service.listening()[0].rsplit(":", 1)[1])
+        idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
+        busy_r, busy_w = await asyncio.open_connection("127.0.0.1", port)
+        idle_w.write(b"hello")
+        assert await idle_r.readexactly(5) == b"hello"
+        began = time.monotonic()
+        # The busy connection talks every 0.2 s; the idle one says nothing.
+        while time.monotonic() - began < 1.0:
+            busy_w.write(b".")
+            assert await busy_r.readexactly(1) == b"."
+            await asyncio.sleep(0.2)
+        assert await asyncio.wait_for(idle_r.read(), 1) == b""  # closed by the proxy
+        busy_w.write(b"!")
+        assert await busy_r.readexactly(1) == b"!"
+        assert service.stats.idle_closed == 1
+        idle_w.close()
+        busy_w.close()
+        await service.stop()
+        dest.close()
+
+    run(main())
+    assert "closing the idle connection from 127.0.0.1:" in caplog.text
+    assert re.search(
+        r"connection from 127\.0\.0\.1:\d+ closed after [\d.]+ s: 5 bytes", caplog.text
+    )
+    assert "1 closed when idle" in caplog.text

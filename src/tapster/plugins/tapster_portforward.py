@@ -23,6 +23,7 @@ class _PortForwardMaker(ServiceMaker):
             connect_timeout=options["connect_timeout"],
             drain_timeout=options["drain_timeout"],
             engine=options["engine"],
+            idle_timeout=options["idle_timeout"],
         )
 
 

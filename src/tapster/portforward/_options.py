@@ -55,6 +55,14 @@ class PortForwardOptions(Options):
         ),
         ("connect_timeout", None, 10.0, "Seconds to wait for the destination.", _seconds),
         (
+            "idle_timeout",
+            None,
+            None,
+            "Close a connection when no byte has moved either way for this many seconds "
+            "(default: never).",
+            _seconds,
+        ),
+        (
             "engine",
             None,
             "auto",

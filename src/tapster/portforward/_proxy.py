@@ -66,6 +66,27 @@ def connect_failure(exc: OSError) -> str:
     return str(exc) or type(exc).__name__
 
 
+def describe_peer(address: object) -> str:
+    """``1.2.3.4:5678``, ``[::1]:5678`` or a Unix path, for the debug log."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) if address else "?"
+
+
+def log_closed(peer: str, began: float, up: int, down: int) -> None:
+    """One debug line per finished connection (nothing is formatted unless enabled)."""
+    if log.isEnabledFor(logging.DEBUG):
+        took = asyncio.get_running_loop().time() - began
+        log.debug(
+            "connection from %s closed after %.1f s: %d bytes to the destination, %d back",
+            peer,
+            took,
+            up,
+            down,
+        )
+
+
 @dataclass
 class ForwardStats:
     """Counters of one forwarder, logged when it stops."""
@@ -84,14 +105,17 @@ class ForwardStats:
     """Bytes read from clients and written to the destination."""
     bytes_from_dest: int = 0
     """Bytes read from the destination and written to clients."""
+    idle_closed: int = 0
+    """Connections closed because nothing moved for the idle timeout."""
 
     def summary(self) -> str:
         """One log line with every counter."""
+        idle = f", {self.idle_closed} closed when idle" if self.idle_closed else ""
         return (
             f"{self.connections} connections ({self.rejected} rejected, "
             f"{self.failed} failed to connect, peak {self.peak} at once), "
             f"{self.bytes_to_dest} bytes to the destination, "
-            f"{self.bytes_from_dest} bytes from it"
+            f"{self.bytes_from_dest} bytes from it{idle}"
         )
 
 
@@ -156,7 +180,9 @@ class _ClientHalf(_Half):
     def data_received(self, data: bytes) -> None:
         peer = self.peer
         if peer is not None and peer.transport is not None:
-            self.link.forwarder.stats.bytes_to_dest += len(data)
+            link = self.link
+            link.up += len(data)
+            link.forwarder.stats.bytes_to_dest += len(data)
             peer.transport.write(data)
         elif self.transport is not None:
             self.early += data
@@ -180,14 +206,29 @@ class _DestHalf(_Half):
     def data_received(self, data: bytes) -> None:
         peer = self.peer
         if peer is not None and peer.transport is not None:
-            self.link.forwarder.stats.bytes_from_dest += len(data)
+            link = self.link
+            link.down += len(data)
+            link.forwarder.stats.bytes_from_dest += len(data)
             peer.transport.write(data)
 
 
 class _Link:
     """One forwarded connection: a client half, a destination half, their lifetime."""
 
-    __slots__ = ("client", "connecting", "counted", "dest", "done", "forwarder")
+    __slots__ = (
+        "began",
+        "client",
+        "connecting",
+        "counted",
+        "dest",
+        "done",
+        "down",
+        "forwarder",
+        "peer_name",
+        "quiet",
+        "seen",
+        "up",
+    )
 
     def __init__(self, forwarder: Forwarder) -> None:
         self.forwarder = forwarder
@@ -196,6 +237,10 @@ class _Link:
         self.connecting: asyncio.Task[None] | None = None
         self.counted = False
         self.done = False
+        # Per-connection bytes each way, and what the idle sweep saw last.
+        self.up = self.down = self.seen = 0
+        self.quiet = self.began = 0.0
+        self.peer_name = "?"
 
     def client_connected(self, transport: asyncio.Transport) -> None:
         fw = self.forwarder
@@ -209,6 +254,8 @@ class _Link:
         stats.peak = max(stats.peak, stats.active)
         self.counted = True
         fw.links.add(self)
+        self.began = asyncio.get_running_loop().time()
+        self.peer_name = describe_peer(transport.get_extra_info("peername"))
         transport.set_write_buffer_limits(high=fw.high_water)
         # Nothing is read from the client until the destination answers, so
         # nothing needs buffering meanwhile.
@@ -280,6 +327,7 @@ class _Link:
         self.done = True
         if self.counted:
             self.counted = False
+            log_closed(self.peer_name, self.began, self.up, self.down)
             fw = self.forwarder
             fw.stats.active -= 1
             fw.links.discard(self)

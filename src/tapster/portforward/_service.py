@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Sized
+from collections.abc import Collection
 from typing import Literal, Protocol
 
 from tapster.endpoints import (
@@ -43,13 +43,23 @@ _ABORT_GRACE = 1.0
 Engine = Literal["auto", "splice", "transport"]
 
 
+class _LinkLike(Protocol):
+    up: int
+    down: int
+    seen: int
+    quiet: float
+    peer_name: str
+
+    def close(self) -> None: ...
+
+
 class _Engine(Protocol):
     stats: ForwardStats
     destination: str
     closing: bool
 
     @property
-    def links(self) -> Sized: ...
+    def links(self) -> Collection[_LinkLike]: ...
 
     def close_all(self, abort: bool = False) -> None: ...
 
@@ -80,6 +90,7 @@ class PortForwardService(Service):
         drain_timeout: float = 5.0,
         high_water: int = DEFAULT_HIGH_WATER,
         engine: Engine = "auto",
+        idle_timeout: float | None = None,
     ) -> None:
         super().__init__()
         self.endpoint = server_from_string(listen) if isinstance(listen, str) else listen
@@ -112,6 +123,8 @@ class PortForwardService(Service):
                 high_water=high_water,
             )
         self.drain_timeout = drain_timeout
+        self.idle_timeout = idle_timeout
+        self._sweeper: asyncio.Task[None] | None = None
         self._sockets: list[socket.socket] = []
         self._servers: list[asyncio.Server] = []
         self._serving = False
@@ -149,6 +162,10 @@ class PortForwardService(Service):
                 )
                 self._servers.append(server)
         self._serving = True
+        if self.idle_timeout:
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self._sweep(self.idle_timeout), name="portforward idle sweep"
+            )
         log.info(
             "forwarding %s to %s (%s engine)",
             ", ".join(self._addresses),
@@ -160,6 +177,10 @@ class PortForwardService(Service):
         """Stop listening, drain or close open connections, log the counters."""
         fw = self.forwarder
         self._serving = False
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         if isinstance(fw, SpliceForwarder):
             fw.stop_serving()
         for server in self._servers:
@@ -186,6 +207,24 @@ class PortForwardService(Service):
         self.endpoint.release(self._sockets)
         self._sockets = []
         log.info("portforward to %s stopped: %s", fw.destination, fw.stats.summary())
+
+    async def _sweep(self, idle: float) -> None:
+        """Close connections on which no byte moved, either way, for ``idle`` seconds."""
+        interval = min(max(idle / 4, 0.05), 5.0)
+        fw = self.forwarder
+        while True:
+            await asyncio.sleep(interval)
+            for link in list(fw.links):
+                moved = link.up + link.down
+                if moved != link.seen:
+                    link.seen = moved
+                    link.quiet = 0.0
+                    continue
+                link.quiet += interval
+                if link.quiet >= idle:
+                    log.debug("closing the idle connection from %s", link.peer_name)
+                    fw.stats.idle_closed += 1
+                    link.close()
 
     def listening(self) -> list[str]:
         """The addresses connections are accepted on."""

@@ -30,7 +30,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tapster.portforward._proxy import ForwardStats, connect_failure
+from tapster.portforward._proxy import ForwardStats, connect_failure, describe_peer, log_closed
 
 __all__ = ["PIPE_SIZE", "SpliceForwarder", "splice_available"]
 
@@ -124,8 +124,10 @@ class _Pump:
                 return
             self.pending += n
             if self.to_dest:
+                link.up += n
                 stats.bytes_to_dest += n
             else:
+                link.down += n
                 stats.bytes_from_dest += n
             if not self.flush():
                 return
@@ -178,15 +180,34 @@ class _Pump:
 class _SpliceLink:
     """One forwarded connection: the client socket, the destination socket, two pumps."""
 
-    __slots__ = ("client", "closed", "connecting", "dest", "engine", "loop", "pumps")
+    __slots__ = (
+        "began",
+        "client",
+        "closed",
+        "connecting",
+        "dest",
+        "down",
+        "engine",
+        "loop",
+        "peer_name",
+        "pumps",
+        "quiet",
+        "seen",
+        "up",
+    )
 
-    def __init__(self, engine: SpliceForwarder, client: socket.socket) -> None:
+    def __init__(self, engine: SpliceForwarder, client: socket.socket, peer: object = None) -> None:
         self.engine = engine
         self.loop = engine.loop
         self.client = client
         self.dest: socket.socket | None = None
         self.pumps: tuple[_Pump, _Pump] | None = None
         self.closed = False
+        # Per-connection bytes each way, and what the idle sweep saw last.
+        self.up = self.down = self.seen = 0
+        self.quiet = 0.0
+        self.began = self.loop.time()
+        self.peer_name = describe_peer(peer)
         self.connecting: asyncio.Task[None] | None = self.loop.create_task(self._connect())
 
     async def _connect(self) -> None:
@@ -258,6 +279,7 @@ class _SpliceLink:
         for sock in (self.client, self.dest):
             if sock is not None:
                 sock.close()
+        log_closed(self.peer_name, self.began, self.up, self.down)
         self.engine.link_closed(self)
 
 
@@ -334,7 +356,7 @@ class SpliceForwarder:
     def _accept(self, listener: socket.socket) -> None:
         for _ in range(64):
             try:
-                conn, _ = listener.accept()
+                conn, peer = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
@@ -347,13 +369,13 @@ class SpliceForwarder:
                 self.loop.remove_reader(listener.fileno())
                 self.loop.call_later(_ACCEPT_PAUSE, self._resume_accept, listener)
                 return
-            self._accepted(conn)
+            self._accepted(conn, peer)
 
     def _resume_accept(self, listener: socket.socket) -> None:
         if not self.closing and listener in self._listeners and listener.fileno() >= 0:
             self.loop.add_reader(listener.fileno(), self._accept, listener)
 
-    def _accepted(self, conn: socket.socket) -> None:
+    def _accepted(self, conn: socket.socket, peer: object) -> None:
         stats = self.stats
         if self.closing or (
             self.max_connections is not None and stats.active >= self.max_connections
@@ -367,7 +389,7 @@ class SpliceForwarder:
         stats.connections += 1
         stats.active += 1
         stats.peak = max(stats.peak, stats.active)
-        self.links.add(_SpliceLink(self, conn))
+        self.links.add(_SpliceLink(self, conn, peer))
 
     # -- stopping ---------------------------------------------------------------------
 
