@@ -205,3 +205,32 @@ def test_tls_and_two_listeners(tapster_proc, site: Path, tmp_path: Path, loop: s
     c.request("GET", "/data.json")
     assert c.getresponse().read() == b'{"x": 1}'
     c.close()
+
+
+def test_ipv6_listener(tapster_proc, site: Path) -> None:
+    import http.client
+    import time
+
+    from support import free_port, wait_for_port
+
+    try:
+        port = free_port("::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    proc = tapster_proc.start(
+        "web", "--listen", f"tcp6:{port}:interface=\\:\\:1", "--path", str(site)
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            wait_for_port(port, host="::1", timeout=0.2)
+            break
+        except TimeoutError:
+            assert proc.poll() is None and time.monotonic() < deadline
+    c = http.client.HTTPConnection("::1", port, timeout=10)
+    c.request("GET", "/data.json", headers={"User-Agent": "v6"})
+    assert c.getresponse().read() == b'{"x": 1}'
+    c.close()
+    proc.terminate()
+    out, err = proc.communicate(timeout=15)
+    assert "::1 - - [" in out + err
