@@ -16,7 +16,7 @@ __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "RunSettings", "RunnerOption
 
 
 def __getattr__(name: str) -> object:
-    # RunSettings is a dataclass; importing dataclasses costs the help path ~10 ms.
+    # RunSettings is only needed on the run path: keep it off the --help path.
     if name == "RunSettings":
         from tapster.runner._settings import RunSettings
 

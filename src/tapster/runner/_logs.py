@@ -23,8 +23,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 __all__ = [
     "JsonFormatter",
@@ -43,8 +42,7 @@ class LogError(Exception):
     """The log destination cannot be opened; the message names it and why."""
 
 
-@dataclass(frozen=True)
-class LogConfig:
+class LogConfig(NamedTuple):
     """What the user asked for on the command line."""
 
     level: int = logging.INFO
