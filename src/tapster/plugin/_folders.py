@@ -70,6 +70,7 @@ def module_files(folder: str) -> dict[str, tuple[str, int, int]]:
         fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
     except OSError:
         return found
+    prefix = os.path.join(folder, "")
     try:
         names = os.listdir(fd)
         for name in names:
@@ -83,7 +84,7 @@ def module_files(folder: str) -> dict[str, tuple[str, int, int]]:
             except OSError:
                 continue
             if stat.S_ISREG(st.st_mode):
-                found[stem] = (os.path.join(folder, name), st.st_size, st.st_mtime_ns)
+                found[stem] = (prefix + name, st.st_size, st.st_mtime_ns)
     except OSError:
         pass
     finally:
