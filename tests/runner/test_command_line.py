@@ -124,3 +124,20 @@ def test_python_dash_m_and_console_script_are_the_same(project: Path) -> None:
     assert direct.stdout == run_tapster(["--help"], cwd=project).stdout.replace(
         "Usage: __main__", "Usage: tapster"
     )
+
+
+def test_a_world_writable_current_directory_is_not_put_on_sys_path(project: Path) -> None:
+    import subprocess
+
+    from support import tapster_env
+
+    project.chmod(0o1777)  # like /tmp: anyone could drop an asyncio.py here
+    script = str(Path(sys.executable).parent / "tapster")
+
+    def run(*args: str) -> str:
+        return subprocess.run(
+            [script, *args], cwd=project, env=tapster_env(), capture_output=True, text=True
+        ).stdout
+
+    assert "myproject" not in run("--help")
+    assert "myproject" in run("--app-dir", ".", "--help")  # asked for explicitly

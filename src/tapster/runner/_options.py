@@ -110,7 +110,7 @@ _loop.completion = ("auto", "asyncio", "uvloop")  # type: ignore[attr-defined]
 _loop.coerce_doc = "auto, asyncio, uvloop or module:factory."  # type: ignore[attr-defined]
 
 
-def install_app_dir(directory: str) -> str:
+def install_app_dir(directory: str | None) -> str | None:
     """Put ``directory`` first on ``sys.path`` so its packages and plugins are found.
 
     First, as ``python -m`` puts the current directory first: the project being
@@ -118,8 +118,18 @@ def install_app_dir(directory: str) -> str:
     imports ``tapster.plugins`` (which extends its ``__path__`` from
     ``sys.path`` at import time); if it was imported already, its ``__path__``
     gets the folder too.
+
+    ``None`` means the current directory, except when anyone may write to it
+    (``/tmp`` and the like): there, a stray ``asyncio.py`` left by another user
+    would be imported by whoever runs ``tapster``, maybe root. Returns the
+    folder added, or None when none was.
     """
-    path = os.path.abspath(directory)
+    if directory is None:
+        path = os.getcwd()
+        if os.stat(path).st_mode & 0o002:
+            return None
+    else:
+        path = os.path.abspath(directory)
     if path not in sys.path:
         sys.path.insert(0, path)
     plugins = sys.modules.get("tapster.plugins")
@@ -191,8 +201,9 @@ class RunnerOptions(Options):
         (
             "app_dir",
             None,
-            ".",
-            "Put this folder first on sys.path (its packages and tapster/plugins/ are found).",
+            None,
+            "Put this folder first on sys.path, so its packages and tapster/plugins/ are "
+            "found. Default: the current directory, unless it is world-writable.",
             _dir,
         ),
         (
@@ -208,6 +219,7 @@ class RunnerOptions(Options):
         super().__init__()
         self._subcommand_rows: list[tuple[str, None, Callable[[], Any], str]] | None = None
         self.maker: Any = None
+        self.app_path: str | None = None
         self.bare = False
 
     def opt_help_loops(self) -> None:
@@ -221,7 +233,7 @@ class RunnerOptions(Options):
     def subcommands(self) -> list[tuple[str, None, Callable[[], Any], str]]:
         """One row per service-maker plugin, from the cache; nothing is imported."""
         if self._subcommand_rows is None:
-            install_app_dir(self.get("app_dir") or ".")
+            self.app_path = install_app_dir(self.get("app_dir"))
             from tapster.plugin import describe_plugins
 
             rows = []
@@ -308,5 +320,5 @@ class RunnerOptions(Options):
             spew=bool(self["spew"]),
             originalname=bool(self["originalname"]),
             shutdown_timeout=float(self["shutdown_timeout"]),
-            app_dir=os.path.abspath(self["app_dir"] or "."),
+            app_dir=self.app_path,
         )

@@ -39,4 +39,4 @@ class RunSettings(NamedTuple):
     spew: bool
     originalname: bool
     shutdown_timeout: float
-    app_dir: str
+    app_dir: str | None
