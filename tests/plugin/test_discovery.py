@@ -136,3 +136,19 @@ def test_a_folder_reached_twice_counts_once(sandbox):
     result = sandbox.describe()
     assert sandbox.names(result) == ["one"]
     assert not [p for p in sandbox.run("problems")["problems"] if "tapster.plugins.one" in p[0]]
+
+
+def test_a_kind_defined_again_still_finds_plugins_of_either_class(sandbox):
+    """As after importlib.reload of the kind's module: two classes, one kind id."""
+    folder = sandbox.folder("proj")
+    sandbox.module(folder, "old", "from testkind import W\nw = W('of-the-first-class')\n")
+    sandbox.module(
+        folder,
+        "reloaded",
+        """
+        import importlib, testkind
+        testkind = importlib.reload(testkind)
+        w = testkind.W('of-the-second-class')
+        """,
+    )
+    assert sandbox.names(sandbox.describe()) == ["of-the-first-class", "of-the-second-class"]

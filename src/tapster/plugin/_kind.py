@@ -57,17 +57,15 @@ _KINDS: list[type[PluginKind]] = []
 
 
 def kind_classes() -> list[type[PluginKind]]:
-    """Every plugin kind defined so far, sorted by kind id (first definition of an id wins).
+    """Every plugin kind class defined so far, sorted by kind id.
 
     Kinds register themselves when their class is created, so this costs the
     same however many plugin classes exist. Only kinds whose defining module
     has been imported are known; a plugin module imports the kinds it
-    implements, so importing it makes them known.
+    implements, so importing it makes them known. A kind defined twice (its
+    module reloaded) is listed twice: an object of either class belongs to it.
     """
-    found: dict[str, type[PluginKind]] = {}
-    for cls in _KINDS:
-        found.setdefault(cls.__dict__["plugin_kind"], cls)
-    return [found[k] for k in sorted(found)]
+    return sorted(_KINDS, key=lambda cls: str(cls.__dict__["plugin_kind"]))
 
 
 def kind_id(kind: type | str) -> str:
