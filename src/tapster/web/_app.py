@@ -35,6 +35,10 @@ class WebApp:
             from ._auth import BasicAuth
 
             self._auth = BasicAuth(config.portal, config.realm)
+        if self._auth is None and self._wsgi is None and self._static is not None:
+            # Files only: nothing to route, so requests go straight to the files.
+            # (Without a WSGI fallback the static handler never answers None.)
+            self.handle = self._static.handle  # type: ignore[method-assign,assignment]
 
     def handle(self, req: Request) -> Handled:
         """The response to ``req`` (or an awaitable of it)."""

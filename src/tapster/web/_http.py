@@ -13,6 +13,7 @@ from http import HTTPStatus
 from typing import Final
 
 SERVER: Final = b"tapster"
+_SERVER_LINE: Final = b"Server: " + SERVER + b"\r\n"
 
 #: Pre-encoded status lines, built once for every status the standard library knows.
 _STATUS_LINES: Final[dict[int, bytes]] = {
@@ -37,20 +38,36 @@ def reason(status: int) -> str:
 
 
 class _DateCache:
-    """The ``Date:`` header line, formatted at most once per second."""
+    """The ``Date:`` header line, formatted at most once per second, and the
+    status line + ``Date`` + ``Server`` prefix of each status, built with it."""
 
-    __slots__ = ("_line", "_second")
+    __slots__ = ("_line", "_prefixes", "_second")
 
     def __init__(self) -> None:
         self._second = -1
         self._line = b""
+        self._prefixes: dict[int, bytes] = {}
 
     def line(self) -> bytes:
         now = int(time.time())
         if now != self._second:
-            self._second = now
-            self._line = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+            self._tick(now)
         return self._line
+
+    def prefix(self, status: int) -> bytes:
+        """``HTTP/1.1 200 OK``, ``Date`` and ``Server`` lines for ``status``."""
+        now = int(time.time())
+        if now != self._second:
+            self._tick(now)
+        prefix = self._prefixes.get(status)
+        if prefix is None:
+            prefix = self._prefixes[status] = status_line(status) + self._line + _SERVER_LINE
+        return prefix
+
+    def _tick(self, now: int) -> None:
+        self._second = now
+        self._line = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+        self._prefixes = {}
 
 
 date_cache: Final = _DateCache()

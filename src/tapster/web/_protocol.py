@@ -43,6 +43,7 @@ _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CLOSE = b"Connection: close\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_FRAMING = frozenset({b"content-length", b"expect"})
 _NO_BODY_STATUS = frozenset({204, 304})
 _FALLBACK_CHUNK = 1024 * 1024
 _JOIN_LIMIT = 16 * 1024
@@ -72,6 +73,7 @@ class HttpConnection(asyncio.Protocol):
         self._url: list[bytes] = []
         self._url_len = 0
         self._headers: list[tuple[bytes, bytes]] = []
+        self._framing: list[tuple[bytes, bytes]] = []
         self._head_size = 0
         self._body: list[bytes] = []
         self._body_len = 0
@@ -169,6 +171,7 @@ class HttpConnection(asyncio.Protocol):
         self._url = []
         self._url_len = 0
         self._headers = []
+        self._framing = []
         self._head_size = 0
         self._body = []
         self._body_len = 0
@@ -191,7 +194,10 @@ class HttpConnection(asyncio.Protocol):
         headers = self._headers
         if len(headers) >= self._limits.max_headers:
             raise _RejectError(431, "The request has too many header fields.")
-        headers.append((name.lower(), value))
+        lname = name.lower()
+        headers.append((lname, value))
+        if lname in _FRAMING:
+            self._framing.append((lname, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -221,6 +227,11 @@ class HttpConnection(asyncio.Protocol):
             self._client,
         )
         self._current = req
+        if self._framing:
+            self._check_framing(req)
+
+    def _check_framing(self, req: Request) -> None:
+        """Refuse a body that is too large before reading it; answer 100-continue."""
         length = req.get(b"content-length")
         if length is not None:
             try:
@@ -323,17 +334,7 @@ class HttpConnection(asyncio.Protocol):
         else:
             conn = b""
         return (
-            b"".join(
-                (
-                    status_line(resp.status),
-                    date_cache.line(),
-                    _SERVER_LINE,
-                    resp.headers,
-                    extra,
-                    conn,
-                    b"\r\n",
-                )
-            ),
+            b"".join((date_cache.prefix(resp.status), resp.headers, extra, conn, b"\r\n")),
             close,
         )
 
