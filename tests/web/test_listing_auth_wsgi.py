@@ -252,3 +252,23 @@ def test_wsgi_worker_is_freed_when_client_leaves(serve, tmp_path: Path) -> None:
     status, _, body = web.get("/")
     assert status == 200 and body == b"ok"
     assert time.monotonic() - start < 5
+
+
+def test_stop_closes_idle_keep_alive_connections_at_once(serve, site_dir: Path) -> None:
+    web = serve("--path", str(site_dir))
+    idle = [web.conn() for _ in range(5)]
+    for c in idle:
+        c.request("GET", "/a.txt")
+        assert c.getresponse().read() == b"a"
+    start = time.monotonic()
+    web.proc.send_signal(signal.SIGTERM)
+    assert web.proc.wait(15) == 0
+    assert time.monotonic() - start < 5  # not the 30 s drain budget
+    for c in idle:
+        c.close()
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path) -> Path:
+    (tmp_path / "a.txt").write_text("a")
+    return tmp_path
