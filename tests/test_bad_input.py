@@ -104,6 +104,9 @@ RUNNER_CASES = [
     usage("debug-and-daemon", "-b", "-D", "web", says=("--debug", "--daemon")),
     usage("nodaemon-and-daemon", "-n", "-D", "web", says=("--nodaemon", "--daemon")),
     usage("tac-and-command", "-y", "{assets}/noapp.tac", "web", says=("-y", "web")),
+    usage("log-level-empty", "--log-level=", "web", says=("--log-level", "''")),
+    usage("daemon-log-to-stdout", "-D", "--logfile", "-", "web", says=("--logfile", "--daemon")),
+    usage("non-utf8-command", "\udcff", says="unknown command"),
     usage("non-utf8-path", "web", "--path", "/tmp/\udcff-none", says=("--path", "no such")),
     startup("loop-module-missing", "--loop", "no_such_mod_xyz:make", "web", *LISTEN,
             says=("no_such_mod_xyz",)),
@@ -138,6 +141,7 @@ RUNNER_CASES = [
 ]  # fmt: skip
 
 TAC_CASES = [
+    startup("tac-non-utf8-name", "-y", "{tmp}/\udcff.tac", says="cannot read"),
     startup("tac-missing", "-y", "{tmp}/missing.tac", says=("cannot read", "missing.tac")),
     startup("tac-is-dir", "-y", "{assets}", says="cannot read"),
     startup("tac-syntax-error", "-y", "{assets}/syntax.tac", says=("syntax.tac:2", "syntax")),
@@ -164,6 +168,12 @@ WEB_CASES = [
     usage("listen-unknown-type", "web", "--listen", "nope:80",
           says=("--listen", "'nope:80'", "unknown endpoint type", "tcp")),
     usage("listen-empty", "web", "--listen", "", says=("--listen", "type is missing")),
+    usage("listen-unix-no-path", "web", "--listen", "unix:", says=("'unix:'", "path")),
+    usage("listen-keyword-twice", "web", "--listen", "tcp:{port}:interface=::1:interface=::1",
+          says="'interface' is given twice"),
+    usage("listen-stray-argument", "web", "--listen", "tcp:{port}:interface",
+          says="unexpected argument 'interface'"),
+    usage("listen-negative-port", "web", "--listen", "tcp:-1", says=("'tcp:-1'", "port")),
     usage("listen-missing-port", "web", "--listen", "tcp", says=("'tcp'", "missing port")),
     usage("listen-empty-port", "web", "--listen", "tcp:", says=("'tcp:'", "port")),
     usage("listen-port-too-big", "web", "--listen", "tcp:99999", says=("99999", "65535")),
@@ -218,6 +228,7 @@ WEB_CASES = [
     usage("request-timeout-negative", "web", *LISTEN, "--request-timeout", "-1",
           says="--request-timeout"),
     usage("index-path", "web", *LISTEN, "--index", "../secret", says=("--index", "../secret")),
+    usage("flag-with-value", "web", *LISTEN, "--no-gzip=yes", says=("--no-gzip", "no value")),
     usage("web-positional", "web", *LISTEN, "stray", says=("'stray'", "no arguments")),
     startup("listen-port-in-use", "web", "--listen", "tcp:{busy}:interface=127.0.0.1",
             says=("127.0.0.1:{busy}", "address already in use")),
@@ -225,6 +236,12 @@ WEB_CASES = [
             says=("{port}", "address already in use")),
     startup("port-in-use-with-pidfile", "--pidfile", "{tmp}/app.pid", "web",
             "--listen", "tcp:{busy}:interface=127.0.0.1", says="address already in use"),
+    startup("port-in-use-with-logfile", "--pidfile", "{tmp}/app.pid", "--logfile",
+            "{tmp}/app.log", "web", "--listen", "tcp:{busy}:interface=127.0.0.1",
+            says="address already in use"),
+    startup("daemon-port-in-use-with-logfile", "-D", "--pidfile", "{tmp}/app.pid", "--logfile",
+            "{tmp}/app.log", "web", "--listen", "tcp:{busy}:interface=127.0.0.1",
+            says="address already in use"),
     startup("daemon-port-in-use", "-D", "web", "--listen", "tcp:{busy}:interface=127.0.0.1",
             says="address already in use"),
     startup("listen-unix-missing-dir", "web", "--listen", "unix:{tmp}/nope/s.sock",
@@ -415,14 +432,15 @@ def test_bad_input(case: Case, tmp_path: Path, assets: Path, busy_port: int) -> 
     says = tuple(fill(needle, values) for needle in case.says)
     result = run_tapster(args, cwd=tmp_path, timeout=20)
     check_one_line(result, case.status, says, "tapster")
-    # Nothing is left behind: no pidfile, no half-written file. A daemon that got
-    # as far as opening its default log keeps it, with the error and no traceback.
+    # Nothing is left behind: no pidfile, no half-written file. A log file that was
+    # opened before the failure stays, holding the error and no traceback.
     left = listing(tmp_path)
-    if "-D" in args and "tapster.log" in left:
-        log = (tmp_path / "tapster.log").read_text()
-        assert "Traceback" not in log
-        assert says[-1] in log
-        left.discard("tapster.log")
+    for name in sorted(left):
+        if name.endswith(".log"):
+            log = (tmp_path / name).read_text()
+            assert "Traceback" not in log, log
+            assert says[-1] in log, log
+            left.discard(name)
     assert left == set(), f"left behind: {sorted(left)}"
 
 
