@@ -6,6 +6,7 @@ import os
 import pwd
 import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,31 @@ def test_chroot_pidfile_inside_the_new_root(
     assert proc.returncode == 0
     assert not (jail / "run" / "app.pid").exists()
     assert "stopped" in (jail / "run" / "app.log").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_daemon_in_a_chroot_success_and_death_leave_no_pidfile(
+    project: Path, tmp_path: Path
+) -> None:
+    jail = tmp_path / "jail"
+    (jail / "run").mkdir(parents=True)
+    port = free_port()
+    common = ["-D", "--chroot", str(jail), "-d", "/run", "myproject", "-p", str(port)]
+    result = run_tapster([*common, "--fail", "die"], cwd=project)
+    assert result.returncode == 1
+    assert "before it reported ready" in result.stderr
+    assert not (jail / "run" / "tapster.pid").exists()
+    result = run_tapster(common, cwd=project)
+    assert result.returncode == 0, result.stderr
+    pidfile = jail / "run" / "tapster.pid"
+    pid = int(pidfile.read_text())
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"hi\n")
+        assert conn.makefile("rb").readline() == b"hi\n"
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(1000):
+        if not pidfile.exists():
+            break
+        time.sleep(0.01)
+    assert not pidfile.exists()
+    assert "stopped" in (jail / "run" / "tapster.log").read_text()

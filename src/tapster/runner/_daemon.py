@@ -58,13 +58,14 @@ class Readiness:
             os.close(fd)
 
 
-def daemonize() -> tuple[int | None, str, Readiness]:
+def daemonize(null_fd: int | None = None) -> tuple[int | None, str, Readiness]:
     """Fork into the background.
 
     Returns ``(None, "", readiness)`` in the daemon. In the original process it
     returns ``(status, message, Readiness(None))`` once the daemon has reported:
     status 0 when ready, 1 with the daemon's message otherwise. The original
     process must then exit without cleaning up what the daemon now owns.
+    ``null_fd`` is ``/dev/null`` opened beforehand (a chroot may have none).
     """
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -82,13 +83,13 @@ def daemonize() -> tuple[int | None, str, Readiness]:
     os.setsid()
     if os.fork():
         os._exit(0)
-    redirect_stdio()
+    redirect_stdio(null_fd)
     return None, "", Readiness(write_fd)
 
 
-def redirect_stdio() -> None:
-    """Point stdin, stdout and stderr at ``/dev/null``."""
-    null = os.open(os.devnull, os.O_RDWR)
+def redirect_stdio(null_fd: int | None = None) -> None:
+    """Point stdin, stdout and stderr at ``/dev/null`` (or at ``null_fd``, which is closed)."""
+    null = os.open(os.devnull, os.O_RDWR) if null_fd is None else null_fd
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     if null > 2:

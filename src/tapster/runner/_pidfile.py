@@ -25,6 +25,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import time
 
 __all__ = ["PidFile", "PidFileError"]
 
@@ -151,6 +152,46 @@ class PidFile:
             finally:
                 os.close(fd)
         self._close_dir()
+
+    def remove_when_released(self, timeout: float = 2.0) -> None:
+        """Remove the file once nobody holds its lock (the daemon it belonged to died).
+
+        For the launcher of a daemon that died before reporting: the daemon's
+        descriptors close as it exits, a moment after its end of the pipe. A
+        file still locked after ``timeout`` belongs to someone alive and stays.
+        Works after a ``chroot`` too (everything goes through the directory's
+        descriptor).
+        """
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        deadline = time.monotonic() + timeout
+        try:
+            while self._dir_fd is not None:
+                try:
+                    fd = os.open(
+                        self.name, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self._dir_fd
+                    )
+                except OSError:
+                    return
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    if time.monotonic() > deadline:
+                        return
+                    time.sleep(0.01)
+                    continue
+                try:
+                    if self._same_inode(fd):
+                        os.unlink(self.name, dir_fd=self._dir_fd)
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+                return
+        finally:
+            self._close_dir()
 
     def forget(self) -> None:
         """Close without removing: another process (the daemon) owns the file now."""

@@ -27,7 +27,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -97,6 +96,7 @@ class Runner:
         self._capture: _Capture | None = None
         self._launcher = False  # True in the original process of a daemon
         self._ready = False  # True once the tree is started and listening
+        self._null_fd: int | None = None  # /dev/null, opened before a chroot
         root = settings.chroot
         self.base_dir = (
             os.path.join(os.path.abspath(root), settings.rundir.lstrip("/"))
@@ -288,6 +288,9 @@ class Runner:
     def enter_environment(self) -> None:
         """Step 4b: chroot, change to the run directory, set the umask."""
         s = self.settings
+        if s.daemon:
+            # The daemon's stdio goes to /dev/null, which a chroot may not have.
+            self._null_fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         if s.chroot:
             try:
                 _privileges.enter_chroot(s.chroot)
@@ -307,7 +310,10 @@ class Runner:
     def daemonize(self) -> int | None:
         """Step 5: fork into the background; the launcher gets its exit status."""
         self._launcher = True  # until we know we are the daemon
-        status, message, readiness = _daemon.daemonize()
+        null_fd, self._null_fd = self._null_fd, None
+        status, message, readiness = _daemon.daemonize(null_fd)
+        if status is not None and null_fd is not None:
+            os.close(null_fd)
         if status is not None:
             if message == _daemon.DIED:
                 self._remove_orphaned_pidfile()
@@ -320,23 +326,9 @@ class Runner:
 
     def _remove_orphaned_pidfile(self) -> None:
         """The daemon died without cleaning up: remove its pidfile once nobody holds it."""
-        if self.pidfile is None:
-            return
-        path = self.pidfile.path
-        self.pidfile.forget()
-        self.pidfile = None
-        deadline = time.monotonic() + 2.0
-        while True:
-            orphan = PidFile(path)
-            try:
-                orphan.acquire()
-            except PidFileError:
-                if time.monotonic() > deadline:
-                    return  # somebody lives and holds it: not ours to remove
-                time.sleep(0.01)
-                continue
-            orphan.remove()
-            return
+        if self.pidfile is not None:
+            self.pidfile.remove_when_released()
+            self.pidfile = None
 
     # -- step 6 ------------------------------------------------------------------------
 
