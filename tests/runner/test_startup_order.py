@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import signal
@@ -142,7 +143,7 @@ def test_chroot_pidfile_inside_the_new_root(
     port = free_port()
     proc = tapster_proc.start(
         "--chroot", str(jail), "-d", "/run", "--pidfile", "app.pid", "-l", "app.log",
-        "order", "-p", str(port), cwd=order_project,
+        "--log-format", "json", "-r", "uvloop", "order", "-p", str(port), cwd=order_project,
     )  # fmt: skip
     wait_listening(proc, port)
     assert (jail / "run" / "app.pid").read_text() == f"{proc.pid}\n"
@@ -153,7 +154,10 @@ def test_chroot_pidfile_inside_the_new_root(
     proc.communicate(timeout=15)
     assert proc.returncode == 0
     assert not (jail / "run" / "app.pid").exists()
-    assert "stopped" in (jail / "run" / "app.log").read_text()
+    text = (jail / "run" / "app.log.1").read_text() + (jail / "run" / "app.log").read_text()
+    records = [json.loads(line) for line in text.splitlines()]
+    assert any("loop uvloop" in record["message"] for record in records)
+    assert "stopped" in records[-1]["message"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")

@@ -27,7 +27,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -97,6 +97,7 @@ class Runner:
         self._launcher = False  # True in the original process of a daemon
         self._ready = False  # True once the tree is started and listening
         self._null_fd: int | None = None  # /dev/null, opened before a chroot
+        self._loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
         root = settings.chroot
         self.base_dir = (
             os.path.join(os.path.abspath(root), settings.rundir.lstrip("/"))
@@ -291,7 +292,13 @@ class Runner:
         if s.daemon:
             # The daemon's stdio goes to /dev/null, which a chroot may not have.
             self._null_fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        # Import what later steps need now: inside a chroot the library is gone.
+        try:
+            self._loop_factory = _loops.loop_factory(s.loop)
+        except _loops.LoopError as exc:
+            raise StartupError(str(exc)) from None
         if s.chroot:
+            _preload(s)
             try:
                 _privileges.enter_chroot(s.chroot)
             except _privileges.PrivilegeError as exc:
@@ -344,8 +351,8 @@ class Runner:
 
     def make_loop(self) -> None:
         """Create the event loop (not running yet) so binding code may reach it."""
+        factory = self._loop_factory or _loops.loop_factory(self.settings.loop)
         try:
-            factory = _loops.loop_factory(self.settings.loop)
             self.loop = factory()
         except _loops.LoopError as exc:
             raise StartupError(str(exc)) from None
@@ -537,6 +544,20 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+def _preload(settings: RunSettings) -> None:
+    """Import the modules later steps load lazily, before a chroot hides them."""
+    import importlib
+
+    names = ["json", "setproctitle", "encodings.idna"]
+    if settings.profile:
+        names += ["cProfile", "profile", "pstats"]
+    if settings.debug:
+        names.append("pdb")
+    for name in names:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def _set_title(title: str) -> None:
