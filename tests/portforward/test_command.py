@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
-from support import free_port, run_tapster, wait_for_port
+from support import free_port, run_tapster
 
 Handler = Callable[[socket.socket], None]
 
@@ -71,8 +71,26 @@ def start_proxy(
         engine,
         *extra,
     )
-    wait_for_port(port)
+    wait_listening(proc, port, log)
     return proc, port
+
+
+def wait_listening(proc, port: int, log: Path, timeout: float = 20.0) -> None:
+    """Wait until the proxy accepts on ``port``; fail with its own words if it died."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    status = proc.poll()
+    text = log.read_text() if log.exists() else ""
+    err = proc.stderr.read() if status is not None and proc.stderr else ""
+    raise AssertionError(
+        f"tapster portforward not listening on {port} (exit status {status}):\n"
+        f"{text[-2000:]}\n{err[-2000:]}"
+    )
 
 
 def stop(proc) -> None:
@@ -103,7 +121,7 @@ def test_bytes_both_ways_and_counters_on_stop(tapster_proc, tmp_path: Path, engi
         stop(proc)
     body = log.read_text()
     assert f"to 127.0.0.1:{dest_port}" in body
-    # wait_for_port's probe counts as a connection too.
+    # wait_listening's probe counts as a connection too.
     counters = (
         rf"stopped: 4 connections \(0 rejected, 0 failed to connect, peak \d at once\), "
         rf"{sent} bytes to the destination, {sent} bytes from it"
@@ -183,7 +201,7 @@ def test_many_connections_at_once(tapster_proc, tmp_path: Path, engine: str) -> 
             for c in conns:
                 c.close()
         stop(proc)
-    # 150, or 151 when wait_for_port's probe was still being forwarded.
+    # 150, or 151 when wait_listening's probe was still being forwarded.
     assert re.search(r"peak 15[01] at once", (tmp_path / "pf.log").read_text())
 
 
@@ -197,7 +215,7 @@ def test_max_connections_and_unreachable_destination(
         )
 
         def forwarded() -> socket.socket:
-            # wait_for_port's probe may still hold a slot for a moment: retry.
+            # wait_listening's probe may still hold a slot for a moment: retry.
             for _ in range(50):
                 c = socket.create_connection(("127.0.0.1", port))
                 c.settimeout(5)
@@ -247,7 +265,7 @@ def test_dest_endpoint_string(tapster_proc, tmp_path: Path) -> None:
             "--dest",
             f"tcp:host=127.0.0.1:port={dest_port}",
         )
-        wait_for_port(port)
+        wait_listening(proc, port, tmp_path / "pf.log")
         with socket.create_connection(("127.0.0.1", port)) as c:
             c.sendall(b"via endpoint")
             c.shutdown(socket.SHUT_WR)
@@ -300,7 +318,7 @@ def test_unix_socket_destination(tapster_proc, tmp_path: Path, engine: str) -> N
             "--engine",
             engine,
         )
-        wait_for_port(port)
+        wait_listening(proc, port, tmp_path / "pf.log")
         payload = os.urandom(500_000)
         with socket.create_connection(("127.0.0.1", port)) as c:
             c.sendall(payload)
@@ -333,7 +351,7 @@ def test_out_of_file_descriptors_is_survived(tapster_proc, tmp_path: Path, engin
             engine,
             preexec_fn=low_fd_limit,
         )
-        wait_for_port(port)
+        wait_listening(proc, port, tmp_path / "pf.log")
         # Far more connections than 64 descriptors allow: some fail or hang, none crash it.
         flood = []
         for _ in range(60):
