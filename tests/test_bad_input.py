@@ -498,6 +498,29 @@ def test_pidfile_of_a_live_instance_blocks_and_survives(tmp_path: Path, tapster_
     assert listing(tmp_path) == {"app.pid"}
 
 
+def test_unix_socket_of_a_live_server_is_not_taken(tmp_path: Path, tapster_proc: Any) -> None:
+    """A second server on the same Unix socket path fails in one line; the first keeps it."""
+    path = tmp_path / "web.sock"
+    first = tapster_proc.start(
+        "web", "--listen", f"unix:{path}", "--path", str(tmp_path),
+        cwd=tmp_path, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 15
+    while True:
+        with socket.socket(socket.AF_UNIX) as probe:
+            if probe.connect_ex(str(path)) == 0:
+                break
+        assert first.poll() is None and time.monotonic() < deadline, "the first never listened"
+        time.sleep(0.02)
+    result = run_tapster(["web", "--listen", f"unix:{path}"], cwd=tmp_path, timeout=20)
+    check_one_line(result, 1, (str(path), "another process is listening"), "tapster")
+    with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(5)
+        client.connect(str(path))
+        client.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+        assert client.recv(64).startswith(b"HTTP/1.")
+
+
 def test_a_command_that_does_not_exist_is_logged_in_one_line(
     tmp_path: Path, tapster_proc: Any
 ) -> None:
