@@ -133,3 +133,19 @@ def test_unwritable_log_file_is_one_line(project: Path) -> None:
     assert result.stderr == (
         "tapster: cannot open log file /no/such/dir/app.log: No such file or directory\n"
     )
+
+
+def test_stdout_destination_and_level(project: Path, tapster_proc, wait_listening) -> None:
+    port = free_port()
+    proc = tapster_proc.start("-l", "-", "myproject", "-p", str(port), cwd=project)
+    wait_listening(proc, port)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=15)
+    assert "tapster 0.1.0 on" in out and err == ""
+    port = free_port()
+    proc = tapster_proc.start("--log-level", "warning", "myproject", "-p", str(port), cwd=project)
+    wait_listening(proc, port)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    assert out == err == ""
