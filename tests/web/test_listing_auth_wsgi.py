@@ -134,6 +134,7 @@ APP = textwrap.dedent(
             start_response("200 OK", [("Content-Type", "text/plain")])
             return (b"chunk%d;" % i for i in range(100))
         if path == "/slow":
+            open("slow-started", "w").close()  # the test waits for this
             time.sleep(1.0)
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"slow done"]
@@ -211,9 +212,12 @@ def test_graceful_stop_finishes_in_flight(serve, app_dir: Path) -> None:
 
     t = threading.Thread(target=fetch)
     t.start()
-    time.sleep(0.4)
+    deadline = time.monotonic() + 15
+    while not (app_dir / "slow-started").exists():
+        assert time.monotonic() < deadline, "the request never reached the application"
+        time.sleep(0.02)
     web.proc.send_signal(signal.SIGTERM)
-    t.join(10)
+    t.join(15)
     status, headers, body = result["response"]  # type: ignore[misc]
     assert status == 200 and body == b"slow done"
     assert headers["Connection"] == "close"

@@ -225,7 +225,7 @@ def test_slowloris_and_slow_reader_do_not_block_others(serve, tmp_path: Path) ->
         start = time.monotonic()
         for _ in range(20):
             assert web.get("/small.txt")[2] == b"small"
-        assert time.monotonic() - start < 5
+        assert time.monotonic() - start < 15  # each takes milliseconds; generous for busy CI
     finally:
         for s in socks:
             s.close()
