@@ -332,6 +332,8 @@ TOOL_CASES = [
 EXAMPLE_CASES = [
     usage("myproject-port-too-big", "myproject", "-p", "99999", says=("-p", "'99999'")),
     usage("myproject-near-miss", "myprojet", says="did you mean myproject"),
+    usage("myproject-bad-endpoint", "myproject", "--listen", "nope:1",
+          says=("--listen", "unknown endpoint type 'nope'")),
     usage("myserver-auth-wrong-credentials", "myserver", "--auth", "sshkey",
           says=("sshkey", "UsernamePassword")),
 ]  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 from tapster.cred.credentials import UsernamePassword
 from tapster.cred.portal import Portal
 from tapster.cred.strcred import AuthOptionMixin
+from tapster.endpoints import server_from_string
 from tapster.internet import StreamServerService, TCPServer
 from tapster.service import ServiceMaker
 from tapster.usage import Options, port
@@ -21,7 +22,14 @@ from myproject.auth import KennelRealm, serve_members
 class DogOptions(Options):
     parameters = [
         ["port", "p", 1235, "The port number to listen on.", port],
-        ["listen", "l", None, "An endpoint to listen on instead, e.g. systemd:index=0."],
+        # A bad endpoint string is a usage error, reported before anything starts.
+        [
+            "listen",
+            "l",
+            None,
+            "An endpoint to listen on instead, e.g. systemd:index=0.",
+            server_from_string,
+        ],
     ]
 
 
