@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import gzip
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -234,3 +235,23 @@ def test_many_concurrent_clients(serve, site: Path) -> None:
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         assert all(pool.map(fetch, range(200)))
     assert time.monotonic() - start < 30
+
+
+def test_first_requests_in_a_crowd(serve, site: Path) -> None:
+    """Many clients ask for files nobody has read yet: one read and one compression
+    each are shared, and every client gets the right bytes."""
+    import concurrent.futures
+
+    text = b"".join(b"row %d of a fresh stylesheet;\n" % i for i in range(5000))
+    (site / "fresh.css").write_bytes(text)
+    (site / "fresh.bin").write_bytes(os.urandom(200_000))
+    web = serve("--path", str(site), "--no-access-log")
+
+    def fetch(i: int) -> bool:
+        if i % 2:
+            _, h, body = web.get("/fresh.css", {"Accept-Encoding": "gzip"})
+            return h["Content-Encoding"] == "gzip" and gzip.decompress(body) == text
+        return web.get("/fresh.bin")[2] == (site / "fresh.bin").read_bytes()
+
+    with concurrent.futures.ThreadPoolExecutor(30) as pool:
+        assert all(pool.map(fetch, range(60)))

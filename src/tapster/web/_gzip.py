@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 #: Bodies smaller than this are not worth the header overhead of gzip.
 MIN_SIZE = 256
@@ -43,6 +45,7 @@ class GzipCache:
         self._budget = budget
         self._used = 0
         self._items: OrderedDict[Key, bytes | None] = OrderedDict()
+        self._running: dict[Key, asyncio.Future[bytes]] = {}
 
     def get(self, key: Key) -> bytes | None:
         """The cached compressed body for ``key``; ``b""`` means "not worth it"."""
@@ -53,9 +56,17 @@ class GzipCache:
         return item if item is not None else b""
 
     async def compress(self, key: Key, data: bytes) -> bytes:
-        """Compress ``data`` in a thread and cache it; ``b""`` if gzip does not help."""
-        loop = asyncio.get_running_loop()
-        packed = await loop.run_in_executor(None, _pack, data)
+        """Compress ``data`` in a thread and cache it; ``b""`` if gzip does not help.
+
+        Requests that arrive while the same version is being compressed wait
+        for that one job instead of starting their own.
+        """
+        running = self._running.get(key)
+        if running is None:
+            loop = asyncio.get_running_loop()
+            running = self._running[key] = loop.run_in_executor(None, _pack, data)
+            running.add_done_callback(forget(self._running, key))
+        packed = await asyncio.shield(running)
         stored = packed if len(packed) < len(data) else None
         old = self._items.pop(key, None)
         if old:
@@ -68,6 +79,20 @@ class GzipCache:
             if dropped:
                 self._used -= len(dropped)
         return stored or b""
+
+
+def forget(
+    table: dict[Any, asyncio.Future[Any]], key: Any
+) -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback that drops ``table[key]`` and marks any exception as seen
+    (the waiters may all have gone; an unread exception would be reported)."""
+
+    def done(fut: asyncio.Future[Any]) -> None:
+        table.pop(key, None)
+        if not fut.cancelled():
+            fut.exception()
+
+    return done
 
 
 def _pack(data: bytes) -> bytes:

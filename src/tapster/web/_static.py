@@ -116,6 +116,7 @@ class StaticFiles:
         self._files: dict[str, _File] = {}
         self._body_bytes = 0
         self._gz = _gzip.GzipCache()
+        self._reading: dict[str, asyncio.Future[tuple[os.stat_result, bytes]]] = {}
 
     # -- entry point -------------------------------------------------------------
 
@@ -224,9 +225,14 @@ class StaticFiles:
             old.body = None
 
     async def _load_then_serve(self, req: Request, f: _File) -> Response:
-        loop = asyncio.get_running_loop()
+        # One read per file version, however many requests arrive meanwhile.
+        reading = self._reading.get(f.path)
+        if reading is None:
+            loop = asyncio.get_running_loop()
+            reading = self._reading[f.path] = loop.run_in_executor(None, _read_small, f.path)
+            reading.add_done_callback(_gzip.forget(self._reading, f.path))
         try:
-            st, data = await loop.run_in_executor(None, _read_small, f.path)
+            st, data = await asyncio.shield(reading)
         except OSError:
             return error_response(404, "Nothing here.")
         if (st.st_ino, st.st_mtime_ns, st.st_size) != f.key or len(data) != st.st_size:
