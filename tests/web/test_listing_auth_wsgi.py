@@ -276,3 +276,10 @@ def test_stop_closes_idle_keep_alive_connections_at_once(serve, site_dir: Path) 
 def site_dir(tmp_path: Path) -> Path:
     (tmp_path / "a.txt").write_text("a")
     return tmp_path
+
+
+def test_anonymous_beside_passwords(serve, site: Path) -> None:
+    web = serve("--path", str(site), "--auth", "anonymous", "--auth", "memory:a:b")
+    assert web.get("/data.json")[0] == 200  # no credentials: anonymous
+    assert web.get("/data.json", _basic("a", "b"))[0] == 200
+    assert web.get("/data.json", _basic("a", "wrong"))[0] == 401  # a wrong password still fails
