@@ -286,3 +286,10 @@ def test_stop_and_start_again_rebinds(run_async: Any) -> None:
         await service.stop()
 
     run_async(scenario())
+
+
+def test_a_handler_that_cannot_be_called_is_refused_when_built() -> None:
+    from tapster.internet import TCPServer
+
+    with pytest.raises(TypeError, match="not int"):
+        TCPServer(0, 42, interface="127.0.0.1")  # type: ignore[arg-type]

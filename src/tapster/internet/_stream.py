@@ -102,6 +102,11 @@ class StreamServerService(Service):
                 f"{self.endpoint.description!r} is not a stream endpoint; "
                 "use DatagramServerService for datagrams"
             )
+        if not callable(handler):
+            raise TypeError(
+                f"the handler of a stream server must be an async def handler(reader, writer) "
+                f"or a protocol factory, not {type(handler).__name__}"
+            )
         self.handler = handler
         self.name = name
         self.drain_timeout = drain_timeout

@@ -26,13 +26,17 @@ if TYPE_CHECKING:
         def __call__(self, option: Option, spelled: str, raw: str | None, /) -> None: ...
 
 
-_LONGEST_SHOWN = 60
+_LONGEST_SHOWN = 200
 
 
 def show(text: str) -> str:
-    """Quote user input for a one-line message: escaped, and cut when very long."""
+    """Quote user input for a one-line message: escaped, and cut in the middle when very long.
+
+    The middle goes, not the end: in a long path the wrong part is usually last.
+    """
     if len(text) > _LONGEST_SHOWN:
-        return repr(text[: _LONGEST_SHOWN - 3]) + "..."
+        half = (_LONGEST_SHOWN - 3) // 2
+        return repr(text[:half]) + "..." + repr(text[-half:])
     return repr(text)
 
 
