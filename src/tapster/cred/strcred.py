@@ -15,7 +15,11 @@ from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tapster.cred.checkers import CredentialsChecker
-from tapster.cred.errors import AuthStringError, UnknownAuthTypeError
+from tapster.cred.errors import (
+    AuthStringError,
+    UnknownAuthTypeError,
+    UnsupportedAuthTypeError,
+)
 from tapster.plugin import PluginKind, get_plugins
 from tapster.usage import UsageError
 
@@ -135,14 +139,14 @@ class AuthOptionMixin:
         auth_type, _, arg_string = description.partition(":")
         try:
             factory = find_checker_factory(auth_type)
+            if not self._supports(factory):
+                raise UnsupportedAuthTypeError(
+                    f"auth type {auth_type!r} checks {_names(factory.credential_interfaces)} "
+                    f"credentials, but this server only takes "
+                    f"{_names(self.supported_interfaces or ())} (see --help-auth)"
+                )
         except AuthStringError as exc:
             raise UsageError(f"--auth: {exc}") from None
-        if not self._supports(factory):
-            raise UsageError(
-                f"--auth: auth type {auth_type!r} checks {_names(factory.credential_interfaces)} "
-                f"credentials, but this server only takes "
-                f"{_names(self.supported_interfaces or ())} (see --help-auth)"
-            )
         try:
             checker = factory.make_checker(arg_string)
         except AuthStringError as exc:
