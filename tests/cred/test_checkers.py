@@ -307,3 +307,17 @@ def test_file_checker_hashes_off_the_loop_quickly(pwfile: Path) -> None:
     start = time.perf_counter()
     assert login(checker, "sha", "s-pass") == "sha"
     assert time.perf_counter() - start < 5
+
+
+def test_text_rule_round_trips_any_bytes() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=64))
+    def round_trip(raw: bytes) -> None:
+        assert creds.to_bytes(creds.text(raw)) == raw
+        assert UsernamePassword(raw, raw) == UsernamePassword(creds.text(raw), creds.text(raw))
+        assert creds.from_command_line(os.fsdecode(raw)) == creds.text(raw)
+
+    round_trip()

@@ -94,3 +94,48 @@ def test_console_script_installed() -> None:
     assert script.exists(), "the console script tapster-passwd is not installed"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "FILE" in result.stdout and "USER" in result.stdout
+
+
+def _on_a_terminal(args: list[str], answers: list[bytes]) -> tuple[int, bytes]:
+    """Run tapster-passwd on a real pseudo-terminal, answering its prompts in turn."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin/stdout are the terminal
+        os.execv(sys.executable, [sys.executable, "-m", "tapster.cred.passwd_tool", *args])
+    seen = fresh = b""
+    pending = list(answers)
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 30)
+            if not ready:
+                raise AssertionError(f"tapster-passwd is stuck; it printed {seen!r}")
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            fresh += chunk
+            if pending and fresh.rstrip().endswith(b":"):
+                os.write(fd, pending.pop(0) + b"\n")
+                fresh = b""
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), seen
+
+
+def test_prompts_twice_on_a_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "users"
+    code, output = _on_a_terminal([str(path), "tty-user"], [b"typed secret", b"typed secret"])
+    assert code == 0, output
+    assert b"Password:" in output and b"Repeat password:" in output
+    assert b"typed secret" not in output  # no echo
+    assert can_login(PasswordFileChecker(path), "tty-user", "typed secret")
+
+    code, output = _on_a_terminal([str(path), "tty-user"], [b"one", b"two"])
+    assert code == 1 and b"do not match" in output
+    assert can_login(PasswordFileChecker(path), "tty-user", "typed secret")
