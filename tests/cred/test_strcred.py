@@ -216,3 +216,37 @@ def test_third_party_factory_through_plugins(
     checker = options["cred_checkers"][0]
     assert run(checker.request_avatar_id(UsernamePassword("demo", "demo"))) == "demo"
     _ = SSHPrivateKey  # the kinds are importable from one place
+
+
+def test_sshkey_through_the_mixin_and_a_portal(tmp_path: Path) -> None:
+    """An SSH server's options: --auth sshkey:TEMPLATE, then a real signed login."""
+    pytest.importorskip("cryptography")
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from tapster.cred.portal import Portal, Realm
+
+    class SSHOptions(Options, strcred.AuthOptionMixin):
+        supported_interfaces = (SSHPrivateKey,)
+
+    class KeyRealm(Realm):
+        async def request_avatar(self, avatar_id, mind, *interfaces):  # type: ignore[no-untyped-def]
+            return object, avatar_id, lambda: None
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    line = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    (tmp_path / "carol").write_bytes(line + b" carol@host\n")
+    options = parse(SSHOptions, "--auth", f"sshkey:{tmp_path}/{{user}}")
+    assert list(options["cred_interfaces"]) == [SSHPrivateKey]
+    portal = Portal(KeyRealm(), options["cred_checkers"])
+    blob = base64.b64decode(line.split()[1])
+    data = b"session and request"
+    sig = b"\0\0\0\x0bssh-ed25519" + len(s := key.sign(data)).to_bytes(4, "big") + s
+    result = run(portal.login(SSHPrivateKey("carol", "ssh-ed25519", blob, data, sig), None))
+    assert result.avatar == "carol"
+    with pytest.raises(UsageError, match="only takes SSHPrivateKey"):
+        parse(SSHOptions, "--auth", "memory:a:b")
