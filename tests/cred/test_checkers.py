@@ -321,3 +321,16 @@ def test_text_rule_round_trips_any_bytes() -> None:
         assert creds.from_command_line(os.fsdecode(raw)) == creds.text(raw)
 
     round_trip()
+
+
+def test_unix_checker_without_spwd(
+    unix_user: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python 3.13 has no spwd: the checker reads /etc/shadow itself."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "spwd", None)  # import spwd -> ImportError
+    name, password = unix_user
+    checker = UnixAccountChecker()
+    assert login(checker, name, password) == name
+    assert login(checker, name, "nope") is None
