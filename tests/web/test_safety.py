@@ -286,3 +286,24 @@ def test_unreadable_files_as_nobody(tapster_proc) -> None:
         c.close()
     finally:
         shutil.rmtree(root)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_client_that_stops_reading_is_cut_off(serve, tmp_path: Path, loop: str) -> None:
+    """asyncio sends with sendfile, uvloop with writes: both paths give up on a stalled client."""
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "big.bin").write_bytes(os.urandom(16 * 1024 * 1024))
+    web = serve("--path", str(root), "--send-timeout", "1", runner=["--loop", loop])
+    with socket.create_connection(("127.0.0.1", web.port), timeout=10) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(3.5)  # read nothing: the server's buffers fill, then it gives up
+        got = 0
+        try:
+            while chunk := s.recv(1 << 20):
+                got += len(chunk)
+        except ConnectionResetError:
+            pass
+    assert got < 16 * 1024 * 1024
+    assert web.get("/big.bin", method="HEAD")[0] == 200  # the server itself is fine

@@ -102,6 +102,13 @@ class WebOptions(AuthOptionMixin, Options):  # type: ignore[misc,unused-ignore]
             seconds,
         ),
         (
+            "send_timeout",
+            None,
+            60.0,
+            "Seconds a response may wait for a client that does not read before it is cut off.",
+            seconds,
+        ),
+        (
             "keep_alive_timeout",
             None,
             15.0,
@@ -204,6 +211,7 @@ def config_from_options(options: Options, portal: Any = None) -> WebConfig:
         max_body=options["max_body"],
         request_timeout=options["request_timeout"],
         keep_alive_timeout=options["keep_alive_timeout"],
+        send_timeout=options["send_timeout"],
     )
     return WebConfig(
         root=Path(options["path"]) if options["path"] else None,

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import socket
+import struct
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable
@@ -47,6 +48,7 @@ _FRAMING = frozenset({b"content-length", b"expect"})
 _NO_BODY_STATUS = frozenset({204, 304})
 _FALLBACK_CHUNK = 1024 * 1024
 _JOIN_LIMIT = 16 * 1024
+_SENDFILE_SLICE = 4 * 1024 * 1024
 
 
 class HttpConnection(asyncio.Protocol):
@@ -64,6 +66,7 @@ class HttpConnection(asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._paused_since = 0.0
+        self._sendfile_since: float | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._client = "-"
         self._task: asyncio.Task[None] | None = None
@@ -468,12 +471,35 @@ class HttpConnection(asyncio.Protocol):
         assert transport is not None
         loop = asyncio.get_running_loop()
         try:
-            sent = await loop.sendfile(transport, fh, span.offset, span.count, fallback=False)
+            sent = await self._send_file_natively(loop, fh, span)
         except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
             sent = await self._send_file_by_chunks(fh, span)
         if sent != span.count:
             # The file shrank under us: the promised length cannot be kept.
             raise ConnectionAbortedError("file changed while being sent")
+
+    async def _send_file_natively(
+        self, loop: asyncio.AbstractEventLoop, fh: BinaryIO, span: FileSpan
+    ) -> int:
+        """``loop.sendfile`` in slices, each timed like a paused write: a client
+        that stops reading stalls a slice, and the timeout sweep cuts it off."""
+        transport = self._transport
+        assert transport is not None
+        offset, left, sent = span.offset, span.count, 0
+        try:
+            while left > 0:
+                self._sendfile_since = time.monotonic()
+                n = await loop.sendfile(
+                    transport, fh, offset, min(left, _SENDFILE_SLICE), fallback=False
+                )
+                if n == 0:
+                    break
+                offset += n
+                left -= n
+                sent += n
+        finally:
+            self._sendfile_since = None
+        return sent
 
     async def _send_file_by_chunks(self, fh: BinaryIO, span: FileSpan) -> int:
         loop = asyncio.get_running_loop()
@@ -543,6 +569,14 @@ class HttpConnection(asyncio.Protocol):
         """Close the connection at once, dropping anything unsent."""
         self._abort()
 
+    def _reset(self) -> None:
+        """Make the coming close a reset: the kernel drops what the client never read."""
+        transport = self._transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
     def _abort(self) -> None:
         self._closing = True
         self.deadline = None
@@ -553,8 +587,10 @@ class HttpConnection(asyncio.Protocol):
         """Called about once a second by the server: cut off clients that stall."""
         if self._closing:
             return
-        if self._write_paused and now - self._paused_since > self._limits.send_timeout:
+        stalled = self._paused_since if self._write_paused else self._sendfile_since
+        if stalled is not None and now - stalled > self._limits.send_timeout:
             log.info("Closing connection from %s: it stopped reading", self._client)
+            self._reset()
             self._abort()
             return
         deadline = self.deadline

@@ -30,7 +30,13 @@ class WebServer:
         self._all_closed: asyncio.Event | None = None
         limits = config.limits
         self._interval = max(
-            0.05, min(1.0, limits.request_timeout / 4, limits.keep_alive_timeout / 4)
+            0.05,
+            min(
+                1.0,
+                limits.request_timeout / 4,
+                limits.keep_alive_timeout / 4,
+                limits.send_timeout / 4,
+            ),
         )
 
     def protocol(self) -> HttpConnection:
