@@ -45,9 +45,9 @@ def test_cache_is_json_beside_the_folder(sandbox, three):
     size, mtime_ns, error, plugins, environment = document["modules"]["a"]
     st = os.stat(three / "a.py")
     assert (size, mtime_ns, error, environment) == (st.st_size, st.st_mtime_ns, None, None)
-    assert plugins == [
-        ["a", {"tests.plugin.Widget": "a"}, {"wname": "a", "description": "The a widget."}]
-    ]
+    # Compact: each shape (kinds, fields) once under "schemas", each plugin a flat list.
+    assert document["schemas"] == [[["tests.plugin.Widget"], ["wname", "description"]]]
+    assert plugins == [["a", 0, "a", "a", "The a widget."]]
     assert oct((three / CACHE).stat().st_mode & 0o777) == oct(0o644)
 
 
@@ -113,7 +113,7 @@ def test_a_corrupt_cache_is_ignored_and_rebuilt(sandbox, three, content):
 def test_a_well_formed_cache_with_bad_records_is_not_trusted(sandbox, three):
     document = json.loads((three / CACHE).read_text())
     document["modules"]["a"][3] = [[5, [], None]]
-    document["modules"]["b"][3][0][2]["wname"] = ["not", "a", "string"]
+    document["modules"]["b"][3][0][3] = ["not", "a", "string"]
     document["modules"]["c"] = "nonsense"
     (three / CACHE).write_text(json.dumps(document))
     result = sandbox.describe()
@@ -186,3 +186,18 @@ def test_a_whole_second_mtime_that_is_too_recent_is_not_cached(sandbox, three):
     os.utime(three / "a.py", ns=(older, older))
     sandbox.describe()
     assert sandbox.describe()["imported"] == []
+
+
+def test_a_cache_with_bad_schemas_is_not_trusted(sandbox, three):
+    document = json.loads((three / CACHE).read_text())
+    document["modules"]["a"][3][0][1] = 7  # no such schema
+    document["modules"]["b"][3][0][1] = -1
+    document["modules"]["c"][3][0].append("one value too many")
+    (three / CACHE).write_text(json.dumps(document))
+    result = sandbox.describe()
+    assert sandbox.names(result) == ["a", "b", "c"]
+    assert result["imported"] == ["tapster.plugins.a", "tapster.plugins.b", "tapster.plugins.c"]
+    document = json.loads((three / CACHE).read_text())
+    document["schemas"] = [[["tests.plugin.Widget"], ["wname", 5]]]
+    (three / CACHE).write_text(json.dumps(document))
+    assert len(sandbox.describe()["imported"]) == 3

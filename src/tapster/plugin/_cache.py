@@ -23,7 +23,7 @@ CACHE_NAME = ".tapster-plugin-cache.json"
 """File name of a folder's cache, written inside the drop-in folder itself."""
 
 FORMAT = "tapster-plugin-cache"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
@@ -171,12 +171,11 @@ def ensure_user_cache_dir() -> bool:
 
 
 def valid_plugins(plugins: object) -> bool:
-    """Whether ``plugins`` is a well-formed cached list of plugin descriptions.
+    """Whether ``plugins`` is a well-formed list of plugin descriptions.
 
     Each description is ``[attribute, {kind id: name}, {field: value}]`` with
-    string values (JSON object keys are always strings). This runs for every
-    cached module on every start-up, so the string checks are left to
-    ``str.join``, which rejects anything else in C.
+    string values (JSON object keys are always strings). The string checks
+    are left to ``str.join``, which rejects anything else in C.
     """
     if type(plugins) is not list:
         return False
@@ -202,3 +201,85 @@ def valid_outcome(error: object, plugins: object) -> bool:
     if error is None:
         return valid_plugins(plugins)
     return type(error) is str and plugins == []
+
+
+# The compact layout of plugin descriptions in a folder cache. Dicts are the
+# costly part of parsing JSON, and a folder's plugins mostly share one shape
+# (the same kinds, the same fields), so a document lists each distinct shape
+# once, as a "schema" ``[[kind id, ...], [field, ...]]``, and each plugin is a
+# flat list ``[attribute, schema index, name per kind..., value per field...]``.
+
+Schema = tuple[tuple[str, ...], tuple[str, ...], int]
+"""``(kind ids, field names, length of a plugin list of this shape)``."""
+
+
+def encode_plugins(plugins: list[list[object]], schemas: dict[Schema, int]) -> list[list[object]]:
+    """``[attribute, {kind: name}, {field: value}]`` descriptions in the compact layout.
+
+    ``schemas`` maps each shape to its index and grows as new shapes appear.
+    """
+    out: list[list[object]] = []
+    for attribute, kinds, fields in plugins:
+        assert isinstance(kinds, dict) and isinstance(fields, dict)
+        shape: Schema = (tuple(kinds), tuple(fields), 2 + len(kinds) + len(fields))
+        index = schemas.setdefault(shape, len(schemas))
+        out.append([attribute, index, *kinds.values(), *fields.values()])
+    return out
+
+
+def schema_table(schemas: dict[Schema, int]) -> list[list[list[str]]]:
+    """The document's ``schemas`` list, in index order."""
+    table = sorted(schemas.items(), key=lambda item: item[1])
+    return [[list(kinds), list(fields)] for (kinds, fields, _), _ in table]
+
+
+def read_schemas(value: object) -> list[Schema] | None:
+    """The ``schemas`` of a document, checked; ``None`` if malformed."""
+    if type(value) is not list:
+        return None
+    schemas: list[Schema] = []
+    try:
+        for kinds, fields in value:
+            if type(kinds) is not list or type(fields) is not list:
+                return None
+            "".join(kinds)
+            "".join(fields)
+            schemas.append((tuple(kinds), tuple(fields), 2 + len(kinds) + len(fields)))
+    except (TypeError, ValueError):
+        return None
+    return schemas
+
+
+def valid_compact(plugins: object, schemas: list[Schema]) -> bool:
+    """Whether ``plugins`` is a well-formed list of compact descriptions.
+
+    This runs for every cached module on every start-up, so it checks without
+    building anything: types, lengths, and (through ``str.join``, in C) that
+    names and values are strings.
+    """
+    if type(plugins) is not list:
+        return False
+    try:
+        for plugin in plugins:
+            index = plugin[1]
+            if type(plugin) is not list or type(plugin[0]) is not str or type(index) is not int:
+                return False
+            if index < 0 or len(plugin) != schemas[index][2]:
+                return False
+            "".join(plugin[2:])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return False
+    return True
+
+
+def decode_plugins(plugins: list[list[object]], schemas: list[Schema]) -> list[list[object]]:
+    """Checked compact descriptions back to ``[attribute, {kind: name}, {field: value}]``."""
+    out: list[list[object]] = []
+    for plugin in plugins:
+        index = plugin[1]
+        assert isinstance(index, int)
+        kinds, fields, _ = schemas[index]
+        k = 2 + len(kinds)
+        names = dict(zip(kinds, plugin[2:k], strict=True))
+        out.append([plugin[0], names, dict(zip(fields, plugin[k:], strict=True))])
+    return out

@@ -2,8 +2,9 @@
 
 Each folder has its own cache, recording per module its size, its
 modification time in nanoseconds and what importing it found (its plugins, or
-the one-line error it raised): ``{name: [size, mtime_ns, error, plugins,
-environment]}``.
+the one-line error it raised): ``"modules": {name: [size, mtime_ns, error,
+plugins, environment]}``, the plugins in the compact layout of
+:mod:`tapster.plugin._cache` (their shapes listed once under ``"schemas"``).
 A module whose size and mtime match its record is not imported; any other
 module is imported and its record replaced, so a change invalidates exactly
 the modules it touches.
@@ -32,12 +33,14 @@ class ModuleResult:
     """One drop-in module as the scan saw it.
 
     ``record`` is ``[size, mtime_ns, error, plugins, environment]``;
-    ``environment`` is ``sys.prefix`` for an error (see ``_fresh``), else
-    ``None``. ``shadowed_by`` is the
-    file that wins over this one, if any (its record is then empty).
+    ``environment`` is ``sys.prefix`` for an error (see ``_Cached.fresh``),
+    else ``None``. A record read from a cache keeps its plugins in the
+    compact layout (``schemas`` is then the document's shape table) until
+    someone asks for them. ``shadowed_by`` is the file that wins over this
+    one, if any (its record is then empty).
     """
 
-    __slots__ = ("from_cache", "name", "path", "record", "shadowed_by")
+    __slots__ = ("from_cache", "name", "path", "record", "schemas", "shadowed_by")
 
     def __init__(
         self,
@@ -45,13 +48,16 @@ class ModuleResult:
         path: str,
         record: list[object],
         from_cache: bool,
+        *,
         shadowed_by: str | None = None,
+        schemas: list[_cache.Schema] | None = None,
     ) -> None:
         self.name = name
         self.path = path
         self.record = record
         self.from_cache = from_cache
         self.shadowed_by = shadowed_by
+        self.schemas = schemas
 
     @property
     def module(self) -> str:
@@ -64,8 +70,17 @@ class ModuleResult:
 
     @property
     def plugins(self) -> list[list[object]]:
-        plugins = self.record[3] if self.record else []
-        return plugins if isinstance(plugins, list) else []
+        """``[attribute, {kind id: name}, {field: value}]`` per plugin."""
+        if not self.record:
+            return []
+        plugins = self.record[3]
+        if not isinstance(plugins, list):
+            return []
+        if self.schemas is not None:
+            plugins = _cache.decode_plugins(plugins, self.schemas)
+            self.record = [*self.record[:3], plugins, self.record[4]]
+            self.schemas = None
+        return plugins
 
 
 class FolderScan:
@@ -91,31 +106,57 @@ def user_cache_file(folder: str) -> str | None:
     return _cache.user_cache_file("folder", folder)
 
 
-def _modules_of(document: dict[str, object] | None, folder: str | None) -> dict[str, object]:
-    if document is None:
-        return {}
-    if folder is not None and document.get("folder") != folder:
-        return {}
-    modules = document.get("modules")
-    return modules if type(modules) is dict else {}
+class _Cached:
+    """The module records of one cache document, checked one by one when asked."""
+
+    __slots__ = ("modules", "schemas")
+
+    def __init__(self, document: dict[str, object] | None, folder: str | None) -> None:
+        self.modules: dict[str, object] = {}
+        self.schemas: list[_cache.Schema] = []
+        if document is None or (folder is not None and document.get("folder") != folder):
+            return
+        modules = document.get("modules")
+        schemas = _cache.read_schemas(document.get("schemas"))
+        if type(modules) is dict and schemas is not None:
+            self.modules = modules
+            self.schemas = schemas
+
+    def fresh(self, name: str, size: int, mtime_ns: int) -> list[object] | None:
+        """The (compact) record of ``name`` if it still describes the file, here.
+
+        An import error often depends on the environment (a missing
+        dependency), while one folder can serve several (a system folder seen
+        from a venv), so an error only counts in the environment
+        (``sys.prefix``) that met it; elsewhere the module is tried again.
+        """
+        record = self.modules.get(name)
+        if (
+            type(record) is not list
+            or len(record) != 5
+            or record[0] != size
+            or record[1] != mtime_ns
+        ):
+            return None
+        error = record[2]
+        if error is None:
+            if record[4] is None and _cache.valid_compact(record[3], self.schemas):
+                return record
+            return None
+        if type(error) is str and record[3] == [] and record[4] == sys.prefix:
+            return record
+        return None
 
 
-def _fresh(record: object, size: int, mtime_ns: int) -> bool:
-    """Whether a cached module record still describes the file, here.
-
-    An import error often depends on the environment (a missing dependency),
-    while one folder can serve several (a system folder seen from a venv), so
-    an error only counts in the environment (``sys.prefix``) that met it;
-    elsewhere the module is tried again.
-    """
-    return (
-        type(record) is list
-        and len(record) == 5
-        and record[0] == size
-        and record[1] == mtime_ns
-        and _cache.valid_outcome(record[2], record[3])
-        and record[4] == (None if record[2] is None else sys.prefix)
-    )
+def _document(folder: str, final: dict[str, ModuleResult]) -> dict[str, object]:
+    """The cache document for ``folder`` holding the records of ``final``."""
+    shapes: dict[_cache.Schema, int] = {}
+    modules: dict[str, object] = {}
+    for name, result in final.items():
+        size, mtime_ns, error, _, environment = result.record
+        plugins = _cache.encode_plugins(result.plugins, shapes)
+        modules[name] = [size, mtime_ns, error, plugins, environment]
+    return {"folder": folder, "schemas": _cache.schema_table(shapes), "modules": modules}
 
 
 def _racy(mtime_ns: int, now_ns: int) -> bool:
@@ -136,54 +177,56 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     files = module_files(folder)
     beside_path = beside_cache_file(folder)
     scan.document = None if force else _cache.read(beside_path)
-    beside = _modules_of(scan.document, None)
+    beside = _Cached(scan.document, None)
     user_path: str | None = None  # computed only when the beside cache falls short
-    user: dict[str, object] | None = {} if force else None
+    user: _Cached | None = _Cached(None, None) if force else None
 
-    final: dict[str, object] = {}
+    final: dict[str, ModuleResult] = {}
     all_beside = not force
     now_ns = 0
     for name in sorted(files):
         path, size, mtime = files[name]
-        record = beside.get(name)
-        if not _fresh(record, size, mtime):
+        record = beside.fresh(name, size, mtime)
+        cached = beside
+        if record is None:
             all_beside = False
             if user is None:
                 user_path = user_cache_file(folder)
-                user = _modules_of(_cache.read(user_path), folder) if user_path else {}
-            record = user.get(name)
-            if not _fresh(record, size, mtime):
-                record = None
+                user = _Cached(_cache.read(user_path) if user_path else None, folder)
+            record = user.fresh(name, size, mtime)
+            cached = user
         winner = taken.get(name)
         if winner is not None:
             if record is not None:
-                final[name] = record
-            results.append(ModuleResult(name, path, [], True, winner))
+                final[name] = ModuleResult(name, path, record, True, schemas=cached.schemas)
+            results.append(ModuleResult(name, path, [], True, shadowed_by=winner))
             continue
         taken[name] = path
-        if type(record) is list:
-            final[name] = record
-            results.append(ModuleResult(name, path, record, True))
+        if record is not None:
+            result = ModuleResult(name, path, record, True, schemas=cached.schemas)
+            final[name] = result
+            results.append(result)
             continue
         error, plugins = scan_module(f"{PACKAGE}.{name}", path)
         fresh: list[object] = [size, mtime, error, plugins, None if error is None else sys.prefix]
-        results.append(ModuleResult(name, path, fresh, False))
+        result = ModuleResult(name, path, fresh, False)
+        results.append(result)
         now_ns = now_ns or time.time_ns()
         if not _racy(mtime, now_ns):
-            final[name] = fresh
+            final[name] = result
 
-    if all_beside and len(final) == len(beside):
+    if all_beside and len(final) == len(beside.modules):
         scan.cache_file = beside_path
         return scan
     if user is None:  # e.g. a module was removed: the user's copy may already say so
         user_path = user_cache_file(folder)
-        user = _modules_of(_cache.read(user_path), folder) if user_path else {}
-    if not force and user_path is not None and final == user:
+        user = _Cached(_cache.read(user_path) if user_path else None, folder)
+    if not force and user_path is not None and _same_records(final, user):
         scan.cache_file = user_path
         return scan
     if user_path is None:
         user_path = user_cache_file(folder)
-    document: dict[str, object] = {"folder": folder, "modules": final}
+    document = _document(folder, final)
     if scan.document is not None and SHARED_ENTRY_POINTS in scan.document:
         document[SHARED_ENTRY_POINTS] = scan.document[SHARED_ENTRY_POINTS]
     if _cache.write(beside_path, document):
@@ -197,6 +240,25 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     return scan
 
 
+def _same_records(final: dict[str, ModuleResult], cached: _Cached) -> bool:
+    """Whether ``cached`` holds exactly the records of ``final`` (nothing to write)."""
+    if len(final) != len(cached.modules):
+        return False
+    for name, result in final.items():
+        size, mtime_ns = result.record[0], result.record[1]
+        assert isinstance(size, int) and isinstance(mtime_ns, int)
+        record = cached.fresh(name, size, mtime_ns)
+        if record is None:
+            return False
+        if result.schemas is cached.schemas and record is result.record:
+            continue
+        mine = [*result.record[:3], result.plugins, result.record[4]]
+        theirs = ModuleResult(name, "", record, True, schemas=cached.schemas)
+        if mine != [*record[:3], theirs.plugins, record[4]]:
+            return False
+    return True
+
+
 def store_shared(folder: str, key: str, value: object) -> bool:
     """Keep ``value`` under ``key`` in ``folder``'s own cache file; return whether it worked.
 
@@ -207,6 +269,6 @@ def store_shared(folder: str, key: str, value: object) -> bool:
     path = beside_cache_file(folder)
     document = _cache.read(path)
     if document is None:
-        document = {"folder": folder, "modules": {}}
+        document = {"folder": folder, "schemas": [], "modules": {}}
     document[key] = value
     return _cache.write(path, document)

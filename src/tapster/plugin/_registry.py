@@ -223,11 +223,41 @@ def describe_plugins(kind: type | str) -> list[PluginInfo]:
     wanted = kind_id(kind)
     scan = _scan()
     _warn(scan.problems(duplicates=False))
-    return [
-        _info(plugin, wanted, module, origin, from_cache)
-        for plugin, module, origin, from_cache in scan.plugins()
-        if wanted in plugin[1]  # type: ignore[operator]
-    ]
+    infos: list[PluginInfo] = []
+    append = infos.append
+    for folder in scan.folders:
+        for m in folder.modules:
+            if m.shadowed_by is not None or not m.record:
+                continue
+            schemas = m.schemas
+            if schemas is None:  # imported just now: the plain layout
+                for plugin in m.plugins:
+                    if wanted in plugin[1]:  # type: ignore[operator]
+                        append(_info(plugin, wanted, m.module, m.path, m.from_cache))
+                continue
+            # Straight from the compact cache layout (the warm path: keep it lean).
+            module = None
+            for plugin in m.record[3]:  # type: ignore[attr-defined]
+                kinds, fields, _ = schemas[plugin[1]]
+                if wanted in kinds:
+                    k = 2 + len(kinds)
+                    module = module or f"{PACKAGE}.{m.name}"
+                    append(
+                        PluginInfo(
+                            plugin[2 + kinds.index(wanted)] or plugin[0],
+                            dict(zip(fields, plugin[k:], strict=True)),
+                            kinds=kinds,
+                            module=module,
+                            attribute=plugin[0],
+                            origin=m.path,
+                            from_cache=True,
+                        )
+                    )
+    for e in scan.entries:
+        for plugin in e.plugins:
+            if wanted in plugin[1]:  # type: ignore[operator]
+                append(_info(plugin, wanted, e.module, e.origin, e.from_cache))
+    return infos
 
 
 def get_plugins(kind: type[K]) -> list[K]:

@@ -39,9 +39,13 @@ def terminal_width() -> int:
 
 def wrap(text: str, width: int) -> list[str]:
     """Greedy word wrap; a word longer than ``width`` keeps a line to itself."""
+    words = text.split()
+    joined = " ".join(words)
+    if len(joined) <= width:  # the usual case for a one-line doc: no loop at all
+        return [joined.replace(_GLUE, " ")] if joined else []
     lines: list[str] = []
     line = ""
-    for word in text.split():
+    for word in words:
         if not line:
             line = word
         elif len(line) + 1 + len(word) <= width:
@@ -173,21 +177,39 @@ def option_doc(option: Option) -> str:
 
 
 def _table(rows: list[tuple[str, str]], width: int) -> list[str]:
-    """Two columns: labels indented by 2, docs aligned and wrapped."""
+    """Two columns: labels indented by 2, docs aligned and wrapped.
+
+    This runs once per listed command (a thousand plugins make a thousand
+    rows), so the common row, a short label and a doc that fits on one line,
+    takes no wrapping loop and no padding call.
+    """
     if not rows:
         return []
     cap = min(_WIDEST_LABEL, width // 2 - 4)
-    fitting = [len(label) for label, _ in rows if len(label) <= cap]
-    column = 2 + (max(fitting) if fitting else cap) + 2
+    longest = -1
+    for label, _ in rows:
+        n = len(label)
+        if longest < n <= cap:
+            longest = n
+    column = 2 + (longest if longest >= 0 else cap) + 2
+    room = max(width - column, 20)
+    pad = " " * column
     out: list[str] = []
+    append = out.append
     for label, doc in rows:
-        doc_lines = wrap(doc, max(width - column, 20)) if doc else []
+        fits = len(label) + 4 <= column
+        if doc and fits and len(doc) <= room and doc.isprintable() and "  " not in doc:
+            # One line: what wrap() would return, without splitting the words.
+            append(f"  {label:<{column - 2}}{doc.strip().replace(_GLUE, ' ')}")
+            continue
+        doc_lines = wrap(doc, room) if doc else []
         first = "  " + label
-        if doc_lines and len(first) + 2 <= column:
-            out.append(first.ljust(column) + doc_lines.pop(0))
+        if doc_lines and fits:
+            append(first.ljust(column) + doc_lines[0])
+            del doc_lines[0]
         else:
-            out.append(first)
-        out.extend(" " * column + line for line in doc_lines)
+            append(first)
+        out.extend(pad + line for line in doc_lines)
     return out
 
 
@@ -222,8 +244,9 @@ def help_text(options: Options, width: int | None = None) -> str:
         command_rows = []
         for row in commands:
             name, short = str(row[0]), row[1]
-            doc = str(row[3]) if len(row) > 3 and row[3] else ""
-            first = doc.strip().splitlines()[0] if doc.strip() else ""
-            command_rows.append((f"{name} ({short})" if short else name, first))
+            doc = str(row[3]).strip() if len(row) > 3 and row[3] else ""
+            if doc and not doc.isprintable():  # several lines: the first one
+                doc = doc.splitlines()[0]
+            command_rows.append((f"{name} ({short})" if short else name, doc))
         out += _table(command_rows, width)
     return "\n".join(out) + "\n"
