@@ -136,6 +136,7 @@ def test_bad_line_reported_once_good_lines_work(
         f"good:{sha512_hash('other')}\n"
         f"cut:{sha512_hash('cut')[:-4]}\n"
     )
+    path.chmod(0o600)
     caplog.set_level(logging.WARNING, logger="tapster.cred")
     checker = PasswordFileChecker(path)
     for _ in range(3):
@@ -160,12 +161,13 @@ def test_weak_hash_warning_names_no_secret(
     sha = "{SHA}" + base64.b64encode(__import__("hashlib").sha1(b"pw2").digest()).decode()
     path = tmp_path / "htpasswd"
     path.write_text(f"ap:{stored}\nsh:{sha}\nbc:{bcrypt_hash('pw3', '2y')}\n")
+    path.chmod(0o600)
     caplog.set_level(logging.WARNING, logger="tapster.cred")
     checker = PasswordFileChecker(path, "htpasswd")
     assert login(checker, "ap", "pw") == "ap"
     assert login(checker, "sh", "pw2") == "sh"
     assert login(checker, "bc", "pw3") == "bc"
-    weak = [r.getMessage() for r in caplog.records if "weak" in r.getMessage()]
+    weak = [r.getMessage() for r in caplog.records if "weak password hash" in r.getMessage()]
     assert len(weak) == 2
     assert stored not in caplog.text and sha not in caplog.text
 
@@ -334,3 +336,17 @@ def test_unix_checker_without_spwd(
     checker = UnixAccountChecker()
     assert login(checker, name, password) == name
     assert login(checker, name, "nope") is None
+
+
+def test_world_readable_file_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "users"
+    path.write_text(f"u:{sha512_hash('p')}\n")
+    caplog.set_level(logging.WARNING, logger="tapster.cred")
+    os.chmod(path, 0o600)
+    PasswordFileChecker(path)
+    assert "every local user can read" not in caplog.text
+    os.chmod(path, 0o644)
+    PasswordFileChecker(path)
+    assert "every local user can read" in caplog.text

@@ -142,8 +142,10 @@ class PasswordFileChecker(CredentialsChecker):
     Blank lines and lines starting with ``#`` are ignored. A bad line is
     reported once (path, line number, reason) each time the file is loaded and
     skipped; the other lines keep working. Weak schemes are warned about the
-    same way. ``!`` or ``*`` in front of a hash locks the account. If the file
-    cannot be read, nobody logs in until it can.
+    same way, and so is a file that every local user can read (except in
+    ``passwd`` format, where that is the point). ``!`` or ``*`` in front of a
+    hash locks the account. If the file cannot be read, nobody logs in until
+    it can.
     """
 
     credential_interfaces = (UsernamePassword,)
@@ -193,6 +195,9 @@ class PasswordFileChecker(CredentialsChecker):
                 self._dummy = self._dummy or hashing.dummy_like("")
                 return
             self._signature = signature
+            if st.st_mode & 0o004 and self.file_format != "passwd":
+                log.warning("%s: every local user can read these password hashes; chmod o-r it",
+                            self.path)  # fmt: skip
             self._parse(data)
             self.load_count += 1
 
