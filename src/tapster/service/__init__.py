@@ -2,12 +2,26 @@
 
 Readiness contract: when ``await root.start()`` returns, every service in the
 tree is started and listening; ``root.listening()`` then says where.
+
+The names are exported lazily (module ``__getattr__``): a plugin module that
+only needs the :class:`ServiceMaker` kind imports it without ``asyncio``,
+which the services themselves need and which is costly to import. That keeps
+a cold plugin scan (every plugin module imported once) fast.
 """
 
-from tapster.service._application import Application
-from tapster.service._budget import remaining_budget, shutdown
-from tapster.service._maker import ServiceMaker
-from tapster.service._service import MultiService, Service, ServiceError, ServiceStartError
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tapster.service._application import Application
+    from tapster.service._budget import remaining_budget, shutdown
+    from tapster.service._maker import ServiceMaker
+    from tapster.service._service import (
+        MultiService,
+        Service,
+        ServiceError,
+        ServiceStartError,
+    )
 
 __all__ = [
     "Application",
@@ -19,3 +33,31 @@ __all__ = [
     "remaining_budget",
     "shutdown",
 ]
+
+_HOMES = {
+    "Application": "_application",
+    "MultiService": "_service",
+    "Service": "_service",
+    "ServiceError": "_service",
+    "ServiceMaker": "_maker",
+    "ServiceStartError": "_service",
+    "remaining_budget": "_budget",
+    "shutdown": "_budget",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import sys
+
+    module = f"{__name__}.{home}"
+    __import__(module)
+    value = getattr(sys.modules[module], name)
+    globals()[name] = value  # found once; later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

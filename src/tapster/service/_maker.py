@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
 
 from tapster.plugin import PluginKind
-from tapster.service._service import Service
-from tapster.usage import Options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not at run time: the kind must not cost a plugin module asyncio
+    from typing import Any, ClassVar
+
+    from tapster.service._service import Service
+    from tapster.usage import Options
 
 
 class ServiceMaker(PluginKind):
