@@ -350,3 +350,36 @@ def test_world_readable_file_is_warned_about(
     os.chmod(path, 0o644)
     PasswordFileChecker(path)
     assert "every local user can read" in caplog.text
+
+
+def test_logins_during_rewrites_never_error(tmp_path: Path) -> None:
+    """Workers reload the file while others check passwords: no exception, no torn state."""
+    import asyncio
+    import threading
+
+    from tapster.cred.passwd_tool import update_file
+
+    path = tmp_path / "users"
+    update_file(path, "steady", sha512_hash("s"))
+    checker = PasswordFileChecker(path)
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        i = 0
+        while not stop.is_set():
+            update_file(path, f"churn{i % 3}", sha512_hash(f"c{i}"))
+            i += 1
+
+    async def main() -> list[object]:
+        attempts = [checker.request_avatar_id(UsernamePassword("steady", "s")) for _ in range(60)]
+        return await asyncio.gather(*attempts, return_exceptions=True)
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        results = asyncio.run(main())
+    finally:
+        stop.set()
+        writer.join()
+    assert results == ["steady"] * 60
+    assert checker.load_count > 1
