@@ -28,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -122,6 +123,14 @@ RUNNER_CASES = [
             says=("pidfile", "directory")),
     startup("pidfile-symlink", "--pidfile", "{assets}/link.pid", "web", *LISTEN,
             says=("pidfile", "symbolic link")),
+    startup("pidfile-is-device", "--pidfile", "{assets}/null-device", "web", *LISTEN,
+            says=("pidfile", "null-device", "character device")),
+    startup("pidfile-is-fifo", "--pidfile", "{assets}/fifo", "web", *LISTEN,
+            says=("pidfile", "named pipe")),
+    startup("pidfile-unrelated-file", "--pidfile", "{assets}/regular.txt", "web", *LISTEN,
+            says=("pidfile", "regular.txt", "something other than a PID")),
+    startup("daemon-pidfile-unrelated-file", "-D", "--pidfile", "{assets}/regular.txt", "web",
+            *LISTEN, says=("pidfile", "regular.txt", "something other than a PID")),
     startup("logfile-missing-dir", "--logfile", "{tmp}/nope/app.log", "web", *LISTEN,
             says=("log file", "{tmp}/nope/app.log")),
     startup("logfile-is-dir", "--logfile", "{assets}", "web", *LISTEN,
@@ -380,6 +389,9 @@ def assets() -> Iterator[Path]:
         (root / name).write_text(text)
     (root / "binary.tac").write_bytes(b"\xff\xfe not utf-8\n")
     (root / "link.pid").symlink_to(root / "elsewhere.pid")
+    os.mkfifo(root / "fifo")
+    with contextlib.suppress(PermissionError):  # a copy of /dev/null (root only)
+        os.mknod(root / "null-device", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     (root / "tls").mkdir()
     make_tls_files(root / "tls")
     try:
@@ -401,6 +413,16 @@ def fill(text: str, values: dict[str, str]) -> str:
     for key, value in values.items():
         text = text.replace("{" + key + "}", value)
     return text
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, int, bytes | None]]:
+    """Every file under ``folder``: inode, type and mode, device, content of regular files."""
+    seen = {}
+    for path in folder.rglob("*"):
+        st = path.lstat()
+        content = path.read_bytes() if stat.S_ISREG(st.st_mode) else None
+        seen[str(path.relative_to(folder))] = (st.st_ino, st.st_mode, st.st_rdev, content)
+    return seen
 
 
 def listing(folder: Path) -> set[str]:
@@ -449,6 +471,10 @@ def test_bad_input(case: Case, tmp_path: Path, assets: Path, busy_port: int) -> 
     }
     args = [fill(arg, values) for arg in case.args]
     says = tuple(fill(needle, values) for needle in case.says)
+    needs_device = any("{assets}/null-device" in arg for arg in case.args)
+    if needs_device and not (assets / "null-device").exists():
+        pytest.skip("making a device node needs root")
+    before = snapshot(assets)
     result = run_tapster(args, cwd=tmp_path, timeout=20)
     if result.returncode == 0 and "-D" in args:
         stop_stray_daemon(tmp_path)
@@ -463,6 +489,7 @@ def test_bad_input(case: Case, tmp_path: Path, assets: Path, busy_port: int) -> 
             assert says[-1] in log, log
             left.discard(name)
     assert left == set(), f"left behind: {sorted(left)}"
+    assert snapshot(assets) == before, "a shared asset was changed"
 
 
 @pytest.mark.parametrize("case", EXAMPLE_CASES)

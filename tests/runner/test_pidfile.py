@@ -8,6 +8,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 from support import free_port, run_tapster
 
 
@@ -107,3 +108,52 @@ def test_an_unwritable_pidfile_location_is_one_line(project: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("tapster: cannot use pidfile /no/such/dir/app.pid")
     assert len(result.stderr.splitlines()) == 1
+
+
+def _make_device(path: Path) -> bool:
+    """A copy of /dev/null's device node at ``path`` (root only)."""
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "text", "two-pids", "huge"])
+def test_a_pidfile_path_naming_something_else_is_refused_and_left_alone(
+    project: Path, kind: str
+) -> None:
+    """A mistyped --pidfile must never replace or delete what is there (we run as root)."""
+    target = project / f"not-a-pidfile-{kind}"
+    if kind == "device":
+        if not _make_device(target):
+            pytest.skip("mknod needs root")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "text":
+        target.write_text("precious\n")
+    elif kind == "two-pids":
+        target.write_text("12\n34\n")
+    else:
+        target.write_text("1" * 100 + "\n")
+    before = target.lstat()
+    content = None if kind in ("device", "fifo") else target.read_bytes()
+    for daemon in ([], ["-D"]):
+        result = run_tapster(
+            [*daemon, "--pidfile", str(target), "myproject", "-p", str(free_port())],
+            cwd=project,
+            timeout=20,
+        )
+        assert result.returncode == 1, result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("tapster: cannot "), result.stderr
+        assert str(target) in result.stderr
+        after = target.lstat()
+        assert (after.st_ino, after.st_mode, after.st_rdev) == (
+            before.st_ino,
+            before.st_mode,
+            before.st_rdev,
+        )
+        if content is not None:
+            assert target.read_bytes() == content
+    assert not (project / "tapster.pid").exists()

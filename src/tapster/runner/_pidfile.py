@@ -27,9 +27,12 @@ import fcntl
 import os
 import time
 
+from tapster.runner._files import open_regular
+
 __all__ = ["PidFile", "PidFileError"]
 
 _MODE = 0o644
+_MAX_PID_BYTES = 24  # "4194304\n" and then some; anything longer is not a pidfile
 
 
 class PidFileError(Exception):
@@ -69,12 +72,7 @@ class PidFile:
             ) from None
         for _attempt in range(50):
             try:
-                fd = os.open(
-                    self.name,
-                    os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                    _MODE,
-                    dir_fd=self._dir_fd,
-                )
+                fd = open_regular(self.name, os.O_RDWR | os.O_CREAT, _MODE, dir_fd=self._dir_fd)
             except OSError as exc:
                 self._close_dir()
                 raise PidFileError(f"cannot open pidfile {self.path}: {_reason(exc)}") from None
@@ -90,6 +88,13 @@ class PidFile:
                     "stop it first or choose another --pidfile"
                 ) from None
             if self._same_inode(fd):
+                if not _holds_a_pid_or_nothing(fd):
+                    os.close(fd)
+                    self._close_dir()
+                    raise PidFileError(
+                        f"cannot use pidfile {self.path}: it holds something other than a PID "
+                        "(refused, left as it is); check the path, or remove the file"
+                    )
                 self._fd = fd
                 return
             # The file was replaced or removed between open and lock: try again.
@@ -169,9 +174,7 @@ class PidFile:
         try:
             while self._dir_fd is not None:
                 try:
-                    fd = os.open(
-                        self.name, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self._dir_fd
-                    )
+                    fd = open_regular(self.name, os.O_RDWR, dir_fd=self._dir_fd)
                 except OSError:
                     return
                 try:
@@ -212,6 +215,19 @@ class PidFile:
         if self._dir_fd is not None:
             os.close(self._dir_fd)
             self._dir_fd = None
+
+
+def _holds_a_pid_or_nothing(fd: int) -> bool:
+    """True for an empty file or one PID line: what a pidfile may hold.
+
+    Anything else was not written by us, and a pidfile is replaced and
+    deleted: a mistyped ``--pidfile`` must not destroy someone's file.
+    """
+    if os.fstat(fd).st_size > _MAX_PID_BYTES:
+        return False
+    data = os.pread(fd, _MAX_PID_BYTES + 1, 0)
+    text = data.strip()
+    return not text or (text.isdigit() and text.isascii() and data.count(b"\n") <= 1)
 
 
 def _read_pid(fd: int) -> int | None:
