@@ -135,6 +135,8 @@ RUNNER_CASES = [
             says=("log file", "{tmp}/nope/app.log")),
     startup("logfile-is-dir", "--logfile", "{assets}", "web", *LISTEN,
             says=("log file", "directory")),
+    startup("logfile-fifo-nobody-reads", "--logfile", "{assets}/fifo", "web", *LISTEN,
+            says=("log file", "fifo", "named pipe nobody reads")),
     startup("logfile-missing-dir-with-pidfile", "--pidfile", "{tmp}/app.pid",
             "--logfile", "{tmp}/nope/app.log", "web", *LISTEN, says="{tmp}/nope/app.log"),
     startup("relative-pidfile-in-rundir", "--rundir", "{tmp}", "--pidfile", "nope/app.pid",

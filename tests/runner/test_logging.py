@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
+import stat
+import threading
 import time
 from pathlib import Path
 
+import pytest
 from support import free_port
 
 TICK = re.compile(r"tick (\d+)")
@@ -149,3 +153,75 @@ def test_stdout_destination_and_level(project: Path, tapster_proc, wait_listenin
     out, err = proc.communicate(timeout=15)
     assert proc.returncode == 0
     assert out == err == ""
+
+
+def test_rotation_never_moves_a_device_or_a_pipe(
+    project: Path, tapster_proc, wait_listening
+) -> None:
+    """--log-rotate-size on a device or a named pipe: lines go there, nothing is renamed."""
+    fifo = project / "app.pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def drain() -> None:
+        with open(fifo, "rb") as pipe:
+            received.extend(iter(lambda: pipe.read(4096), b""))
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    port = free_port()
+    proc = tapster_proc.start(
+        "-l", str(fifo), "--log-rotate-size", "300", "--log-backups", "2",
+        "myproject", "-p", str(port), "--ticks", "0.001", cwd=project,
+    )  # fmt: skip
+    wait_listening(proc, port)
+    wait_until(lambda: b"".join(received).count(b"tick") > 100)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    reader.join(10)
+    text = b"".join(received).decode()
+    assert f"log rotation disabled: {fifo} is a named pipe, not a regular file" in text
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert sorted(p.name for p in project.glob("app.pipe*")) == ["app.pipe"]
+
+
+def test_rotation_never_moves_a_device_node(project: Path, tapster_proc, wait_listening) -> None:
+    device = project / "null"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("mknod needs root")
+    port = free_port()
+    proc = tapster_proc.start(
+        "-l", str(device), "--log-rotate-size", "100", "myproject", "-p", str(port),
+        "--ticks", "0.001", cwd=project,
+    )  # fmt: skip
+    wait_listening(proc, port)
+    time.sleep(0.3)  # some hundred lines, each one over the size
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    after = device.lstat()
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == os.makedev(1, 3)
+    assert sorted(p.name for p in project.glob("null*")) == ["null"]
+
+
+def test_rotation_refuses_to_replace_a_backup_that_is_not_a_regular_file(
+    project: Path, tapster_proc, wait_listening
+) -> None:
+    os.mkfifo(project / "app.log.2")
+    port = free_port()
+    proc = tapster_proc.start(
+        "-l", "app.log", "--log-rotate-size", "2000", "--log-backups", "3",
+        "myproject", "-p", str(port), "--ticks", "0.001", cwd=project,
+    )  # fmt: skip
+    wait_listening(proc, port)
+    log = project / "app.log"
+    wait_until(lambda: "log rotation disabled" in log.read_text())
+    wait_until(lambda: log.stat().st_size > 4000)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=15)
+    assert f"{log}.2 is a named pipe, not a regular file" in log.read_text()
+    assert stat.S_ISFIFO((project / "app.log.2").lstat().st_mode)
+    assert not (project / "app.log.1").exists() and not (project / "app.log.3").exists()

@@ -19,11 +19,15 @@ directory, so reopening still works after a ``chroot``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import stat
 import sys
 import time
 from typing import NamedTuple, TextIO
+
+from tapster.runner._files import describe_kind
 
 __all__ = [
     "JsonFormatter",
@@ -99,6 +103,8 @@ class ReopeningFileHandler(logging.Handler):
         self._fd = -1
         self._dir_fd = -1
         self._size = 0
+        self._regular = False
+        self.notice: str | None = None  # a warning to log once logging is set up
         directory = os.path.dirname(self.path)
         try:
             self._dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -112,14 +118,42 @@ class ReopeningFileHandler(logging.Handler):
             raise LogError(f"cannot open log file {self.path}: {exc.strerror}") from None
 
     def _open(self) -> None:
-        fd = os.open(
-            self._name,
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-            _FILE_MODE,
-            dir_fd=self._dir_fd,
-        )
+        """Open the name for appending; rotation stays on only for a plain regular file.
+
+        A character device (``/dev/stdout``, ``/dev/console``) or a named pipe
+        someone reads is a fine destination, but renaming it away and putting a
+        regular file in its place would break the system: rotation is switched
+        off for those, and for a symbolic link (which rotation would move, not
+        the file it points to). Block devices are refused outright.
+        """
+        try:
+            named = os.stat(self._name, dir_fd=self._dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            named = None
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+        try:
+            fd = os.open(self._name, flags, _FILE_MODE, dir_fd=self._dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO and named is not None:
+                kind = "a socket" if stat.S_ISSOCK(named.st_mode) else "a named pipe nobody reads"
+                raise OSError(exc.errno, f"it is {kind}") from None
+            raise
+        try:
+            opened = os.fstat(fd)
+            if stat.S_ISBLK(opened.st_mode):
+                raise OSError(errno.EINVAL, "it is a block device (refused)")
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
         self._fd = fd
-        self._size = os.fstat(fd).st_size
+        self._size = opened.st_size
+        plain_name = named is None or stat.S_ISREG(named.st_mode)
+        self._regular = plain_name and stat.S_ISREG(opened.st_mode)
+        if self.rotate_size and not self._regular:
+            self.rotate_size = None
+            what = describe_kind(named.st_mode if named is not None else opened.st_mode)
+            self.notice = f"log rotation disabled: {self.path} is {what}, not a regular file"
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -150,6 +184,9 @@ class ReopeningFileHandler(logging.Handler):
         old = self._fd
         try:
             self._open()
+            if self.notice is not None:
+                notice, self.notice = self.notice, None
+                os.write(self._fd, f"tapster: {notice}\n".encode("utf-8", "replace"))
         except OSError as exc:
             # Keep writing to the old file rather than losing lines.
             sys.stderr.write(f"tapster: cannot reopen log file {self.path}: {exc.strerror}\n")
@@ -159,6 +196,25 @@ class ReopeningFileHandler(logging.Handler):
 
     def _rotate(self) -> None:
         d = self._dir_fd
+        try:
+            named = os.stat(self._name, dir_fd=d, follow_symlinks=False)
+        except FileNotFoundError:
+            named = None
+        own = os.fstat(self._fd)
+        if named is None or (named.st_dev, named.st_ino) != (own.st_dev, own.st_ino):
+            # Moved away or replaced by someone else: start on whatever the name is now.
+            self._reopen()
+            return
+        for index in range(1, self.backups + 1):
+            try:
+                backup = os.stat(f"{self._name}.{index}", dir_fd=d, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(backup.st_mode):
+                raise OSError(
+                    errno.EEXIST,
+                    f"{self.path}.{index} is {describe_kind(backup.st_mode)}, not a regular file",
+                )
         for index in range(self.backups - 1, 0, -1):
             src = f"{self._name}.{index}"
             with contextlib.suppress(FileNotFoundError):
@@ -303,4 +359,7 @@ def setup_logging(config: LogConfig) -> Logs:
     root.addHandler(handler)
     root.setLevel(config.level)
     logging.captureWarnings(True)
+    if isinstance(handler, ReopeningFileHandler) and handler.notice is not None:
+        notice, handler.notice = handler.notice, None
+        logging.getLogger("tapster.runner").warning("%s", notice)
     return Logs(handler, description)
