@@ -159,6 +159,11 @@ TAC_CASES = [
     startup("tac-non-utf8-name", "-y", "{tmp}/\udcff.tac", says="cannot read"),
     startup("tac-missing", "-y", "{tmp}/missing.tac", says=("cannot read", "missing.tac")),
     startup("tac-is-dir", "-y", "{assets}", says="cannot read"),
+    startup("tac-is-device", "-y", "{assets}/null-device",
+            says=("cannot read", "null-device", "character device")),
+    startup("tac-is-fifo", "-y", "{assets}/fifo", says=("cannot read", "fifo", "named pipe")),
+    startup("tac-too-big", "-y", "{assets}/huge.tac",
+            says=("cannot read", "huge.tac", "larger than 10 MiB")),
     startup("tac-syntax-error", "-y", "{assets}/syntax.tac", says=("syntax.tac:2", "syntax")),
     startup("tac-raises", "-y", "{assets}/raises.tac", says=("raises.tac:2", "boom")),
     startup("tac-bad-import", "-y", "{assets}/imports.tac", says=("imports.tac:1", "no_such")),
@@ -392,6 +397,8 @@ def assets() -> Iterator[Path]:
     (root / "binary.tac").write_bytes(b"\xff\xfe not utf-8\n")
     (root / "link.pid").symlink_to(root / "elsewhere.pid")
     os.mkfifo(root / "fifo")
+    with open(root / "huge.tac", "wb") as huge:  # sparse: costs no disk space
+        huge.truncate(11 << 20)
     with contextlib.suppress(PermissionError):  # a copy of /dev/null (root only)
         os.mknod(root / "null-device", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     (root / "tls").mkdir()
@@ -417,13 +424,15 @@ def fill(text: str, values: dict[str, str]) -> str:
     return text
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, int, int, bytes | None]]:
-    """Every file under ``folder``: inode, type and mode, device, content of regular files."""
+def snapshot(folder: Path) -> dict[str, tuple[int, int, int, int, bytes | None]]:
+    """Every file under ``folder``: inode, type and mode, device, size, small files' content."""
     seen = {}
     for path in folder.rglob("*"):
         st = path.lstat()
-        content = path.read_bytes() if stat.S_ISREG(st.st_mode) else None
-        seen[str(path.relative_to(folder))] = (st.st_ino, st.st_mode, st.st_rdev, content)
+        small = stat.S_ISREG(st.st_mode) and st.st_size < 1 << 20
+        content = path.read_bytes() if small else None
+        key = str(path.relative_to(folder))
+        seen[key] = (st.st_ino, st.st_mode, st.st_rdev, st.st_size, content)
     return seen
 
 

@@ -12,11 +12,14 @@ import logging
 import os
 from typing import Any
 
+from tapster.runner._files import read_regular
 from tapster.service import Application, Service
 
 __all__ = ["AppError", "from_maker", "from_tac"]
 
 logger = logging.getLogger("tapster.runner")
+
+TAC_SIZE_LIMIT = 10 << 20  # a .tac is a few lines of Python; /dev/zero is not
 
 
 class AppError(Exception):
@@ -51,8 +54,7 @@ _TAC_HINT = (
 def from_tac(path: str) -> Application:
     """Run the ``.tac`` file at ``path`` and return the ``application`` it defines."""
     try:
-        with open(path, "rb") as stream:
-            source = stream.read()
+        source = read_regular(path, TAC_SIZE_LIMIT)
     except OSError as exc:
         raise AppError(f"cannot read {path}: {exc.strerror}") from None
     try:
