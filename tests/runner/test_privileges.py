@@ -174,3 +174,20 @@ def test_rotation_in_a_directory_the_new_user_cannot_write_is_disabled_not_fatal
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0
     assert "Logging error" not in err
+
+
+def test_profile_report_is_written_after_switching_to_nobody(
+    project: Path, rundir: Path, tapster_proc, wait_listening
+) -> None:
+    """The report file is opened at start-up, as root: the new user need not reach it."""
+    report = project / "report.txt"  # in a root-owned folder nobody cannot write
+    port = free_port()
+    proc = tapster_proc.start(
+        "-u", "nobody", "-d", str(rundir), "--profile", str(report), "myproject",
+        "-p", str(port), cwd=project,
+    )  # fmt: skip
+    wait_listening(proc, port)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "function calls" in report.read_text()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -33,6 +34,7 @@ from typing import Any
 
 from tapster import __version__
 from tapster.runner import _app, _daemon, _loops, _privileges, _systemd
+from tapster.runner._files import open_regular
 from tapster.runner._logs import LogConfig, LogError, Logs, setup_logging
 from tapster.runner._pidfile import PidFile, PidFileError
 from tapster.runner._settings import RunSettings
@@ -98,6 +100,7 @@ class Runner:
         self._ready = False  # True once the tree is started and listening
         self._null_fd: int | None = None  # /dev/null, opened before a chroot
         self._loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+        self._profile: _ProfileReport | None = None
         root = settings.chroot
         self.base_dir = (
             os.path.join(os.path.abspath(root), settings.rundir.lstrip("/"))
@@ -146,6 +149,7 @@ class Runner:
         previous = _early_signals()
         try:
             self.check_pidfile()
+            self.open_profile()
             self.build()
             self.open_logs()
             self.enter_environment()
@@ -212,6 +216,9 @@ class Runner:
             else:
                 self.pidfile.remove()
             self.pidfile = None
+        if self._profile is not None:
+            self._profile.close(discard=not self._launcher)
+            self._profile = None
         if self.loop is not None:
             _close_loop(self.loop)
             self.loop = None
@@ -237,6 +244,28 @@ class Runner:
         except PidFileError as exc:
             raise StartupError(str(exc)) from None
         self.pidfile = pidfile
+
+    def open_profile(self) -> None:
+        """Step 2b: open the ``--profile`` report now, so a bad path fails the start.
+
+        Opened by the launching user, before any ``chroot`` or uid switch; the
+        report is written into this descriptor when the run ends.
+        """
+        name = self.settings.profile
+        if name is None:
+            return
+        path = self.outside_path(name)
+        # Imported now: after a chroot or a uid switch the library may be out of reach.
+        import cProfile  # noqa: F401
+        import marshal  # noqa: F401
+        import pstats  # noqa: F401
+
+        if self.settings.profiler == "profile":
+            import profile  # noqa: F401
+        try:
+            self._profile = _ProfileReport(path)
+        except OSError as exc:
+            raise StartupError(f"cannot write the profile report {path}: {exc.strerror}") from None
 
     # -- step 3 ------------------------------------------------------------------------
 
@@ -399,7 +428,7 @@ class Runner:
         if self.settings.debug:
             self.loop.set_exception_handler(_debug_exception_handler)
         loop = self.loop
-        with _spew(self.settings.spew), _profiled(self.settings) as profiler:
+        with _spew(self.settings.spew), _profiled(self.settings, self._profile) as profiler:
             if profiler is None:
                 status = loop.run_until_complete(self._main())
             else:
@@ -599,9 +628,59 @@ def _spew(enabled: bool) -> Iterator[None]:
         sys.setprofile(None)
 
 
+class _ProfileReport:
+    """The ``--profile`` output file, opened at start-up and written when the run ends."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = os.path.basename(path)
+        directory = os.path.dirname(path) or "."
+        try:
+            self.dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise OSError(errno.ENOENT, f"no such folder {directory}") from None
+        except NotADirectoryError:
+            raise OSError(errno.ENOTDIR, f"{directory} is not a folder") from None
+        try:
+            self.created = not _exists(self.name, self.dir_fd)
+            self.fd: int | None = open_regular(
+                self.name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=self.dir_fd
+            )
+        except BaseException:
+            os.close(self.dir_fd)
+            raise
+
+    def write(self, data: bytes) -> None:
+        """Replace the file's content with ``data``."""
+        assert self.fd is not None
+        os.ftruncate(self.fd, 0)
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(self.fd, view, len(data) - len(view)) :]
+        self.created = False  # it holds a report now: keep it
+
+    def close(self, discard: bool) -> None:
+        """Close; with ``discard``, remove a file this run created and never wrote."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if discard and self.created:
+            with contextlib.suppress(OSError):
+                os.unlink(self.name, dir_fd=self.dir_fd)
+        os.close(self.dir_fd)
+
+
+def _exists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
-def _profiled(settings: RunSettings) -> Iterator[Any]:
-    if settings.profile is None:
+def _profiled(settings: RunSettings, report: _ProfileReport | None) -> Iterator[Any]:
+    if settings.profile is None or report is None:
         yield None
         return
     if settings.profiler == "profile":
@@ -616,9 +695,18 @@ def _profiled(settings: RunSettings) -> Iterator[Any]:
         yield profiler
     finally:
         if settings.savestats:
-            profiler.dump_stats(settings.profile)
+            import marshal
+
+            profiler.create_stats()  # what dump_stats writes, into our descriptor
+            data = marshal.dumps(profiler.stats)
         else:
+            import io
             import pstats
 
-            with open(settings.profile, "w") as stream:
-                pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats()
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats()
+            data = text.getvalue().encode("utf-8", "replace")
+        try:
+            report.write(data)
+        except OSError as exc:
+            logger.error("cannot write the profile report %s: %s", report.path, exc.strerror)
