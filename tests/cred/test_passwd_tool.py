@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
+import socket
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cred.credtools import run
 
 from tapster.cred.checkers import PasswordFileChecker
@@ -16,13 +20,15 @@ from tapster.cred.errors import UnauthorizedLogin
 from tapster.cred.hashing import identify
 
 
-def passwd(*args: str, stdin: str | bytes = "") -> subprocess.CompletedProcess[bytes]:
+def passwd(
+    *args: str, stdin: str | bytes = "", timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
     data = stdin.encode() if isinstance(stdin, str) else stdin
     return subprocess.run(
         [sys.executable, "-m", "tapster.cred.passwd_tool", *args],
         input=data,
         capture_output=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 
@@ -53,7 +59,7 @@ def test_add_change_delete(tmp_path: Path) -> None:
     assert can_login(checker, "alice", "second")
     lines = path.read_text().splitlines()
     assert lines[0] == "# keep me" and lines[2] == "bob:!locked" and len(lines) == 3
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # kept, less access for others
 
     result = passwd(str(path), "alice", "--delete")
     assert result.returncode == 0 and b"deleted" in result.stdout
@@ -139,3 +145,76 @@ def test_prompts_twice_on_a_terminal(tmp_path: Path) -> None:
     code, output = _on_a_terminal([str(path), "tty-user"], [b"one", b"two"])
     assert code == 1 and b"do not match" in output
     assert can_login(PasswordFileChecker(path), "tty-user", "typed secret")
+
+
+def _node(path: Path) -> tuple[int, int, int]:
+    st = path.lstat()
+    return st.st_ino, st.st_mode, st.st_rdev
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "socket"])
+def test_special_files_are_refused_and_left_alone(kind: str, tmp_path: Path) -> None:
+    """A device, named pipe or socket: one line, status 1, the node untouched, no hang."""
+    path = tmp_path / kind
+    with contextlib.ExitStack() as stack:
+        if kind == "device":
+            if os.geteuid() != 0:
+                pytest.skip("making a device node needs root")
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a copy of /dev/null
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            sock = stack.enter_context(socket.socket(socket.AF_UNIX))
+            sock.bind(str(path))
+        before = _node(path)
+        result = passwd(str(path), "alice", stdin="pw\n", timeout=20)
+        assert result.returncode == 1, result
+        assert result.stderr.count(b"\n") == 1 and b"Traceback" not in result.stderr
+        named = {"device": b"character device", "fifo": b"named pipe", "socket": b"socket"}
+        assert named[kind] in result.stderr and b"not a regular file" in result.stderr
+        assert _node(path) == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == [kind]
+
+
+def test_a_symbolic_link_leads_to_the_file_that_is_rewritten(tmp_path: Path) -> None:
+    """The link stays; the real file elsewhere gets the user and keeps owner and mode."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "conf").mkdir()
+    real = tmp_path / "etc" / "users"
+    real.write_text("# shared\n")
+    real.chmod(0o640)
+    owner = (os.getuid(), os.getgid())
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        owner = (nobody.pw_uid, nobody.pw_gid)
+        os.chown(real, *owner)
+    link = tmp_path / "conf" / "users"
+    link.symlink_to("../etc/users")  # relative, as packagers make them
+
+    result = passwd(str(link), "alice", stdin="secret\n")
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and os.readlink(link) == "../etc/users"
+    assert real.read_text().startswith("# shared\nalice:$argon2id$")
+    st = real.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, *owner)
+    assert can_login(PasswordFileChecker(link), "alice", "secret")
+    assert [p.name for p in (tmp_path / "etc").iterdir()] == ["users"]  # no temporary file
+    assert [p.name for p in (tmp_path / "conf").iterdir()] == ["users"]
+
+    dangling = tmp_path / "conf" / "new"
+    dangling.symlink_to(tmp_path / "etc" / "new-users")
+    assert passwd(str(dangling), "bob", stdin="pw\n").returncode == 0
+    assert dangling.is_symlink() and (tmp_path / "etc" / "new-users").read_text().startswith("bob:")
+    assert stat.S_IMODE((tmp_path / "etc" / "new-users").stat().st_mode) == 0o600
+
+
+def test_a_link_to_a_device_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
+    device = tmp_path / "null"
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    link = tmp_path / "users"
+    link.symlink_to(device)
+    result = passwd(str(link), "alice", stdin="pw\n", timeout=20)
+    assert result.returncode == 1 and b"character device" in result.stderr, result
+    assert link.is_symlink() and stat.S_ISCHR(device.lstat().st_mode)

@@ -3,10 +3,12 @@
 The password is read from the terminal (asked twice) or, when stdin is not
 a terminal or ``--stdin`` is given, from the first line of stdin; never from
 the command line, where other users could read it. The file is rewritten
-atomically (a temporary file in the same folder, then a rename) with mode
-0600, keeping every other line, comments included, as it was. The result
-works with ``--auth file:FILE``; with ``--scheme bcrypt`` also with
-``--auth htpasswd:FILE`` and Apache.
+atomically (a temporary file in the same folder, then a rename), keeping
+every other line, comments included, as it was; a new file gets mode 0600,
+an existing one keeps its owner and mode, less access for other users. Only
+a regular file is rewritten (through symbolic links): a device, pipe or
+socket is refused and left alone. The result works with ``--auth file:FILE``;
+with ``--scheme bcrypt`` also with ``--auth htpasswd:FILE`` and Apache.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import argparse
 import contextlib
 import getpass
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from tapster.cred import hashing
+from tapster.cred._files import read_password_file, real_path
 from tapster.cred.credentials import from_command_line, text, to_bytes
 
 __all__ = ["main"]
@@ -79,12 +83,18 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _write_atomically(path: Path, data: bytes, old_stat: os.stat_result | None) -> None:
+    """Replace the regular file ``path`` (no link: see :func:`real_path`) by ``data``.
+
+    A new file gets mode 0600; an existing one keeps its owner and group (when
+    run as root) and its mode, less any access for other users.
+    """
     folder = path.parent
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        os.fchmod(fd, 0o600)
+        mode = 0o600 if old_stat is None else stat.S_IMODE(old_stat.st_mode) & 0o770 | 0o600
         if old_stat is not None and os.geteuid() == 0:
             os.fchown(fd, old_stat.st_uid, old_stat.st_gid)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -102,13 +112,27 @@ def _write_atomically(path: Path, data: bytes, old_stat: os.stat_result | None) 
             os.close(dir_fd)
 
 
-def update_file(path: Path, user: str, new_hash: str | None) -> str:
-    """Set (or, with ``new_hash=None``, delete) ``user``'s line; return what was done."""
+def _read_existing(path: Path) -> tuple[bytes, os.stat_result | None]:
+    """The current content and status of the password file, or nothing if it is missing.
+
+    Only a regular file qualifies: a device, pipe or socket is refused (and
+    left alone) instead of being read or replaced.
+    """
     try:
-        old_stat: os.stat_result | None = path.stat()
-        lines = path.read_bytes().splitlines(keepends=True)
+        return read_password_file(path)
     except FileNotFoundError:
-        old_stat, lines = None, []
+        return b"", None
+
+
+def update_file(path: Path, user: str, new_hash: str | None) -> str:
+    """Set (or, with ``new_hash=None``, delete) ``user``'s line; return what was done.
+
+    ``path`` may be a symbolic link: the file it leads to is the one rewritten,
+    and the link stays.
+    """
+    target = real_path(path)
+    data, old_stat = _read_existing(target)
+    lines = data.splitlines(keepends=True)
     key = to_bytes(user) + b":"
     kept: list[bytes] = []
     found = False
@@ -127,7 +151,7 @@ def update_file(path: Path, user: str, new_hash: str | None) -> str:
         if not found:
             kept.append(key + new_hash.encode("ascii") + b"\n")
         action = "changed" if found else "added"
-    _write_atomically(path, b"".join(kept), old_stat)
+    _write_atomically(target, b"".join(kept), old_stat)
     return action
 
 
@@ -138,10 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     user = from_command_line(args.user)
     try:
         _check_user(user)
-        if path.is_dir():
-            raise ToolError(f"{path} is a directory")
         if not path.parent.is_dir():
             raise ToolError(f"no such folder: {path.parent}")
+        target = real_path(path)  # a symbolic link: rewrite the file it leads to
+        if target.is_dir():
+            raise ToolError(f"{path} is a directory")
+        if not target.parent.is_dir():
+            raise ToolError(f"{path} is a link to {target}, whose folder does not exist")
+        _read_existing(target)  # refuse a device or pipe before asking for a password
         new_hash = None
         if not args.delete:
             new_hash = hashing.hash_password(_read_password(args.stdin), args.scheme)
