@@ -66,10 +66,26 @@ def loads(text: str) -> object:
 
 
 def dumps(value: object) -> str:
-    """Serialise ``value`` compactly as JSON."""
-    import json
+    """Serialise ``value`` compactly as JSON; ``TypeError``/``ValueError`` if it cannot be.
 
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    Like reading, writing uses the C encoder of ``_json`` directly: importing
+    ``json`` would import ``re``, which costs a cold start more than writing.
+    The cache holds no cycles (it is built fresh from lists, dicts, strings
+    and integers), so the encoder's cycle bookkeeping is left out; NaN and
+    infinities are refused, as JSON has none.
+    """
+    try:
+        from _json import encode_basestring, make_encoder
+    except ImportError:  # pragma: no cover - CPython always has _json
+        import json
+
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    encode = make_encoder(None, _not_json, encode_basestring, None, ":", ",", False, False, False)
+    return "".join(encode(value, 0))
+
+
+def _not_json(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not JSON data")
 
 
 def header() -> dict[str, object]:

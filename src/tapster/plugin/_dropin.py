@@ -207,7 +207,7 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
             final[name] = result
             results.append(result)
             continue
-        error, plugins = scan_module(f"{PACKAGE}.{name}", path)
+        error, plugins = scan_module(f"{PACKAGE}.{name}", path, (size, mtime))
         fresh: list[object] = [size, mtime, error, plugins, None if error is None else sys.prefix]
         result = ModuleResult(name, path, fresh, False)
         results.append(result)

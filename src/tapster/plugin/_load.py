@@ -14,7 +14,7 @@ from tapster.plugin._kind import describe_object, kind_classes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import ModuleType, TracebackType
+    from types import CodeType, ModuleType, TracebackType
 
 
 def error_line(exc: BaseException, filename: str | None = None) -> str:
@@ -73,7 +73,7 @@ def describe_module(module: ModuleType) -> list[list[object]]:
 
 
 def scan_module(
-    name: str, expected_file: str | None = None
+    name: str, expected_file: str | None = None, stamp: tuple[int, int] | None = None
 ) -> tuple[str | None, list[list[object]]]:
     """Import module ``name``; return ``(None, plugins)`` or ``(error, [])``.
 
@@ -82,35 +82,55 @@ def scan_module(
     is an error too.
     """
     try:
-        module = import_module(name) if expected_file is None else _import_file(name, expected_file)
+        if expected_file is None:
+            module = import_module(name)
+        else:
+            module = _import_file(name, expected_file, stamp)
     except (Exception, SystemExit) as exc:
         return error_line(exc, expected_file), []
     if expected_file is not None:
         actual = getattr(module, "__file__", None)
-        if not actual or not _same_file(actual, expected_file):
+        if not actual or (actual != expected_file and not _same_file(actual, expected_file)):
             return f"ImportError: {name} was loaded from {actual}", []
     return None, describe_module(module)
 
 
-def _import_file(name: str, path: str) -> ModuleType:
+def _import_file(name: str, path: str, stamp: tuple[int, int] | None = None) -> ModuleType:
     """Import submodule ``name`` of an imported package from the file ``path``.
 
     The scan already knows which file it means, so this skips the search
     along the package's ``__path__``; the module is registered in
     ``sys.modules`` and on its package exactly as ``import`` would do.
+    ``stamp`` is the file's ``(size, mtime_ns)`` when the caller has just
+    stat'ed it: a current ``.pyc`` is then used without asking the import
+    system to stat and locate it again (see :func:`_cached_code`).
     """
     existing = sys.modules.get(name)
     if existing is not None:
         return existing
-    import importlib.util
+    from importlib.machinery import ModuleSpec, SourceFileLoader
 
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {name} from {path}")
-    module = importlib.util.module_from_spec(spec)
+    # What importlib.util.spec_from_file_location and module_from_spec make for
+    # a plain source file, built directly (they cost more than the module here).
+    loader = SourceFileLoader(name, path)
+    spec = ModuleSpec(name, loader, origin=path)
+    spec.has_location = True
+    cached = _cache_path(path)
+    spec.cached = cached
+    module = type(sys)(name)
+    module.__loader__ = loader
+    module.__package__ = name.rpartition(".")[0]
+    module.__spec__ = spec
+    module.__file__ = path
+    module.__cached__ = cached  # type: ignore[attr-defined]
+    code = _cached_code(cached, stamp) if stamp is not None else None
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        if code is None:
+            loader.exec_module(module)
+        else:
+            # The module's own compiled code, which ``import`` would run just the same.
+            exec(code, module.__dict__)  # noqa: S102
     except BaseException:
         sys.modules.pop(name, None)
         raise
@@ -119,6 +139,62 @@ def _import_file(name: str, path: str) -> ModuleType:
     if parent in sys.modules:
         setattr(sys.modules[parent], child, module)
     return module
+
+
+def _cache_path(path: str) -> str | None:
+    """Where the import system keeps the ``.pyc`` of the source file ``path``."""
+    tag: str | None = sys.implementation.cache_tag
+    if tag is None:  # an implementation without .pyc files
+        return None
+    if sys.pycache_prefix is None and not sys.flags.optimize and path.endswith(".py"):
+        head, _, tail = path.rpartition("/")
+        if head and "\\" not in path:
+            return f"{head}/__pycache__/{tail[:-3]}.{tag}.pyc"
+    from importlib.util import cache_from_source
+
+    try:
+        return cache_from_source(path)
+    except (NotImplementedError, ValueError):
+        return None
+
+
+def _cached_code(cached: str | None, stamp: tuple[int, int]) -> CodeType | None:
+    """The code object in ``cached`` if it is a current timestamp ``.pyc``, else ``None``.
+
+    The same checks as the import system's own loader for an unchecked
+    timestamp pyc (magic number, flags 0, source mtime and size), against
+    the source's stat that the scan already made. Anything else (no pyc, a
+    hash-based one, a stale one, a rounding doubt about the mtime) returns
+    ``None``, and the ordinary loader handles the module, writing a fresh
+    ``.pyc`` when it may.
+    """
+    if cached is None:
+        return None
+    import io
+    import marshal
+    from importlib.util import MAGIC_NUMBER
+
+    try:
+        with io.open_code(cached) as f:
+            data = f.read()
+    except OSError:
+        return None
+    size, mtime_ns = stamp
+    if (
+        len(data) < 16
+        or data[:4] != MAGIC_NUMBER
+        or data[4:8] != b"\0\0\0\0"
+        or int.from_bytes(data[8:12], "little") != (mtime_ns // 1_000_000_000) & 0xFFFFFFFF
+        or int.from_bytes(data[12:16], "little") != size & 0xFFFFFFFF
+    ):
+        return None
+    try:
+        # The import system's own .pyc of the module (not the plugin cache, which
+        # is JSON): it is code ``import`` would load and run from here anyway.
+        code = marshal.loads(memoryview(data)[16:])  # noqa: S302
+    except (ValueError, EOFError, TypeError):
+        return None
+    return code if type(code).__name__ == "code" else None
 
 
 def scan_object(module_name: str, attribute: str) -> tuple[str | None, list[list[object]]]:

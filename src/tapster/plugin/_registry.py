@@ -9,6 +9,7 @@ name and then entry point name.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from tapster.plugin._dropin import SHARED_ENTRY_POINTS, FolderScan, scan_folder, store_shared
@@ -186,17 +187,27 @@ def _prepare_package(folders: list[str]) -> None:
 
 
 def _scan(*, force: bool = False) -> _Scan:
-    folders = plugin_folders()
-    _prepare_package(folders)
-    taken: dict[str, str] = {}
-    scans = [scan_folder(folder, taken, force=force) for folder in folders]
-    own = scans[0]
-    shared = own.document.get(SHARED_ENTRY_POINTS) if own.document is not None else None
+    # A scan makes many objects that live on (parsed cache records, and on a
+    # cold start every plugin module's classes and functions); each batch of
+    # them would set off a garbage collection walking all of them again, so
+    # the collector waits until the scan is over.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        folders = plugin_folders()
+        _prepare_package(folders)
+        taken: dict[str, str] = {}
+        scans = [scan_folder(folder, taken, force=force) for folder in folders]
+        own = scans[0]
+        shared = own.document.get(SHARED_ENTRY_POINTS) if own.document is not None else None
 
-    def store(section: dict[str, object]) -> bool:
-        return store_shared(own.folder, SHARED_ENTRY_POINTS, section)
+        def store(section: dict[str, object]) -> bool:
+            return store_shared(own.folder, SHARED_ENTRY_POINTS, section)
 
-    entries = scan_entry_points(force=force, shared=shared, store_shared=store)
+        entries = scan_entry_points(force=force, shared=shared, store_shared=store)
+    finally:
+        if collecting:
+            gc.enable()
     return _Scan(scans, entries)
 
 
