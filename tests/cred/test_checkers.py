@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import shutil
+import stat
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cred.credtools import apr1_hash, argon2_hash, bcrypt_hash, run, sha512_hash
 
 from tapster.cred import credentials as creds
+from tapster.cred import strcred
+from tapster.cred._files import MAX_PASSWORD_FILE_SIZE, UnsafeFileError
 from tapster.cred.checkers import (
     ANONYMOUS,
     AllowAnonymousAccess,
@@ -25,7 +31,7 @@ from tapster.cred.checkers import (
     parse_authorized_keys,
 )
 from tapster.cred.credentials import Anonymous, SSHPrivateKey, UsernamePassword
-from tapster.cred.errors import UnauthorizedLogin, ValidPublicKey
+from tapster.cred.errors import BadAuthArgumentsError, UnauthorizedLogin, ValidPublicKey
 
 
 def login(checker: object, user: str | bytes, password: str | bytes) -> str | None:
@@ -383,3 +389,123 @@ def test_logins_during_rewrites_never_error(tmp_path: Path) -> None:
         writer.join()
     assert results == ["steady"] * 60
     assert checker.load_count > 1
+
+
+# --------------------------------------------------------------------------- unusable files
+
+
+def _fifo_feeder(path: Path) -> None:
+    """Release a reader that an old, blocking open of the pipe ``path`` left stuck."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def _in_a_thread(path: Path, action: Callable[[], object]) -> object:
+    """Run ``action`` with a deadline; a pipe it hangs on is released and the test fails."""
+    outcome: list[object] = []
+
+    def target() -> None:
+        try:
+            outcome.append(action())
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():
+        while thread.is_alive():
+            _fifo_feeder(path)
+            thread.join(0.1)
+        pytest.fail(f"hung on the named pipe {path}")
+    return outcome[0]
+
+
+@pytest.mark.parametrize("file_format", ["file", "htpasswd", "passwd"])
+def test_a_named_pipe_is_refused_at_start_without_hanging(tmp_path: Path, file_format: str) -> None:
+    fifo = tmp_path / "users"
+    os.mkfifo(fifo)
+    result = _in_a_thread(fifo, lambda: PasswordFileChecker(fifo, file_format))  # type: ignore[arg-type]
+    assert isinstance(result, UnsafeFileError), result
+    assert result.strerror == "it is a named pipe, not a regular file"
+    result = _in_a_thread(fifo, lambda: strcred.make_checker(f"{file_format}:{fifo}"))
+    assert isinstance(result, BadAuthArgumentsError), result
+    assert str(result) == f"cannot read {fifo}: it is a named pipe, not a regular file"
+
+
+def test_a_device_is_refused_at_start(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
+    device = tmp_path / "null"
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a copy of /dev/null: empty
+    link = tmp_path / "users"
+    link.symlink_to(device)
+    for path in (device, link):
+        with pytest.raises(BadAuthArgumentsError, match="it is a character device"):
+            strcred.make_checker(f"htpasswd:{path}")
+
+
+def test_dev_zero_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """In a child with 1 GiB of address space, so that a reader of /dev/zero dies quickly."""
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from tapster.cred import strcred\n"
+        "from tapster.cred.errors import BadAuthArgumentsError\n"
+        "try:\n"
+        "    strcred.make_checker('file:/dev/zero')\n"
+        "except BadAuthArgumentsError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == "cannot read /dev/zero: it is a character device, not a regular file\n"
+
+
+def test_size_cap(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Up to MAX_PASSWORD_FILE_SIZE is read; a larger file is refused at start and on reload."""
+    big = tmp_path / "big"
+    with big.open("wb") as f:
+        f.truncate(MAX_PASSWORD_FILE_SIZE + 1)  # sparse: costs no disk
+    with pytest.raises(BadAuthArgumentsError, match=r"larger than 10 MiB"):
+        strcred.make_checker(f"file:{big}")
+
+    path = tmp_path / "users"
+    line = f"alice:{sha512_hash('pw')}\n".encode()
+    path.write_bytes(line + b"#" * (MAX_PASSWORD_FILE_SIZE - len(line) - 1) + b"\n")
+    checker = PasswordFileChecker(path)
+    assert login(checker, "alice", "pw") == "alice"
+    caplog.set_level(logging.ERROR, logger="tapster.cred")
+    with path.open("ab") as f:
+        f.write(b"#\n")
+    assert login(checker, "alice", "pw") is None
+    assert login(checker, "alice", "pw") is None
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        f"{path}: cannot read password file (it is larger than 10 MiB, far too large "
+        "for a password file); refusing all logins"
+    ]
+
+
+def test_a_pipe_swapped_in_later_refuses_logins_without_hanging(
+    pwfile: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checker = PasswordFileChecker(pwfile)
+    assert login(checker, "sha", "s-pass") == "sha"
+    caplog.set_level(logging.ERROR, logger="tapster.cred")
+    fifo = pwfile.with_name("fifo")
+    os.mkfifo(fifo)
+    saved = pwfile.read_bytes()
+    os.replace(fifo, pwfile)
+    assert _in_a_thread(pwfile, lambda: login(checker, "sha", "s-pass")) is None
+    assert _in_a_thread(pwfile, lambda: login(checker, "sha", "s-pass")) is None
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        f"{pwfile}: cannot read password file (it is a named pipe, not a regular file); "
+        "refusing all logins"
+    ]
+    pwfile.unlink()
+    pwfile.write_bytes(saved)
+    assert login(checker, "sha", "s-pass") == "sha"

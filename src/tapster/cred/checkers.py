@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import ClassVar, Final, Literal, TypeAlias
 
 from tapster.cred import hashing
+from tapster.cred._files import read_password_file
 from tapster.cred.credentials import (
     Anonymous,
     SSHPrivateKey,
@@ -160,10 +161,8 @@ class PasswordFileChecker(CredentialsChecker):
         self.problems: list[str] = []
         self.shadowed = 0
         self.load_count = 0
-        # The first load happens now, so that a missing file fails at start-up.
-        with open(self.path, "rb"):
-            pass
-        self._refresh()
+        # The first load happens now, so that a missing or unusable file fails at start-up.
+        self._refresh(raise_errors=True)
 
     @property
     def users(self) -> list[str]:
@@ -172,11 +171,13 @@ class PasswordFileChecker(CredentialsChecker):
             return sorted(self._entries)
 
     # The loading runs in a worker thread (or at start-up), never on the loop.
-    def _refresh(self) -> None:
+    def _refresh(self, raise_errors: bool = False) -> None:
         with self._lock:
             try:
                 st = self.path.stat()
             except OSError as exc:
+                if raise_errors:
+                    raise
                 if self._signature != (0, 0, 0):
                     log.error("%s: cannot read password file (%s); refusing all logins",
                               self.path, exc.strerror or exc)  # fmt: skip
@@ -187,14 +188,17 @@ class PasswordFileChecker(CredentialsChecker):
             if signature == self._signature:
                 return
             try:
-                data = self.path.read_bytes()
+                # Regular files only, size capped, never blocking (a pipe, /dev/zero).
+                data, st = read_password_file(self.path)
             except OSError as exc:
+                if raise_errors:
+                    raise
                 log.error("%s: cannot read password file (%s); refusing all logins",
                           self.path, exc.strerror or exc)  # fmt: skip
                 self._signature, self._entries = signature, {}
                 self._dummy = self._dummy or hashing.dummy_like("")
                 return
-            self._signature = signature
+            self._signature = (st.st_mtime_ns, st.st_size, st.st_ino)
             if st.st_mode & 0o004 and self.file_format != "passwd":
                 log.warning("%s: every local user can read these password hashes; chmod o-r it",
                             self.path)  # fmt: skip
