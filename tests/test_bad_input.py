@@ -298,6 +298,12 @@ AUTH_CASES = [
           says=("--auth passwd", "shadow", "--auth unix")),
     usage("auth-htpasswd-missing", "web", *LISTEN, "--auth", "htpasswd:{tmp}/.htpasswd",
           says=("--auth htpasswd", "{tmp}/.htpasswd")),
+    usage("auth-file-is-fifo", "web", *LISTEN, "--auth", "file:{assets}/fifo",
+          says=("--auth file", "{assets}/fifo", "named pipe")),
+    usage("auth-htpasswd-is-device", "web", *LISTEN, "--auth", "htpasswd:{assets}/null-device",
+          says=("--auth htpasswd", "{assets}/null-device", "character device")),
+    usage("auth-passwd-is-fifo", "web", *LISTEN, "--auth", "passwd:{assets}/fifo",
+          says=("--auth passwd", "named pipe")),
     usage("auth-unix-with-argument", "web", *LISTEN, "--auth", "unix:root",
           says=("--auth unix", "no arguments")),
     usage("auth-sshkey-no-user", "web", *LISTEN, "--auth", "sshkey:/etc/keys",
@@ -623,6 +629,21 @@ def test_tapster_passwd_bad_input(args: list[str], stdin: str, says: str, tmp_pa
     result = passwd(args, stdin, tmp_path)
     check_one_line(result, 1, (says,), "tapster-passwd")
     assert listing(tmp_path) == {"sub"}, "nothing is written"
+
+
+@pytest.mark.parametrize(
+    ("name", "says"), [("null-device", "character device"), ("fifo", "named pipe")]
+)
+def test_tapster_passwd_leaves_special_files_alone(
+    name: str, says: str, assets: Path, tmp_path: Path
+) -> None:
+    """A device or pipe is refused in one line, untouched, without waiting on the pipe."""
+    if not (assets / name).exists():
+        pytest.skip("making a device node needs root")
+    before = snapshot(assets)
+    result = passwd([str(assets / name), "alice"], "pw\n", tmp_path)
+    check_one_line(result, 1, (str(assets / name), says), "tapster-passwd")
+    assert snapshot(assets) == before, "a shared asset was changed"
 
 
 def python_for_nobody() -> tuple[list[str], dict[str, str]] | None:
