@@ -95,6 +95,30 @@ def test_password_never_on_the_command_line(tmp_path: Path) -> None:
     assert result.returncode == 2  # an extra argument is a usage error, not a password
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the following arguments are required: FILE, USER"),
+        (["users"], "the following arguments are required: USER"),
+        (["--bogus", "users", "alice"], "unrecognized arguments: --bogus"),
+        (["--scheme", "md5", "users", "alice"], "argument --scheme: invalid choice: 'md5'"),
+        (["users", "alice", "extra"], "unrecognized arguments: extra"),
+    ],
+)
+def test_usage_errors_are_one_line_and_a_hint(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tapster.cred.passwd_tool", *args],
+        input=b"pw\n", capture_output=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == b""
+    first, hint = result.stderr.decode().splitlines()
+    assert first.startswith("tapster-passwd: error: ") and message in first, result.stderr
+    assert hint == "Run 'tapster-passwd --help' for usage."
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_console_script_installed() -> None:
     script = Path(sys.executable).with_name("tapster-passwd")
     assert script.exists(), "the console script tapster-passwd is not installed"

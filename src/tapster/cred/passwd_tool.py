@@ -22,6 +22,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from tapster.cred import hashing
 from tapster.cred._files import read_password_file, real_path
@@ -36,8 +37,15 @@ class ToolError(Exception):
     """A problem to report on one line and exit 1."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors in one line plus a pointer to ``--help`` (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message}\nRun '{PROG} --help' for usage.\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Add, change or delete a user in a tapster password file "
         "(for --auth file:FILE). The password is read from the terminal or stdin.",
