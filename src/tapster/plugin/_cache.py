@@ -165,13 +165,23 @@ def user_cache_dir() -> str | None:
 
 def user_cache_file(prefix: str, key: str) -> str | None:
     """A file in the user cache directory named after ``key`` (e.g. a folder's path)."""
-    import zlib
-
     directory = user_cache_dir()
     if directory is None:
         return None
-    digest = zlib.crc32(key.encode("utf-8", "surrogateescape")) & 0xFFFFFFFF
-    return os.path.join(directory, f"{prefix}-{digest:08x}.json")
+    return os.path.join(directory, f"{prefix}-{_fnv1a(key):08x}.json")
+
+
+def _fnv1a(key: str) -> int:
+    """The 32-bit FNV-1a hash of ``key``'s UTF-8 bytes.
+
+    A name for a file, not a security measure (the file records the key it
+    belongs to). Computed here rather than with ``zlib.crc32``: loading the
+    ``zlib`` extension costs every start-up more than hashing a path.
+    """
+    digest = 0x811C9DC5
+    for byte in key.encode("utf-8", "surrogateescape"):
+        digest = ((digest ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return digest
 
 
 def ensure_user_cache_dir() -> bool:

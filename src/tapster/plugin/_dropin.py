@@ -83,17 +83,33 @@ class ModuleResult:
         return plugins
 
 
+Item = tuple[str, str, list[object], bool, "str | None", "list[_cache.Schema] | None"]
+"""``(name, path, record, from_cache, shadowed_by, schemas)``: a module as the scan saw it,
+kept as a plain tuple (the warm path makes one per module); see :class:`ModuleResult`."""
+
+
 class FolderScan:
     """The modules of one folder, in name order, and where its cache lives."""
 
-    __slots__ = ("cache_file", "document", "folder", "modules")
+    __slots__ = ("_modules", "cache_file", "document", "folder", "items")
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
-        self.modules: list[ModuleResult] = []
+        self.items: list[Item] = []
+        self._modules: list[ModuleResult] | None = None
         self.cache_file: str | None = None
         self.document: dict[str, object] | None = None
         """The cache document found beside the folder (``None`` if none was valid)."""
+
+    @property
+    def modules(self) -> list[ModuleResult]:
+        """The modules as :class:`ModuleResult` objects (made when first asked for)."""
+        if self._modules is None:
+            self._modules = [
+                ModuleResult(name, path, record, from_cache, shadowed_by=by, schemas=schemas)
+                for name, path, record, from_cache, by, schemas in self.items
+            ]
+        return self._modules
 
 
 def beside_cache_file(folder: str) -> str:
@@ -148,13 +164,20 @@ class _Cached:
         return None
 
 
-def _document(folder: str, final: dict[str, ModuleResult]) -> dict[str, object]:
+Final = dict[str, tuple[list[object], "list[_cache.Schema] | None"]]
+"""The records a folder's cache should hold: name -> (record, schemas if compact)."""
+
+
+def _document(folder: str, final: Final) -> dict[str, object]:
     """The cache document for ``folder`` holding the records of ``final``."""
     shapes: dict[_cache.Schema, int] = {}
     modules: dict[str, object] = {}
-    for name, result in final.items():
-        size, mtime_ns, error, _, environment = result.record
-        plugins = _cache.encode_plugins(result.plugins, shapes)
+    for name, (record, schemas) in final.items():
+        size, mtime_ns, error, plugins, environment = record
+        assert isinstance(plugins, list)
+        if schemas is not None:
+            plugins = _cache.decode_plugins(plugins, schemas)
+        plugins = _cache.encode_plugins(plugins, shapes)
         modules[name] = [size, mtime_ns, error, plugins, environment]
     return {"folder": folder, "schemas": _cache.schema_table(shapes), "modules": modules}
 
@@ -173,7 +196,7 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     module is imported and the cache rewritten (what packagers run).
     """
     scan = FolderScan(folder)
-    results = scan.modules
+    items = scan.items
     files = module_files(folder)
     beside_path = beside_cache_file(folder)
     scan.document = None if force else _cache.read(beside_path)
@@ -181,39 +204,52 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     user_path: str | None = None  # computed only when the beside cache falls short
     user: _Cached | None = _Cached(None, None) if force else None
 
-    final: dict[str, ModuleResult] = {}
+    final: Final = {}
     all_beside = not force
     now_ns = 0
+    get = beside.modules.get
+    schemas = beside.schemas
+    valid_compact = _cache.valid_compact
     for name in sorted(files):
         path, size, mtime = files[name]
-        record = beside.fresh(name, size, mtime)
-        cached = beside
-        if record is None:
-            all_beside = False
-            if user is None:
-                user_path = user_cache_file(folder)
-                user = _Cached(_cache.read(user_path) if user_path else None, folder)
-            record = user.fresh(name, size, mtime)
-            cached = user
+        record = get(name)
+        cached: _Cached | None = beside
+        # The common case inline (a current record of a module without error);
+        # anything else goes through _Cached.fresh.
+        if not (
+            type(record) is list
+            and len(record) == 5
+            and record[0] == size
+            and record[1] == mtime
+            and record[2] is None
+            and record[4] is None
+            and valid_compact(record[3], schemas)
+        ):
+            record = beside.fresh(name, size, mtime)
+            if record is None:
+                all_beside = False
+                if user is None:
+                    user_path = user_cache_file(folder)
+                    user = _Cached(_cache.read(user_path) if user_path else None, folder)
+                record = user.fresh(name, size, mtime)
+                cached = user if record is not None else None
         winner = taken.get(name)
         if winner is not None:
-            if record is not None:
-                final[name] = ModuleResult(name, path, record, True, schemas=cached.schemas)
-            results.append(ModuleResult(name, path, [], True, shadowed_by=winner))
+            if record is not None and cached is not None:
+                final[name] = (record, cached.schemas)
+            items.append((name, path, [], True, winner, None))
             continue
         taken[name] = path
-        if record is not None:
-            result = ModuleResult(name, path, record, True, schemas=cached.schemas)
-            final[name] = result
-            results.append(result)
+        if record is not None and cached is not None:
+            final[name] = (record, cached.schemas)
+            items.append((name, path, record, True, None, cached.schemas))
             continue
         error, plugins = scan_module(f"{PACKAGE}.{name}", path, (size, mtime))
         fresh: list[object] = [size, mtime, error, plugins, None if error is None else sys.prefix]
-        result = ModuleResult(name, path, fresh, False)
-        results.append(result)
+        items.append((name, path, fresh, False, None, None))
         now_ns = now_ns or time.time_ns()
         if not _racy(mtime, now_ns):
-            final[name] = result
+            final[name] = (fresh, None)
 
     if all_beside and len(final) == len(beside.modules):
         scan.cache_file = beside_path
@@ -240,23 +276,29 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     return scan
 
 
-def _same_records(final: dict[str, ModuleResult], cached: _Cached) -> bool:
+def _same_records(final: Final, cached: _Cached) -> bool:
     """Whether ``cached`` holds exactly the records of ``final`` (nothing to write)."""
     if len(final) != len(cached.modules):
         return False
-    for name, result in final.items():
-        size, mtime_ns = result.record[0], result.record[1]
+    for name, (record, schemas) in final.items():
+        size, mtime_ns = record[0], record[1]
         assert isinstance(size, int) and isinstance(mtime_ns, int)
-        record = cached.fresh(name, size, mtime_ns)
-        if record is None:
+        theirs = cached.fresh(name, size, mtime_ns)
+        if theirs is None:
             return False
-        if result.schemas is cached.schemas and record is result.record:
+        if theirs is record and schemas is cached.schemas:
             continue
-        mine = [*result.record[:3], result.plugins, result.record[4]]
-        theirs = ModuleResult(name, "", record, True, schemas=cached.schemas)
-        if mine != [*record[:3], theirs.plugins, record[4]]:
+        if _plain(record, schemas) != _plain(theirs, cached.schemas):
             return False
     return True
+
+
+def _plain(record: list[object], schemas: list[_cache.Schema] | None) -> list[object]:
+    """``record`` with its plugins in the plain layout, for comparing."""
+    plugins = record[3]
+    if schemas is not None and isinstance(plugins, list):
+        plugins = _cache.decode_plugins(plugins, schemas)
+    return [*record[:3], plugins, record[4]]
 
 
 def store_shared(folder: str, key: str, value: object) -> bool:

@@ -38,11 +38,10 @@ class PluginInfo:
 
     __slots__ = ("attribute", "fields", "from_cache", "kinds", "module", "name", "origin")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional: the warm path makes one per plugin
         self,
         name: str,
         fields: Mapping[str, str],
-        *,
         kinds: tuple[str, ...],
         module: str,
         attribute: str,
@@ -125,13 +124,15 @@ class _Scan:
         """Broken and shadowed modules, then (with ``duplicates``) duplicate names."""
         problems: list[PluginProblem] = []
         for folder in self.folders:
-            for m in folder.modules:
-                if m.shadowed_by is not None:
-                    message = f"plugin module {m.module} at {m.path} is shadowed by {m.shadowed_by}"
-                    problems.append(PluginProblem(m.module, m.path, message, "shadowed"))
-                elif m.record and m.record[2] is not None:
-                    message = f"plugin module {m.module} ({m.path}) is broken: {m.error}"
-                    problems.append(PluginProblem(m.module, m.path, message, "broken"))
+            for name, path, record, _, shadowed_by, _ in folder.items:
+                if shadowed_by is not None:
+                    module = f"{PACKAGE}.{name}"
+                    message = f"plugin module {module} at {path} is shadowed by {shadowed_by}"
+                    problems.append(PluginProblem(module, path, message, "shadowed"))
+                elif record and record[2] is not None:
+                    module = f"{PACKAGE}.{name}"
+                    message = f"plugin module {module} ({path}) is broken: {record[2]}"
+                    problems.append(PluginProblem(module, path, message, "broken"))
         for e in self.entries:
             if e.error is not None:
                 value = str(e.record["value"])
@@ -167,13 +168,7 @@ def _info(
     attribute, kinds, fields = plugin
     assert isinstance(attribute, str) and isinstance(kinds, dict) and isinstance(fields, dict)
     return PluginInfo(
-        kinds[kind] or attribute,
-        fields,
-        kinds=tuple(kinds),
-        module=module,
-        attribute=attribute,
-        origin=origin,
-        from_cache=from_cache,
+        kinds[kind] or attribute, fields, tuple(kinds), module, attribute, origin, from_cache
     )
 
 
@@ -232,36 +227,46 @@ def describe_plugins(kind: type | str) -> list[PluginInfo]:
     on the ``tapster.plugin`` logger.
     """
     wanted = kind_id(kind)
+    collecting = gc.isenabled()
+    gc.disable()  # as in _scan: a thousand descriptions are not garbage to look for
+    try:
+        infos = _describe(wanted)
+    finally:
+        if collecting:
+            gc.enable()
+    return infos
+
+
+def _describe(wanted: str) -> list[PluginInfo]:
     scan = _scan()
     _warn(scan.problems(duplicates=False))
     infos: list[PluginInfo] = []
     append = infos.append
     for folder in scan.folders:
-        for m in folder.modules:
-            if m.shadowed_by is not None or not m.record:
+        for name, path, record, from_cache, shadowed_by, schemas in folder.items:
+            if shadowed_by is not None or not record:
                 continue
-            schemas = m.schemas
+            plugins = record[3]
+            assert isinstance(plugins, list)
             if schemas is None:  # imported just now: the plain layout
-                for plugin in m.plugins:
-                    if wanted in plugin[1]:  # type: ignore[operator]
-                        append(_info(plugin, wanted, m.module, m.path, m.from_cache))
+                for plugin in plugins:
+                    if wanted in plugin[1]:
+                        append(_info(plugin, wanted, f"{PACKAGE}.{name}", path, from_cache))
                 continue
             # Straight from the compact cache layout (the warm path: keep it lean).
-            module = None
-            for plugin in m.record[3]:  # type: ignore[attr-defined]
+            for plugin in plugins:
                 kinds, fields, _ = schemas[plugin[1]]
                 if wanted in kinds:
                     k = 2 + len(kinds)
-                    module = module or f"{PACKAGE}.{m.name}"
                     append(
                         PluginInfo(
                             plugin[2 + kinds.index(wanted)] or plugin[0],
                             dict(zip(fields, plugin[k:], strict=True)),
-                            kinds=kinds,
-                            module=module,
-                            attribute=plugin[0],
-                            origin=m.path,
-                            from_cache=True,
+                            kinds,
+                            f"{PACKAGE}.{name}",
+                            plugin[0],
+                            path,
+                            True,
                         )
                     )
     for e in scan.entries:

@@ -6,14 +6,6 @@ with a one-line message. Importing this package is cheap on purpose: it is on
 the path of ``tapster --help``.
 """
 
-from tapster.usage._completion import (
-    SHELLS,
-    bash_completion,
-    completion_data,
-    completion_script,
-    fish_completion,
-    zsh_completion,
-)
 from tapster.usage._errors import UsageError
 from tapster.usage._options import Options
 from tapster.usage.coerce import (
@@ -25,6 +17,17 @@ from tapster.usage.coerce import (
     port,
     positive_int,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tapster.usage._completion import (
+        SHELLS,
+        bash_completion,
+        completion_data,
+        completion_script,
+        fish_completion,
+        zsh_completion,
+    )
 
 __all__ = [
     "SHELLS",
@@ -43,3 +46,23 @@ __all__ = [
     "positive_int",
     "zsh_completion",
 ]
+
+_COMPLETION = {
+    "SHELLS",
+    "bash_completion",
+    "completion_data",
+    "completion_script",
+    "fish_completion",
+    "zsh_completion",
+}
+
+
+def __getattr__(name: str) -> object:
+    # Shell completion is imported when first asked for: `tapster --help` needs none of it.
+    if name not in _COMPLETION:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from tapster.usage import _completion
+
+    value = getattr(_completion, name)
+    globals()[name] = value
+    return value
