@@ -64,7 +64,12 @@ what a client sends (see docs/auth.md, "the text rule").
         for name, password in zip(fields[::2], fields[1::2], strict=True):
             if not name:
                 raise BadAuthArgumentsError("empty user name in USER:PASSWORD pairs")
-            users[from_command_line(name)] = from_command_line(password)
+            user = from_command_line(name)
+            if not password:
+                raise BadAuthArgumentsError(f"user {user!r} has an empty password")
+            if user in users:
+                raise BadAuthArgumentsError(f"user {user!r} is given twice")
+            users[user] = from_command_line(password)
         log.warning(
             "--auth memory: passwords given on the command line are visible to local "
             "users; use it for tests and demos only"
