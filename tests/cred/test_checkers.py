@@ -509,3 +509,16 @@ def test_a_pipe_swapped_in_later_refuses_logins_without_hanging(
     pwfile.unlink()
     pwfile.write_bytes(saved)
     assert login(checker, "sha", "s-pass") == "sha"
+
+
+def test_authorized_keys_in_a_pipe_are_skipped_without_hanging(tmp_path: Path) -> None:
+    """A named pipe where a key file should be counts as no keys; the next file still works."""
+    pytest.importorskip("cryptography")
+    line, blob, sign = _ssh_key_and_signer("ed25519")
+    fifo = tmp_path / "alice.pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "alice.keys").write_text(f"{line}\n")
+    checker = AuthorizedKeysChecker(lambda user: [fifo, tmp_path / f"{user}.keys"])
+    data = b"session"
+    cred = SSHPrivateKey("alice", "ssh-ed25519", blob, data, sign(data))  # type: ignore[operator]
+    assert _in_a_thread(fifo, lambda: run(checker.request_avatar_id(cred))) == "alice"

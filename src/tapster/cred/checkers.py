@@ -485,10 +485,11 @@ class AuthorizedKeysChecker(CredentialsChecker):
         found = False
         for path in self._key_files(credentials.username):
             try:
-                data = path.read_text(encoding="utf-8", errors="replace")
+                # A missing file, or a pipe or device where a key file should be: no keys.
+                raw, _ = read_password_file(path)
             except OSError:
                 continue
-            for blob in parse_authorized_keys(data):
+            for blob in parse_authorized_keys(raw.decode("utf-8", errors="replace")):
                 found = hmac.compare_digest(blob, credentials.blob) or found
         if not found:
             return False
