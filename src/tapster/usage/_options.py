@@ -22,7 +22,18 @@ if TYPE_CHECKING:
 _VARARGS = 0x04  # inspect.CO_VARARGS, without importing inspect
 
 
-class Options(MutableMapping[str, "Any"]):
+if TYPE_CHECKING:
+    _MappingBase = MutableMapping[str, "Any"]
+else:
+    # At run time Options is a plain class, registered as a MutableMapping and
+    # given the mixin methods (see the end of the class body). Inheriting them
+    # would make every Options subclass an ABC, and creating an ABC costs about
+    # twice as much as a plain class: a cold plugin scan creates one Options
+    # subclass per plugin module.
+    _MappingBase = object
+
+
+class Options(_MappingBase):
     """Declare a command's options; parse a command line; read the values by name.
 
     Subclasses declare ``parameters`` rows ``(long, short, default, doc, coerce)``,
@@ -223,6 +234,24 @@ class Options(MutableMapping[str, "Any"]):
         from tapster.usage._help import help_text
 
         return help_text(self, width)
+
+    if not TYPE_CHECKING:  # the MutableMapping mixin methods, as plain functions
+        __contains__ = MutableMapping.__contains__
+        keys = MutableMapping.keys
+        items = MutableMapping.items
+        values = MutableMapping.values
+        get = MutableMapping.get
+        __eq__ = MutableMapping.__eq__
+        pop = MutableMapping.pop
+        popitem = MutableMapping.popitem
+        clear = MutableMapping.clear
+        update = MutableMapping.update
+        setdefault = MutableMapping.setdefault
+        __hash__ = None
+        __reversed__ = None
+
+
+MutableMapping.register(Options)
 
 
 def program_name() -> str:
