@@ -242,3 +242,20 @@ def test_a_link_to_a_device_is_refused(tmp_path: Path) -> None:
     result = passwd(str(link), "alice", stdin="pw\n", timeout=20)
     assert result.returncode == 1 and b"character device" in result.stderr, result
     assert link.is_symlink() and stat.S_ISCHR(device.lstat().st_mode)
+
+
+def test_a_huge_file_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "users"
+    with path.open("wb") as f:
+        f.truncate(10 * 1024 * 1024 + 1)  # sparse: costs no disk
+    before = path.stat()
+    result = passwd(str(path), "alice", stdin="pw\n")
+    assert result.returncode == 1 and result.stderr.count(b"\n") == 1, result
+    assert b"larger than 10 MiB" in result.stderr
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["users"]

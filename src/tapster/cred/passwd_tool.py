@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from tapster.cred import hashing
-from tapster.cred._files import read_password_file, real_path
+from tapster.cred._files import check_password_file, read_password_file, real_path
 from tapster.cred.credentials import from_command_line, text, to_bytes
 
 __all__ = ["main"]
@@ -177,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ToolError(f"{path} is a directory")
         if not target.parent.is_dir():
             raise ToolError(f"{path} is a link to {target}, whose folder does not exist")
-        _read_existing(target)  # refuse a device or pipe before asking for a password
+        with contextlib.suppress(FileNotFoundError):
+            check_password_file(target)  # refuse a device or pipe before asking for a password
         new_hash = None
         if not args.delete:
             new_hash = hashing.hash_password(_read_password(args.stdin), args.scheme)
