@@ -208,6 +208,8 @@ WEB_CASES = [
     usage("listen-empty-port", "web", "--listen", "tcp:", says=("'tcp:'", "port")),
     usage("listen-port-too-big", "web", "--listen", "tcp:99999", says=("99999", "65535")),
     usage("listen-port-word", "web", "--listen", "tcp:http", says=("'tcp:http'", "port")),
+    usage("listen-udp", "web", "--listen", "udp:{port}",
+          says=("--listen", "'udp:{port}'", "stream endpoint")),
     usage("listen-bad-keyword", "web", "--listen", "tcp:{port}:colour=red",
           says=("unknown keyword 'colour'", "tcp")),
     usage("listen-bad-interface", "web", "--listen", "tcp:{port}:interface=999.1.1.1",

@@ -6,6 +6,7 @@ import importlib
 import math
 import os
 import re
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -168,9 +169,15 @@ class WebOptions(AuthOptionMixin, Options):  # type: ignore[misc,unused-ignore]
         endpoints = []
         for description in self["listen"]:
             try:
-                endpoints.append(server_from_string(description))
+                endpoint = server_from_string(description)
             except EndpointError as exc:
                 raise UsageError(f"--listen: {exc}") from None
+            if endpoint.socket_type != socket.SOCK_STREAM:
+                raise UsageError(
+                    f"--listen {description!r}: HTTP needs a stream endpoint "
+                    "such as tcp:8080, ssl:8443:cert=FILE or unix:PATH"
+                )
+            endpoints.append(endpoint)
         self["listen_endpoints"] = endpoints
         if not self["index"]:
             self["index"] = ["index.html"]
