@@ -312,8 +312,12 @@ AUTH_CASES = [
           says=("--auth passwd", "named pipe")),
     usage("auth-unix-with-argument", "web", *LISTEN, "--auth", "unix:root",
           says=("--auth unix", "no arguments")),
-    usage("auth-sshkey-no-user", "web", *LISTEN, "--auth", "sshkey:/etc/keys",
-          says=("sshkey", "{user}")),
+    # HTTP Basic cannot carry an SSH key: refused before its argument is looked at
+    # (sshkey's own argument errors are tested in tests/cred/test_strcred.py).
+    usage("auth-sshkey-on-web", "web", *LISTEN, "--auth", "sshkey",
+          says=("--auth", "'sshkey'", "SSHPrivateKey", "UsernamePassword")),
+    usage("auth-sshkey-with-path-on-web", "web", *LISTEN, "--auth", "sshkey:/etc/keys",
+          says=("'sshkey'", "UsernamePassword")),
     usage("help-auth-type-unknown", "web", "--help-auth-type", "nosuch",
           says=("--help-auth-type", "'nosuch'")),
     usage("help-auth-type-no-value", "web", "--help-auth-type", says="--help-auth-type"),

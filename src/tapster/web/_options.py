@@ -11,19 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tapster.cred.credentials import Anonymous, UsernamePassword
+from tapster.cred.strcred import AuthOptionMixin
 from tapster.usage import Options, UsageError, existing_dir, positive_int
 
 from ._config import Limits, WebConfig, WsgiApp
-
-try:
-    from tapster.cred.strcred import (  # type: ignore[import-not-found,unused-ignore]
-        AuthOptionMixin,
-    )
-except ImportError:  # pragma: no cover - only until tapster.cred.strcred lands
-
-    class AuthOptionMixin:  # type: ignore[no-redef,unused-ignore]
-        """Placeholder: no ``--auth`` until tapster.cred.strcred exists."""
-
 
 DEFAULT_LISTEN = "tcp:8080"
 
@@ -56,8 +48,12 @@ def seconds(text: str) -> float:
 seconds.coerce_doc = "Seconds (a positive number)."  # type: ignore[attr-defined]
 
 
-class WebOptions(AuthOptionMixin, Options):  # type: ignore[misc,unused-ignore]
+class WebOptions(AuthOptionMixin, Options):
     """Options of ``tapster web``."""
+
+    # HTTP Basic sends a user name and password, or nothing at all: --auth types
+    # that check anything else (SSH keys) could never let a request in.
+    supported_interfaces = (UsernamePassword, Anonymous)
 
     long_description = (
         "Serve static files from a folder (with listings, ranges, conditional "
