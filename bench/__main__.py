@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("cases", nargs="*", metavar="CASE", help="case names or numbers")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="print the table of a results file and exit"
+    )
     parser.add_argument("--runs", type=_positive, help="runs per side (default: per case, >=10)")
     parser.add_argument("--warmup", type=_non_negative, help="warm-up runs per side (default 1)")
     parser.add_argument("--quick", action="store_true", help="shorter loads, for trying a case out")
@@ -69,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         print(listing())
+        return 0
+    if args.render is not None:
+        try:
+            print(markdown(json.loads(args.render.read_text())))
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"bench: cannot render {args.render}: {exc}", file=sys.stderr)
+            return 2
         return 0
     try:
         cases, skipped = select_cases(args.cases)

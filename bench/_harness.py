@@ -317,9 +317,15 @@ def _cell(stats: dict[str, float] | None, status: dict[str, str], notes: list[st
     if stats is None:
         if status["status"] == "ok":
             return "n/a"
-        notes.append(status["reason"])
-        return f"{status['status']} [{len(notes)}]"
+        return f"{status['status']} [{_note(notes, status['reason'])}]"
     return f"{fmt(stats['median'])} ({fmt(stats['min'])}-{fmt(stats['max'])})"
+
+
+def _note(notes: list[str], text: str) -> int:
+    """The footnote number of ``text``, adding it once."""
+    if text not in notes:
+        notes.append(text)
+    return notes.index(text) + 1
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -344,10 +350,8 @@ def markdown(results: dict[str, Any]) -> str:
     for case in results["cases"]:
         number = case["number"] if case["number"] is not None else "-"
         if case["status"] != "ok" and not case["comparisons"]:
-            notes.append(case["reason"])
-            rows.append(
-                f"| {number} | {case['name']} | — | — | {case['status']} [{len(notes)}] | | |"
-            )
+            status = f"{case['status']} [{_note(notes, case['reason'])}]"
+            rows.append(f"| {number} | {case['name']} | — | — | {status} | | |")
             continue
         for cmp in case["comparisons"]:
             label = cmp["label"] + (f" ({cmp['note']})" if cmp["note"] else "")
@@ -360,8 +364,7 @@ def markdown(results: dict[str, Any]) -> str:
                     f"| {ratio} |"
                 )
         if case["status"] != "ok" and case["comparisons"]:
-            notes.append(case["reason"])
-            status = f"{case['status']} [{len(notes)}]"
+            status = f"{case['status']} [{_note(notes, case['reason'])}]"
             rows.append(f"| {number} | {case['name']} | (stopped) | — | {status} | | |")
     tail = [""] + [f"[{i}] {note}  " for i, note in enumerate(notes, 1)] if notes else []
     legend = [

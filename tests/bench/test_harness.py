@@ -99,6 +99,9 @@ def test_selftest_runs_end_to_end_and_writes_json(tmp_path: Path) -> None:
     echo = case["comparisons"][1]["metrics"]
     assert echo["round_trips_per_s"]["tapster"]["median"] > 100
     assert "| selftest | python -c pass | wall time (ms)" in result.stdout
+    rendered = _bench("--render", str(out))
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stdout.strip() == result.stdout.strip()
 
 
 def test_unknown_case_is_a_usage_error_and_planned_case_is_explained() -> None:
@@ -156,6 +159,8 @@ def test_unavailable_side_is_reported_and_other_side_still_measured() -> None:
     table = markdown(doc)
     assert "unavailable [1]" in table
     assert "[1] feature X is not built yet" in table
+    assert "error [2]" in table
+    assert "[3]" not in table
 
 
 def test_measured_commands_get_python_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
