@@ -75,3 +75,20 @@ def test_negotiation_helpers() -> None:
     assert size("10M") == 10 * 1024 * 1024 and size("512k") == 512 * 1024 and size("7") == 7
     with pytest.raises(ValueError):
         size("ten")
+
+
+@given(st.text(max_size=16))
+def test_a_realm_that_passes_the_check_always_makes_a_header(name: str) -> None:
+    """Whatever ``--realm`` lets through, the 401 challenge can be encoded (no 500s)."""
+    from tapster.cred import Portal
+    from tapster.web._auth import BasicAuth, WebRealm, check_realm
+
+    try:
+        check_realm(name)
+    except ValueError:
+        with pytest.raises(ValueError):
+            BasicAuth(Portal(WebRealm(), []), name)
+        return
+    response = BasicAuth(Portal(WebRealm(), []), name).challenge()
+    assert response.status == 401
+    assert f'realm="{name}"'.encode() in response.headers

@@ -59,6 +59,21 @@ def _no_logout() -> None:
     return None
 
 
+def check_realm(name: str) -> str:
+    """``name`` if it can be a realm in a ``WWW-Authenticate`` header, else ``ValueError``.
+
+    Printable ASCII only, without ``"`` or ``\\``: a control character would
+    break the header (every 401 would fail), and browsers disagree on quoting.
+    """
+    for char in name:
+        if not " " <= char <= "~" or char in '"\\':
+            raise ValueError(
+                f"{char!r} is not allowed in a realm name: use printable ASCII "
+                'characters other than " and \\'
+            )
+    return name
+
+
 def parse_basic(value: bytes) -> tuple[str, str] | None:
     """Username and password from a ``Basic`` value, or ``None`` if it is malformed."""
     scheme, _, token = value.strip().partition(b" ")
@@ -83,8 +98,8 @@ class BasicAuth:
 
     def __init__(self, portal: Portal, realm_name: str = "tapster") -> None:
         self._portal = portal
-        safe_realm = realm_name.replace("\\", "\\\\").replace('"', '\\"')
-        self._challenge = [("WWW-Authenticate", f'Basic realm="{safe_realm}", charset="UTF-8"')]
+        realm = check_realm(realm_name)
+        self._challenge = [("WWW-Authenticate", f'Basic realm="{realm}", charset="UTF-8"')]
         self._cache: dict[bytes, tuple[str, float]] = {}
         self._anonymous = Anonymous in portal.list_credential_interfaces()
 

@@ -48,6 +48,16 @@ def seconds(text: str) -> float:
 seconds.coerce_doc = "Seconds (a positive number)."  # type: ignore[attr-defined]
 
 
+def realm(text: str) -> str:
+    """A realm name that fits in a ``WWW-Authenticate`` header (see ``check_realm``)."""
+    from ._auth import check_realm
+
+    return check_realm(text)
+
+
+realm.coerce_doc = 'Printable ASCII, without " or \\.'  # type: ignore[attr-defined]
+
+
 class WebOptions(AuthOptionMixin, Options):
     """Options of ``tapster web``."""
 
@@ -90,7 +100,13 @@ class WebOptions(AuthOptionMixin, Options):
             "Write the access log to this file (batched writes, reopened after rotation) "
             "instead of the tapster log.",
         ),
-        ("realm", None, "tapster", "The realm name shown by browsers when --auth is used."),
+        (
+            "realm",
+            None,
+            "tapster",
+            "The realm name shown by browsers when --auth is used.",
+            realm,
+        ),
         (
             "request_timeout",
             None,
