@@ -19,10 +19,23 @@ class PrivilegeError(Exception):
     """The system refused a privilege change; the message says which and why."""
 
 
+MAX_ID = 2**32 - 2  # uid_t and gid_t are 32 bits; all ones means "no change"
+
+
+def _number(value: str, what: str) -> int | None:
+    """``value`` as an id if it is written in ASCII digits (None for a name)."""
+    if not (value.isascii() and value.isdigit()):
+        return None
+    if len(value.lstrip("0")) > 10 or int(value) > MAX_ID:
+        raise ValueError(f"a {what} number is between 0 and {MAX_ID}")
+    return int(value)
+
+
 def user_id(value: str) -> int:
     """A user name or number as a uid (``ValueError`` for an unknown name)."""
-    if value.isdigit():
-        return int(value)
+    number = _number(value, "user")
+    if number is not None:
+        return number
     try:
         return pwd.getpwnam(value).pw_uid
     except KeyError:
@@ -34,8 +47,9 @@ user_id.coerce_doc = "A user name or number."  # type: ignore[attr-defined]
 
 def group_id(value: str) -> int:
     """A group name or number as a gid (``ValueError`` for an unknown name)."""
-    if value.isdigit():
-        return int(value)
+    number = _number(value, "group")
+    if number is not None:
+        return number
     try:
         return grp.getgrnam(value).gr_gid
     except KeyError:
@@ -87,6 +101,8 @@ def switch_user(uid: int | None, gid: int | None, effective_only: bool = False) 
                 f"cannot switch to group {gid}: operation not permitted "
                 "(start as root, or drop --gid)"
             ) from None
+        except OSError as exc:
+            raise PrivilegeError(f"cannot switch to group {gid}: {_reason(exc)}") from None
     if uid is not None and uid != os.geteuid():
         who = f"user {name} (uid {uid})" if name else f"uid {uid}"
         try:
@@ -98,6 +114,12 @@ def switch_user(uid: int | None, gid: int | None, effective_only: bool = False) 
             raise PrivilegeError(
                 f"cannot switch to {who}: operation not permitted (start as root, or drop --uid)"
             ) from None
+        except OSError as exc:
+            raise PrivilegeError(f"cannot switch to {who}: {_reason(exc)}") from None
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
 
 
 def enter_chroot(path: str) -> None:

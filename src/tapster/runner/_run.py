@@ -411,10 +411,16 @@ class Runner:
         if os.geteuid() == 0:
             owner = uid if uid is not None else -1
             group = gid if gid is not None else -1
-            if self.pidfile is not None:
-                self.pidfile.chown(owner, group)
-            if self.logs is not None:
-                self.logs.chown(owner, group)
+            try:
+                if self.pidfile is not None:
+                    self.pidfile.chown(owner, group)
+                if self.logs is not None:
+                    self.logs.chown(owner, group)
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot hand the pidfile and log file to uid {owner}, gid {group}: "
+                    f"{(exc.strerror or str(exc)).lower()}"
+                ) from None
         try:
             _privileges.switch_user(uid, gid, effective_only=self.settings.euid)
         except _privileges.PrivilegeError as exc:
