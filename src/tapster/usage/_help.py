@@ -194,13 +194,15 @@ def _table(rows: list[tuple[str, str]], width: int) -> list[str]:
     column = 2 + (longest if longest >= 0 else cap) + 2
     room = max(width - column, 20)
     pad = " " * column
+    label_width = column - 2
     out: list[str] = []
     append = out.append
     for label, doc in rows:
-        fits = len(label) + 4 <= column
-        if doc and fits and len(doc) <= room and doc.isprintable() and "  " not in doc:
-            # One line: what wrap() would return, without splitting the words.
-            append(f"  {label:<{column - 2}}{doc.strip().replace(_GLUE, ' ')}")
+        fits = len(label) + 2 <= label_width
+        if fits and doc and len(doc) <= room and doc.isprintable() and "  " not in doc:
+            # One line: what wrap() would return, without splitting the words
+            # (a printable doc holds no tab, newline or glue character).
+            append("  " + label.ljust(label_width) + doc.strip())
             continue
         doc_lines = wrap(doc, room) if doc else []
         first = "  " + label
