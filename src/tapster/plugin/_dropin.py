@@ -204,7 +204,9 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     user_path: str | None = None  # computed only when the beside cache falls short
     user: _Cached | None = _Cached(None, None) if force else None
 
-    final: Final = {}
+    held: Final = {}  # records of shadowed modules, kept in the cache all the same
+    racy: set[str] = set()  # imported modules whose record must not be cached yet
+    kept = 0  # records the cache should hold (the items' and ``held``)
     all_beside = not force
     now_ns = 0
     get = beside.modules.get
@@ -236,24 +238,33 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
         winner = taken.get(name)
         if winner is not None:
             if record is not None and cached is not None:
-                final[name] = (record, cached.schemas)
+                held[name] = (record, cached.schemas)
+                kept += 1
             items.append((name, path, [], True, winner, None))
             continue
         taken[name] = path
         if record is not None and cached is not None:
-            final[name] = (record, cached.schemas)
+            kept += 1
             items.append((name, path, record, True, None, cached.schemas))
             continue
         error, plugins = scan_module(f"{PACKAGE}.{name}", path, (size, mtime))
         fresh: list[object] = [size, mtime, error, plugins, None if error is None else sys.prefix]
         items.append((name, path, fresh, False, None, None))
         now_ns = now_ns or time.time_ns()
-        if not _racy(mtime, now_ns):
-            final[name] = (fresh, None)
+        if _racy(mtime, now_ns):
+            racy.add(name)
+        else:
+            kept += 1
 
-    if all_beside and len(final) == len(beside.modules):
+    if all_beside and kept == len(beside.modules):
         scan.cache_file = beside_path
         return scan
+    final: Final = {
+        name: (record, schemas)
+        for name, _, record, _, shadowed_by, schemas in items
+        if shadowed_by is None and name not in racy
+    }
+    final.update(held)
     if user is None:  # e.g. a module was removed: the user's copy may already say so
         user_path = user_cache_file(folder)
         user = _Cached(_cache.read(user_path) if user_path else None, folder)
