@@ -83,7 +83,12 @@ def ensure_twisted_venv(venv: Path = TWISTED_VENV, version: str = TWISTED_VERSIO
         return python
     print(f"bench: installing Twisted {version} into {venv} (first use) ...", file=sys.stderr)
     if not python.is_file():
-        subprocess.run([_base_python(), "-m", "venv", str(venv)], check=True)
+        made = subprocess.run(
+            [_base_python(), "-m", "venv", str(venv)], capture_output=True, text=True, check=False
+        )
+        if made.returncode != 0:
+            last = (made.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise Unavailable(f"could not create the Twisted venv {venv}: {last}")
     result = subprocess.run(
         [str(python), "-m", "pip", "install", "-q", f"twisted=={version}"],
         check=False,
@@ -142,6 +147,7 @@ class Context:
         self._tapster_python = tapster_python
         self._twisted_python = twisted_python
         self._setup_twisted = setup_twisted
+        self._twisted_error: str | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="tapster-bench-")
         self.tmpdir = Path(self._tmp.name)
 
@@ -159,6 +165,8 @@ class Context:
     @property
     def twisted_python(self) -> Path:
         """The baseline venv's interpreter (made on first use unless ``--no-setup``)."""
+        if self._twisted_error is not None:
+            raise Unavailable(self._twisted_error)
         if self._twisted_python is None:
             python = TWISTED_VENV / "bin" / "python"
             if not self._setup_twisted:
@@ -169,7 +177,11 @@ class Context:
                     )
                 self._twisted_python = python
             else:
-                self._twisted_python = ensure_twisted_venv()
+                try:
+                    self._twisted_python = ensure_twisted_venv()
+                except Unavailable as exc:
+                    self._twisted_error = str(exc)  # don't retry the install for every run
+                    raise
         return self._twisted_python
 
     @property

@@ -403,3 +403,19 @@ def test_bundled_tapster_login_plugin_under_a_login_flood(tmp_path: Path) -> Non
     assert figures["other"] == 0
     assert figures["pings"] > 0
     assert figures["stall_ms"] >= figures["ping_p50_ms"] > 0
+
+
+def test_missing_twisted_venv_with_no_setup_is_unavailable_not_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bench._env
+
+    monkeypatch.setattr(bench._env, "TWISTED_VENV", tmp_path / "absent")
+    ctx = Context(setup_twisted=False)
+    try:
+        with pytest.raises(Unavailable, match="--no-setup"):
+            _ = ctx.twisted_python
+        assert not (tmp_path / "absent").exists()
+        assert not ctx.has_twisted
+    finally:
+        ctx.close()
