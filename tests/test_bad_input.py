@@ -189,6 +189,10 @@ TAC_CASES = [
             says=("does not define 'application'", "Application(")),
     startup("tac-application-wrong-type", "-y", "{assets}/wrongtype.tac",
             says=("'application' is a int", "Application(")),
+    startup("tac-unknown-user", "-y", "{assets}/baduser.tac",
+            says=("baduser.tac:2", "uid='nosuchuser'", "no user named 'nosuchuser'")),
+    startup("tac-gid-out-of-range", "-y", "{assets}/badgid.tac",
+            says=("badgid.tac:2", "gid=4294967295")),
     startup("tac-calls-exit", "-y", "{assets}/exits.tac", says=("exits.tac", "exit(3)")),
     startup("tac-start-fails", "--pidfile", "{tmp}/app.pid", "-y", "{assets}/startfail.tac",
             says=("cannot start", "cannot reach the database")),
@@ -422,6 +426,14 @@ def assets() -> Iterator[Path]:
             "        raise PermissionError(13, 'Permission denied', '/etc/secret')\n"
             "application = Application('bad')\n"
             "Bad().set_parent(application)\n"
+        ),
+        "baduser.tac": (
+            "from tapster.service import Application\n"
+            "application = Application('x', uid='nosuchuser')\n"
+        ),
+        "badgid.tac": (
+            "from tapster.service import Application\n"
+            "application = Application('x', gid=4294967295)\n"
         ),
         "wsgiapp.py": "number = 42\n",
         "wsgiboom.py": "raise RuntimeError('import boom')\n",

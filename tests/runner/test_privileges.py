@@ -91,12 +91,19 @@ def test_group_option_and_effective_only(project: Path, tapster_proc, wait_liste
     assert ids["Gid"][:2] == ["0", "1"]  # real root, effective daemon
 
 
-def test_tac_application_uid_and_gid_are_used(project: Path, tapster_proc, wait_listening) -> None:
+@pytest.mark.parametrize(
+    "ids",
+    [f"uid={NOBODY.pw_uid}, gid={NOBODY.pw_gid}", "uid='nobody', gid='nogroup'"],
+    ids=["numbers", "names"],
+)
+def test_tac_application_uid_and_gid_are_used(
+    project: Path, tapster_proc, wait_listening, ids: str
+) -> None:
     port = free_port()
     (project / "app.tac").write_text(
         "from tapster.service import Application\n"
         "from myproject import EchoService\n"
-        f"application = Application('dropper', uid={NOBODY.pw_uid}, gid={NOBODY.pw_gid})\n"
+        f"application = Application('dropper', {ids})\n"
         f"EchoService({port}).set_parent(application)\n"
     )
     proc = tapster_proc.start("-y", "app.tac", cwd=project)

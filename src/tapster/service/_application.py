@@ -4,23 +4,67 @@ from __future__ import annotations
 
 from tapster.service._service import MultiService
 
+_MAX_ID = 2**32 - 2  # uid_t/gid_t are 32 bits; all ones means "no change"
+
 
 class Application(MultiService):
     """The root service the runner runs.
 
     ``name`` is the process name (shown by ``ps`` when setproctitle is
     installed); ``uid`` and ``gid``, when given, are what the runner switches
-    to after ``privileged_start`` has bound the sockets.
+    to after ``privileged_start`` has bound the sockets. Each may be a number
+    or a name (``uid="www-data"``), resolved here as ``--uid``/``--gid`` are, so
+    an unknown name fails where the ``.tac`` file says it.
     """
 
-    def __init__(self, name: str, uid: int | None = None, gid: int | None = None) -> None:
+    def __init__(
+        self, name: str, uid: int | str | None = None, gid: int | str | None = None
+    ) -> None:
         super().__init__()
         if not name:
             raise ValueError("an Application needs a non-empty name")
         self.name = name
-        self.uid = uid
-        self.gid = gid
+        self.uid: int | None = _resolve(uid, "user")
+        self.gid: int | None = _resolve(gid, "group")
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<Application {self.name!r} {state}, {len(self)} services>"
+
+
+def _resolve(value: int | str | None, what: str) -> int | None:
+    """A uid or gid from a number or a name; ``ValueError``/``TypeError`` say what is wrong."""
+    keyword = "uid" if what == "user" else "gid"
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value.isascii() and value.isdigit():
+            value = int(value)
+        else:
+            return _lookup(value, what)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"Application {keyword} must be a {what} name or number, not {type(value).__name__}"
+        )
+    if not 0 <= value <= _MAX_ID:
+        raise ValueError(f"Application {keyword}={value}: a {what} number is 0 to {_MAX_ID}")
+    return value
+
+
+def _lookup(name: str, what: str) -> int:
+    if what == "user":
+        import pwd
+
+        try:
+            return pwd.getpwnam(name).pw_uid
+        except KeyError:
+            pass
+    else:
+        import grp
+
+        try:
+            return grp.getgrnam(name).gr_gid
+        except KeyError:
+            pass
+    keyword = "uid" if what == "user" else "gid"
+    raise ValueError(f"Application {keyword}={name!r}: no {what} named {name!r} on this system")
