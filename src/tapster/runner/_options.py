@@ -16,7 +16,7 @@ import sys
 from tapster import __version__
 from tapster.runner import _loops
 from tapster.runner._privileges import group_id, user_id
-from tapster.usage import Options, UsageError, choice, octal_mode
+from tapster.usage import Options, UsageError, choice, documented, octal_mode
 
 TYPE_CHECKING = False  # importing typing costs the help path a few ms
 if TYPE_CHECKING:
@@ -46,31 +46,39 @@ _log_level.coerce_doc = "One of: debug, info, warning, error, critical."  # type
 _log_level.completion = tuple(_LEVELS)  # type: ignore[attr-defined]
 
 
+def _plain_number(text: str, expected: str, fraction: bool = False) -> str:
+    """``text`` stripped, if it is ASCII digits (with one ``.`` when ``fraction``).
+
+    ``int()`` and ``float()`` accept more (``1_000``, other scripts' digits,
+    ``inf``, exponents) and explain refusals in Python's words; these options
+    get plain numbers and an error saying what was expected.
+    """
+    stripped = text.strip()
+    digits = stripped.replace(".", "", 1) if fraction else stripped
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"expected {expected}")
+    if len(digits.lstrip("0")) > 18:
+        raise ValueError(f"that number is too large (expected {expected})")
+    return stripped
+
+
+@documented("A number of seconds, e.g. 30 or 2.5.", metavar="SECONDS")
 def _seconds(value: str) -> float:
-    seconds = float(value)
-    if not seconds >= 0 or seconds == float("inf"):
-        raise ValueError("a number of seconds, 0 or more")
-    return seconds
+    return float(_plain_number(value, "a number of seconds, 0 or more (e.g. 30 or 2.5)", True))
 
 
-_seconds.coerce_doc = "A number of seconds."  # type: ignore[attr-defined]
-
-
+@documented("A whole number, 0 or more.", metavar="N")
 def _count(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError("a whole number, 0 or more")
-    return number
+    return int(_plain_number(value, "a whole number, 0 or more"))
 
 
+@documented("A size in bytes.", metavar="BYTES")
 def _size(value: str) -> int:
-    number = int(value)
+    expected = "a whole number of bytes, 1 or more"
+    number = int(_plain_number(value, expected))
     if number <= 0:
-        raise ValueError("a number of bytes above 0")
+        raise ValueError(f"expected {expected}")
     return number
-
-
-_size.coerce_doc = "A size in bytes."  # type: ignore[attr-defined]
 
 
 _shells = choice("bash", "zsh", "fish")
@@ -94,9 +102,6 @@ _dir.metavar = "DIR"  # type: ignore[attr-defined]
 _dir.completion = "dir"  # type: ignore[attr-defined]
 user_id.metavar = "USER"  # type: ignore[attr-defined]
 group_id.metavar = "GROUP"  # type: ignore[attr-defined]
-_seconds.metavar = "SECONDS"  # type: ignore[attr-defined]
-_size.metavar = "BYTES"  # type: ignore[attr-defined]
-_count.metavar = "N"  # type: ignore[attr-defined]
 
 
 def _loop(value: str) -> str:
