@@ -16,7 +16,7 @@ import sys
 from tapster import __version__
 from tapster.runner import _loops
 from tapster.runner._privileges import group_id, user_id
-from tapster.usage import Options, UsageError, choice, documented, octal_mode
+from tapster.usage import Options, UsageError, choice, documented, existing_dir, octal_mode
 
 TYPE_CHECKING = False  # importing typing costs the help path a few ms
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ class RunnerOptions(Options):
             None,
             "Put this folder first on sys.path, so its packages and tapster/plugins/ are "
             "found. Default: the current directory, unless it is world-writable.",
-            _dir,
+            existing_dir,
         ),
         (
             "completion",
