@@ -36,6 +36,7 @@ class NotRegularFileError(OSError):
 def describe_kind(mode: int) -> str:
     """What a file of this ``st_mode`` is, in words (``a character device``)."""
     kinds = (
+        (stat.S_ISREG, "a regular file"),
         (stat.S_ISDIR, "a directory"),
         (stat.S_ISLNK, "a symbolic link"),
         (stat.S_ISCHR, "a character device"),
@@ -46,7 +47,7 @@ def describe_kind(mode: int) -> str:
     for test, words in kinds:
         if test(mode):
             return words
-    return "not a regular file"
+    return "an unknown kind of file"
 
 
 def _refusal(mode: int) -> str:

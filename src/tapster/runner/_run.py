@@ -34,7 +34,7 @@ from typing import Any
 
 from tapster import __version__
 from tapster.runner import _app, _daemon, _loops, _privileges, _systemd
-from tapster.runner._files import open_regular
+from tapster.runner._files import describe_kind, open_regular
 from tapster.runner._logs import LogConfig, LogError, Logs, setup_logging
 from tapster.runner._pidfile import PidFile, PidFileError
 from tapster.runner._settings import RunSettings
@@ -231,10 +231,9 @@ class Runner:
     def check_pidfile(self) -> None:
         """Step 2: lock the pidfile so a second instance cannot start."""
         chroot = self.settings.chroot
-        if chroot and not os.path.isdir(chroot):
-            raise StartupError(f"the chroot directory {chroot} does not exist")
-        if not os.path.isdir(self.base_dir):
-            raise StartupError(f"the run directory {self.base_dir} does not exist")
+        if chroot:
+            _check_dir(chroot, "the chroot directory")
+        _check_dir(self.base_dir, "the run directory")
         path = self.pidfile_path
         if path is None:
             return
@@ -530,6 +529,21 @@ class Runner:
             logger.info("%s received: log reopened", signal.Signals(signum).name)
         else:
             logger.debug("%s received: no log file to reopen", signal.Signals(signum).name)
+
+
+def _check_dir(path: str, what: str) -> None:
+    """Raise :class:`StartupError` unless ``path`` is a directory, saying what it is instead."""
+    if os.path.isdir(path):
+        return
+    if not os.path.lexists(path):
+        raise StartupError(f"{what} {path} does not exist")
+    if os.path.islink(path) and not os.path.exists(path):
+        raise StartupError(f"{what} {path} is a symbolic link to nothing")
+    try:
+        kind = describe_kind(os.stat(path).st_mode)
+    except OSError as exc:
+        raise StartupError(f"{what} {path} cannot be used: {exc.strerror}") from None
+    raise StartupError(f"{what} {path} is {kind}, not a directory")
 
 
 def _python_name() -> str:
