@@ -11,7 +11,6 @@ See docs/plugins.md.
 """
 
 from tapster.plugin._folders import plugin_folders
-from tapster.plugin._kind import PluginKind
 from tapster.plugin._registry import (
     PluginInfo,
     PluginProblem,
@@ -20,7 +19,11 @@ from tapster.plugin._registry import (
     plugin_problems,
     rebuild_caches,
 )
-from tapster.plugin._report import PluginReport, plugin_report
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tapster.plugin._kind import PluginKind
+    from tapster.plugin._report import PluginReport, plugin_report
 
 __all__ = [
     "PluginInfo",
@@ -34,3 +37,23 @@ __all__ = [
     "plugin_report",
     "rebuild_caches",
 ]
+
+# Imported when first asked for: listing plugins from the cache (``tapster --help``)
+# needs neither the kind base class nor the report.
+_LAZY = {
+    "PluginKind": "tapster.plugin._kind",
+    "PluginReport": "tapster.plugin._report",
+    "plugin_report": "tapster.plugin._report",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import sys
+
+    __import__(home)
+    value = getattr(sys.modules[home], name)
+    globals()[name] = value
+    return value

@@ -21,7 +21,6 @@ import time
 
 from tapster.plugin import _cache
 from tapster.plugin._folders import PACKAGE, module_files
-from tapster.plugin._load import scan_module
 
 _RACY_NS = 2_000_000_000
 
@@ -247,6 +246,8 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
             kept += 1
             items.append((name, path, record, True, None, cached.schemas))
             continue
+        from tapster.plugin._load import scan_module  # the slow path only
+
         error, plugins = scan_module(f"{PACKAGE}.{name}", path, (size, mtime))
         fresh: list[object] = [size, mtime, error, plugins, None if error is None else sys.prefix]
         items.append((name, path, fresh, False, None, None))

@@ -22,7 +22,6 @@ import os
 import sys
 
 from tapster.plugin import _cache
-from tapster.plugin._load import scan_module, scan_object
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -178,6 +177,8 @@ def scan_entry_points(
         if key in old:
             results.append(EntryResult(old[key], True))
             continue
+        from tapster.plugin._load import scan_module, scan_object  # the slow path only
+
         error, plugins = scan_object(module, attribute) if attribute else scan_module(module)
         record: dict[str, object] = {
             "dist": dist,

@@ -15,7 +15,6 @@ import sys
 from tapster.plugin._dropin import SHARED_ENTRY_POINTS, FolderScan, scan_folder, store_shared
 from tapster.plugin._entrypoints import EntryResult, scan_entry_points
 from tapster.plugin._folders import PACKAGE, plugin_folders, sync_package_path
-from tapster.plugin._kind import kind_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -175,9 +174,7 @@ def _info(
 def _prepare_package(folders: list[str]) -> None:
     """Import ``tapster.plugins`` and point its ``__path__`` at ``folders``."""
     if PACKAGE not in sys.modules:
-        import importlib
-
-        importlib.import_module(PACKAGE)
+        __import__(PACKAGE)
     sync_package_path(folders)
 
 
@@ -226,7 +223,12 @@ def describe_plugins(kind: type | str) -> list[PluginInfo]:
     written. Broken plugin modules are logged once per process, as one line
     on the ``tapster.plugin`` logger.
     """
-    wanted = kind_id(kind)
+    if isinstance(kind, str):
+        wanted = kind
+    else:
+        from tapster.plugin._kind import kind_id
+
+        wanted = kind_id(kind)
     collecting = gc.isenabled()
     gc.disable()  # as in _scan: a thousand descriptions are not garbage to look for
     try:
