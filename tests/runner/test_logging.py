@@ -8,12 +8,14 @@ import re
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from support import free_port
+from support import free_port, run_tapster, tapster_env
 
 TICK = re.compile(r"tick (\d+)")
 
@@ -225,3 +227,73 @@ def test_rotation_refuses_to_replace_a_backup_that_is_not_a_regular_file(
     assert f"{log}.2 is a named pipe, not a regular file" in log.read_text()
     assert stat.S_ISFIFO((project / "app.log.2").lstat().st_mode)
     assert not (project / "app.log.1").exists() and not (project / "app.log.3").exists()
+
+
+def _password_file(folder: Path) -> Path:
+    """A password file with one good user and one bad line (which the checker warns about)."""
+    users = folder / "users"
+    made = subprocess.run(
+        [sys.executable, "-m", "tapster.cred.passwd_tool", str(users), "alice"],
+        input="secret\n", env=tapster_env(), capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    with users.open("a") as stream:
+        stream.write("this line has no colon\n")
+    users.chmod(0o600)
+    return users
+
+
+BAD_LINE = "line 2: no ':' between user name and password hash"
+
+
+@pytest.mark.parametrize("daemon", [False, True], ids=["foreground", "daemon"])
+def test_warnings_logged_while_parsing_options_reach_the_log_file(
+    project: Path, tapster_proc, wait_listening, daemon: bool
+) -> None:
+    """--auth file: warns about a bad line while options are parsed, before logs are open."""
+    users = _password_file(project)
+    port = free_port()
+    listen = f"tcp:{port}:interface=127.0.0.1"
+    log = project / "app.log"
+    args = ["--logfile", str(log), "web", "--auth", f"file:{users}", "--listen", listen]
+    if daemon:
+        result = run_tapster(["-D", "--pidfile", "app.pid", *args], cwd=project, timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        try:
+            wait_until(lambda: "ready" in log.read_text())
+        finally:
+            os.kill(int((project / "app.pid").read_text()), signal.SIGTERM)
+    else:
+        proc = tapster_proc.start(*args, cwd=project)
+        wait_until(lambda: log.exists() and "ready" in log.read_text())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0
+        assert BAD_LINE not in err, err
+    text = log.read_text()
+    assert f"WARNING tapster.cred: {users} {BAD_LINE}" in text, text
+    assert text.index(BAD_LINE) < text.index("starting application")
+
+
+def test_early_warnings_still_show_when_the_run_ends_before_logs_open(project: Path) -> None:
+    users = _password_file(project)
+    result = run_tapster(
+        ["--logfile", str(project / "nope" / "app.log"), "web", "--auth", f"file:{users}",
+         "--listen", f"tcp:{free_port()}:interface=127.0.0.1"],
+        cwd=project, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert any(BAD_LINE in line and " WARNING " in line for line in lines), result.stderr
+    assert lines[-1].startswith("tapster: cannot open log file"), result.stderr
+    # A usage error after the warning: the warning first, then the one-line error.
+    result = run_tapster(["web", "--auth", f"file:{users}", "--bogus"], cwd=project, timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert BAD_LINE in lines[0] and " WARNING " in lines[0], result.stderr
+    assert lines[1:] == [
+        "tapster: error: unknown option '--bogus'",
+        "Run 'tapster web --help' for usage.",
+    ], result.stderr

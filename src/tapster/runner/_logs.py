@@ -30,13 +30,16 @@ from typing import NamedTuple, TextIO
 from tapster.runner._files import describe_kind
 
 __all__ = [
+    "EarlyRecords",
     "JsonFormatter",
     "LogConfig",
     "LogError",
     "Logs",
     "ReopeningFileHandler",
     "TextFormatter",
+    "capture_early",
     "setup_logging",
+    "show_on_stderr",
 ]
 
 _FILE_MODE = 0o644
@@ -281,6 +284,59 @@ class Logs:
         root = logging.getLogger()
         root.removeHandler(self.handler)
         self.handler.close()
+
+
+class EarlyRecords(logging.Handler):
+    """Keeps every record logged before the real destination is configured.
+
+    Plugins may log while their options are parsed (``--auth file:F`` warns
+    about a bad line in F) and while their service is built, long before the
+    runner knows where logs go. Those records are kept here and replayed into
+    the configured handler (so they reach ``--logfile``, syslog or a daemon's
+    log), or shown on stderr when the run ends before that.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._previous_level = logging.WARNING
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def finish(self) -> list[logging.LogRecord]:
+        """Stop capturing; return (and forget) what was kept."""
+        root = logging.getLogger()
+        if self in root.handlers:
+            root.removeHandler(self)
+            root.setLevel(self._previous_level)
+        records, self.records = self.records, []
+        return records
+
+
+def capture_early() -> EarlyRecords:
+    """Start keeping records until logging is configured (the running capture, if any)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, EarlyRecords):
+            return handler
+    handler = EarlyRecords()
+    handler._previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    return handler
+
+
+def show_on_stderr(records: list[logging.LogRecord], level: int) -> None:
+    """Write the records at ``level`` or above to stderr, as log lines."""
+    shown = [record for record in records if record.levelno >= level]
+    if not shown:
+        return
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(TextFormatter())
+    for record in shown:
+        stream.handle(record)
+    stream.flush()
 
 
 def _check_syslog(address: str) -> None:

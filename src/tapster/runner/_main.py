@@ -26,6 +26,7 @@ def _say(message: str) -> None:
 
 
 def _usage_error(error: UsageError, options: RunnerOptions) -> int:
+    _release_early_records()  # warnings first, the error last
     message = error.message
     where = error.options if error.options is not None else options
     if where is options and options.subcommand is None and message.startswith("unknown command"):
@@ -80,12 +81,35 @@ def _debug_requested(args: list[str]) -> bool:
 
 
 def _main(args: list[str]) -> int:
+    try:
+        return _parse_and_run(args)
+    finally:
+        _release_early_records()
+
+
+def _release_early_records() -> None:
+    """Records a plugin logged that no configured log took: warnings go to stderr.
+
+    (The run path replays them into the real log; this covers the exits before
+    it, such as a usage error or a subcommand's ``--help``.)
+    """
+    logs = sys.modules.get("tapster.runner._logs")
+    if logs is None:
+        return  # no plugin code ran, nothing was captured
+    root = logs.logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logs.EarlyRecords):
+            logs.show_on_stderr(handler.finish(), logs.logging.WARNING)
+
+
+def _parse_and_run(args: list[str]) -> int:
     options = RunnerOptions()
     try:
         options.parse_options(args)
     except UsageError as error:
         return _usage_error(error, options)
     except PluginLoadError as error:
+        _release_early_records()
         _say(str(error))
         return EXIT_FAILURE
     except SystemExit as done:  # --help, --version, --help-loops

@@ -254,6 +254,11 @@ class RunnerOptions(Options):
         name = info.name
 
         def make() -> Any:
+            # From here on plugin code runs (importing, parsing its options):
+            # keep what it logs until the run knows where logs go.
+            from tapster.runner._logs import capture_early
+
+            capture_early()
             try:
                 maker = info.load()
             except Exception as exc:

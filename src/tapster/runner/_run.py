@@ -35,7 +35,15 @@ from typing import Any
 from tapster import __version__
 from tapster.runner import _app, _daemon, _loops, _privileges, _systemd
 from tapster.runner._files import describe_kind, open_regular
-from tapster.runner._logs import LogConfig, LogError, Logs, setup_logging
+from tapster.runner._logs import (
+    EarlyRecords,
+    LogConfig,
+    LogError,
+    Logs,
+    capture_early,
+    setup_logging,
+    show_on_stderr,
+)
 from tapster.runner._pidfile import PidFile, PidFileError
 from tapster.runner._settings import RunSettings
 from tapster.runner._signals import SignalWatcher
@@ -64,17 +72,6 @@ class _Interrupted(BaseException):
         self.signum = signum
 
 
-class _Capture(logging.Handler):
-    """Keeps the records logged before the real destination is open."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 class Runner:
     """Runs one application through the start-up steps, then until stopped."""
 
@@ -95,7 +92,7 @@ class Runner:
         self.readiness = _daemon.Readiness(None)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_name = _loops.resolved_name(settings.loop)
-        self._capture: _Capture | None = None
+        self._capture: EarlyRecords | None = None
         self._launcher = False  # True in the original process of a daemon
         self._ready = False  # True once the tree is started and listening
         self._null_fd: int | None = None  # /dev/null, opened before a chroot
@@ -142,10 +139,8 @@ class Runner:
 
     def run(self) -> int:
         """Go through every step; return the process exit status."""
-        self._capture = _Capture()
-        root_logger = logging.getLogger()
-        root_logger.addHandler(self._capture)
-        root_logger.setLevel(logging.DEBUG)
+        # Records logged so far (while options were parsed) are kept here too.
+        self._capture = capture_early()
         previous = _early_signals()
         try:
             self.check_pidfile()
@@ -189,12 +184,11 @@ class Runner:
             logger.debug("start-up failed", exc_info=exc)
         if self.logs is not None and self.logs.description != "stderr":
             logger.error("start-up failed: %s", message)
-        elif self._capture is not None and self.settings.log_level <= logging.DEBUG:
-            # Logs were not open yet: show what was recorded, at debug level only.
-            stream = logging.StreamHandler(sys.stderr)
-            stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-            for record in self._capture.records:
-                stream.handle(record)
+        elif self._capture is not None:
+            # Logs were not open yet: show what was kept, warnings and above (all at debug).
+            level = min(self.settings.log_level, logging.WARNING)
+            show_on_stderr(self._capture.finish(), level)
+            self._capture = None
         if self.readiness.pending:
             # The launcher returns as soon as it reads this: be gone from disk first.
             if self.pidfile is not None:
@@ -206,10 +200,11 @@ class Runner:
             sys.stderr.flush()
 
     def _cleanup(self) -> None:
-        root_logger = logging.getLogger()
         if self._capture is not None:
-            root_logger.removeHandler(self._capture)
+            records = self._capture.finish()
             self._capture = None
+            if not self._launcher:
+                show_on_stderr(records, min(self.settings.log_level, logging.WARNING))
         if self.pidfile is not None:
             if self._launcher:
                 self.pidfile.forget()
@@ -299,18 +294,13 @@ class Runner:
             prefix=s.prefix,
             syslog_socket=s.syslog_socket,
         )
-        capture, self._capture = self._capture, None
-        root_logger = logging.getLogger()
-        if capture is not None:
-            root_logger.removeHandler(capture)
         try:
+            # Replaces every root handler, the capture included (only once it succeeded).
             self.logs = setup_logging(config)
         except LogError as exc:
-            self._capture = capture
-            if capture is not None:
-                root_logger.addHandler(capture)
             raise StartupError(str(exc)) from None
-        for record in capture.records if capture is not None else ():
+        capture, self._capture = self._capture, None
+        for record in capture.finish() if capture is not None else ():
             if record.levelno >= s.log_level:
                 self.logs.handler.handle(record)
 
