@@ -375,6 +375,8 @@ TOOL_CASES = [
           says=("--port", "99999")),
     usage("portforward-listen-unknown-type", "portforward", "-p", "nope:1",
           says=("--port", "'nope:1'")),
+    usage("portforward-listen-udp", "portforward", "-p", "udp:{port}:interface=127.0.0.1",
+          says=("--port", "'udp:{port}:interface=127.0.0.1'", "stream endpoint")),
     usage("portforward-dest-bad", "portforward", *PF_PORT, "--dest", "tcp:host=db",
           says=("--dest", "missing port")),
     usage("portforward-dest-udp", "portforward", *PF_PORT, "--dest", "udp:host=db:port=1",

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from support import free_port
 
-from tapster.endpoints import ListenError
+from tapster.endpoints import AdoptedServerEndpoint, ListenError
 from tapster.portforward import PortForwardService
 from tapster.service import Application, shutdown
 
@@ -131,6 +131,16 @@ def test_bind_failure_names_the_address(run: Runner) -> None:
         blocker.close()
 
     run(main())
+
+
+def test_a_datagram_listener_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match=r"'udp:0:interface=127\.0\.0\.1'.*not a stream endpoint"):
+        PortForwardService("udp:0:interface=127.0.0.1", ("127.0.0.1", 1))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        adopted = AdoptedServerEndpoint(udp.fileno())
+        with pytest.raises(ValueError, match=rf"'fd:{udp.fileno()}'.*not a stream endpoint"):
+            PortForwardService(adopted, ("127.0.0.1", 1))
 
 
 def test_both_half_closes_and_a_reset(run: Runner, engine: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from tapster.usage import Options, UsageError, choice, port, positive_int
@@ -90,6 +91,11 @@ class PortForwardOptions(Options):
             self["listen_endpoint"] = server_from_string(listen)
         except EndpointError as exc:
             raise UsageError(f"--port: {exc}") from None
+        if self["listen_endpoint"].socket_type != socket.SOCK_STREAM:
+            raise UsageError(
+                f"--port {listen!r}: forwarding needs a stream endpoint such as tcp:6666, "
+                "ssl:6666:cert=FILE or unix:PATH, not a datagram one"
+            )
         destination: Any
         if self["dest"] is not None:
             try:

@@ -94,6 +94,11 @@ class PortForwardService(Service):
     ) -> None:
         super().__init__()
         self.endpoint = server_from_string(listen) if isinstance(listen, str) else listen
+        if self.endpoint.socket_type != socket.SOCK_STREAM:
+            raise ValueError(
+                f"cannot forward from {self.endpoint.description or self.endpoint!r}: "
+                "it is not a stream endpoint (use tcp:, ssl: or unix:)"
+            )
         connector: Connector
         if isinstance(destination, ClientEndpoint):
             connector = destination.connect
