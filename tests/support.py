@@ -196,3 +196,37 @@ def ensure_tool(binary: str, package: str) -> str | None:
         timeout=600,
     )
     return shutil.which(binary)
+
+
+_commands_for: dict[str, tuple[list[str], dict[str, str]] | None] = {}
+
+
+def tapster_cmd_for(user: str) -> tuple[list[str], dict[str, str]] | None:
+    """A ``python -m tapster`` argv and environment with which ``user`` runs this checkout.
+
+    Our interpreter may live under a home directory ``user`` cannot enter (the
+    venv under /root, mode 0700); then the system's Python 3.11+ runs with
+    ``src`` and our site-packages on its path. None when neither works. Run
+    the command with ``user=USER`` and a ``cwd`` that user may enter.
+    """
+    if user not in _commands_for:
+        import sysconfig
+
+        site = sysconfig.get_paths()["purelib"]
+        env = tapster_env({"PYTHONPATH": os.pathsep.join([str(SRC), site])})
+        env.pop("HOME", None)
+        _commands_for[user] = None
+        for candidate in (sys.executable, "/usr/bin/python3"):
+            try:
+                check = "import sys, tapster.runner; assert sys.version_info >= (3, 11)"
+                probe = subprocess.run(
+                    [candidate, "-c", check],
+                    user=user, extra_groups=[], env=env, capture_output=True, timeout=30,
+                    check=False, cwd="/",
+                )  # fmt: skip
+            except (OSError, subprocess.SubprocessError):
+                continue
+            if probe.returncode == 0:
+                _commands_for[user] = ([candidate, "-m", "tapster"], env)
+                break
+    return _commands_for[user]
