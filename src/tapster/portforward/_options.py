@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import socket
 from typing import Any
 
@@ -22,6 +24,51 @@ def _seconds(text: str) -> float:
 _seconds.coerce_doc = "A positive number."  # type: ignore[attr-defined]
 
 
+#: One label of a host name: RFC 1123 letters, digits and inner hyphens, plus the
+#: underscore that resolvers accept in practice (e.g. container names).
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
+
+_HOST_EXPECTED = "expected a host name such as db.example or an IP address such as 10.0.0.7"
+
+
+def host(text: str) -> str:
+    """A destination host: an IP literal (IPv6 with or without brackets) or a host name.
+
+    Checked up front so a typo is a usage error rather than a proxy that starts
+    and then fails every connection. Names are checked after IDNA encoding, so
+    internationalised names work; the value is returned as given (brackets
+    removed).
+    """
+    name = text.strip()
+    if name.startswith("[") and name.endswith("]"):
+        try:
+            ipaddress.IPv6Address(name[1:-1])
+        except ValueError:
+            raise ValueError("expected an IPv6 address between the brackets") from None
+        return name[1:-1]
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        return name
+    if not name:
+        raise ValueError(_HOST_EXPECTED)
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(_HOST_EXPECTED) from None
+    labels = ascii_name.removesuffix(".").split(".")
+    if len(ascii_name) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise ValueError(_HOST_EXPECTED)
+    if labels[-1].isdigit():
+        raise ValueError("not a valid IP address (and a host name cannot end in a number)")
+    return name
+
+
+host.coerce_doc = "A host name or an IP address."  # type: ignore[attr-defined]
+
+
 class PortForwardOptions(Options):
     """Options of ``tapster portforward`` (compatible with ``twistd portforward``)."""
 
@@ -38,7 +85,7 @@ class PortForwardOptions(Options):
             "tcp:6666:interface=127.0.0.1. A bare number means tcp:NUMBER. The default "
             "listens on the loopback interface only, so nothing is exposed by accident.",
         ),
-        ("host", "h", "localhost", "Host to forward connections to."),
+        ("host", "h", "localhost", "Host to forward connections to.", host),
         ("dest_port", "d", 6665, "Port to forward connections to.", port),
         (
             "dest",
@@ -103,12 +150,9 @@ class PortForwardOptions(Options):
             except EndpointError as exc:
                 raise UsageError(f"--dest: {exc}") from None
         else:
-            host = str(self["host"]).strip()
-            if not host:
-                raise UsageError("--host is empty; give the host to forward connections to")
             if not self["dest_port"]:
                 raise UsageError("--dest-port must be 1-65535")
-            destination = (host, int(self["dest_port"]))
+            destination = (str(self["host"]), int(self["dest_port"]))
         self["destination"] = destination
         if self["engine"] == "splice":
             from tapster.portforward._service import splice_problem
