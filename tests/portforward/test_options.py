@@ -53,3 +53,25 @@ def test_host_names_and_ip_literals_are_accepted(given: str, kept: str) -> None:
 def test_bad_hosts_are_usage_errors(given: str, says: str) -> None:
     with pytest.raises(UsageError, match=f"option --host: invalid value .*: {says}"):
         parsed("--host", given)
+
+
+def test_dest_alone_replaces_the_host_and_port_defaults() -> None:
+    options = parsed("--dest", "tcp:host=127.0.0.1:port=5432")
+    assert options["destination"].description == "tcp:host=127.0.0.1:port=5432"
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--host", "db"], "--host"),
+        (["-h", "localhost"], "--host"),
+        (["--dest-port=6665"], "--dest-port"),
+        (["-d", "22", "-h", "db"], "--dest-port and --host"),
+    ],
+)
+def test_dest_with_host_or_dest_port_is_a_usage_error(args: list[str], named: str) -> None:
+    # Even the default values, given explicitly, are refused: the user meant something.
+    with pytest.raises(UsageError, match=f"^--dest cannot be combined with {named}: "):
+        parsed(*args, "--dest", "tcp:host=127.0.0.1:port=5432")
+    with pytest.raises(UsageError, match=f"^--dest cannot be combined with {named}: "):
+        parsed("--dest", "tcp:host=127.0.0.1:port=5432", *args)

@@ -85,14 +85,15 @@ class PortForwardOptions(Options):
             "tcp:6666:interface=127.0.0.1. A bare number means tcp:NUMBER. The default "
             "listens on the loopback interface only, so nothing is exposed by accident.",
         ),
-        ("host", "h", "localhost", "Host to forward connections to.", host),
-        ("dest_port", "d", 6665, "Port to forward connections to.", port),
+        # --host and --dest-port: their help is the docstring of opt_host / opt_dest_port.
+        ("host", "h", "localhost", None, host),
+        ("dest_port", "d", 6665, None, port),
         (
             "dest",
             None,
             None,
             "Destination as a client endpoint, e.g. tcp:host=db.example:port=5432 "
-            "or unix:path=/run/app.sock (replaces --host and --dest-port).",
+            "or unix:path=/run/app.sock (instead of --host and --dest-port, not with them).",
         ),
         (
             "max_connections",
@@ -127,6 +128,24 @@ class PortForwardOptions(Options):
         ),
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Which of --host / --dest-port the command line gave (both have defaults,
+        # so their values cannot tell), to refuse them next to --dest.
+        self._given: list[str] = []
+
+    def opt_host(self, value: str) -> None:
+        """Host to forward connections to."""
+        self["host"] = value
+        if "--host" not in self._given:
+            self._given.append("--host")
+
+    def opt_dest_port(self, value: int) -> None:
+        """Port to forward connections to."""
+        self["dest_port"] = value
+        if "--dest-port" not in self._given:
+            self._given.append("--dest-port")
+
     def post_options(self) -> None:
         """Parse the endpoints now, so a bad one is a usage error before anything starts."""
         from tapster.endpoints import EndpointError, client_from_string, server_from_string
@@ -145,6 +164,11 @@ class PortForwardOptions(Options):
             )
         destination: Any
         if self["dest"] is not None:
+            if self._given:
+                raise UsageError(
+                    f"--dest cannot be combined with {' and '.join(self._given)}: --dest names "
+                    "the whole destination (e.g. --dest tcp:host=db.example:port=5432)"
+                )
             try:
                 destination = client_from_string(self["dest"])
             except EndpointError as exc:
