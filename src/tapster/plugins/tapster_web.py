@@ -24,7 +24,11 @@ class _WebMaker(ServiceMaker):
             from tapster.web._auth import WebRealm
 
             portal = Portal(WebRealm(), checkers)
-        return WebService(config_from_options(options, portal), options["listen_endpoints"])
+        return WebService(
+            config_from_options(options, portal),
+            options["listen_endpoints"],
+            chroot=options.get("chroot"),
+        )
 
 
 web = _WebMaker()

@@ -40,6 +40,11 @@ class WebApp:
             # (Without a WSGI fallback the static handler never answers None.)
             self.handle = self._static.handle  # type: ignore[method-assign,assignment]
 
+    def start(self) -> None:
+        """Check what must exist once the server runs (the root folder, after any chroot)."""
+        if self._static is not None:
+            self._static.start()
+
     def handle(self, req: Request) -> Handled:
         """The response to ``req`` (or an awaitable of it)."""
         auth = self._auth

@@ -48,6 +48,16 @@ def seconds(text: str) -> float:
 seconds.coerce_doc = "Seconds (a positive number)."  # type: ignore[attr-defined]
 
 
+def folder_name(text: str) -> str:
+    """A folder's path, not checked yet: ``post_options`` knows whether a chroot applies."""
+    if not text:
+        raise ValueError("expected the path of a directory")
+    return text
+
+
+folder_name.coerce_doc = "The path of a folder."  # type: ignore[attr-defined]
+
+
 def realm(text: str) -> str:
     """A realm name that fits in a ``WWW-Authenticate`` header (see ``check_realm``)."""
     from ._auth import check_realm
@@ -75,8 +85,9 @@ class WebOptions(AuthOptionMixin, Options):
             None,
             None,
             "Serve the files below this folder "
-            "(default: the current folder, unless --wsgi is given).",
-            existing_dir,
+            "(default: the current folder, unless --wsgi is given). "
+            "With tapster --chroot, a folder inside the chroot, checked when the server starts.",
+            folder_name,
         ),
         (
             "wsgi",
@@ -174,6 +185,7 @@ class WebOptions(AuthOptionMixin, Options):
 
     def post_options(self) -> None:
         super().post_options()
+        self._check_path()
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         from tapster.endpoints import EndpointError, server_from_string
@@ -196,6 +208,30 @@ class WebOptions(AuthOptionMixin, Options):
         self["wsgi_app"] = load_wsgi_app(self["wsgi"]) if self["wsgi"] else None
         if self["path"] is None and self["wsgi_app"] is None:
             self["path"] = os.getcwd()
+
+    def _check_path(self) -> None:
+        """Check --path now, unless the server will see it through a chroot.
+
+        A chroot (``tapster --chroot``) changes what the path names, so then it
+        is only made absolute (relative to the run directory inside the chroot,
+        where the runner changes to) and checked when the server starts.
+        """
+        runner = self.parent
+        chroot = runner.get("chroot") if runner is not None else None
+        self["chroot"] = os.path.abspath(chroot) if chroot else None
+        path = self["path"]
+        if path is None:
+            return
+        if chroot:
+            if not os.path.isabs(path):
+                rundir = str(runner.get("rundir") or ".") if runner is not None else "."
+                path = os.path.normpath(os.path.join("/", rundir.lstrip("/"), path))
+                self["path"] = path
+            return
+        try:
+            existing_dir(path)
+        except ValueError as exc:
+            raise UsageError(f"option --path: invalid value {path!r}: {exc}") from None
 
 
 def load_wsgi_app(spec: str) -> WsgiApp:

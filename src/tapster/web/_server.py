@@ -44,10 +44,13 @@ class WebServer:
         return HttpConnection(self)
 
     def start(self) -> None:
-        """Open the access log, begin watching for slow clients. Call with the loop running.
+        """Check the root folder, open the access log, begin watching for slow clients.
 
-        Raises ``OSError`` when the access log file cannot be opened.
+        Call with the loop running. Raises ``RootFolderError`` (a ``ValueError``)
+        when the folder to serve is missing and ``OSError`` when the access log
+        file cannot be opened.
         """
+        self.app.start()
         self.access.open()
         self.draining = False
         if self._sweeper is None:

@@ -10,6 +10,7 @@ from tapster.service import MultiService
 
 from ._config import WebConfig
 from ._server import WebServer
+from ._static import RootFolderError
 
 
 class WebService(MultiService):
@@ -21,17 +22,29 @@ class WebService(MultiService):
     """
 
     def __init__(
-        self, config: WebConfig, listen: Sequence[ServerEndpoint | str], name: str = "web"
+        self,
+        config: WebConfig,
+        listen: Sequence[ServerEndpoint | str],
+        name: str = "web",
+        *,
+        chroot: str | None = None,
     ) -> None:
         super().__init__()
         self.name = name
+        #: The chroot the process enters before starting; only named in errors.
+        self.chroot = chroot
         self.server = WebServer(config)
         for index, endpoint in enumerate(listen):
             child = StreamServerService(endpoint, self.server.protocol, name=f"http-{index + 1}")
             self.add_service(child)
 
     async def start(self) -> None:
-        self.server.start()
+        try:
+            self.server.start()
+        except RootFolderError as exc:
+            if not self.chroot:
+                raise
+            raise RootFolderError(f"{exc} inside the chroot {self.chroot}") from None
         await super().start()
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ the body in memory are answered without any further work. Everything slower
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import stat
@@ -94,6 +95,10 @@ class _Route:
         self.checked = checked
 
 
+class RootFolderError(ValueError):
+    """The folder to serve is missing or is not a folder when the server starts."""
+
+
 class StaticFiles:
     """Answers GET and HEAD for the files below ``config.root``.
 
@@ -117,6 +122,23 @@ class StaticFiles:
         self._body_bytes = 0
         self._gz = _gzip.GzipCache()
         self._reading: dict[str, asyncio.Future[tuple[os.stat_result, bytes]]] = {}
+
+    def start(self) -> None:
+        """Check the root folder as the running server sees it (after any chroot).
+
+        Raises ``RootFolderError`` rather than answering every request with 404.
+        """
+        try:
+            st = os.stat(self._root)
+        except OSError as exc:
+            problem = (
+                "does not exist" if exc.errno == errno.ENOENT else f"cannot be used: {exc.strerror}"
+            )
+            raise RootFolderError(f"the folder to serve {self._root} {problem}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise RootFolderError(f"the folder to serve {self._root} is not a folder")
+        self._root_real = os.path.realpath(self._root)
+        self._routes.clear()
 
     # -- entry point -------------------------------------------------------------
 
