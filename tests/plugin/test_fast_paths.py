@@ -75,3 +75,22 @@ def test_the_service_maker_kind_costs_no_asyncio():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_code_run_from_a_pyc_names_the_file_where_it_is_now(sandbox):
+    folder = sandbox.folder("proj")
+    sandbox.module(
+        folder,
+        "where",
+        "from testkind import W\nwhere = W('where', (lambda: 0).__code__.co_filename)\n",
+    )
+    first = sandbox.describe(**WRITE_PYC)
+    assert first["plugins"][0]["fields"]["description"] == str(folder / "where.py")
+    moved = sandbox.root / "moved"
+    (sandbox.root / "proj").rename(moved)
+    sandbox.path[sandbox.path.index(sandbox.root / "proj")] = moved
+    (moved / "tapster" / "plugins" / CACHE).unlink()
+    result = sandbox.describe(**WRITE_PYC)
+    assert result["plugins"][0]["fields"]["description"] == str(
+        moved / "tapster" / "plugins" / "where.py"
+    )

@@ -123,7 +123,7 @@ def _import_file(name: str, path: str, stamp: tuple[int, int] | None = None) -> 
     module.__spec__ = spec
     module.__file__ = path
     module.__cached__ = cached  # type: ignore[attr-defined]
-    code = _cached_code(cached, stamp) if stamp is not None else None
+    code = _cached_code(cached, stamp, path) if stamp is not None else None
     sys.modules[name] = module
     try:
         if code is None:
@@ -158,7 +158,7 @@ def _cache_path(path: str) -> str | None:
         return None
 
 
-def _cached_code(cached: str | None, stamp: tuple[int, int]) -> CodeType | None:
+def _cached_code(cached: str | None, stamp: tuple[int, int], source: str) -> CodeType | None:
     """The code object in ``cached`` if it is a current timestamp ``.pyc``, else ``None``.
 
     The same checks as the import system's own loader for an unchecked
@@ -166,7 +166,8 @@ def _cached_code(cached: str | None, stamp: tuple[int, int]) -> CodeType | None:
     the source's stat that the scan already made. Anything else (no pyc, a
     hash-based one, a stale one, a rounding doubt about the mtime) returns
     ``None``, and the ordinary loader handles the module, writing a fresh
-    ``.pyc`` when it may.
+    ``.pyc`` when it may. As the loader does, the code's file name is set to
+    ``source`` (a folder may have moved since the ``.pyc`` was written).
     """
     if cached is None:
         return None
@@ -191,10 +192,17 @@ def _cached_code(cached: str | None, stamp: tuple[int, int]) -> CodeType | None:
     try:
         # The import system's own .pyc of the module (not the plugin cache, which
         # is JSON): it is code ``import`` would load and run from here anyway.
-        code = marshal.loads(memoryview(data)[16:])  # noqa: S302
+        code: object = marshal.loads(memoryview(data)[16:])  # noqa: S302
     except (ValueError, EOFError, TypeError):
         return None
-    return code if type(code).__name__ == "code" else None
+    from types import CodeType
+
+    if not isinstance(code, CodeType):
+        return None
+    import _imp
+
+    _imp._fix_co_filename(code, source)  # type: ignore[attr-defined]
+    return code
 
 
 def scan_object(module_name: str, attribute: str) -> tuple[str | None, list[list[object]]]:
