@@ -3,8 +3,10 @@ DevTools protocol (a minimal WebSocket client below, no extra packages).
 
 Chromium loads a directory listing, the test reads what the page shows, clicks
 a folder link, then clicks a file link and checks the downloaded bytes.
-Skipped, with the reason, only where no Chromium binary is installed (Debian:
-``apt-get install -y chromium``).
+Chromium is looked for when the test runs (not when it is collected) and, where
+it is missing, installed from Debian's ``chromium`` package when the tests run as
+root on a machine with apt-get (``support.ensure_tool``); the test is skipped,
+with the reason, only when that is impossible.
 """
 
 from __future__ import annotations
@@ -22,12 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (apt-get install -y chromium)"
-)
+import support
 
 
 class WebSocket:
@@ -140,14 +137,29 @@ class DevTools:
         return result["result"].get("value")
 
 
+@pytest.fixture(scope="session")
+def chromium_binary() -> str:
+    """The Chromium executable, installed first (Debian package) if it is missing."""
+    found = (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or support.ensure_tool("chromium", "chromium")
+    )
+    if found is None:
+        pytest.skip(
+            "Chromium is not installed and could not be installed here "
+            "(needs root and apt-get: apt-get install -y chromium)"
+        )
+    return found
+
+
 @pytest.fixture
-def chromium(tmp_path: Path):
+def chromium(tmp_path: Path, chromium_binary: str):
     profile = tmp_path / "profile"
     profile.mkdir()
-    assert CHROMIUM is not None
     proc = subprocess.Popen(
         [
-            CHROMIUM,
+            chromium_binary,
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
