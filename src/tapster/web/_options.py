@@ -55,9 +55,6 @@ def folder_name(text: str) -> str:
     return text
 
 
-folder_name.coerce_doc = "The path of a folder."  # type: ignore[attr-defined]
-
-
 def realm(text: str) -> str:
     """A realm name that fits in a ``WWW-Authenticate`` header (see ``check_realm``)."""
     from ._auth import check_realm
