@@ -6,20 +6,28 @@ sockets (run it before privileges are dropped); ``client_from_string(
 "tcp:host=example.com:port=80")`` returns a :class:`ClientEndpoint` with an
 async ``connect(protocol_factory)``. A malformed description raises
 :class:`EndpointError`; a failed bind raises :class:`ListenError`.
+
+The names are exported lazily (module ``__getattr__``), so that a service
+that binds a ``TCPServerEndpoint`` directly does not import the description
+parsers, the TLS helpers and the parser plugin machinery.
 """
 
-from tapster.endpoints._client import ClientEndpoint, TCPClientEndpoint, UNIXClientEndpoint
-from tapster.endpoints._errors import EndpointError, ListenError
-from tapster.endpoints._parsers import EndpointParser
-from tapster.endpoints._registry import client_from_string, forget_parsers, server_from_string
-from tapster.endpoints._server import (
-    AdoptedServerEndpoint,
-    ServerEndpoint,
-    TCPServerEndpoint,
-    UNIXServerEndpoint,
-    format_address,
-)
-from tapster.endpoints._syntax import Description, parse, quote
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tapster.endpoints._client import ClientEndpoint, TCPClientEndpoint, UNIXClientEndpoint
+    from tapster.endpoints._errors import EndpointError, ListenError
+    from tapster.endpoints._parsers import EndpointParser
+    from tapster.endpoints._registry import client_from_string, forget_parsers, server_from_string
+    from tapster.endpoints._server import (
+        AdoptedServerEndpoint,
+        ServerEndpoint,
+        TCPServerEndpoint,
+        UNIXServerEndpoint,
+        format_address,
+    )
+    from tapster.endpoints._syntax import Description, parse, quote
 
 __all__ = [
     "AdoptedServerEndpoint",
@@ -40,3 +48,40 @@ __all__ = [
     "quote",
     "server_from_string",
 ]
+
+_HOMES = {
+    "AdoptedServerEndpoint": "_server",
+    "ClientEndpoint": "_client",
+    "Description": "_syntax",
+    "EndpointError": "_errors",
+    "EndpointParser": "_parsers",
+    "ListenError": "_errors",
+    "ServerEndpoint": "_server",
+    "TCPClientEndpoint": "_client",
+    "TCPServerEndpoint": "_server",
+    "UNIXClientEndpoint": "_client",
+    "UNIXServerEndpoint": "_server",
+    "client_from_string": "_registry",
+    "forget_parsers": "_registry",
+    "format_address": "_server",
+    "parse": "_syntax",
+    "quote": "_syntax",
+    "server_from_string": "_registry",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import sys
+
+    module = f"{__name__}.{home}"
+    __import__(module)
+    value = getattr(sys.modules[module], name)
+    globals()[name] = value  # found once; later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

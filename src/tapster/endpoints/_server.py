@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import ipaddress
 import os
 import socket
 import ssl
@@ -74,11 +73,30 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _is_ip_literal(text: str) -> bool:
+    """True when the C library reads ``text`` as an IPv4 or IPv6 address.
+
+    The same addresses ``ipaddress.ip_address`` accepts (no leading zeros in
+    IPv4 parts), without the cost of importing ``ipaddress`` on start-up.
+    """
+    family = socket.AF_INET6 if ":" in text else socket.AF_INET
+    try:
+        socket.inet_pton(family, text)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def check_interface(interface: str) -> str:
     """Return ``interface`` if it is an IP address literal, else raise ValueError."""
     if interface:
+        address = interface.split("%", 1)[0]
+        if _is_ip_literal(address):
+            return interface
+        import ipaddress  # the slow, exact check only for what inet_pton refused
+
         try:
-            ipaddress.ip_address(interface.split("%", 1)[0])
+            ipaddress.ip_address(address)
         except ValueError:
             raise ValueError(
                 f"interface must be an IP address such as 127.0.0.1 or ::1, not {interface!r}"

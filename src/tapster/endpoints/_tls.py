@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import ssl
 import stat
-import tempfile
 
 #: PEM files bigger than this are not certificates or keys.
 _MAX_PEM_BYTES = 1 << 20
@@ -59,6 +58,8 @@ def server_context(
         if chain:
             # load_cert_chain wants the leaf and its chain in one file; only
             # public certificates go into the temporary file, never the key.
+            import tempfile  # shutil, bz2, lzma, random: only when a chain is given
+
             with tempfile.TemporaryDirectory(prefix="tapster-tls-") as folder:
                 combined = os.path.join(folder, "chain.pem")
                 with open(combined, "wb") as handle:

@@ -3,19 +3,27 @@
 All of them are ``tapster.service.Service`` objects: bind in
 ``privileged_start``, serve after ``start``, and stop within the shutdown
 budget. They run on the standard asyncio loop and on uvloop.
+
+The names are exported lazily (module ``__getattr__``): a plugin that only
+runs a ``TCPServer`` does not import the client, datagram and timer modules
+(nor what they import) on its way to readiness.
 """
 
-from tapster.internet._client import Backoff, ClientService
-from tapster.internet._datagram import DatagramServerService, UDPServer
-from tapster.internet._stream import (
-    ProtocolFactory,
-    SSLServer,
-    StreamHandler,
-    StreamServerService,
-    TCPServer,
-    UNIXServer,
-)
-from tapster.internet._timer import TimerService
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tapster.internet._client import Backoff, ClientService
+    from tapster.internet._datagram import DatagramServerService, UDPServer
+    from tapster.internet._stream import (
+        ProtocolFactory,
+        SSLServer,
+        StreamHandler,
+        StreamServerService,
+        TCPServer,
+        UNIXServer,
+    )
+    from tapster.internet._timer import TimerService
 
 __all__ = [
     "Backoff",
@@ -30,3 +38,34 @@ __all__ = [
     "UDPServer",
     "UNIXServer",
 ]
+
+_HOMES = {
+    "Backoff": "_client",
+    "ClientService": "_client",
+    "DatagramServerService": "_datagram",
+    "ProtocolFactory": "_stream",
+    "SSLServer": "_stream",
+    "StreamHandler": "_stream",
+    "StreamServerService": "_stream",
+    "TCPServer": "_stream",
+    "TimerService": "_timer",
+    "UDPServer": "_datagram",
+    "UNIXServer": "_stream",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import sys
+
+    module = f"{__name__}.{home}"
+    __import__(module)
+    value = getattr(sys.modules[module], name)
+    globals()[name] = value  # found once; later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -25,12 +25,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
-from tapster.endpoints import (
-    ServerEndpoint,
-    TCPServerEndpoint,
-    UNIXServerEndpoint,
-    server_from_string,
-)
+from tapster.endpoints import ServerEndpoint, TCPServerEndpoint, UNIXServerEndpoint
 from tapster.service import Service, remaining_budget
 
 logger = logging.getLogger("tapster.internet")
@@ -65,6 +60,9 @@ def is_stream_handler(handler: object) -> bool:
 def resolve_endpoint(endpoint_or_description: ServerEndpoint | str) -> ServerEndpoint:
     """Parse a description string; pass an endpoint object through."""
     if isinstance(endpoint_or_description, str):
+        # The description parsers (and their plugins) only when a string is given.
+        from tapster.endpoints import server_from_string
+
         return server_from_string(endpoint_or_description)
     if not isinstance(endpoint_or_description, ServerEndpoint):
         raise TypeError(

@@ -597,6 +597,12 @@ def _preload(settings: RunSettings) -> None:
     for name in names:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    # Packages that export their names lazily: resolve them all while the library is in reach.
+    for package in ("tapster.service", "tapster.internet", "tapster.endpoints"):
+        module = sys.modules.get(package)
+        for attribute in getattr(module, "__all__", ()):
+            with contextlib.suppress(ImportError, AttributeError):
+                getattr(module, attribute)
 
 
 def _set_title(title: str) -> None:
