@@ -6,6 +6,11 @@ standard asyncio loop) against ``twistd -n --pidfile= bench-echo --port P``. One
 fresh process: launch, wait for the first connection that gets its echo back (start-to-ready),
 let it settle, read its resident memory (idle RSS, ``VmRSS``), stop it by PID.
 
+A web comparison runs the built-in static file servers the same way, as the issue quotes
+twistd's figures for ``twistd -n web``: ``tapster web --listen tcp:P:interface=127.0.0.1 --path
+DIR`` against ``twistd -n --pidfile= web --listen tcp:P:interface=127.0.0.1 --path DIR``, ready
+at the first HTTP response to ``GET /`` (a small ``index.html``).
+
 A floor comparison runs ``bench/_echo_server.py`` (a bare stdlib asyncio echo server, no
 tapster) the same way: what any asyncio runner starts from. A last comparison times
 ``tapster -D`` (the launcher returns only once the daemon listens) against ``twistd`` in its
@@ -19,7 +24,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import (
@@ -33,6 +38,7 @@ from bench import (
     bundled_twisted_plugins,
     echo_probe,
     free_port,
+    http_probe,
     start_server,
 )
 
@@ -42,8 +48,15 @@ ECHO_SERVER = Path(__file__).resolve().parent.parent / "_echo_server.py"
 SETTLE_S = 0.3
 
 
-def _one_run(argv: list[str], port: int, env: dict[str, str], cwd: Path) -> dict[str, float]:
-    with start_server(argv, port=port, env=env, cwd=cwd, probe=echo_probe(), grace=10.0) as srv:
+def _one_run(
+    argv: list[str],
+    port: int,
+    env: dict[str, str],
+    cwd: Path,
+    probe: Callable[[socket.socket], None] | None = None,
+) -> dict[str, float]:
+    probe = probe or echo_probe()
+    with start_server(argv, port=port, env=env, cwd=cwd, probe=probe, grace=10.0) as srv:
         ready = srv.ready_ms
         # CPU used up to readiness: steadier than wall time on a busy machine.
         cpu_ms = srv.cpu_seconds() * 1000.0
@@ -91,7 +104,7 @@ def _daemon_run(argv: list[str], port: int, env: dict[str, str], cwd: Path) -> d
 
 
 def comparisons(ctx: Context) -> Iterator[Comparison]:
-    """Foreground on uvloop and asyncio, then daemon mode."""
+    """Foreground on uvloop and asyncio, the web servers, the floor, then daemon mode."""
     root = Path(ctx.tmpdir)
     tapster_root = bundled_tapster_plugins(root / "tapster-side", "bench_echo")
     twisted_env = ctx.env(bundled_twisted_plugins(root / "twisted-side", "bench_echo"))
@@ -128,6 +141,41 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
             twistd=twistd_side,
             note=f"launch to first echo; RSS {SETTLE_S:g}s after ready",
         )
+
+    site = root / "www"
+    site.mkdir(exist_ok=True)
+    (site / "index.html").write_text("<!doctype html><title>bench</title><p>hello</p>\n")
+
+    def listen(port: int) -> str:
+        return f"tcp:{port}:interface=127.0.0.1"
+
+    def tapster_web() -> dict[str, float]:
+        port = free_port()
+        argv = [ctx.tapster_bin("tapster"), "web", "--listen", listen(port), "--path", str(site)]
+        return _one_run(argv, port, tapster_env, root, http_probe("/"))
+
+    def twistd_web() -> dict[str, float]:
+        port = free_port()
+        argv = [
+            ctx.twisted_bin("twistd"),
+            "-n",
+            "--pidfile=",
+            "web",
+            "--listen",
+            listen(port),
+            "--path",
+            str(site),
+        ]
+        return _one_run(argv, port, twisted_env, root, http_probe("/"))
+
+    yield Comparison(
+        "tapster web vs twistd -n web (static files, foreground)",
+        (READY_MS, CPU_MS, IDLE_RSS_MB),
+        tapster=tapster_web,
+        twistd=twistd_web,
+        note=f"launch to first HTTP response to GET /; RSS {SETTLE_S:g}s after ready; "
+        "tapster on its auto loop",
+    )
 
     def floor_side() -> dict[str, float]:
         port = free_port()
@@ -175,6 +223,6 @@ CASE = Case(
     name="ready",
     number=5,
     issue=6,
-    title="Start-to-ready latency and idle RSS of a TCP service, foreground and daemon",
+    title="Start-to-ready latency and idle RSS: TCP echo and web, foreground and daemon",
     comparisons=comparisons,
 )
