@@ -14,6 +14,8 @@ parsers, the TLS helpers and the parser plugin machinery.
 
 from __future__ import annotations
 
+from tapster._lazy import lazy_exports
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tapster.endpoints._client import ClientEndpoint, TCPClientEndpoint, UNIXClientEndpoint
@@ -70,18 +72,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import sys
-
-    module = f"{__name__}.{home}"
-    __import__(module)
-    value = getattr(sys.modules[module], name)
-    globals()[name] = value  # found once; later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -11,6 +11,8 @@ runs a ``TCPServer`` does not import the client, datagram and timer modules
 
 from __future__ import annotations
 
+from tapster._lazy import lazy_exports
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tapster.internet._client import Backoff, ClientService
@@ -54,18 +56,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import sys
-
-    module = f"{__name__}.{home}"
-    __import__(module)
-    value = getattr(sys.modules[module], name)
-    globals()[name] = value  # found once; later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
