@@ -101,9 +101,11 @@ def test_usage_errors_are_one_line_and_status_2(project: Path) -> None:
 
 
 def test_version(project: Path) -> None:
+    from tapster import __version__
+
     result = run_tapster(["--version"], cwd=project)
     assert result.returncode == 0
-    assert "tapster" in result.stdout
+    assert result.stdout.strip() == f"tapster {__version__}"
 
 
 def test_help_loops_lists_what_is_available() -> None:

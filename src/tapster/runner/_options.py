@@ -155,14 +155,14 @@ class RunnerOptions(Options):
         "in the foreground (the default) or as a daemon. "
         "'tapster SUBCOMMAND --help' shows a subcommand's own options."
     )
-    version = f"tapster {__version__}"
+    version = __version__
 
     flags = [
         ("nodaemon", "n", "Run in the foreground (the default; accepted for twistd users)."),
         ("daemon", "D", "Run in the background; exit 0 once the service listens."),
         ("syslog", None, "Log to syslog instead of a file or stderr."),
         ("euid", None, "With --uid/--gid, change only the effective ids."),
-        ("debug", "b", "Start the Python debugger on an uncaught error (implies the foreground)."),
+        ("debug", "b", "Start the Python debugger on an uncaught error (foreground only)."),
         ("savestats", None, "With --profile, save raw statistics instead of a text report."),
         ("spew", None, "Print every Python function call to stdout (very verbose)."),
         ("originalname", None, "Keep the process title (default: 'tapster: NAME')."),
