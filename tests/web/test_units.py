@@ -92,3 +92,14 @@ def test_a_realm_that_passes_the_check_always_makes_a_header(name: str) -> None:
     response = BasicAuth(Portal(WebRealm(), []), name).challenge()
     assert response.status == 401
     assert f'realm="{name}"'.encode() in response.headers
+
+
+def test_modern_types_are_known_and_user_overrides_win() -> None:
+    from tapster.web._mime import MimeTable
+
+    table = MimeTable()
+    assert table.guess("README.md") == "text/markdown"
+    assert table.guess("app.mjs") == "text/javascript"
+    assert table.guess("font.woff2") == "font/woff2"
+    assert table.guess("notes.unknownext") == "application/octet-stream"
+    assert MimeTable({"md": "text/plain"}).guess("README.MD") == "text/plain"

@@ -21,6 +21,20 @@ _ENCODED_AS = {
     "br": "application/octet-stream",
 }
 
+#: Common types that older Python tables lack (3.11 knows none of these); the
+#: user's ``--mime-type`` still wins over them.
+_MODERN = {
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".mjs": "text/javascript",
+    ".wasm": "application/wasm",
+    ".webmanifest": "application/manifest+json",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".avif": "image/avif",
+    ".webp": "image/webp",
+}
+
 #: Types worth compressing on the fly besides ``text/*``.
 _COMPRESSIBLE = frozenset(
     {
@@ -40,9 +54,10 @@ class MimeTable:
 
     def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
         self._db = mimetypes.MimeTypes(filenames=())
-        self._overrides = {
-            "." + ext.lower().lstrip("."): ctype for ext, ctype in (overrides or {}).items()
-        }
+        self._overrides = dict(_MODERN)
+        self._overrides.update(
+            ("." + ext.lower().lstrip("."), ctype) for ext, ctype in (overrides or {}).items()
+        )
 
     def guess(self, name: str) -> str:
         """The content type for file ``name``."""
