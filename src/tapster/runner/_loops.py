@@ -8,8 +8,6 @@ imports the chosen implementation on the run path only.
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False  # typing costs the help path a few ms
 if TYPE_CHECKING:
     import asyncio
@@ -78,6 +76,8 @@ def loop_factory(spec: str) -> Callable[[], asyncio.AbstractEventLoop]:
         return asyncio.new_event_loop
     if name == "uvloop":
         try:
+            import importlib
+
             uvloop = importlib.import_module("uvloop")
         except ImportError as exc:
             raise LoopError(f"cannot use uvloop: {exc}") from None
@@ -85,6 +85,8 @@ def loop_factory(spec: str) -> Callable[[], asyncio.AbstractEventLoop]:
         return factory
     module_name, _, attr = name.partition(":")
     try:
+        import importlib
+
         obj: object = importlib.import_module(module_name)
     except Exception as exc:
         raise LoopError(f"cannot import loop module {module_name!r}: {exc}") from None

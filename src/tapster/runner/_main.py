@@ -8,10 +8,13 @@ so that ``tapster --help`` stays fast.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 from tapster.runner._options import PluginLoadError, RunnerOptions
 from tapster.usage import UsageError
+
+TYPE_CHECKING = False  # typing and collections.abc cost the help path
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "main"]
 
