@@ -100,6 +100,8 @@ def _dir(value: str) -> str:
 
 _dir.metavar = "DIR"  # type: ignore[attr-defined]
 _dir.completion = "dir"  # type: ignore[attr-defined]
+user_id.coerce_doc = "A user name or number."  # type: ignore[attr-defined]
+group_id.coerce_doc = "A group name or number."  # type: ignore[attr-defined]
 user_id.metavar = "USER"  # type: ignore[attr-defined]
 group_id.metavar = "GROUP"  # type: ignore[attr-defined]
 

@@ -8,55 +8,16 @@ needs the privileges the uid change gives up), then the uid.
 
 from __future__ import annotations
 
-import grp
 import os
 import pwd
+
+from tapster._ids import group_id, user_id
 
 __all__ = ["PrivilegeError", "enter_chroot", "group_id", "switch_user", "user_id"]
 
 
 class PrivilegeError(Exception):
     """The system refused a privilege change; the message says which and why."""
-
-
-MAX_ID = 2**32 - 2  # uid_t and gid_t are 32 bits; all ones means "no change"
-
-
-def _number(value: str, what: str) -> int | None:
-    """``value`` as an id if it is written in ASCII digits (None for a name)."""
-    if not (value.isascii() and value.isdigit()):
-        return None
-    if len(value.lstrip("0")) > 10 or int(value) > MAX_ID:
-        raise ValueError(f"a {what} number is between 0 and {MAX_ID}")
-    return int(value)
-
-
-def user_id(value: str) -> int:
-    """A user name or number as a uid (``ValueError`` for an unknown name)."""
-    number = _number(value, "user")
-    if number is not None:
-        return number
-    try:
-        return pwd.getpwnam(value).pw_uid
-    except KeyError:
-        raise ValueError(f"no user named {value!r} on this system") from None
-
-
-user_id.coerce_doc = "A user name or number."  # type: ignore[attr-defined]
-
-
-def group_id(value: str) -> int:
-    """A group name or number as a gid (``ValueError`` for an unknown name)."""
-    number = _number(value, "group")
-    if number is not None:
-        return number
-    try:
-        return grp.getgrnam(value).gr_gid
-    except KeyError:
-        raise ValueError(f"no group named {value!r} on this system") from None
-
-
-group_id.coerce_doc = "A group name or number."  # type: ignore[attr-defined]
 
 
 def primary_group(uid: int) -> int | None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from tapster._ids import group_id, user_id
 from tapster.service._service import MultiService
-
-_MAX_ID = 2**32 - 2  # uid_t/gid_t are 32 bits; all ones means "no change"
 
 
 class Application(MultiService):
@@ -37,34 +36,11 @@ def _resolve(value: int | str | None, what: str) -> int | None:
     keyword = "uid" if what == "user" else "gid"
     if value is None:
         return None
-    if isinstance(value, str):
-        if value.isascii() and value.isdigit():
-            value = int(value)
-        else:
-            return _lookup(value, what)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise TypeError(
             f"Application {keyword} must be a {what} name or number, not {type(value).__name__}"
         )
-    if not 0 <= value <= _MAX_ID:
-        raise ValueError(f"Application {keyword}={value}: a {what} number is 0 to {_MAX_ID}")
-    return value
-
-
-def _lookup(name: str, what: str) -> int:
-    if what == "user":
-        import pwd
-
-        try:
-            return pwd.getpwnam(name).pw_uid
-        except KeyError:
-            pass
-    else:
-        import grp
-
-        try:
-            return grp.getgrnam(name).gr_gid
-        except KeyError:
-            pass
-    keyword = "uid" if what == "user" else "gid"
-    raise ValueError(f"Application {keyword}={name!r}: no {what} named {name!r} on this system")
+    try:
+        return (user_id if what == "user" else group_id)(str(value))
+    except ValueError as exc:
+        raise ValueError(f"Application {keyword}={value!r}: {exc}") from None
