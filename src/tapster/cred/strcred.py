@@ -14,7 +14,6 @@ import sys
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tapster.cred.checkers import CredentialsChecker
 from tapster.cred.errors import (
     AuthStringError,
     UnknownAuthTypeError,
@@ -22,6 +21,9 @@ from tapster.cred.errors import (
 )
 from tapster.plugin import PluginKind, get_plugins
 from tapster.usage import UsageError
+
+if TYPE_CHECKING:
+    from tapster.cred.checkers import CredentialsChecker
 
 __all__ = [
     "AuthOptionMixin",
