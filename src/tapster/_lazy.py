@@ -6,6 +6,11 @@ private module up front would pull ``asyncio`` and friends into places that need
 one class, so each package hands :func:`lazy_exports` a table of ``name ->
 private module`` and installs the two functions it returns as its module
 ``__getattr__`` and ``__dir__`` (PEP 562).
+
+Modules that code imports inside a function, on first use (a directory
+listing's ``html`` and ``json``, ``gzip``), are named to :func:`import_later`
+so that :func:`import_deferred` can load them all while the library is still
+in reach: the runner calls it before it enters a ``chroot``.
 """
 
 from __future__ import annotations
@@ -37,3 +42,17 @@ def lazy_exports(
         return sorted({*namespace, *homes})
 
     return getattr_, dir_
+
+
+_deferred: list[str] = []
+
+
+def import_later(*modules: str) -> None:
+    """Record ``modules`` as imported on first use, not when their user is imported."""
+    _deferred.extend(modules)
+
+
+def import_deferred() -> None:
+    """Import every module named to :func:`import_later` (before a ``chroot``)."""
+    for name in _deferred:
+        __import__(name)

@@ -234,6 +234,7 @@ def test_slowloris_and_slow_reader_do_not_block_others(serve, tmp_path: Path) ->
 def test_unreadable_files_as_nobody(tapster_proc) -> None:
     """Dropped to ``nobody`` (``--uid``, after binding, as a real deployment runs):
     files it may not read are errors, never a cut connection."""
+    import gzip
     import http.client
     import pwd
     import shutil
@@ -252,6 +253,9 @@ def test_unreadable_files_as_nobody(tapster_proc) -> None:
         root.chmod(0o755)
         (root / "open.txt").write_text("open")
         (root / "open.txt").chmod(0o644)
+        words = b"tapster serves this text compressed\n" * 100
+        (root / "words.txt").write_bytes(words)
+        (root / "words.txt").chmod(0o644)
         for name, size in (("small.bin", 10), ("big.bin", 3 * 1024 * 1024)):
             (root / name).write_bytes(b"s" * size)
             (root / name).chmod(0o600)
@@ -283,6 +287,19 @@ def test_unreadable_files_as_nobody(tapster_proc) -> None:
             assert r.status in (403, 404) and b"sss" not in body, path
         c.request("GET", "/open.txt")
         assert c.getresponse().read() == b"open"  # same connection, still fine
+        # What the server imports on first use (a listing's html and json, gzip)
+        # was imported before the switch: nobody cannot read this interpreter's
+        # library when it lives under /root.
+        c.request("GET", "/", headers={"Accept": "application/json"})
+        r = c.getresponse()
+        assert r.status == 200 and b'"open.txt"' in r.read()
+        c.request("GET", "/", headers={"Accept-Encoding": "gzip"})
+        r = c.getresponse()
+        assert r.status == 200 and b"open.txt" in r.read()
+        c.request("GET", "/words.txt", headers={"Accept-Encoding": "gzip"})
+        r = c.getresponse()
+        assert r.getheader("Content-Encoding") == "gzip", r.getheaders()
+        assert gzip.decompress(r.read()) == words
         c.close()
     finally:
         shutil.rmtree(root)

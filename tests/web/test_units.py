@@ -7,9 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tapster.web._gzip import accepts_gzip
+from tapster.web._http import http_date, parse_http_date
 from tapster.web._listing import human_size, wants_json
 from tapster.web._options import size
-from tapster.web._paths import BadPathError, split_path
+from tapster.web._paths import BadPathError, percent_decode, split_path
 from tapster.web._ranges import UnsatisfiableError, parse_range
 
 
@@ -103,3 +104,73 @@ def test_modern_types_are_known_and_user_overrides_win() -> None:
     assert table.guess("font.woff2") == "font/woff2"
     assert table.guess("notes.unknownext") == "application/octet-stream"
     assert MimeTable({"md": "text/plain"}).guess("README.MD") == "text/plain"
+
+
+# HTTP dates and percent-decoding are written in tapster.web (their standard
+# library homes cost a server's start-up); these tests hold them to the
+# standard library's answers.
+
+_LAST_SECOND = 253402300799  # 9999-12-31 23:59:59 UTC
+
+
+@given(st.integers(min_value=0, max_value=_LAST_SECOND))
+def test_http_date_matches_email_utils(timestamp: int) -> None:
+    from email.utils import formatdate
+
+    assert http_date(timestamp) == formatdate(timestamp, usegmt=True)
+
+
+@given(st.integers(min_value=0, max_value=_LAST_SECOND))
+def test_parse_http_date_reads_all_three_forms(timestamp: int) -> None:
+    import time
+
+    fixdate = http_date(timestamp)
+    assert parse_http_date(fixdate) == timestamp
+    assert parse_http_date(time.asctime(time.gmtime(timestamp))) == timestamp
+    t = time.gmtime(timestamp)
+    rfc850 = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", t)
+    this_year = time.gmtime().tm_year
+    if this_year - 49 <= t.tm_year <= this_year + 50:  # what a two-digit year can say
+        assert parse_http_date(rfc850) == timestamp
+
+
+def test_parse_http_date_examples_and_refusals() -> None:
+    # RFC 9110 section 5.6.7's own example, in its three forms.
+    for text in (
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+    ):
+        assert parse_http_date(text) == 784111777, text
+    for bad in (
+        "",
+        "garbage",
+        "Sun, 06 Nov 1994 08:49:37 +0000",  # HTTP dates are GMT
+        "Sun, 06 Nov 1994 08:49:37",
+        "Sun, 6 Nov 1994 08:49:37 GMT",  # IMF-fixdate has two-digit days
+        "Sun, 31 Feb 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 24:00:00 GMT",
+        "Sun, 06 Nov 1994 08:49 GMT",
+        "Sun, 06 Foo 1994 08:49:37 GMT",
+        "Xyz, 06 Nov 1994 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 94",
+        "Sun, 06 Nov 1994 +8:49:37 GMT",
+    ):
+        assert parse_http_date(bad) is None, bad
+    assert parse_http_date("Thu, 29 Feb 2024 00:00:00 GMT") == 1709164800
+    assert parse_http_date("Sat, 29 Feb 2025 00:00:00 GMT") is None
+
+
+@given(st.binary(max_size=60))
+def test_percent_decode_matches_urllib(raw: bytes) -> None:
+    from urllib.parse import unquote_to_bytes
+
+    assert percent_decode(raw) == unquote_to_bytes(raw)
+
+
+@given(st.lists(st.sampled_from([b"%", b"2", b"e", b"G", b"f", b"F", b"+", b" ", b"_", b"a"])))
+def test_percent_decode_matches_urllib_on_percent_heavy_input(pieces: list[bytes]) -> None:
+    from urllib.parse import unquote_to_bytes
+
+    raw = b"".join(pieces)
+    assert percent_decode(raw) == unquote_to_bytes(raw)

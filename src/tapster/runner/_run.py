@@ -33,6 +33,7 @@ from types import FrameType
 from typing import Any
 
 from tapster import __version__
+from tapster._lazy import import_deferred
 from tapster.runner import _app, _daemon, _loops, _privileges, _systemd
 from tapster.runner._files import describe_kind, open_regular
 from tapster.runner._logs import (
@@ -410,6 +411,9 @@ class Runner:
                     f"cannot hand the pidfile and log file to uid {owner}, gid {group}: "
                     f"{(exc.strerror or str(exc)).lower()}"
                 ) from None
+        # The new user may not be able to read the library (an interpreter under
+        # /root): import now what later steps and the services load on first use.
+        _preload(self.settings)
         try:
             _privileges.switch_user(uid, gid, effective_only=self.settings.euid)
         except _privileges.PrivilegeError as exc:
@@ -586,7 +590,7 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def _preload(settings: RunSettings) -> None:
-    """Import the modules later steps load lazily, before a chroot hides them."""
+    """Import the modules later steps load lazily, before a chroot or a uid switch hides them."""
     import importlib
 
     names = ["json", "setproctitle", "encodings.idna"]
@@ -598,7 +602,8 @@ def _preload(settings: RunSettings) -> None:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     # Packages that export their names lazily: resolve them all while the library is in reach.
-    for package in ("tapster.service", "tapster.internet", "tapster.endpoints"):
+    import_deferred()
+    for package in ("tapster.service", "tapster.internet", "tapster.endpoints", "tapster.cred"):
         module = sys.modules.get(package)
         for attribute in getattr(module, "__all__", ()):
             with contextlib.suppress(ImportError, AttributeError):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from os import PathLike
 
 WsgiApp = Callable[..., Any]
 
@@ -48,7 +50,7 @@ class WebConfig:
     needs HTTP Basic credentials that it accepts.
     """
 
-    root: Path | None = None
+    root: str | PathLike[str] | None = None
     indexes: tuple[str, ...] = ("index.html",)
     mime_types: Mapping[str, str] = field(default_factory=dict)
     listing: bool = True

@@ -8,10 +8,13 @@ Compression runs in a worker thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
-import gzip
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+
+from tapster._lazy import import_later
+
+import_later("gzip")  # by the first compression, in a worker thread
 
 #: Bodies smaller than this are not worth the header overhead of gzip.
 MIN_SIZE = 256
@@ -96,4 +99,6 @@ def forget(
 
 
 def _pack(data: bytes) -> bytes:
+    import gzip  # in the worker thread, on the first compression: not at start-up
+
     return gzip.compress(data, compresslevel=6, mtime=0)

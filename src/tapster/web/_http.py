@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterable
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Final
+
+from tapster._lazy import import_later
+
+import_later("html")  # error_response
 
 SERVER: Final = b"tapster"
 _SERVER_LINE: Final = b"Server: " + SERVER + b"\r\n"
@@ -66,16 +69,116 @@ class _DateCache:
 
     def _tick(self, now: int) -> None:
         self._second = now
-        self._line = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+        self._line = b"Date: " + http_date(now).encode("ascii") + b"\r\n"
         self._prefixes = {}
 
 
 date_cache: Final = _DateCache()
 
 
+_DAY_NAMES: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_LONG_DAY_NAMES: Final = (
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+)
+_MONTH_NAMES: Final = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+)  # fmt: skip
+_MONTH_NUMBERS: Final = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
+
+
 def http_date(timestamp: float) -> str:
-    """Format ``timestamp`` as an IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``)."""
-    return formatdate(timestamp, usegmt=True)
+    """Format ``timestamp`` as an IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``).
+
+    Written here rather than taken from ``email.utils``, whose import (the
+    ``email`` package, ``random``, ``datetime``, ``calendar``) costs a server's
+    start more than the whole HTTP layer does; the tests check both agree.
+    """
+    t = time.gmtime(timestamp)
+    return (
+        f"{_DAY_NAMES[t.tm_wday]}, {t.tm_mday:02d} {_MONTH_NAMES[t.tm_mon - 1]} "
+        f"{t.tm_year:04d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
+def parse_http_date(value: str) -> int | None:
+    """The POSIX timestamp of an HTTP-date, or ``None`` when ``value`` is not one.
+
+    Accepts the three forms RFC 9110 (section 5.6.7) requires a recipient to
+    read: IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``), the obsolete RFC 850
+    form (``Sunday, 06-Nov-94 08:49:37 GMT``) and C's asctime
+    (``Sun Nov  6 08:49:37 1994``). Anything else -- other time zones, missing
+    fields, impossible dates -- is not an HTTP-date, and a conditional request
+    carrying one is answered as if the header were absent.
+    """
+    parts = value.split()
+    try:
+        if len(parts) == 6 and parts[5] == "GMT" and parts[0][:-1] in _DAY_NAMES:
+            # IMF-fixdate: day-name "," day month year time "GMT"
+            if not parts[0].endswith(",") or len(parts[1]) != 2 or len(parts[3]) != 4:
+                return None
+            day, month, year, clock = int(parts[1]), parts[2], int(parts[3]), parts[4]
+        elif len(parts) == 4 and parts[3] == "GMT" and parts[0][:-1] in _LONG_DAY_NAMES:
+            # RFC 850: day-name-l "," day "-" month "-" 2DIGIT time "GMT"
+            pieces = parts[1].split("-")
+            if not parts[0].endswith(",") or len(pieces) != 3 or len(pieces[2]) != 2:
+                return None
+            day, month, clock = int(pieces[0]), pieces[1], parts[2]
+            year = _full_year(int(pieces[2]))
+        elif len(parts) == 5 and parts[0] in _DAY_NAMES:
+            # asctime: day-name month day time year (the day may be space-padded)
+            month, day, clock, year = parts[1], int(parts[2]), parts[3], int(parts[4])
+            if len(parts[4]) != 4:
+                return None
+        else:
+            return None
+        hour, minute, second = _clock(clock)
+    except ValueError:
+        return None
+    number = _MONTH_NUMBERS.get(month)
+    if number is None or not 1 <= day <= _days_in_month(year, number):
+        return None
+    days = _days_from_civil(year, number, day)
+    return ((days * 24 + hour) * 60 + minute) * 60 + second
+
+
+def _clock(text: str) -> tuple[int, int, int]:
+    fields = text.split(":")
+    if len(fields) != 3 or any(len(f) != 2 or not f.isdigit() for f in fields):
+        raise ValueError(text)
+    hour, minute, second = (int(f) for f in fields)
+    if hour > 23 or minute > 59 or second > 60:  # 60: a leap second
+        raise ValueError(text)
+    return hour, minute, second
+
+
+def _full_year(two_digits: int) -> int:
+    """RFC 9110: a two-digit year more than 50 years ahead is in the past century."""
+    this_year = time.gmtime().tm_year
+    year = this_year - this_year % 100 + two_digits
+    return year - 100 if year > this_year + 50 else year
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a date of the proleptic Gregorian calendar."""
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
 
 
 def header_block(headers: Iterable[tuple[str, str]]) -> bytes:
@@ -203,7 +306,7 @@ def error_response(
     head: bool = False,
 ) -> Response:
     """A small HTML error page. ``message`` must already be safe to show (no paths)."""
-    import html
+    import html  # with its entity table: by the first error page, not at start-up
 
     phrase = reason(status)
     body = _ERROR_PAGE.format(

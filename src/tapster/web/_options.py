@@ -8,7 +8,6 @@ import os
 import re
 import socket
 import sys
-from pathlib import Path
 from typing import Any
 
 from tapster.cred.credentials import Anonymous, UsernamePassword
@@ -266,7 +265,7 @@ def config_from_options(options: Options, portal: Any = None) -> WebConfig:
         send_timeout=options["send_timeout"],
     )
     return WebConfig(
-        root=Path(options["path"]) if options["path"] else None,
+        root=options["path"] or None,
         indexes=tuple(options["index"]),
         mime_types=dict(options["mime_types"]),
         listing=not options["no_listing"],

@@ -8,13 +8,13 @@ times over in one response.
 
 from __future__ import annotations
 
-import secrets
+import os
 
 #: More ranges than this in one request and the header is ignored.
 MAX_RANGES = 16
 
 #: One boundary per process: random, so no file can forge a part delimiter by chance.
-BOUNDARY = "tapster-" + secrets.token_hex(12)
+BOUNDARY = "tapster-" + os.urandom(12).hex()
 
 
 class UnsatisfiableError(Exception):

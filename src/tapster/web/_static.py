@@ -16,14 +16,25 @@ import os
 import stat
 import time
 from collections.abc import Awaitable
-from email.utils import parsedate_to_datetime
-from urllib.parse import quote
 
-from . import _gzip, _listing, _ranges
+from tapster._lazy import import_later
+
+from . import _gzip, _ranges
 from ._config import WebConfig
-from ._http import FileSpan, Request, Response, error_response, header_block, http_date
+from ._http import (
+    FileSpan,
+    Request,
+    Response,
+    error_response,
+    header_block,
+    http_date,
+    parse_http_date,
+)
 from ._mime import MimeTable, compressible
 from ._paths import BadPathError, is_within, split_path
+
+# Imported on first use (a listing, a redirect), not when the server starts.
+import_later("tapster.web._listing", "urllib.parse")
 
 log = logging.getLogger("tapster.web")
 
@@ -191,6 +202,8 @@ class StaticFiles:
             return self._not_found()
         if stat.S_ISDIR(st.st_mode):
             if not slash:
+                from urllib.parse import quote  # only for this redirect
+
                 location = "/" + "".join(quote(s) + "/" for s in segments)
                 if req.query:
                     location += "?" + req.query.decode("latin-1")
@@ -299,7 +312,7 @@ class StaticFiles:
         else:
             ims = req.get(b"if-modified-since")
             if ims is not None:
-                since = _parse_date(ims)
+                since = parse_http_date(ims.decode("latin-1"))
                 if since is not None and f.mtime <= since:
                     return self._not_modified(f, etag)
         if use_gzip:
@@ -412,6 +425,8 @@ class StaticFiles:
         f.compressible = False
 
     async def _list_async(self, req: Request, path: str, url_path: str) -> Response:
+        from . import _listing  # html and json: imported by the first listing, not at start-up
+
         loop = asyncio.get_running_loop()
         try:
             entries = await loop.run_in_executor(None, _listing.scan, path, self._allowed)
@@ -459,10 +474,3 @@ def _etag_matches(header: bytes, etag: str) -> bool:
         if tag.removeprefix("W/") == etag:
             return True
     return False
-
-
-def _parse_date(value: bytes) -> int | None:
-    try:
-        return int(parsedate_to_datetime(value.decode("latin-1")).timestamp())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
