@@ -180,12 +180,17 @@ def run_comparison(
     case: Case, cmp: Comparison, ctx: Context, progress: TextIO | None = None
 ) -> dict[str, Any]:
     """Measure one comparison: warm-up, then interleaved runs; return its result record."""
-    runs = ctx.runs or cmp.runs or case.runs
-    warmup = (
-        ctx.warmup
-        if ctx.warmup is not None
-        else (cmp.warmup if cmp.warmup is not None else case.warmup)
-    )
+    if cmp.exact:
+        # A count that does not vary (instructions): the comparison's own runs, whatever
+        # --runs says, as repeating it would only repeat the same figure.
+        runs, warmup = cmp.runs or 1, cmp.warmup or 0
+    else:
+        runs = ctx.runs or cmp.runs or case.runs
+        warmup = (
+            ctx.warmup
+            if ctx.warmup is not None
+            else (cmp.warmup if cmp.warmup is not None else case.warmup)
+        )
     sides = [_Side("tapster", cmp.tapster), _Side("twistd", cmp.twistd)]
     for _ in range(warmup):
         for side in sides:

@@ -62,7 +62,9 @@ class Comparison:
     """One line of comparison: the same job done by tapster and by twistd.
 
     ``runs`` and ``warmup`` default to the case's (then the command line's) values; ``note`` is
-    free text shown under the table (for example "N=1000, warm cache").
+    free text shown under the table (for example "N=1000, warm cache"). ``exact`` marks a
+    measure that does not vary from run to run (an instruction count): then ``runs`` (default
+    1) and ``warmup`` (default 0) hold whatever the command line says.
     """
 
     label: str
@@ -72,6 +74,7 @@ class Comparison:
     runs: int | None = None
     warmup: int | None = None
     note: str = ""
+    exact: bool = False
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,26 @@ DIR`` against ``twistd -n --pidfile= web --listen tcp:P:interface=127.0.0.1 --pa
 at the first HTTP response to ``GET /`` (a small ``index.html``).
 
 A floor comparison runs ``bench/_echo_server.py`` (a bare stdlib asyncio echo server, no
-tapster) the same way: what any asyncio runner starts from. A last comparison times
+tapster) the same way: what any asyncio runner starts from. Another times
 ``tapster -D`` (the launcher returns only once the daemon listens) against ``twistd`` in its
 default daemon mode, both until the first echo.
+
+Last, where ``valgrind`` is installed, **instructions to ready**: each server runs under
+callgrind, which is told to dump its counters (``callgrind_control --dump``) the moment the
+first answer arrives, so the count covers launch to ready. Counts do not depend on the
+machine's load (the same figure to 0.1% run after run), so these lines carry comparisons on a
+shared machine. The floor line counts ``python -c "import asyncio"`` (to an ``os._exit``):
+what any program that imports asyncio pays before it can serve anything.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +44,8 @@ from bench import (
     Case,
     Comparison,
     Context,
+    Metric,
+    Unavailable,
     bundled_tapster_plugins,
     bundled_twisted_plugins,
     echo_probe,
@@ -47,6 +58,8 @@ ECHO_SERVER = Path(__file__).resolve().parent.parent / "_echo_server.py"
 
 #: Seconds a server gets after readiness before its memory is read.
 SETTLE_S = 0.3
+
+INSTRUCTIONS_M = Metric("instructions_m", "M", label="instructions to ready")
 
 
 def _cpu_ms(pid: int) -> float | None:
@@ -81,6 +94,70 @@ def _one_run(
         time.sleep(SETTLE_S)
         rss = srv.rss()
     return {"ready_ms": ready, "cpu_ms": cpu_ms, **rss}
+
+
+def _callgrind_total(path: Path) -> float:
+    for line in path.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1]) / 1e6
+    raise RuntimeError(f"no total in {path}")
+
+
+def _count_run(
+    argv: list[str],
+    port: int | None,
+    env: dict[str, str],
+    cwd: Path,
+    probe: Callable[[socket.socket], None] | None = None,
+) -> dict[str, float]:
+    """Instructions from launch to the first answer, counted by callgrind.
+
+    With ``port`` None the command is expected to exit by itself (the floor's
+    ``python -c``), and its whole count is taken.
+    """
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise Unavailable("valgrind is not installed (Debian package valgrind)")
+    probe = probe or echo_probe()
+    with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as scratch:
+        out = Path(scratch) / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv]
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            if port is None:
+                proc.wait(timeout=300)
+                return {"instructions_m": _callgrind_total(out)}
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                        probe(sock)
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"{argv[0]} never answered under callgrind") from None
+                    time.sleep(0.02)
+            subprocess.run(
+                ["callgrind_control", "--dump", str(proc.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=True,
+                timeout=60,
+            )
+            dumps = sorted(Path(scratch).glob("callgrind.out.*"))
+            if not dumps:
+                raise RuntimeError("callgrind wrote no dump")
+            return {"instructions_m": _callgrind_total(dumps[0])}
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _daemon_run(argv: list[str], port: int, env: dict[str, str], cwd: Path) -> dict[str, float]:
@@ -210,6 +287,55 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
         tapster=floor_side,
         twistd=twistd_again,
         note="bench/_echo_server.py: no tapster at all, the best any asyncio runner can do",
+    )
+
+    def count(
+        argv: Callable[[int], list[str]], env: dict[str, str], http: bool = False
+    ) -> Callable[[], dict[str, float]]:
+        def run() -> dict[str, float]:
+            port = free_port()
+            return _count_run(argv(port), port, env, root, http_probe("/") if http else None)
+
+        return run
+
+    yield Comparison(
+        "instructions to ready: tapster --loop asyncio vs twistd -n (echo)",
+        (INSTRUCTIONS_M,),
+        tapster=count(lambda p: tapster_argv(p, "--loop", "asyncio"), tapster_env),
+        twistd=count(lambda p: twistd_argv(p, "-n", "--pidfile="), twisted_env),
+        exact=True,  # the runs above warmed every cache; a count does not drift
+        note="callgrind, launch to first echo (load-independent)",
+    )
+
+    def web_argv(p: int) -> list[str]:
+        return [ctx.tapster_bin("tapster"), "web", "--listen", listen(p), "--path", str(site)]
+
+    def twistd_web_argv(p: int) -> list[str]:
+        return [
+            ctx.twisted_bin("twistd"),
+            *("-n", "--pidfile=", "web", "--listen", listen(p), "--path", str(site)),
+        ]
+
+    yield Comparison(
+        "instructions to ready: tapster web vs twistd -n web",
+        (INSTRUCTIONS_M,),
+        tapster=count(web_argv, tapster_env, http=True),
+        twistd=count(twistd_web_argv, twisted_env, http=True),
+        exact=True,  # the runs above warmed every cache; a count does not drift
+        note="callgrind, launch to first HTTP response (load-independent)",
+    )
+
+    def import_asyncio() -> dict[str, float]:
+        argv = [str(ctx.tapster_python), "-c", "import asyncio, os; os._exit(0)"]
+        return _count_run(argv, None, tapster_env, root)
+
+    yield Comparison(
+        "instructions: python -c 'import asyncio' (no server) vs twistd -n (echo)",
+        (INSTRUCTIONS_M,),
+        tapster=import_asyncio,
+        twistd=count(lambda p: twistd_argv(p, "-n", "--pidfile="), twisted_env),
+        exact=True,  # the runs above warmed every cache; a count does not drift
+        note="the floor of anything on asyncio: starting Python and importing asyncio",
     )
 
     def tapster_daemon() -> dict[str, float]:

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -419,3 +419,31 @@ def test_missing_twisted_venv_with_no_setup_is_unavailable_not_installed(
         assert not ctx.has_twisted
     finally:
         ctx.close()
+
+
+def test_an_exact_comparison_runs_its_own_count_whatever_runs_says() -> None:
+    """A count does not vary: --runs 15 must not repeat a 20 s valgrind run 15 times."""
+    calls = {"exact": 0, "timed": 0}
+
+    def counter(key: str) -> Callable[[], dict[str, float]]:
+        def run() -> dict[str, float]:
+            calls[key] += 1
+            return {"wall_ms": 1.0}
+
+        return run
+
+    def cases(ctx: Context) -> list[Comparison]:
+        return [
+            Comparison(
+                "x", (WALL_MS,), tapster=counter("exact"), twistd=counter("exact"), exact=True
+            ),
+            Comparison("t", (WALL_MS,), tapster=counter("timed"), twistd=counter("timed")),
+        ]
+
+    case = Case(name="synthetic", title="t", comparisons=cases, runs=3)
+    ctx = Context(setup_twisted=False, runs=5)
+    try:
+        run_case(case, ctx)
+    finally:
+        ctx.close()
+    assert calls == {"exact": 2, "timed": 2 * (5 + 1)}  # exact: one run a side, no warm-up
