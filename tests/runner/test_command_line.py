@@ -128,6 +128,75 @@ def test_python_dash_m_and_console_script_are_the_same(project: Path) -> None:
     )
 
 
+def test_help_into_a_closed_pipe_fails_quietly(project: Path) -> None:
+    """``tapster --help | head -1`` when head is gone: status 1, no traceback, no noise."""
+    import os
+    import subprocess
+
+    from support import tapster_cmd, tapster_env
+
+    # Enough plugins that the help no longer fits in the pipe's buffer, and a few
+    # without: the failure then comes from the final flush, not from the write.
+    plugins = project / "tapster" / "plugins"
+    big = project.parent / "big"
+    (big / "tapster" / "plugins").mkdir(parents=True)
+    for i in range(800):
+        (big / "tapster" / "plugins" / f"p{i:03d}.py").write_text(
+            (plugins / "myproject_plugin.py").read_text().replace("myproject", f"cmd{i:03d}")
+        )
+    for folder in (project, big):
+        assert run_tapster(["--help"], cwd=folder).returncode == 0  # warm the caches
+        for argv in (tapster_cmd("--help"), tapster_cmd("--version")):
+            read_end, write_end = os.pipe()
+            os.close(read_end)
+            try:
+                result = subprocess.run(
+                    argv, cwd=folder, env=tapster_env(), stdout=write_end, stderr=subprocess.PIPE,
+                    text=True, timeout=60, check=False,
+                )  # fmt: skip
+            finally:
+                os.close(write_end)
+            assert (result.returncode, result.stderr) == (1, ""), (folder, argv)
+
+
+def test_help_that_cannot_be_written_says_so_in_one_line(project: Path) -> None:
+    import subprocess
+
+    from support import tapster_cmd, tapster_env
+
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            tapster_cmd("--help"), cwd=project, env=tapster_env(), stdout=full,
+            stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == "tapster: cannot write to standard output: No space left on device\n"
+    closed = subprocess.run(
+        [*tapster_cmd("--help")], cwd=project, env=tapster_env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        preexec_fn=lambda: __import__("os").close(1),
+    )  # fmt: skip
+    assert closed.returncode == 1
+    assert closed.stderr == "tapster: cannot write to standard output: it is closed\n"
+
+
+def test_main_help_in_process_leaves_the_garbage_collector_on(project: Path) -> None:
+    """--help turns the collector off for the listing; a caller's process gets it back."""
+    import subprocess
+
+    code = (
+        "import gc, sys\n"
+        "from tapster.runner import main\n"
+        "status = main(['--help'])\n"
+        "sys.stderr.write(f'{status} {gc.isenabled()}')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert result.stderr == "0 True"
+    assert "Commands:" in result.stdout
+
+
 def test_a_world_writable_current_directory_is_not_put_on_sys_path(project: Path) -> None:
     import subprocess
 

@@ -10,6 +10,7 @@ chosen. Parsing has no side effects beyond putting ``--app-dir`` on
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -21,11 +22,11 @@ from tapster.usage import Options, UsageError, choice, documented, existing_dir,
 TYPE_CHECKING = False  # importing typing costs the help path a few ms
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, NoReturn
 
     from tapster.runner._settings import RunSettings
 
-__all__ = ["PluginLoadError", "RunnerOptions", "install_app_dir"]
+__all__ = ["PluginLoadError", "RunnerOptions", "StdoutError", "install_app_dir"]
 
 SERVICE_MAKER_KIND = "tapster.service.ServiceMaker"
 
@@ -34,6 +35,14 @@ _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 class PluginLoadError(Exception):
     """The chosen subcommand's plugin cannot be imported or is not a service maker."""
+
+
+class StdoutError(Exception):
+    """``--help`` or ``--version`` cannot write its text (a closed pipe or stdout, a full disk)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error.strerror or error))
+        self.broken_pipe = isinstance(error, BrokenPipeError)
 
 
 def _log_level(value: str) -> str:
@@ -115,6 +124,19 @@ _loop.completion = ("auto", "asyncio", "uvloop")  # type: ignore[attr-defined]
 
 
 _loop.coerce_doc = "auto, asyncio, uvloop or module:factory."  # type: ignore[attr-defined]
+
+
+def _show(text: str) -> NoReturn:
+    """Write ``text`` to stdout and exit 0; :class:`StdoutError` if it cannot be written."""
+    out = sys.stdout
+    try:
+        if out is None:
+            raise OSError("it is closed")
+        out.write(text)
+        out.flush()
+    except OSError as error:
+        raise StdoutError(error) from None
+    raise SystemExit(0)
 
 
 def install_app_dir(directory: str | None) -> str | None:
@@ -228,6 +250,18 @@ class RunnerOptions(Options):
         self.maker: Any = None
         self.app_path: str | None = None
         self.bare = False
+
+    def opt_help(self) -> None:
+        """Display this help and exit."""
+        # The listing is a few thousand objects that live until the process exits
+        # and hold no cycles: collecting would only walk them again and again. The
+        # collector stays off (main() turns it back on when it returns to a caller).
+        gc.disable()
+        _show(self.help_text())
+
+    def opt_version(self) -> None:
+        """Display the version and exit."""
+        _show(f"{self.command_path()} {self.version}\n")
 
     def opt_help_loops(self) -> None:
         """List the event loops available here and exit."""
