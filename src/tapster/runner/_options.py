@@ -259,6 +259,18 @@ class RunnerOptions(Options):
         gc.disable()
         _show(self.help_text())
 
+    def help_text(self, width: int | None = None) -> str:
+        """The ``--help`` text; its commands straight from the plugin cache, without rows."""
+        if self._subcommand_rows is not None:
+            return super().help_text(width)
+        self.app_path = install_app_dir(self.get("app_dir"))
+        from tapster.plugin._registry import describe_field
+        from tapster.usage._help import help_text
+
+        names, docs = describe_field(SERVICE_MAKER_KIND, "description")
+        order = sorted(range(len(names)), key=names.__getitem__)  # stable, as in subcommands
+        return help_text(self, width, [(names[i], docs[i]) for i in order])
+
     def opt_version(self) -> None:
         """Display the version and exit."""
         _show(f"{self.command_path()} {self.version}\n")

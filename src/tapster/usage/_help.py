@@ -16,6 +16,8 @@ from tapster.usage._declarations import PARAMETER, class_spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tapster.usage._declarations import Option
     from tapster.usage._options import Options
 
@@ -215,8 +217,17 @@ def _table(rows: list[tuple[str, str]], width: int) -> list[str]:
     return out
 
 
-def help_text(options: Options, width: int | None = None) -> str:
-    """The whole help text for ``options``, ending with a newline."""
+def help_text(
+    options: Options,
+    width: int | None = None,
+    commands: Sequence[tuple[str, str]] | None = None,
+) -> str:
+    """The whole help text for ``options``, ending with a newline.
+
+    ``commands``, when given, are the ``(name, doc)`` pairs to list instead of
+    the rows of ``options.subcommands`` (which need an options factory each: the
+    runner lists a thousand plugins without making one).
+    """
     if width is None:
         width = terminal_width()
     head, *more = wrap(_synopsis_body(options), width - 7) or [""]
@@ -237,18 +248,22 @@ def help_text(options: Options, width: int | None = None) -> str:
         out += ["", "Options:"]
         out += _table(rows, width)
 
-    commands = options.subcommands or ()
+    if commands is None:
+        commands = [
+            (f"{row[0]} ({row[1]})" if row[1] else str(row[0]), row[3] if len(row) > 3 else "")
+            for row in options.subcommands or ()
+        ]
     if commands:
         heading = "Commands:"
         if options.default_subcommand is not None:
             heading = f"Commands (default: {options.default_subcommand}):"
         out += ["", heading]
-        command_rows = []
-        for row in commands:
-            name, short = str(row[0]), row[1]
-            doc = str(row[3]).strip() if len(row) > 3 and row[3] else ""
+        command_rows: list[tuple[str, str]] = []
+        append = command_rows.append
+        for name, raw in commands:
+            doc = str(raw).strip() if raw else ""
             if doc and not doc.isprintable():  # several lines: the first one
                 doc = doc.splitlines()[0]
-            command_rows.append((f"{name} ({short})" if short else name, doc))
+            append((name, doc))
         out += _table(command_rows, width)
     return "\n".join(out) + "\n"
