@@ -19,7 +19,9 @@ from tapster.plugin._folders import PACKAGE, plugin_folders, sync_package_path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import TypeVar
+    from typing import Any, TypeVar
+
+    from tapster.plugin._cache import Schema
 
     K = TypeVar("K")
 
@@ -123,6 +125,8 @@ class _Scan:
         """Broken and shadowed modules, then (with ``duplicates``) duplicate names."""
         problems: list[PluginProblem] = []
         for folder in self.folders:
+            if folder.table is not None:
+                continue  # current as a whole: nothing broken, nothing shadowed
             for name, path, record, _, shadowed_by, _ in folder.items:
                 if shadowed_by is not None:
                     module = f"{PACKAGE}.{name}"
@@ -300,9 +304,9 @@ def _describe_field(wanted: str, field: str) -> tuple[list[str], list[str]]:
     names: list[str] = []
     values: list[str] = []
     for folder in scan.folders:
-        # Per schema of the folder's cache: where a plugin of that shape keeps its
-        # name for the kind and the field's value (None: not of the kind; 0: no field).
-        places: dict[int, tuple[int, int] | None] = {}
+        if folder.table is not None:  # the warm path: straight from the cache's lists
+            _table_field(folder.table[2], folder.table[3], wanted, field, names, values)
+            continue
         for _, _, record, _, shadowed_by, schemas in folder.items:
             if shadowed_by is not None or not record:
                 continue
@@ -310,19 +314,40 @@ def _describe_field(wanted: str, field: str) -> tuple[list[str], list[str]]:
             assert isinstance(plugins, list)
             if schemas is None:  # imported just now: the plain layout
                 _plain_field(plugins, wanted, field, names, values)
-                continue
-            for plugin in plugins:
-                index = plugin[1]
-                if index not in places:
-                    kinds, fields, _ = schemas[index]
-                    places[index] = _place(kinds, fields, wanted, field)
-                place = places[index]
-                if place is not None:
-                    names.append(plugin[place[0]] or plugin[0])
-                    values.append(plugin[place[1]] if place[1] else "")
+            else:
+                _table_field(plugins, schemas, wanted, field, names, values, offset=0)
     for e in scan.entries:
         _plain_field(e.plugins, wanted, field, names, values)
     return names, values
+
+
+def _table_field(  # noqa: PLR0917 - internal, one call per folder or module
+    plugins: list[list[Any]],
+    schemas: list[Schema],
+    wanted: str,
+    field: str,
+    names: list[str],
+    values: list[str],
+    offset: int = 1,
+) -> None:
+    """:func:`_describe_field` for compact descriptions, after ``offset`` leading values.
+
+    ``offset`` is 1 for a cache's ``"plugins"`` list (each starts with its
+    module's index), 0 for a module's own compact list.
+    """
+    # Per schema: where a plugin of that shape keeps its name for the kind and the
+    # field's value (None: not of the kind; a value place 0: no such field).
+    places: dict[int, tuple[int, int] | None] = {}
+    at = 1 + offset
+    for plugin in plugins:
+        index = plugin[at]
+        if index not in places:
+            kinds, fields, _ = schemas[index]
+            places[index] = _place(kinds, fields, wanted, field, offset)
+        place = places[index]
+        if place is not None:
+            names.append(plugin[place[0]] or plugin[offset])
+            values.append(plugin[place[1]] if place[1] else "")
 
 
 def _plain_field(
@@ -338,13 +363,14 @@ def _plain_field(
 
 
 def _place(
-    kinds: tuple[str, ...], fields: tuple[str, ...], wanted: str, field: str
+    kinds: tuple[str, ...], fields: tuple[str, ...], wanted: str, field: str, offset: int
 ) -> tuple[int, int] | None:
     """Where a compact plugin description of this shape holds its name and ``field``."""
     if wanted not in kinds:
         return None
-    value = 2 + len(kinds) + fields.index(field) if field in fields else 0
-    return 2 + kinds.index(wanted), value
+    start = 2 + offset
+    value = start + len(kinds) + fields.index(field) if field in fields else 0
+    return start + kinds.index(wanted), value
 
 
 def get_plugins(kind: type[K]) -> list[K]:
