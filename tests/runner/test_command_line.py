@@ -212,3 +212,87 @@ def test_a_world_writable_current_directory_is_not_put_on_sys_path(project: Path
 
     assert "myproject" not in run("--help")
     assert "myproject" in run("--app-dir", ".", "--help")  # asked for explicitly
+
+
+MAKER = """
+from tapster.service import ServiceMaker
+
+
+class _Maker(ServiceMaker):
+    tapname = {name!r}
+    description = {description!r}
+    options = None
+
+    def make_service(self, options):
+        raise NotImplementedError
+
+
+maker = _Maker()
+"""
+
+AWKWARD = {
+    "plain": "An ordinary command.",
+    "lines": "A first line.\nThen more that is not listed.",
+    "tabbed": "A doc\twith a tab.",
+    "spaced": "  Two  spaces inside, and around.  ",
+    "empty": "",
+    "long": "A very long description that certainly does not fit on one line of help. " * 3,
+    "a_command_name_longer_than_the_label_column": "Its doc.",
+    "nameless": "Named by its attribute.",
+}
+
+
+def test_the_listing_is_formatted_exactly_as_the_subcommand_rows_are(project: Path) -> None:
+    """--help lists from two plain lists; the rows that parsing uses must read the same."""
+    import subprocess
+
+    plugins = project / "tapster" / "plugins"
+    for name, description in AWKWARD.items():
+        source = MAKER.format(name="" if name == "nameless" else name, description=description)
+        (plugins / f"awkward_{name}.py").write_text(source)
+    code = (
+        "import sys\n"
+        "from tapster.runner import RunnerOptions\n"
+        "for width in (40, 80, 200):\n"
+        "    options = RunnerOptions()\n"
+        "    listed = options.help_text(width)\n"
+        "    options.subcommands\n"
+        "    assert options.help_text(width) == listed, width\n"
+        "    print(listed)\n"
+    )
+    for _ in range(2):  # scanned, then from the cache
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+    assert "  lines " in result.stdout and "Then more" not in result.stdout
+    assert "  maker " in result.stdout  # the nameless plugin, named by its attribute
+
+
+def test_the_one_piece_command_table_is_the_row_by_row_one() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tapster.usage._help import _columns, _first_lines, _table
+
+    text = st.text(alphabet=st.sampled_from("ab \t\nxyzé\u00a0"), max_size=50)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(text, text), min_size=1, max_size=8), st.integers(40, 120))
+    def check(rows: list[tuple[str, str]], width: int) -> None:
+        labels, docs = [label for label, _ in rows], [doc for _, doc in rows]
+        # The same text (one piece or a line per row: help_text joins them with newlines).
+        assert "\n".join(_columns(labels, docs, width)) == "\n".join(_table(rows, width))
+
+    check()
+
+    def one_by_one(raw: object) -> str:  # what each row's doc used to go through
+        doc = str(raw).strip() if raw else ""
+        return doc.splitlines()[0] if doc and not doc.isprintable() else doc
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.one_of(text, st.none()), max_size=8))
+    def check_docs(raw_docs: list[object]) -> None:
+        assert _first_lines(raw_docs) == [one_by_one(raw) for raw in raw_docs]
+
+    check_docs()

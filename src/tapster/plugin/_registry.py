@@ -304,8 +304,11 @@ def _describe_field(wanted: str, field: str) -> tuple[list[str], list[str]]:
     names: list[str] = []
     values: list[str] = []
     for folder in scan.folders:
-        if folder.table is not None:  # the warm path: straight from the cache's lists
-            _table_field(folder.table[2], folder.table[3], wanted, field, names, values)
+        table = folder.table
+        if table is not None:  # the warm path: straight from the cache's lists
+            columns = table[4]
+            if not (columns and _column_field(columns, table[3], wanted, field, names, values)):
+                _table_field(table[2], table[3], wanted, field, names, values)
             continue
         for _, _, record, _, shadowed_by, schemas in folder.items:
             if shadowed_by is not None or not record:
@@ -319,6 +322,30 @@ def _describe_field(wanted: str, field: str) -> tuple[list[str], list[str]]:
     for e in scan.entries:
         _plain_field(e.plugins, wanted, field, names, values)
     return names, values
+
+
+def _column_field(  # noqa: PLR0917 - internal, one call per folder
+    columns: list[tuple[Any, ...]],
+    schemas: list[Schema],
+    wanted: str,
+    field: str,
+    names: list[str],
+    values: list[str],
+) -> bool:
+    """:func:`_table_field` for plugins of one shape, a column at a time; False if it cannot.
+
+    It cannot when a plugin has no name (its attribute then names it).
+    """
+    kinds, fields, _ = schemas[columns[2][0]]
+    place = _place(kinds, fields, wanted, field, 1)
+    if place is None:
+        return True  # none of the kind
+    found = columns[place[0]]
+    if "" in found:
+        return False
+    names.extend(found)
+    values.extend(columns[place[1]] if place[1] else [""] * len(found))
+    return True
 
 
 def _table_field(  # noqa: PLR0917 - internal, one call per folder or module

@@ -269,7 +269,7 @@ class RunnerOptions(Options):
 
         names, docs = describe_field(SERVICE_MAKER_KIND, "description")
         order = sorted(range(len(names)), key=names.__getitem__)  # stable, as in subcommands
-        return help_text(self, width, [(names[i], docs[i]) for i in order])
+        return help_text(self, width, ([names[i] for i in order], [docs[i] for i in order]))
 
     def opt_version(self) -> None:
         """Display the version and exit."""
