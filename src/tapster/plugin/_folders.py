@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from itertools import compress
 
 PACKAGE = "tapster.plugins"
 
@@ -72,17 +73,19 @@ def module_files(folder: str) -> tuple[list[str], list[int]]:
     except OSError:
         return names, stamps
     try:
-        stems = _stems(os.listdir(folder if fd is None else fd))
+        files = os.listdir(folder if fd is None else fd)
+        stems = _stems(files)
         prefix = os.path.join(folder, "") if fd is None else ""
+        add_name, add_stamp = names.append, stamps.append
         for stem in stems:
             try:
                 st = os.stat(prefix + stem + ".py", dir_fd=fd)
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode):
-                names.append(stem)
-                stamps.append(st.st_size)
-                stamps.append(st.st_mtime_ns)
+            if st.st_mode & _S_IFMT == _S_IFREG:  # stat.S_ISREG, without a call
+                add_name(stem)
+                add_stamp(st.st_size)
+                add_stamp(st.st_mtime_ns)
     except OSError:
         pass
     finally:
@@ -91,14 +94,19 @@ def module_files(folder: str) -> tuple[list[str], list[int]]:
     return names, stamps
 
 
-def _stems(entries: list[str]) -> list[str]:
-    """The sorted module names of the ``NAME.py`` entries of a folder listing."""
-    stems = []
-    for entry in entries:
-        if entry.endswith(".py"):
-            stem = entry[:-3]
-            if stem.isidentifier() and stem != "__init__":
-                stems.append(stem)
+def _stems(files: list[str]) -> list[str]:
+    """The module names of a folder's ``NAME.py`` files, sorted.
+
+    Filtered with ``map`` and ``itertools.compress`` (in C): a folder may hold
+    a thousand modules, and this runs on every start-up.
+    """
+    count = len(files)
+    sources = list(compress(files, map(str.endswith, files, [".py"] * count)))
+    stems = list(map(str.removesuffix, sources, [".py"] * len(sources)))
+    if not all(map(str.isidentifier, stems)):
+        stems = list(compress(stems, map(str.isidentifier, stems)))
+    if "__init__" in stems:
+        stems.remove("__init__")
     stems.sort()
     return stems
 
@@ -108,6 +116,8 @@ def module_path(folder: str, name: str) -> str:
     return os.path.join(folder, name + ".py")
 
 
+_S_IFMT = 0o170000
+_S_IFREG = stat.S_IFREG
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _RELATIVE_STAT = os.stat in os.supports_dir_fd and os.listdir in os.supports_fd

@@ -15,8 +15,7 @@ import os
 import sys
 
 from tapster import __version__
-from tapster.runner import _loops
-from tapster.runner._privileges import group_id, user_id
+from tapster._ids import group_id, user_id
 from tapster.usage import Options, UsageError, choice, documented, existing_dir, octal_mode
 
 TYPE_CHECKING = False  # importing typing costs the help path a few ms
@@ -116,6 +115,8 @@ group_id.metavar = "GROUP"  # type: ignore[attr-defined]
 
 
 def _loop(value: str) -> str:
+    from tapster.runner import _loops  # here: --help needs no loop module
+
     return _loops.check_loop_spec(value)
 
 
@@ -277,6 +278,8 @@ class RunnerOptions(Options):
 
     def opt_help_loops(self) -> None:
         """List the event loops available here and exit."""
+        from tapster.runner import _loops
+
         for name, available, doc in _loops.available_loops():
             mark = " " if available else "-"
             print(f"{mark} {name:<16} {doc}")
