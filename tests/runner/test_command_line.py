@@ -273,26 +273,26 @@ def test_the_one_piece_command_table_is_the_row_by_row_one() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from tapster.usage._help import _columns, _first_lines, _table
+    from tapster.usage._help import _command_table, _table
 
-    text = st.text(alphabet=st.sampled_from("ab \t\nxyzé\u00a0"), max_size=50)
+    def rows_of(alphabet: str) -> st.SearchStrategy[list[tuple[str, str | None]]]:
+        text = st.text(alphabet=st.sampled_from(alphabet), max_size=50)
+        return st.lists(st.tuples(text, st.one_of(text, st.none())), min_size=1, max_size=8)
 
-    @settings(max_examples=300, deadline=None)
-    @given(st.lists(st.tuples(text, text), min_size=1, max_size=8), st.integers(40, 120))
-    def check(rows: list[tuple[str, str]], width: int) -> None:
-        labels, docs = [label for label, _ in rows], [doc for _, doc in rows]
-        # The same text (one piece or a line per row: help_text joins them with newlines).
-        assert "\n".join(_columns(labels, docs, width)) == "\n".join(_table(rows, width))
+    # Any text, and printable text (which mostly takes the one-piece way).
+    tables = st.sampled_from(["ab \t\nxyzé\u00a0", "abcé x"]).flatmap(rows_of)
 
-    check()
-
-    def one_by_one(raw: object) -> str:  # what each row's doc used to go through
+    def one_by_one(raw: object) -> str:  # what each row's doc went through, row by row
         doc = str(raw).strip() if raw else ""
         return doc.splitlines()[0] if doc and not doc.isprintable() else doc
 
-    @settings(max_examples=300, deadline=None)
-    @given(st.lists(st.one_of(text, st.none()), max_size=8))
-    def check_docs(raw_docs: list[object]) -> None:
-        assert _first_lines(raw_docs) == [one_by_one(raw) for raw in raw_docs]
+    @settings(max_examples=500, deadline=None)
+    @given(tables, st.integers(40, 120))
+    def check(rows: list[tuple[str, str | None]], width: int) -> None:
+        labels = [label for label, _ in rows]
+        expected = _table([(label, one_by_one(raw)) for label, raw in rows], width)
+        # The same text (one piece or a line per row: help_text joins them with newlines).
+        got = _command_table(labels, [raw for _, raw in rows], width)
+        assert "\n".join(got) == "\n".join(expected)
 
-    check_docs()
+    check()

@@ -146,8 +146,9 @@ def _table_items(folder: str, table: Table) -> list[Item]:
         index = plugin[0]
         assert isinstance(index, int)
         per_module[index].append(plugin[1:])
+    prefix = os.path.join(folder, "")
     return [
-        (name, module_path(folder, name), [stamps[2 * i], stamps[2 * i + 1], None, found, None],
+        (name, prefix + name + ".py", [stamps[2 * i], stamps[2 * i + 1], None, found, None],
          True, None, schemas)
         for i, (name, found) in enumerate(zip(names, per_module, strict=True))
     ]  # fmt: skip
@@ -419,8 +420,9 @@ def _scan_modules(
     get = beside.modules.get
     schemas = beside.schemas
     valid_compact = _cache.valid_compact
+    prefix = os.path.join(folder, "")
     for position, name in enumerate(names):
-        path = module_path(folder, name)
+        path = prefix + name + ".py"  # module_path, without a call per module
         size, mtime = stamps[2 * position], stamps[2 * position + 1]
         record = get(name)
         cached: _Cached | None = beside

@@ -217,37 +217,44 @@ def _table(rows: list[tuple[str, str]], width: int) -> list[str]:
     return out
 
 
-def _first_lines(raw_docs: Sequence[object]) -> list[str]:
-    """The commands' docs as listed: stripped, and the first line of one with several."""
+def _first_lines(raw_docs: Sequence[object]) -> tuple[list[str], bool]:
+    """The commands' docs as listed (stripped, and the first line of one with several),
+    and whether every one of them is printable (so none had several lines)."""
     try:
         docs = list(map(str.strip, raw_docs))  # type: ignore[arg-type]
     except TypeError:  # not all strings (a row's doc may be None)
         docs = [str(raw).strip() if raw else "" for raw in raw_docs]
-    if not " ".join(docs).isprintable():
-        docs = [doc.splitlines()[0] if doc and not doc.isprintable() else doc for doc in docs]
-    return docs
+    if " ".join(docs).isprintable():
+        return docs, True
+    return [doc.splitlines()[0] if doc and not doc.isprintable() else doc for doc in docs], False
 
 
-def _columns(labels: list[str], docs: list[str], width: int) -> list[str]:
-    """:func:`_table` of ``zip(labels, docs)``, made in one piece when every row is simple.
+def _command_table(labels: list[str], raw_docs: Sequence[object], width: int) -> list[str]:
+    """:func:`_table` of the labels and the first lines of the docs, made in one piece
+    when every row is simple.
 
     Simple, as in :func:`_table`'s shortcut: every label fits its column and every
     doc fits on one line and needs no wrapping. That is checked and done a column at
-    a time (``map``, ``max`` and ``str.join``, in C), which matters for the runner's
-    thousand commands; any other table goes row by row through :func:`_table`.
+    a time (``map``, ``max``, slices and ``str.join``, in C), which matters for the
+    runner's thousand commands; any other table goes row by row through :func:`_table`.
     """
+    docs, printable = _first_lines(raw_docs)
     cap = min(_WIDEST_LABEL, width // 2 - 4)
     longest = max(map(len, labels), default=0)
     column = 2 + longest + 2
     if (
-        0 < longest <= cap
+        printable  # and so stripped: the first lines of several would not be
+        and 0 < longest <= cap
         and all(docs)
         and max(map(len, docs)) <= max(width - column, 20)
-        and " ".join(docs).isprintable()
         and "  " not in "\n".join(docs)
     ):
-        padded = map(str.ljust, labels, [column - 2] * len(labels))
-        return ["  " + "\n  ".join(map(str.__add__, padded, map(str.strip, docs)))]
+        count = len(labels)
+        parts = [""] * (3 * count)  # label, doc, line break, label, doc, ...
+        parts[0::3] = map(str.ljust, labels, [column - 2] * count)
+        parts[1::3] = docs
+        parts[2::3] = ["\n  "] * count
+        return ["  " + "".join(parts[:-1])]
     return _table(list(zip(labels, docs, strict=True)), width)
 
 
@@ -294,5 +301,5 @@ def help_text(
         if options.default_subcommand is not None:
             heading = f"Commands (default: {options.default_subcommand}):"
         out += ["", heading]
-        out += _columns(labels, _first_lines(raw_docs), width)
+        out += _command_table(labels, raw_docs, width)
     return "\n".join(out) + "\n"
