@@ -49,14 +49,13 @@ def test_cache_is_json_beside_the_folder(sandbox, three):
         stamps += [st.st_size, st.st_mtime_ns]
     assert document["stamps"] == stamps
     assert document["errors"] == []
-    # Compact: each shape (kinds, fields) once under "schemas", each plugin a flat list
-    # [module index, attribute, schema index, name per kind..., value per field...].
+    # Each shape (kinds, fields) once under "schemas"; the plugins in runs of one shape,
+    # a run being columns: [schema index, modules, attributes, names per kind, values per field].
     assert document["schemas"] == [[["tests.plugin.Widget"], ["wname", "description"]]]
     assert document["plugins"] == [
-        [0, "a", 0, "a", "a", "The a widget."],
-        [1, "b", 0, "b", "b", "The b widget."],
-        [2, "c", 0, "c", "c", "The c widget."],
-    ]
+        [0, [0, 1, 2], ["a", "b", "c"], ["a", "b", "c"], ["a", "b", "c"],
+         ["The a widget.", "The b widget.", "The c widget."]],
+    ]  # fmt: skip
     assert oct((three / CACHE).stat().st_mode & 0o777) == oct(0o644)
 
 
@@ -135,15 +134,18 @@ def _set(path, value):
 @pytest.mark.parametrize(
     "corrupt",
     [
-        _set(("plugins", 0), [0, 5, [], None]),  # attribute not a string
-        _set(("plugins", 1, 3), ["not", "a", "string"]),
-        _set(("plugins", 2), "nonsense"),
-        _set(("plugins", 0, 2), 7),  # no such schema
-        _set(("plugins", 1, 2), -1),
-        lambda document: document["plugins"][2].append("one value too many"),
-        _set(("plugins", 0, 0), 5),  # no such module
-        _set(("plugins", 2, 0), 0),  # out of module order
-        _set(("plugins", 1, 0), True),  # a boolean is no index
+        _set(("plugins", 0, 2, 1), 5),  # attribute not a string
+        _set(("plugins", 0, 5, 2), ["not", "a", "string"]),
+        _set(("plugins", 0), "nonsense"),
+        _set(("plugins", 0, 0), 7),  # no such schema
+        _set(("plugins", 0, 0), -1),
+        lambda document: document["plugins"][0].append(["one", "column", "too many"]),
+        lambda document: document["plugins"][0][4].pop(),  # a column too short
+        _set(("plugins", 0, 1, 2), 5),  # no such module
+        _set(("plugins", 0, 1), [0, 2, 1]),  # out of module order
+        _set(("plugins", 0, 1, 1), True),  # a boolean is no index
+        lambda document: document["plugins"].append(document["plugins"][0]),  # order again
+        _set(("plugins", 0, 1), []),  # an empty run
         _set(("modules", 1), 3),
         lambda document: document["stamps"].pop(),
         _set(("errors",), [[7, "boom", None]]),  # no such module

@@ -1,16 +1,17 @@
 """Drop-in folders: scanning ``tapster/plugins/`` folders through their caches.
 
-Each folder has its own cache, recording per module its size, its
-modification time in nanoseconds and what importing it found (its plugins, or
-the one-line error it raised). A document is a few flat lists, the cheapest
-shape to parse and to check (see :func:`_document`): ``"modules"`` (the names,
-sorted), ``"stamps"`` (``[size, mtime_ns, ...]`` in that order), ``"errors"``
-(``[module index, error, environment]`` per broken module) and ``"plugins"``
-(``[module index, attribute, schema index, ...]`` per plugin, the rest of the
-compact layout of :mod:`tapster.plugin._cache`, whose shapes are listed once
-under ``"schemas"``). When the folder's names and stamps equal the cache's
-(two list comparisons) and no module is broken, the whole folder is current
-and only the plugin list is checked; otherwise each module is checked on its
+Each folder has its own cache, recording per module its size, its modification
+time in nanoseconds and what importing it found (its plugins, or the one-line
+error it raised). A document is a few flat lists, the cheapest shape to parse
+and to check (see :func:`_document`): ``"modules"`` (the names, sorted),
+``"stamps"`` (``[size, mtime_ns, ...]`` in that order), ``"errors"``
+(``[module index, error, environment]`` per broken module) and ``"plugins"``:
+the plugins in runs of one shape (the shapes of :mod:`tapster.plugin._cache`,
+listed once under ``"schemas"``), a run being columns, ``[schema index,
+[module index, ...], [attribute, ...], [name, ...] per kind, [value, ...] per
+field]``. When the folder's names and stamps equal the cache's (two list
+comparisons) and no module is broken, the whole folder is current and only the
+runs are checked, a column at a time; otherwise each module is checked on its
 own: one whose size and mtime match its record is not imported, any other is
 imported and its record replaced, so a change invalidates exactly the modules
 it touches.
@@ -27,6 +28,10 @@ import time
 
 from tapster.plugin import _cache
 from tapster.plugin._folders import PACKAGE, module_files, module_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _RACY_NS = 2_000_000_000
 
@@ -93,12 +98,9 @@ Item = tuple[str, str, list[object], bool, "str | None", "list[_cache.Schema] | 
 kept as a plain tuple (the warm path makes one per module); see :class:`ModuleResult`."""
 
 
-Table = tuple[
-    list[str], list[int], list[list[object]], list[_cache.Schema], "list[tuple[object, ...]] | None"
-]
-"""A whole current folder straight from its cache: ``(names, stamps, plugins, schemas,
-columns)``, the plugins ``[module index, attribute, schema index, ...]`` (see the module
-docstring); ``columns`` are the same plugins transposed when they all have one shape."""
+Table = tuple[list[str], list[int], list[list[object]], list[_cache.Schema]]
+"""A whole current folder straight from its cache: ``(names, stamps, runs, schemas)``,
+the plugins in runs of one shape (see the module docstring)."""
 
 
 class FolderScan:
@@ -140,18 +142,23 @@ class FolderScan:
 
 def _table_items(folder: str, table: Table) -> list[Item]:
     """The items of a folder that was current as a whole (no errors, nothing shadowed)."""
-    names, stamps, plugins, schemas, _ = table
-    per_module: list[list[list[object]]] = [[] for _ in names]
-    for plugin in plugins:
-        index = plugin[0]
-        assert isinstance(index, int)
-        per_module[index].append(plugin[1:])
+    names, stamps, runs, schemas = table
+    per_module = _per_module(runs, len(names))
     prefix = os.path.join(folder, "")
     return [
         (name, prefix + name + ".py", [stamps[2 * i], stamps[2 * i + 1], None, found, None],
          True, None, schemas)
         for i, (name, found) in enumerate(zip(names, per_module, strict=True))
     ]  # fmt: skip
+
+
+def _per_module(runs: list[list[Any]], count: int) -> list[list[list[object]]]:
+    """Checked runs as each module's compact descriptions ``[attribute, schema index, ...]``."""
+    per_module: list[list[list[object]]] = [[] for _ in range(count)]
+    for index, order, attributes, *columns in runs:
+        for row, module in enumerate(order):
+            per_module[module].append([attributes[row], index, *(c[row] for c in columns)])
+    return per_module
 
 
 def beside_cache_file(folder: str) -> str:
@@ -225,32 +232,37 @@ def _names_and_stamps(document: dict[str, object]) -> tuple[list[str], list[int]
     return names, stamps
 
 
-def _valid_table(plugins: object, schemas: list[_cache.Schema], modules: int) -> bool:
-    """Whether ``plugins`` is a well-formed ``"plugins"`` list for ``modules`` modules.
+def _valid_runs(runs: object, schemas: list[_cache.Schema], modules: int) -> bool:
+    """Whether ``runs`` is a well-formed ``"plugins"`` list for ``modules`` modules.
 
-    This runs for every cached plugin on every start-up, so it checks without
-    building anything but a slice: types, lengths, module order, and (through
-    ``str.join``, in C) that names and values are strings.
+    This runs on every start-up, so each run is checked a column at a time, in
+    C (``map``, ``set``, ``sorted``, and ``str.join`` for the strings), without
+    building anything but a few sets: types, lengths, module order.
     """
-    if type(plugins) is not list:
+    if type(runs) is not list:
         return False
     last = 0
     try:
-        for plugin in plugins:
-            module, index = plugin[0], plugin[2]
+        for run in runs:
+            if type(run) is not list or len(run) < 3:
+                return False
+            index, order = run[0], run[1]
             if (
-                type(plugin) is not list
-                or type(module) is not int
-                or type(index) is not int
-                or type(plugin[1]) is not str
-                or not last <= module < modules
-                or index < 0
-                or len(plugin) != schemas[index][2] + 1
+                type(index) is not int
+                or not 0 <= index < len(schemas)
+                or len(run) != schemas[index][2] + 1
+                or set(map(type, run[1:])) != {list}
+                or len(set(map(len, run[1:]))) != 1
+                or not order
+                or set(map(type, order)) != {int}
+                or not last <= order[0] <= order[-1] < modules
+                or order != sorted(order)
             ):
                 return False
-            last = module
-            "".join(plugin[3:])
-    except (TypeError, ValueError, IndexError, KeyError):
+            last = order[-1]
+            for column in run[2:]:
+                "".join(column)
+    except (TypeError, ValueError):
         return False
     return True
 
@@ -267,49 +279,11 @@ def _current_table(
     ):
         return None
     schemas = _cache.read_schemas(document.get("schemas"))
-    plugins = document.get("plugins")
-    if schemas is None or type(plugins) is not list:
+    runs = document.get("plugins")
+    if schemas is None or not _valid_runs(runs, schemas, len(names)):
         return None
-    columns = _uniform_columns(plugins, schemas, len(names))
-    if columns is None and not _valid_table(plugins, schemas, len(names)):
-        return None
-    return names, stamps, plugins, schemas, columns
-
-
-def _uniform_columns(
-    plugins: list[object], schemas: list[_cache.Schema], modules: int
-) -> list[tuple[object, ...]] | None:
-    """The plugins transposed, checked, if they all have one shape; else ``None``.
-
-    The usual folder (every plugin of one kind with the same fields) is checked
-    column by column, in C: ``map``, ``set``, ``sorted`` and ``str.join``
-    instead of a few Python statements per plugin. ``None`` leaves the
-    checking to :func:`_valid_table`.
-    """
-    if not plugins or set(map(type, plugins)) != {list}:
-        return None
-    if len(set(map(len, plugins))) != 1:  # type: ignore[arg-type]
-        return None
-    columns = list(zip(*plugins, strict=True))
-    if len(columns) < 3:
-        return None
-    index, order = columns[2][0], columns[0]
-    try:
-        if (
-            len(set(columns[2])) != 1
-            or type(index) is not int
-            or not 0 <= index < len(schemas)
-            or len(columns) != schemas[index][2] + 1
-            or set(map(type, order)) != {int}
-            or not 0 <= order[0] <= order[-1] < modules
-            or list(order) != sorted(order)
-        ):
-            return None
-        for column in columns[1:2] + columns[3:]:
-            "".join(column)
-    except TypeError:
-        return None
-    return columns
+    assert isinstance(runs, list)
+    return names, stamps, runs, schemas
 
 
 def _records(
@@ -321,16 +295,13 @@ def _records(
     if found is None or type(errors) is not list:
         return None
     names, stamps = found
-    if not _valid_table(plugins, schemas, len(names)):
+    if not _valid_runs(plugins, schemas, len(names)):
         return None
     assert isinstance(plugins, list)
     records: list[list[object]] = [
-        [stamps[2 * i], stamps[2 * i + 1], None, [], None] for i in range(len(names))
+        [stamps[2 * i], stamps[2 * i + 1], None, found, None]
+        for i, found in enumerate(_per_module(plugins, len(names)))
     ]
-    for plugin in plugins:
-        found_in = records[plugin[0]][3]
-        assert isinstance(found_in, list)
-        found_in.append(plugin[1:])
     try:
         for index, error, environment in errors:
             if type(index) is not int or not 0 <= index < len(records):
@@ -352,7 +323,7 @@ def _document(folder: str, final: Final) -> dict[str, object]:
     names = sorted(final)
     stamps: list[object] = []
     errors: list[list[object]] = []
-    table: list[list[object]] = []
+    runs: list[list[Any]] = []
     for index, name in enumerate(names):
         record, schemas = final[name]
         size, mtime_ns, error, plugins, environment = record
@@ -362,14 +333,21 @@ def _document(folder: str, final: Final) -> dict[str, object]:
             errors.append([index, error, environment])
         if schemas is not None:
             plugins = _cache.decode_plugins(plugins, schemas)
-        table.extend([index, *plugin] for plugin in _cache.encode_plugins(plugins, shapes))
+        for attribute, shape, *values in _cache.encode_plugins(plugins, shapes):
+            if not runs or runs[-1][0] != shape:
+                runs.append([shape, [], [], *([] for _ in values)])
+            run = runs[-1]
+            run[1].append(index)
+            run[2].append(attribute)
+            for column, value in zip(run[3:], values, strict=True):
+                column.append(value)
     return {
         "folder": folder,
         "schemas": _cache.schema_table(shapes),
         "modules": names,
         "stamps": stamps,
         "errors": errors,
-        "plugins": table,
+        "plugins": runs,
     }
 
 

@@ -305,10 +305,8 @@ def _describe_field(wanted: str, field: str) -> tuple[list[str], list[str]]:
     values: list[str] = []
     for folder in scan.folders:
         table = folder.table
-        if table is not None:  # the warm path: straight from the cache's lists
-            columns = table[4]
-            if not (columns and _column_field(columns, table[3], wanted, field, names, values)):
-                _table_field(table[2], table[3], wanted, field, names, values)
+        if table is not None:  # the warm path: whole columns of the cache
+            _run_field(table[2], table[3], wanted, field, names, values)
             continue
         for _, _, record, _, shadowed_by, schemas in folder.items:
             if shadowed_by is not None or not record:
@@ -318,62 +316,53 @@ def _describe_field(wanted: str, field: str) -> tuple[list[str], list[str]]:
             if schemas is None:  # imported just now: the plain layout
                 _plain_field(plugins, wanted, field, names, values)
             else:
-                _table_field(plugins, schemas, wanted, field, names, values, offset=0)
+                _table_field(plugins, schemas, wanted, field, names, values)
     for e in scan.entries:
         _plain_field(e.plugins, wanted, field, names, values)
     return names, values
 
 
-def _column_field(  # noqa: PLR0917 - internal, one call per folder
-    columns: list[tuple[Any, ...]],
+def _run_field(  # noqa: PLR0917 - internal, one call per folder
+    runs: list[list[Any]],
     schemas: list[Schema],
     wanted: str,
     field: str,
     names: list[str],
     values: list[str],
-) -> bool:
-    """:func:`_table_field` for plugins of one shape, a column at a time; False if it cannot.
-
-    It cannot when a plugin has no name (its attribute then names it).
-    """
-    kinds, fields, _ = schemas[columns[2][0]]
-    place = _place(kinds, fields, wanted, field, 1)
-    if place is None:
-        return True  # none of the kind
-    found = columns[place[0]]
-    if "" in found:
-        return False
-    names.extend(found)
-    values.extend(columns[place[1]] if place[1] else [""] * len(found))
-    return True
+) -> None:
+    """:func:`_describe_field` for a cache's runs of plugins, a column at a time."""
+    for run in runs:
+        kinds, fields, _ = schemas[run[0]]
+        place = _place(kinds, fields, wanted, field, 1)
+        if place is None:
+            continue  # none of the kind
+        found = run[place[0]]
+        if "" in found:  # a plugin without a name: its attribute names it
+            found = [name or attribute for name, attribute in zip(found, run[2], strict=True)]
+        names.extend(found)
+        values.extend(run[place[1]] if place[1] else [""] * len(found))
 
 
-def _table_field(  # noqa: PLR0917 - internal, one call per folder or module
+def _table_field(  # noqa: PLR0917 - internal, one call per module
     plugins: list[list[Any]],
     schemas: list[Schema],
     wanted: str,
     field: str,
     names: list[str],
     values: list[str],
-    offset: int = 1,
 ) -> None:
-    """:func:`_describe_field` for compact descriptions, after ``offset`` leading values.
-
-    ``offset`` is 1 for a cache's ``"plugins"`` list (each starts with its
-    module's index), 0 for a module's own compact list.
-    """
+    """:func:`_describe_field` for a module's compact descriptions ``[attribute, schema, ...]``."""
     # Per schema: where a plugin of that shape keeps its name for the kind and the
     # field's value (None: not of the kind; a value place 0: no such field).
     places: dict[int, tuple[int, int] | None] = {}
-    at = 1 + offset
     for plugin in plugins:
-        index = plugin[at]
+        index = plugin[1]
         if index not in places:
             kinds, fields, _ = schemas[index]
-            places[index] = _place(kinds, fields, wanted, field, offset)
+            places[index] = _place(kinds, fields, wanted, field, 0)
         place = places[index]
         if place is not None:
-            names.append(plugin[place[0]] or plugin[offset])
+            names.append(plugin[place[0]] or plugin[0])
             values.append(plugin[place[1]] if place[1] else "")
 
 
@@ -392,7 +381,12 @@ def _plain_field(
 def _place(
     kinds: tuple[str, ...], fields: tuple[str, ...], wanted: str, field: str, offset: int
 ) -> tuple[int, int] | None:
-    """Where a compact plugin description of this shape holds its name and ``field``."""
+    """Where a description of this shape holds its name and ``field``, after ``offset`` values.
+
+    ``offset`` is 0 for a compact description ``[attribute, schema index, ...]`` and 1 for
+    a cache's run ``[schema index, modules, attributes, ...]`` (whose columns are in the
+    same order, one further on).
+    """
     if wanted not in kinds:
         return None
     start = 2 + offset
