@@ -144,19 +144,27 @@ def test_help_into_a_closed_pipe_fails_quietly(project: Path) -> None:
         (big / "tapster" / "plugins" / f"p{i:03d}.py").write_text(
             (plugins / "myproject_plugin.py").read_text().replace("myproject", f"cmd{i:03d}")
         )
-    for folder in (project, big):
-        assert run_tapster(["--help"], cwd=folder).returncode == 0  # warm the caches
-        for argv in (tapster_cmd("--help"), tapster_cmd("--version")):
-            read_end, write_end = os.pipe()
-            os.close(read_end)
-            try:
-                result = subprocess.run(
-                    argv, cwd=folder, env=tapster_env(), stdout=write_end, stderr=subprocess.PIPE,
-                    text=True, timeout=60, check=False,
-                )  # fmt: skip
-            finally:
-                os.close(write_end)
-            assert (result.returncode, result.stderr) == (1, ""), (folder, argv)
+    runs = [
+        (folder, argv, cold)
+        for folder in (project, big)
+        for argv in (tapster_cmd("--help"), tapster_cmd("--version"))
+        for cold in (True, False)  # a scan imports plugin modules first; then none
+    ]
+    for folder, argv, cold in runs:
+        if cold:
+            (folder / "tapster" / "plugins" / ".tapster-plugin-cache.json").unlink(missing_ok=True)
+        else:
+            assert run_tapster(["--help"], cwd=folder).returncode == 0  # warm the caches
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            result = subprocess.run(
+                argv, cwd=folder, env=tapster_env(), stdout=write_end, stderr=subprocess.PIPE,
+                text=True, timeout=60, check=False,
+            )  # fmt: skip
+        finally:
+            os.close(write_end)
+        assert (result.returncode, result.stderr) == (1, ""), (folder, argv, cold)
 
 
 def test_help_that_cannot_be_written_says_so_in_one_line(project: Path) -> None:
