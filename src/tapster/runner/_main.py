@@ -71,13 +71,13 @@ def command() -> NoReturn:
     code ran, the process leaves with ``os._exit``: nothing is left to close or
     to run (no plugin module, no logging, no thread, no atexit handler), and the
     interpreter's teardown would free the whole plugin listing object by object
-    (12 M instructions with a thousand plugins, a sixth of the run). If a scan
+    (9 M instructions with a thousand plugins, a ninth of the run). If a scan
     imported plugin modules, the exit is the normal one, so that whatever they
     registered (atexit handlers, threads) runs; only the final garbage collection
     is spared its walk over every module, class and function they made
     (``gc.freeze``: they are freed all the same, as the modules are cleared),
-    which is a tenth of a cold ``--help`` with a thousand plugins. Every other
-    path exits the normal way.
+    8 % of a cold ``--help`` with a thousand plugins. Every other path exits the
+    normal way.
     """
     _state["program"] = True
     status = main()
