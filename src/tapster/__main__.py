@@ -1,8 +1,6 @@
 """``python -m tapster``: the same as the ``tapster`` command."""
 
-import sys
-
-from tapster.runner import main
+from tapster.runner import command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

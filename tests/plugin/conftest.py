@@ -77,6 +77,13 @@ def main():
              "from_cache": i.from_cache}
             for i in infos
         ]
+    elif action == "fields":  # the runner's --help listing: names and one field
+        from tapster.plugin._registry import describe_field
+        for _ in range(2):  # the first run may scan, the second reads the cache
+            names, values = describe_field(sys.argv[2], sys.argv[3])
+            out.setdefault("fields", []).append([list(pair) for pair in zip(names, values)])
+        infos = plugin.describe_plugins(sys.argv[2])
+        out["expected"] = [[i.name, i.fields.get(sys.argv[3], "")] for i in infos]
     elif action == "get":
         import testkind
         objs = plugin.get_plugins(getattr(testkind, sys.argv[2]))

@@ -41,13 +41,21 @@ def test_warm_start_imports_no_plugin_module_nor_heavy_modules(sandbox, three):
 def test_cache_is_json_beside_the_folder(sandbox, three):
     document = json.loads((three / CACHE).read_text())
     assert document["format"] == "tapster-plugin-cache"
-    assert set(document["modules"]) == {"a", "b", "c"}
-    size, mtime_ns, error, plugins, environment = document["modules"]["a"]
-    st = os.stat(three / "a.py")
-    assert (size, mtime_ns, error, environment) == (st.st_size, st.st_mtime_ns, None, None)
-    # Compact: each shape (kinds, fields) once under "schemas", each plugin a flat list.
+    # Flat lists: the module names, sorted, and their sizes and mtimes in that order.
+    assert document["modules"] == ["a", "b", "c"]
+    stamps = []
+    for name in ("a", "b", "c"):
+        st = os.stat(three / f"{name}.py")
+        stamps += [st.st_size, st.st_mtime_ns]
+    assert document["stamps"] == stamps
+    assert document["errors"] == []
+    # Each shape (kinds, fields) once under "schemas"; the plugins in runs of one shape,
+    # a run being columns: [schema index, modules, attributes, names per kind, values per field].
     assert document["schemas"] == [[["tests.plugin.Widget"], ["wname", "description"]]]
-    assert plugins == [["a", 0, "a", "a", "The a widget."]]
+    assert document["plugins"] == [
+        [0, [0, 1, 2], ["a", "b", "c"], ["a", "b", "c"], ["a", "b", "c"],
+         ["The a widget.", "The b widget.", "The c widget."]],
+    ]  # fmt: skip
     assert oct((three / CACHE).stat().st_mode & 0o777) == oct(0o644)
 
 
@@ -110,15 +118,49 @@ def test_a_corrupt_cache_is_ignored_and_rebuilt(sandbox, three, content):
     assert sandbox.describe()["imported"] == []
 
 
-def test_a_well_formed_cache_with_bad_records_is_not_trusted(sandbox, three):
+def _set(path, value):
+    """A change to a cache document: set the item at ``path`` (keys and indexes) to ``value``."""
+
+    def change(document):
+        *parents, last = path
+        target = document
+        for key in parents:
+            target = target[key]
+        target[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        _set(("plugins", 0, 2, 1), 5),  # attribute not a string
+        _set(("plugins", 0, 5, 2), ["not", "a", "string"]),
+        _set(("plugins", 0), "nonsense"),
+        _set(("plugins", 0, 0), 7),  # no such schema
+        _set(("plugins", 0, 0), -1),
+        lambda document: document["plugins"][0].append(["one", "column", "too many"]),
+        lambda document: document["plugins"][0][4].pop(),  # a column too short
+        _set(("plugins", 0, 1, 2), 5),  # no such module
+        _set(("plugins", 0, 1), [0, 2, 1]),  # out of module order
+        _set(("plugins", 0, 1, 1), True),  # a boolean is no index
+        lambda document: document["plugins"].append(document["plugins"][0]),  # order again
+        _set(("plugins", 0, 1), []),  # an empty run
+        _set(("modules", 1), 3),
+        lambda document: document["stamps"].pop(),
+        _set(("errors",), [[7, "boom", None]]),  # no such module
+        _set(("errors",), "none"),
+        _set(("schemas",), [[["tests.plugin.Widget"], ["wname", 5]]]),
+    ],
+)
+def test_a_well_formed_cache_with_bad_records_is_not_trusted(sandbox, three, corrupt):
     document = json.loads((three / CACHE).read_text())
-    document["modules"]["a"][3] = [[5, [], None]]
-    document["modules"]["b"][3][0][3] = ["not", "a", "string"]
-    document["modules"]["c"] = "nonsense"
+    corrupt(document)
     (three / CACHE).write_text(json.dumps(document))
     result = sandbox.describe()
     assert sandbox.names(result) == ["a", "b", "c"]
     assert result["imported"] == ["tapster.plugins.a", "tapster.plugins.b", "tapster.plugins.c"]
+    assert sandbox.describe()["imported"] == []  # rewritten, and trusted again
 
 
 def test_a_cache_from_another_tapster_version_is_rebuilt(sandbox, three):
@@ -186,18 +228,3 @@ def test_a_whole_second_mtime_that_is_too_recent_is_not_cached(sandbox, three):
     os.utime(three / "a.py", ns=(older, older))
     sandbox.describe()
     assert sandbox.describe()["imported"] == []
-
-
-def test_a_cache_with_bad_schemas_is_not_trusted(sandbox, three):
-    document = json.loads((three / CACHE).read_text())
-    document["modules"]["a"][3][0][1] = 7  # no such schema
-    document["modules"]["b"][3][0][1] = -1
-    document["modules"]["c"][3][0].append("one value too many")
-    (three / CACHE).write_text(json.dumps(document))
-    result = sandbox.describe()
-    assert sandbox.names(result) == ["a", "b", "c"]
-    assert result["imported"] == ["tapster.plugins.a", "tapster.plugins.b", "tapster.plugins.c"]
-    document = json.loads((three / CACHE).read_text())
-    document["schemas"] = [[["tests.plugin.Widget"], ["wname", 5]]]
-    (three / CACHE).write_text(json.dumps(document))
-    assert len(sandbox.describe()["imported"]) == 3

@@ -94,3 +94,26 @@ def test_code_run_from_a_pyc_names_the_file_where_it_is_now(sandbox):
     assert result["plugins"][0]["fields"]["description"] == str(
         moved / "tapster" / "plugins" / "where.py"
     )
+
+
+def test_the_help_listing_is_describe_plugins_in_two_lists(sandbox):
+    """``describe_field`` (``tapster --help``'s listing) names what describe_plugins names."""
+    first = sandbox.folder("first")
+    second = sandbox.folder("second")
+    sandbox.module(first, "a", widget("a") + "nameless = W('', 'no name: the attribute')\n")
+    sandbox.module(
+        first, "b", "from testkind import Both, Foreign\nx = Both('x')\ny = Foreign('y')\n"
+    )
+    sandbox.module(first, "c", "from testkind import Gadget, W\nw = W('w')\n")
+    sandbox.module(second, "a", widget("shadowed"))
+    sandbox.module(second, "d", widget("d"))
+    sandbox.module(second, "broken", "raise RuntimeError('no')\n")
+    for kind, field in [
+        ("tests.plugin.Widget", "description"),
+        ("tests.plugin.Gadget", "gname"),
+        ("tests.plugin.Widget", "nosuchfield"),
+    ]:
+        for _ in range(2):  # scanned, then from the cache
+            result = sandbox.run("fields", kind, field)
+            assert result["fields"][0] == result["fields"][1] == result["expected"], kind
+    assert result["expected"][:3] == [["a", ""], ["nameless", ""], ["x", ""]]

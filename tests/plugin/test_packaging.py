@@ -4,7 +4,10 @@ One project ships a drop-in module (``tapster/plugins/greeter_plugin.py``
 inside its wheel, without an ``__init__.py``), the other an entry point.
 Both wheels, and tapster's own, are built here without network access and
 installed into a new virtual environment; its ``tapster`` must list both
-commands and run them.
+commands and run them. The ``tapster`` command is tapster's own launcher
+(``scripts/tapster``), not a generated wrapper: installed from a wheel and
+from an editable wheel, it must point at the venv's interpreter and import
+no ``re``.
 """
 
 from __future__ import annotations
@@ -152,13 +155,14 @@ def build_wheel(project: Path, out: Path) -> Path:
     return wheel
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory):
-    """A fresh venv with tapster and both example projects installed from wheels."""
-    work = tmp_path_factory.mktemp("packaging")
+def workspace(tmp_path_factory, name: str) -> tuple[Path, Path, Path]:
+    """``(work, wheels, tree)``: a scratch folder, its wheel folder, a copy of tapster's tree.
+
+    Builds start from the copy: never build inside the shared checkout.
+    """
+    work = tmp_path_factory.mktemp(name)
     wheels = work / "wheels"
     wheels.mkdir()
-    # tapster itself from a copy of its tree (never build inside the shared checkout).
     tree = work / "tapster-src"
     shutil.copytree(
         ROOT,
@@ -167,22 +171,18 @@ def venv(tmp_path_factory):
             ".venv", ".git", "__pycache__", "bench", "tests", ".*cache*", "dist", "build"
         ),
     )
-    build_wheel(tree, wheels)
-    greeter = build_wheel(write_project(work / "greeter", GREETER), wheels)
-    build_wheel(write_project(work / "hello-ep", HELLO_EP), wheels)
+    return work, wheels, tree
 
-    names = zipfile.ZipFile(greeter).namelist()
-    assert "tapster/plugins/greeter_plugin.py" in names
-    assert "tapster/plugins/__init__.py" not in names and "tapster/__init__.py" not in names
 
-    env = work / "venv"
+def new_venv(env: Path, wheels: Path, *names: str) -> Path:
+    """A venv without pip, ``names`` installed offline from ``wheels``; returns its site dir."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
     site = Path(sysconfig.get_path("purelib", vars={"base": str(env), "platbase": str(env)}))
     subprocess.run(
         [
             sys.executable, "-m", "pip", "--python", str(env / "bin" / "python"),
             "install", "--quiet", "--no-index", "--no-deps", "--find-links", str(wheels),
-            "tapster", "greeter", "hello-ep",
+            *names,
         ],
         check=True,
         capture_output=True,
@@ -191,7 +191,41 @@ def venv(tmp_path_factory):
     # tapster's third-party dependencies come from the test environment, read-only
     # (added after installing, so that pip does not take its tapster for ours).
     (site / "test-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    return site
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory):
+    """A fresh venv with tapster and both example projects installed from wheels."""
+    work, wheels, tree = workspace(tmp_path_factory, "packaging")
+    tapster_wheel = build_wheel(tree, wheels)
+    assert "tapster-0.1.0.data/scripts/tapster" in zipfile.ZipFile(tapster_wheel).namelist()
+    greeter = build_wheel(write_project(work / "greeter", GREETER), wheels)
+    build_wheel(write_project(work / "hello-ep", HELLO_EP), wheels)
+
+    names = zipfile.ZipFile(greeter).namelist()
+    assert "tapster/plugins/greeter_plugin.py" in names
+    assert "tapster/plugins/__init__.py" not in names and "tapster/__init__.py" not in names
+
+    env = work / "venv"
+    new_venv(env, wheels, "tapster", "greeter", "hello-ep")
     return env
+
+
+@pytest.fixture(scope="module")
+def editable_venv(tmp_path_factory):
+    """A fresh venv with tapster installed editable (PEP 660, as ``pip install -e`` does)."""
+    work, wheels, tree = workspace(tmp_path_factory, "editable")
+    build = "import sys; from hatchling.build import build_editable; build_editable(sys.argv[1])"
+    subprocess.run(
+        [sys.executable, "-c", build, str(wheels)],
+        cwd=tree,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    new_venv(work / "venv", wheels, "tapster")
+    return work / "venv", tree
 
 
 def run(venv: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -254,3 +288,48 @@ def test_each_plugin_runs(venv, command, greeting):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def check_launcher(env: Path) -> None:
+    """``env``'s ``tapster`` is the launcher: its interpreter is ``env``'s, it imports no ``re``."""
+    script = env / "bin" / "tapster"
+    assert os.access(script, os.X_OK)
+    first = script.read_text().splitlines()[0]
+    assert first.startswith(f"#!{env}/bin/python"), first
+    for _ in range(2):  # the second run: the plugin caches are warm
+        proc = subprocess.run(
+            [str(env / "bin" / "python"), "-X", "importtime", str(script), "--help"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "XDG_CACHE_HOME": str(env / "xdg")},
+            cwd=env,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Usage: tapster [options]")
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "tapster.runner" in imported
+    assert "re" not in imported and "enum" not in imported
+
+
+def test_the_wheel_installs_the_launcher_and_tapster_passwd(venv):
+    check_launcher(venv)
+    proc = subprocess.run(
+        [str(venv / "bin" / "tapster-passwd"), "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: tapster-passwd")
+
+
+def test_an_editable_install_has_the_launcher_too(editable_venv):
+    env, tree = editable_venv
+    check_launcher(env)
+    code = "import tapster; print(tapster.__file__)"
+    proc = subprocess.run(
+        [str(env / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.strip() == str(tree / "src" / "tapster" / "__init__.py")

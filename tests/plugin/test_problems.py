@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 BROKEN = """
 with open({counter!r}, "a") as f:
@@ -113,7 +114,10 @@ def test_an_import_error_counts_only_in_the_environment_that_met_it(sandbox):
     assert counter.read_text() == "imported\n"  # recorded, not retried here
     cache = folder / ".tapster-plugin-cache.json"
     document = json.loads(cache.read_text())
-    document["modules"]["needy"][4] = "/some/other/venv"
+    ((index, error, environment),) = document["errors"]  # [module index, error, environment]
+    assert (index, environment) == (0, sys.prefix)
+    assert "AssertionError" in error
+    document["errors"][0][2] = "/some/other/venv"
     cache.write_text(json.dumps(document))
     sandbox.describe()
     assert counter.read_text() == "imported\n" * 2  # another environment's error: retried

@@ -128,6 +128,83 @@ def test_python_dash_m_and_console_script_are_the_same(project: Path) -> None:
     )
 
 
+def test_help_into_a_closed_pipe_fails_quietly(project: Path) -> None:
+    """``tapster --help | head -1`` when head is gone: status 1, no traceback, no noise."""
+    import os
+    import subprocess
+
+    from support import tapster_cmd, tapster_env
+
+    # Enough plugins that the help no longer fits in the pipe's buffer, and a few
+    # without: the failure then comes from the final flush, not from the write.
+    plugins = project / "tapster" / "plugins"
+    big = project.parent / "big"
+    (big / "tapster" / "plugins").mkdir(parents=True)
+    for i in range(800):
+        (big / "tapster" / "plugins" / f"p{i:03d}.py").write_text(
+            (plugins / "myproject_plugin.py").read_text().replace("myproject", f"cmd{i:03d}")
+        )
+    runs = [
+        (folder, argv, cold)
+        for folder in (project, big)
+        for argv in (tapster_cmd("--help"), tapster_cmd("--version"))
+        for cold in (True, False)  # a scan imports plugin modules first; then none
+    ]
+    for folder, argv, cold in runs:
+        if cold:
+            (folder / "tapster" / "plugins" / ".tapster-plugin-cache.json").unlink(missing_ok=True)
+        else:
+            assert run_tapster(["--help"], cwd=folder).returncode == 0  # warm the caches
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            result = subprocess.run(
+                argv, cwd=folder, env=tapster_env(), stdout=write_end, stderr=subprocess.PIPE,
+                text=True, timeout=60, check=False,
+            )  # fmt: skip
+        finally:
+            os.close(write_end)
+        assert (result.returncode, result.stderr) == (1, ""), (folder, argv, cold)
+
+
+def test_help_that_cannot_be_written_says_so_in_one_line(project: Path) -> None:
+    import subprocess
+
+    from support import tapster_cmd, tapster_env
+
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            tapster_cmd("--help"), cwd=project, env=tapster_env(), stdout=full,
+            stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == "tapster: cannot write to standard output: No space left on device\n"
+    closed = subprocess.run(
+        [*tapster_cmd("--help")], cwd=project, env=tapster_env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        preexec_fn=lambda: __import__("os").close(1),
+    )  # fmt: skip
+    assert closed.returncode == 1
+    assert closed.stderr == "tapster: cannot write to standard output: it is closed\n"
+
+
+def test_main_help_in_process_leaves_the_garbage_collector_on(project: Path) -> None:
+    """--help turns the collector off for the listing; a caller's process gets it back."""
+    import subprocess
+
+    code = (
+        "import gc, sys\n"
+        "from tapster.runner import main\n"
+        "status = main(['--help'])\n"
+        "sys.stderr.write(f'{status} {gc.isenabled()}')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert result.stderr == "0 True"
+    assert "Commands:" in result.stdout
+
+
 def test_a_world_writable_current_directory_is_not_put_on_sys_path(project: Path) -> None:
     import subprocess
 
@@ -143,3 +220,87 @@ def test_a_world_writable_current_directory_is_not_put_on_sys_path(project: Path
 
     assert "myproject" not in run("--help")
     assert "myproject" in run("--app-dir", ".", "--help")  # asked for explicitly
+
+
+MAKER = """
+from tapster.service import ServiceMaker
+
+
+class _Maker(ServiceMaker):
+    tapname = {name!r}
+    description = {description!r}
+    options = None
+
+    def make_service(self, options):
+        raise NotImplementedError
+
+
+maker = _Maker()
+"""
+
+AWKWARD = {
+    "plain": "An ordinary command.",
+    "lines": "A first line.\nThen more that is not listed.",
+    "tabbed": "A doc\twith a tab.",
+    "spaced": "  Two  spaces inside, and around.  ",
+    "empty": "",
+    "long": "A very long description that certainly does not fit on one line of help. " * 3,
+    "a_command_name_longer_than_the_label_column": "Its doc.",
+    "nameless": "Named by its attribute.",
+}
+
+
+def test_the_listing_is_formatted_exactly_as_the_subcommand_rows_are(project: Path) -> None:
+    """--help lists from two plain lists; the rows that parsing uses must read the same."""
+    import subprocess
+
+    plugins = project / "tapster" / "plugins"
+    for name, description in AWKWARD.items():
+        source = MAKER.format(name="" if name == "nameless" else name, description=description)
+        (plugins / f"awkward_{name}.py").write_text(source)
+    code = (
+        "import sys\n"
+        "from tapster.runner import RunnerOptions\n"
+        "for width in (40, 80, 200):\n"
+        "    options = RunnerOptions()\n"
+        "    listed = options.help_text(width)\n"
+        "    options.subcommands\n"
+        "    assert options.help_text(width) == listed, width\n"
+        "    print(listed)\n"
+    )
+    for _ in range(2):  # scanned, then from the cache
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+    assert "  lines " in result.stdout and "Then more" not in result.stdout
+    assert "  maker " in result.stdout  # the nameless plugin, named by its attribute
+
+
+def test_the_one_piece_command_table_is_the_row_by_row_one() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tapster.usage._help import _command_table, _table
+
+    def rows_of(alphabet: str) -> st.SearchStrategy[list[tuple[str, str | None]]]:
+        text = st.text(alphabet=st.sampled_from(alphabet), max_size=50)
+        return st.lists(st.tuples(text, st.one_of(text, st.none())), min_size=1, max_size=8)
+
+    # Any text, and printable text (which mostly takes the one-piece way).
+    tables = st.sampled_from(["ab \t\nxyzé\u00a0", "abcé x"]).flatmap(rows_of)
+
+    def one_by_one(raw: object) -> str:  # what each row's doc went through, row by row
+        doc = str(raw).strip() if raw else ""
+        return doc.splitlines()[0] if doc and not doc.isprintable() else doc
+
+    @settings(max_examples=500, deadline=None)
+    @given(tables, st.integers(40, 120))
+    def check(rows: list[tuple[str, str | None]], width: int) -> None:
+        labels = [label for label, _ in rows]
+        expected = _table([(label, one_by_one(raw)) for label, raw in rows], width)
+        # The same text (one piece or a line per row: help_text joins them with newlines).
+        got = _command_table(labels, [raw for _, raw in rows], width)
+        assert "\n".join(got) == "\n".join(expected)
+
+    check()

@@ -23,7 +23,7 @@ CACHE_NAME = ".tapster-plugin-cache.json"
 """File name of a folder's cache, written inside the drop-in folder itself."""
 
 FORMAT = "tapster-plugin-cache"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 

@@ -1,13 +1,20 @@
 """Drop-in folders: scanning ``tapster/plugins/`` folders through their caches.
 
-Each folder has its own cache, recording per module its size, its
-modification time in nanoseconds and what importing it found (its plugins, or
-the one-line error it raised): ``"modules": {name: [size, mtime_ns, error,
-plugins, environment]}``, the plugins in the compact layout of
-:mod:`tapster.plugin._cache` (their shapes listed once under ``"schemas"``).
-A module whose size and mtime match its record is not imported; any other
-module is imported and its record replaced, so a change invalidates exactly
-the modules it touches.
+Each folder has its own cache, recording per module its size, its modification
+time in nanoseconds and what importing it found (its plugins, or the one-line
+error it raised). A document is a few flat lists, the cheapest shape to parse
+and to check (see :func:`_document`): ``"modules"`` (the names, sorted),
+``"stamps"`` (``[size, mtime_ns, ...]`` in that order), ``"errors"``
+(``[module index, error, environment]`` per broken module) and ``"plugins"``:
+the plugins in runs of one shape (the shapes of :mod:`tapster.plugin._cache`,
+listed once under ``"schemas"``), a run being columns, ``[schema index,
+[module index, ...], [attribute, ...], [name, ...] per kind, [value, ...] per
+field]``. When the folder's names and stamps equal the cache's (two list
+comparisons) and no module is broken, the whole folder is current and only the
+runs are checked, a column at a time; otherwise each module is checked on its
+own: one whose size and mtime match its record is not imported, any other is
+imported and its record replaced, so a change invalidates exactly the modules
+it touches.
 
 The cache is written inside the folder when the folder is writable, else in
 the user's cache directory under a name derived from the folder's path.
@@ -20,7 +27,11 @@ import sys
 import time
 
 from tapster.plugin import _cache
-from tapster.plugin._folders import PACKAGE, module_files
+from tapster.plugin._folders import PACKAGE, module_files, module_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _RACY_NS = 2_000_000_000
 
@@ -87,18 +98,36 @@ Item = tuple[str, str, list[object], bool, "str | None", "list[_cache.Schema] | 
 kept as a plain tuple (the warm path makes one per module); see :class:`ModuleResult`."""
 
 
-class FolderScan:
-    """The modules of one folder, in name order, and where its cache lives."""
+Table = tuple[list[str], list[int], list[list[object]], list[_cache.Schema]]
+"""A whole current folder straight from its cache: ``(names, stamps, runs, schemas)``,
+the plugins in runs of one shape (see the module docstring)."""
 
-    __slots__ = ("_modules", "cache_file", "document", "folder", "items")
+
+class FolderScan:
+    """The modules of one folder, in name order, and where its cache lives.
+
+    A folder found current as a whole keeps the cache's ``table`` and makes its
+    ``items`` (one tuple per module) only when someone asks for them: listing
+    the plugins needs none.
+    """
+
+    __slots__ = ("_items", "_modules", "cache_file", "document", "folder", "table")
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
-        self.items: list[Item] = []
+        self.table: Table | None = None
+        self._items: list[Item] | None = None
         self._modules: list[ModuleResult] | None = None
         self.cache_file: str | None = None
         self.document: dict[str, object] | None = None
         """The cache document found beside the folder (``None`` if none was valid)."""
+
+    @property
+    def items(self) -> list[Item]:
+        """The modules as :data:`Item` tuples."""
+        if self._items is None:
+            self._items = _table_items(self.folder, self.table) if self.table else []
+        return self._items
 
     @property
     def modules(self) -> list[ModuleResult]:
@@ -109,6 +138,27 @@ class FolderScan:
                 for name, path, record, from_cache, by, schemas in self.items
             ]
         return self._modules
+
+
+def _table_items(folder: str, table: Table) -> list[Item]:
+    """The items of a folder that was current as a whole (no errors, nothing shadowed)."""
+    names, stamps, runs, schemas = table
+    per_module = _per_module(runs, len(names))
+    prefix = os.path.join(folder, "")
+    return [
+        (name, prefix + name + ".py", [stamps[2 * i], stamps[2 * i + 1], None, found, None],
+         True, None, schemas)
+        for i, (name, found) in enumerate(zip(names, per_module, strict=True))
+    ]  # fmt: skip
+
+
+def _per_module(runs: list[list[Any]], count: int) -> list[list[list[object]]]:
+    """Checked runs as each module's compact descriptions ``[attribute, schema index, ...]``."""
+    per_module: list[list[list[object]]] = [[] for _ in range(count)]
+    for index, order, attributes, *columns in runs:
+        for row, module in enumerate(order):
+            per_module[module].append([attributes[row], index, *(c[row] for c in columns)])
+    return per_module
 
 
 def beside_cache_file(folder: str) -> str:
@@ -122,18 +172,25 @@ def user_cache_file(folder: str) -> str | None:
 
 
 class _Cached:
-    """The module records of one cache document, checked one by one when asked."""
+    """The module records of one cache document, checked one by one when asked.
+
+    ``modules`` maps a name to ``[size, mtime_ns, error, plugins, environment]``,
+    the plugins compact (``[attribute, schema index, ...]``): the document's
+    flat lists regrouped per module, for the module-by-module path.
+    """
 
     __slots__ = ("modules", "schemas")
 
     def __init__(self, document: dict[str, object] | None, folder: str | None) -> None:
-        self.modules: dict[str, object] = {}
+        self.modules: dict[str, list[object]] = {}
         self.schemas: list[_cache.Schema] = []
         if document is None or (folder is not None and document.get("folder") != folder):
             return
-        modules = document.get("modules")
         schemas = _cache.read_schemas(document.get("schemas"))
-        if type(modules) is dict and schemas is not None:
+        if schemas is None:
+            return
+        modules = _records(document, schemas)
+        if modules is not None:
             self.modules = modules
             self.schemas = schemas
 
@@ -163,6 +220,99 @@ class _Cached:
         return None
 
 
+def _names_and_stamps(document: dict[str, object]) -> tuple[list[str], list[int]] | None:
+    """The document's module names and stamps, if well formed."""
+    names, stamps = document.get("modules"), document.get("stamps")
+    if type(names) is not list or type(stamps) is not list or len(stamps) != 2 * len(names):
+        return None
+    try:
+        "".join(names)
+    except TypeError:
+        return None
+    return names, stamps
+
+
+def _valid_runs(runs: object, schemas: list[_cache.Schema], modules: int) -> bool:
+    """Whether ``runs`` is a well-formed ``"plugins"`` list for ``modules`` modules.
+
+    This runs on every start-up, so each run is checked a column at a time, in
+    C (``map``, ``set``, ``sorted``, and ``str.join`` for the strings), without
+    building anything but a few sets: types, lengths, module order.
+    """
+    if type(runs) is not list:
+        return False
+    last = 0
+    try:
+        for run in runs:
+            if type(run) is not list or len(run) < 3:
+                return False
+            index, order = run[0], run[1]
+            if (
+                type(index) is not int
+                or not 0 <= index < len(schemas)
+                or len(run) != schemas[index][2] + 1
+                or set(map(type, run[1:])) != {list}
+                or len(set(map(len, run[1:]))) != 1
+                or not order
+                or set(map(type, order)) != {int}
+                or not last <= order[0] <= order[-1] < modules
+                or order != sorted(order)
+            ):
+                return False
+            last = order[-1]
+            for column in run[2:]:
+                "".join(column)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _current_table(
+    document: dict[str, object] | None, names: list[str], stamps: list[int]
+) -> Table | None:
+    """The whole folder from ``document`` if it describes exactly these files, none broken."""
+    if (
+        document is None
+        or document.get("modules") != names
+        or document.get("stamps") != stamps
+        or document.get("errors") != []
+    ):
+        return None
+    schemas = _cache.read_schemas(document.get("schemas"))
+    runs = document.get("plugins")
+    if schemas is None or not _valid_runs(runs, schemas, len(names)):
+        return None
+    assert isinstance(runs, list)
+    return names, stamps, runs, schemas
+
+
+def _records(
+    document: dict[str, object], schemas: list[_cache.Schema]
+) -> dict[str, list[object]] | None:
+    """The document's flat lists regrouped per module; ``None`` if anything is malformed."""
+    found = _names_and_stamps(document)
+    errors, plugins = document.get("errors"), document.get("plugins")
+    if found is None or type(errors) is not list:
+        return None
+    names, stamps = found
+    if not _valid_runs(plugins, schemas, len(names)):
+        return None
+    assert isinstance(plugins, list)
+    records: list[list[object]] = [
+        [stamps[2 * i], stamps[2 * i + 1], None, found, None]
+        for i, found in enumerate(_per_module(plugins, len(names)))
+    ]
+    try:
+        for index, error, environment in errors:
+            if type(index) is not int or not 0 <= index < len(records):
+                return None
+            record = records[index]
+            record[2], record[4] = error, environment
+    except (TypeError, ValueError):
+        return None
+    return dict(zip(names, records, strict=True))
+
+
 Final = dict[str, tuple[list[object], "list[_cache.Schema] | None"]]
 """The records a folder's cache should hold: name -> (record, schemas if compact)."""
 
@@ -170,15 +320,35 @@ Final = dict[str, tuple[list[object], "list[_cache.Schema] | None"]]
 def _document(folder: str, final: Final) -> dict[str, object]:
     """The cache document for ``folder`` holding the records of ``final``."""
     shapes: dict[_cache.Schema, int] = {}
-    modules: dict[str, object] = {}
-    for name, (record, schemas) in final.items():
+    names = sorted(final)
+    stamps: list[object] = []
+    errors: list[list[object]] = []
+    runs: list[list[Any]] = []
+    for index, name in enumerate(names):
+        record, schemas = final[name]
         size, mtime_ns, error, plugins, environment = record
         assert isinstance(plugins, list)
+        stamps += (size, mtime_ns)
+        if error is not None:
+            errors.append([index, error, environment])
         if schemas is not None:
             plugins = _cache.decode_plugins(plugins, schemas)
-        plugins = _cache.encode_plugins(plugins, shapes)
-        modules[name] = [size, mtime_ns, error, plugins, environment]
-    return {"folder": folder, "schemas": _cache.schema_table(shapes), "modules": modules}
+        for attribute, shape, *values in _cache.encode_plugins(plugins, shapes):
+            if not runs or runs[-1][0] != shape:
+                runs.append([shape, [], [], *([] for _ in values)])
+            run = runs[-1]
+            run[1].append(index)
+            run[2].append(attribute)
+            for column, value in zip(run[3:], values, strict=True):
+                column.append(value)
+    return {
+        "folder": folder,
+        "schemas": _cache.schema_table(shapes),
+        "modules": names,
+        "stamps": stamps,
+        "errors": errors,
+        "plugins": runs,
+    }
 
 
 def _racy(mtime_ns: int, now_ns: int) -> bool:
@@ -189,16 +359,33 @@ def _racy(mtime_ns: int, now_ns: int) -> bool:
 def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> FolderScan:
     """Scan ``folder`` through its cache, importing only new or changed modules.
 
-    ``taken`` maps module names already provided by earlier folders to their
-    files; such names here are shadowed, reported but never imported. Names
+    ``taken`` maps module names already provided by earlier folders to those
+    folders; such names here are shadowed, reported but never imported. Names
     this folder provides are added to ``taken``. With ``force``, every
     module is imported and the cache rewritten (what packagers run).
     """
     scan = FolderScan(folder)
-    items = scan.items
-    files = module_files(folder)
+    names, stamps = module_files(folder)
     beside_path = beside_cache_file(folder)
     scan.document = None if force else _cache.read(beside_path)
+    if not taken or taken.keys().isdisjoint(names):
+        # The usual start: every file as the cache beside the folder describes it.
+        scan.table = _current_table(scan.document, names, stamps)
+        if scan.table is not None:
+            taken.update(dict.fromkeys(names, folder))
+            scan.cache_file = beside_path
+            return scan
+    return _scan_modules(scan, names, stamps, taken, force)
+
+
+def _scan_modules(
+    scan: FolderScan, names: list[str], stamps: list[int], taken: dict[str, str], force: bool
+) -> FolderScan:
+    """:func:`scan_folder` module by module, when the folder is not current as a whole."""
+    folder = scan.folder
+    items: list[Item] = []
+    scan._items = items
+    beside_path = beside_cache_file(folder)
     beside = _Cached(scan.document, None)
     user_path: str | None = None  # computed only when the beside cache falls short
     user: _Cached | None = _Cached(None, None) if force else None
@@ -211,15 +398,16 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
     get = beside.modules.get
     schemas = beside.schemas
     valid_compact = _cache.valid_compact
-    for name in sorted(files):
-        path, size, mtime = files[name]
+    prefix = os.path.join(folder, "")
+    for position, name in enumerate(names):
+        path = prefix + name + ".py"  # module_path, without a call per module
+        size, mtime = stamps[2 * position], stamps[2 * position + 1]
         record = get(name)
         cached: _Cached | None = beside
         # The common case inline (a current record of a module without error);
         # anything else goes through _Cached.fresh.
         if not (
-            type(record) is list
-            and len(record) == 5
+            record is not None
             and record[0] == size
             and record[1] == mtime
             and record[2] is None
@@ -239,9 +427,9 @@ def scan_folder(folder: str, taken: dict[str, str], *, force: bool = False) -> F
             if record is not None and cached is not None:
                 held[name] = (record, cached.schemas)
                 kept += 1
-            items.append((name, path, [], True, winner, None))
+            items.append((name, path, [], True, module_path(winner, name), None))
             continue
-        taken[name] = path
+        taken[name] = folder
         if record is not None and cached is not None:
             kept += 1
             items.append((name, path, record, True, None, cached.schemas))
@@ -323,6 +511,6 @@ def store_shared(folder: str, key: str, value: object) -> bool:
     path = beside_cache_file(folder)
     document = _cache.read(path)
     if document is None:
-        document = {"folder": folder, "schemas": [], "modules": {}}
+        document = _document(folder, {})
     document[key] = value
     return _cache.write(path, document)

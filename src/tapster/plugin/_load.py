@@ -8,13 +8,22 @@ error, so that one broken plugin never hides the others.
 
 from __future__ import annotations
 
+# Imported here, once, rather than in the functions that run once per module of a
+# cold scan (an import inside them costs a thousand lookups for a thousand modules).
+# Only the slow path imports this module, and it needs all of them.
+import _imp
+import io
+import marshal
 import sys
+from importlib.machinery import ModuleSpec, SourceFileLoader
+from importlib.util import MAGIC_NUMBER
+from types import CodeType
 
 from tapster.plugin._kind import describe_object, kind_classes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import CodeType, ModuleType, TracebackType
+    from types import ModuleType, TracebackType
 
 
 def error_line(exc: BaseException, filename: str | None = None) -> str:
@@ -108,8 +117,6 @@ def _import_file(name: str, path: str, stamp: tuple[int, int] | None = None) -> 
     existing = sys.modules.get(name)
     if existing is not None:
         return existing
-    from importlib.machinery import ModuleSpec, SourceFileLoader
-
     # What importlib.util.spec_from_file_location and module_from_spec make for
     # a plain source file, built directly (they cost more than the module here).
     loader = SourceFileLoader(name, path)
@@ -171,10 +178,6 @@ def _cached_code(cached: str | None, stamp: tuple[int, int], source: str) -> Cod
     """
     if cached is None:
         return None
-    import io
-    import marshal
-    from importlib.util import MAGIC_NUMBER
-
     try:
         with io.open_code(cached) as f:
             data = f.read()
@@ -195,12 +198,8 @@ def _cached_code(cached: str | None, stamp: tuple[int, int], source: str) -> Cod
         code: object = marshal.loads(memoryview(data)[16:])  # noqa: S302
     except (ValueError, EOFError, TypeError):
         return None
-    from types import CodeType
-
     if not isinstance(code, CodeType):
         return None
-    import _imp
-
     _imp._fix_co_filename(code, source)  # type: ignore[attr-defined]
     return code
 

@@ -19,7 +19,9 @@ from tapster.plugin._folders import PACKAGE, plugin_folders, sync_package_path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import TypeVar
+    from typing import Any, TypeVar
+
+    from tapster.plugin._cache import Schema
 
     K = TypeVar("K")
 
@@ -123,6 +125,8 @@ class _Scan:
         """Broken and shadowed modules, then (with ``duplicates``) duplicate names."""
         problems: list[PluginProblem] = []
         for folder in self.folders:
+            if folder.table is not None:
+                continue  # current as a whole: nothing broken, nothing shadowed
             for name, path, record, _, shadowed_by, _ in folder.items:
                 if shadowed_by is not None:
                     module = f"{PACKAGE}.{name}"
@@ -276,6 +280,118 @@ def _describe(wanted: str) -> list[PluginInfo]:
             if wanted in plugin[1]:  # type: ignore[operator]
                 append(_info(plugin, wanted, e.module, e.origin, e.from_cache))
     return infos
+
+
+def describe_field(kind: str, field: str) -> tuple[list[str], list[str]]:
+    """The names of every plugin of ``kind`` (an id) and their ``field`` (``""`` if none).
+
+    The same plugins in the same order as :func:`describe_plugins`, with the
+    same warnings, but as two lists and no :class:`PluginInfo`: what
+    ``tapster --help`` needs to list a thousand commands.
+    """
+    collecting = gc.isenabled()
+    gc.disable()  # as in describe_plugins
+    try:
+        return _describe_field(kind, field)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _describe_field(wanted: str, field: str) -> tuple[list[str], list[str]]:
+    scan = _scan()
+    _warn(scan.problems(duplicates=False))
+    names: list[str] = []
+    values: list[str] = []
+    for folder in scan.folders:
+        table = folder.table
+        if table is not None:  # the warm path: whole columns of the cache
+            _run_field(table[2], table[3], wanted, field, names, values)
+            continue
+        for _, _, record, _, shadowed_by, schemas in folder.items:
+            if shadowed_by is not None or not record:
+                continue
+            plugins = record[3]
+            assert isinstance(plugins, list)
+            if schemas is None:  # imported just now: the plain layout
+                _plain_field(plugins, wanted, field, names, values)
+            else:
+                _table_field(plugins, schemas, wanted, field, names, values)
+    for e in scan.entries:
+        _plain_field(e.plugins, wanted, field, names, values)
+    return names, values
+
+
+def _run_field(  # noqa: PLR0917 - internal, one call per folder
+    runs: list[list[Any]],
+    schemas: list[Schema],
+    wanted: str,
+    field: str,
+    names: list[str],
+    values: list[str],
+) -> None:
+    """:func:`_describe_field` for a cache's runs of plugins, a column at a time."""
+    for run in runs:
+        kinds, fields, _ = schemas[run[0]]
+        place = _place(kinds, fields, wanted, field, 1)
+        if place is None:
+            continue  # none of the kind
+        found = run[place[0]]
+        if "" in found:  # a plugin without a name: its attribute names it
+            found = [name or attribute for name, attribute in zip(found, run[2], strict=True)]
+        names.extend(found)
+        values.extend(run[place[1]] if place[1] else [""] * len(found))
+
+
+def _table_field(  # noqa: PLR0917 - internal, one call per module
+    plugins: list[list[Any]],
+    schemas: list[Schema],
+    wanted: str,
+    field: str,
+    names: list[str],
+    values: list[str],
+) -> None:
+    """:func:`_describe_field` for a module's compact descriptions ``[attribute, schema, ...]``."""
+    # Per schema: where a plugin of that shape keeps its name for the kind and the
+    # field's value (None: not of the kind; a value place 0: no such field).
+    places: dict[int, tuple[int, int] | None] = {}
+    for plugin in plugins:
+        index = plugin[1]
+        if index not in places:
+            kinds, fields, _ = schemas[index]
+            places[index] = _place(kinds, fields, wanted, field, 0)
+        place = places[index]
+        if place is not None:
+            names.append(plugin[place[0]] or plugin[0])
+            values.append(plugin[place[1]] if place[1] else "")
+
+
+def _plain_field(
+    plugins: list[list[object]], wanted: str, field: str, names: list[str], values: list[str]
+) -> None:
+    """:func:`_describe_field` for ``[attribute, {kind: name}, {field: value}]`` descriptions."""
+    for attribute, kinds, fields in plugins:
+        assert isinstance(attribute, str) and isinstance(kinds, dict)
+        assert isinstance(fields, dict)
+        if wanted in kinds:
+            names.append(kinds[wanted] or attribute)
+            values.append(fields.get(field, ""))
+
+
+def _place(
+    kinds: tuple[str, ...], fields: tuple[str, ...], wanted: str, field: str, offset: int
+) -> tuple[int, int] | None:
+    """Where a description of this shape holds its name and ``field``, after ``offset`` values.
+
+    ``offset`` is 0 for a compact description ``[attribute, schema index, ...]`` and 1 for
+    a cache's run ``[schema index, modules, attributes, ...]`` (whose columns are in the
+    same order, one further on).
+    """
+    if wanted not in kinds:
+        return None
+    start = 2 + offset
+    value = start + len(kinds) + fields.index(field) if field in fields else 0
+    return start + kinds.index(wanted), value
 
 
 def get_plugins(kind: type[K]) -> list[K]:

@@ -1,18 +1,27 @@
 """The ``tapster`` command: run a service from a plugin or a ``.tac`` file.
 
-``main`` is the console script and ``python -m tapster``. Importing this
-package loads only the options parser, so that ``tapster --help`` stays fast
-(see docs/runner.md for the start-up order, exit statuses and signals).
+``command`` is the ``tapster`` program (its launcher and ``python -m tapster``):
+``main``, then exit. Importing this package loads only the options parser, so
+that ``tapster --help`` stays fast (see docs/runner.md for the start-up order,
+exit statuses and signals).
 """
 
-from tapster.runner._main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
+from tapster.runner._main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, command, main
 from tapster.runner._options import RunnerOptions
 
 TYPE_CHECKING = False  # typing itself costs the help path a few ms
 if TYPE_CHECKING:
     from tapster.runner._settings import RunSettings
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "RunSettings", "RunnerOptions", "main"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "RunSettings",
+    "RunnerOptions",
+    "command",
+    "main",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -10,22 +10,22 @@ chosen. Parsing has no side effects beyond putting ``--app-dir`` on
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
 from tapster import __version__
-from tapster.runner import _loops
-from tapster.runner._privileges import group_id, user_id
+from tapster._ids import group_id, user_id
 from tapster.usage import Options, UsageError, choice, documented, existing_dir, octal_mode
 
 TYPE_CHECKING = False  # importing typing costs the help path a few ms
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, NoReturn
 
     from tapster.runner._settings import RunSettings
 
-__all__ = ["PluginLoadError", "RunnerOptions", "install_app_dir"]
+__all__ = ["PluginLoadError", "RunnerOptions", "StdoutError", "install_app_dir"]
 
 SERVICE_MAKER_KIND = "tapster.service.ServiceMaker"
 
@@ -34,6 +34,14 @@ _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 class PluginLoadError(Exception):
     """The chosen subcommand's plugin cannot be imported or is not a service maker."""
+
+
+class StdoutError(Exception):
+    """``--help`` or ``--version`` cannot write its text (a closed pipe or stdout, a full disk)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error.strerror or error))
+        self.broken_pipe = isinstance(error, BrokenPipeError)
 
 
 def _log_level(value: str) -> str:
@@ -107,6 +115,8 @@ group_id.metavar = "GROUP"  # type: ignore[attr-defined]
 
 
 def _loop(value: str) -> str:
+    from tapster.runner import _loops  # here: --help needs no loop module
+
     return _loops.check_loop_spec(value)
 
 
@@ -115,6 +125,19 @@ _loop.completion = ("auto", "asyncio", "uvloop")  # type: ignore[attr-defined]
 
 
 _loop.coerce_doc = "auto, asyncio, uvloop or module:factory."  # type: ignore[attr-defined]
+
+
+def _show(text: str) -> NoReturn:
+    """Write ``text`` to stdout and exit 0; :class:`StdoutError` if it cannot be written."""
+    out = sys.stdout
+    try:
+        if out is None:
+            raise OSError("it is closed")
+        out.write(text)
+        out.flush()
+    except OSError as error:
+        raise StdoutError(error) from None
+    raise SystemExit(0)
 
 
 def install_app_dir(directory: str | None) -> str | None:
@@ -229,8 +252,34 @@ class RunnerOptions(Options):
         self.app_path: str | None = None
         self.bare = False
 
+    def opt_help(self) -> None:
+        """Display this help and exit."""
+        # The listing is a few thousand objects that live until the process exits
+        # and hold no cycles: collecting would only walk them again and again. The
+        # collector stays off (main() turns it back on when it returns to a caller).
+        gc.disable()
+        _show(self.help_text())
+
+    def help_text(self, width: int | None = None) -> str:
+        """The ``--help`` text; its commands straight from the plugin cache, without rows."""
+        if self._subcommand_rows is not None:
+            return super().help_text(width)
+        self.app_path = install_app_dir(self.get("app_dir"))
+        from tapster.plugin._registry import describe_field
+        from tapster.usage._help import help_text
+
+        names, docs = describe_field(SERVICE_MAKER_KIND, "description")
+        order = sorted(range(len(names)), key=names.__getitem__)  # stable, as in subcommands
+        return help_text(self, width, ([names[i] for i in order], [docs[i] for i in order]))
+
+    def opt_version(self) -> None:
+        """Display the version and exit."""
+        _show(f"{self.command_path()} {self.version}\n")
+
     def opt_help_loops(self) -> None:
         """List the event loops available here and exit."""
+        from tapster.runner import _loops
+
         for name, available, doc in _loops.available_loops():
             mark = " " if available else "-"
             print(f"{mark} {name:<16} {doc}")

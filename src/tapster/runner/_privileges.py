@@ -9,7 +9,6 @@ needs the privileges the uid change gives up), then the uid.
 from __future__ import annotations
 
 import os
-import pwd
 
 from tapster._ids import group_id, user_id
 
@@ -22,6 +21,8 @@ class PrivilegeError(Exception):
 
 def primary_group(uid: int) -> int | None:
     """The login group of ``uid``, if the user database knows it."""
+    import pwd  # here: the runner's options import this module, --help needs no pwd
+
     try:
         return pwd.getpwuid(uid).pw_gid
     except KeyError:
@@ -29,6 +30,8 @@ def primary_group(uid: int) -> int | None:
 
 
 def _user_name(uid: int) -> str | None:
+    import pwd
+
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:

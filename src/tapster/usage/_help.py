@@ -16,6 +16,8 @@ from tapster.usage._declarations import PARAMETER, class_spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tapster.usage._declarations import Option
     from tapster.usage._options import Options
 
@@ -215,8 +217,58 @@ def _table(rows: list[tuple[str, str]], width: int) -> list[str]:
     return out
 
 
-def help_text(options: Options, width: int | None = None) -> str:
-    """The whole help text for ``options``, ending with a newline."""
+def _first_lines(raw_docs: Sequence[object]) -> tuple[list[str], bool]:
+    """The commands' docs as listed (stripped, and the first line of one with several),
+    and whether every one of them is printable (so none had several lines)."""
+    try:
+        docs = list(map(str.strip, raw_docs))  # type: ignore[arg-type]
+    except TypeError:  # not all strings (a row's doc may be None)
+        docs = [str(raw).strip() if raw else "" for raw in raw_docs]
+    if " ".join(docs).isprintable():
+        return docs, True
+    return [doc.splitlines()[0] if doc and not doc.isprintable() else doc for doc in docs], False
+
+
+def _command_table(labels: list[str], raw_docs: Sequence[object], width: int) -> list[str]:
+    """:func:`_table` of the labels and the first lines of the docs, made in one piece
+    when every row is simple.
+
+    Simple, as in :func:`_table`'s shortcut: every label fits its column and every
+    doc fits on one line and needs no wrapping. That is checked and done a column at
+    a time (``map``, ``max``, slices and ``str.join``, in C), which matters for the
+    runner's thousand commands; any other table goes row by row through :func:`_table`.
+    """
+    docs, printable = _first_lines(raw_docs)
+    cap = min(_WIDEST_LABEL, width // 2 - 4)
+    longest = max(map(len, labels), default=0)
+    column = 2 + longest + 2
+    if (
+        printable  # and so stripped: the first lines of several would not be
+        and 0 < longest <= cap
+        and all(docs)
+        and max(map(len, docs)) <= max(width - column, 20)
+        and "  " not in "\n".join(docs)
+    ):
+        count = len(labels)
+        parts = [""] * (3 * count)  # label, doc, line break, label, doc, ...
+        parts[0::3] = map(str.ljust, labels, [column - 2] * count)
+        parts[1::3] = docs
+        parts[2::3] = ["\n  "] * count
+        return ["  " + "".join(parts[:-1])]
+    return _table(list(zip(labels, docs, strict=True)), width)
+
+
+def help_text(
+    options: Options,
+    width: int | None = None,
+    commands: tuple[list[str], Sequence[object]] | None = None,
+) -> str:
+    """The whole help text for ``options``, ending with a newline.
+
+    ``commands``, when given, are the names and docs to list instead of the
+    rows of ``options.subcommands`` (which need an options factory each: the
+    runner lists a thousand plugins without making one).
+    """
     if width is None:
         width = terminal_width()
     head, *more = wrap(_synopsis_body(options), width - 7) or [""]
@@ -237,18 +289,17 @@ def help_text(options: Options, width: int | None = None) -> str:
         out += ["", "Options:"]
         out += _table(rows, width)
 
-    commands = options.subcommands or ()
-    if commands:
+    if commands is None:
+        declared = options.subcommands or ()
+        commands = (
+            [f"{row[0]} ({row[1]})" if row[1] else str(row[0]) for row in declared],
+            [row[3] if len(row) > 3 else "" for row in declared],
+        )
+    labels, raw_docs = commands
+    if labels:
         heading = "Commands:"
         if options.default_subcommand is not None:
             heading = f"Commands (default: {options.default_subcommand}):"
         out += ["", heading]
-        command_rows = []
-        for row in commands:
-            name, short = str(row[0]), row[1]
-            doc = str(row[3]).strip() if len(row) > 3 and row[3] else ""
-            if doc and not doc.isprintable():  # several lines: the first one
-                doc = doc.splitlines()[0]
-            command_rows.append((f"{name} ({short})" if short else name, doc))
-        out += _table(command_rows, width)
+        out += _command_table(labels, raw_docs, width)
     return "\n".join(out) + "\n"
