@@ -98,12 +98,15 @@ class TextFormatter(logging.Formatter):
         self._second: tuple[int, str] = (-1, "")  # one attribute: threads read it whole
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        second = int(record.created)
+        return self._stamp(record.created, record.msecs)
+
+    def _stamp(self, created: float, msecs: float) -> str:
+        second = int(created)
         cached = self._second
         if cached[0] != second:
             cached = (second, time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second)))
             self._second = cached
-        return f"{cached[1]}.{int(record.msecs):03d}"
+        return cached[1] + _MILLIS[int(msecs)]
 
     def format(self, record: logging.LogRecord) -> str:
         record.message = record.getMessage()
@@ -116,6 +119,15 @@ class TextFormatter(logging.Formatter):
             line = _joined(line, self.formatStack(record.stack_info))
         return line
 
+    def format_fields(
+        self, created: float, msecs: float, level: str, name: str, message: str
+    ) -> str:
+        """The line :meth:`format` makes of a record with these fields (and no exception)."""
+        return f"{self._stamp(created, msecs)} {level} {name}: {message}"
+
+
+_MILLIS = tuple(f".{n:03d}" for n in range(1000))
+
 
 def _joined(line: str, more: str) -> str:
     return f"{line}{more}" if line.endswith("\n") else f"{line}\n{more}"
@@ -125,21 +137,54 @@ class JsonFormatter(logging.Formatter):
     """One JSON object a line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``."""
 
     def format(self, record: logging.LogRecord) -> str:
+        exception = None
+        if record.exc_info:
+            exception = self.formatException(record.exc_info)
+        elif record.exc_text:
+            exception = record.exc_text
+        return self._line(
+            record.created,
+            record.msecs,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            pid=record.process,
+            exception=exception,
+        )
+
+    def format_fields(
+        self, created: float, msecs: float, level: str, name: str, message: str
+    ) -> str:
+        """The line :meth:`format` makes of a record with these fields (this process)."""
+        return self._line(created, msecs, level, name, message, pid=os.getpid(), exception=None)
+
+    def _line(
+        self,
+        created: float,
+        msecs: float,
+        level: str,
+        name: str,
+        message: str,
+        *,
+        pid: int | None,
+        exception: str | None,
+    ) -> str:
         import json  # cached after the first line; text logs never pay for it
 
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
         data: dict[str, object] = {
-            "time": f"{stamp}.{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "pid": record.process,
+            "time": f"{stamp}.{int(msecs):03d}Z",
+            "level": level,
+            "logger": name,
+            "message": message,
+            "pid": pid,
         }
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        elif record.exc_text:
-            data["exception"] = record.exc_text
+        if exception is not None:
+            data["exception"] = exception
         return json.dumps(data, ensure_ascii=False, default=str)
+
+
+_OWN_FORMATTERS = (TextFormatter, JsonFormatter)
 
 
 class BatchingHandler(logging.Handler):
@@ -166,8 +211,9 @@ class BatchingHandler(logging.Handler):
         self._waiting = 0  # characters in _lines
         self._io = threading.RLock()
         self._buf = threading.Lock()
-        self._wake = threading.Event()
-        self._halt = threading.Event()
+        self._wake = threading.Event()  # a line waits
+        self._hurry = threading.Event()  # write now: many lines wait, or stop
+        self._halt = False
         self._writer: threading.Thread | None = None
         self._closed = False
         _batching.add(self)
@@ -185,6 +231,37 @@ class BatchingHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        self._add(line, record.levelno >= logging.WARNING or record.name == _RUNNER)
+
+    def log_line(self, name: str, level: int, message: str) -> bool:
+        """Log ``message`` for logger ``name`` without making a ``LogRecord``, if nothing changes.
+
+        For a hot path whose records only this handler would see (the web
+        access log checks that no other handler, filter or record factory is
+        in the way): the line is the one a record would give, made directly
+        from the fields. Returns False, having logged nothing, when it would
+        not be the same (a filter or a level on this handler, a formatter
+        not tapster's own) or the line is one to write at once; the caller
+        then logs a record as usual.
+        """
+        formatter = self.formatter
+        if (
+            self.filters
+            or level < self.level
+            or level >= logging.WARNING
+            or name == _RUNNER
+            or type(formatter) not in _OWN_FORMATTERS
+        ):
+            return False
+        ns = time.time_ns()
+        line = formatter.format_fields(  # type: ignore[union-attr]
+            ns / 1e9, (ns % 1_000_000_000) // 1_000_000, logging.getLevelName(level), name, message
+        )
+        self._add(line + "\n", False)
+        return True
+
+    def _add(self, line: str, urgent: bool) -> None:
+        """Queue ``line``; write it now when ``urgent``, else within the interval."""
         with self._buf:
             self._lines.append(line)
             self._waiting += len(line)
@@ -192,17 +269,15 @@ class BatchingHandler(logging.Handler):
             first = len(self._lines) == 1
             if first and self._writer is None and not self._closed and not self.immediate:
                 self._start_writer()
-        if self.immediate or self._closed or record.levelno >= logging.WARNING:
+        if urgent or self.immediate or self._closed:
             self.flush()
-        elif record.name == _RUNNER:
-            self.flush()  # start, ready, signals, stop: the moments a reader waits for
+        elif first:
+            self._wake.set()
         elif waiting >= _FLUSH_SIZE:
             if waiting >= _HARD_LIMIT:
                 self.flush()  # the writer is stuck (a full pipe?): wait like it
-            else:
-                self._wake.set()
-        elif first:
-            self._wake.set()
+            elif not self._hurry.is_set():
+                self._hurry.set()
 
     def flush(self) -> None:
         """Write every waiting line now, in order."""
@@ -224,29 +299,34 @@ class BatchingHandler(logging.Handler):
         return "destination"
 
     def _start_writer(self) -> None:
-        self._halt.clear()
+        self._halt = False
         self._writer = threading.Thread(
             target=self._run_writer, name="tapster-log-writer", daemon=True
         )
         self._writer.start()
 
     def _run_writer(self) -> None:
-        while not self._halt.is_set():
+        while True:
             self._wake.wait()
-            self._halt.wait(FLUSH_INTERVAL)
+            self._hurry.wait(FLUSH_INTERVAL)
+            if self._halt:
+                return
             self._wake.clear()
+            self._hurry.clear()
             self.flush()
 
     def stop_writer(self) -> None:
         """Write what waits and end the writer thread (before a fork, or to close)."""
         writer = self._writer
         if writer is not None:
-            self._halt.set()
+            self._halt = True
+            self._hurry.set()
             self._wake.set()
             if writer is not threading.current_thread():
                 writer.join()
             self._writer = None
             self._wake.clear()
+            self._hurry.clear()
         self.flush()
 
     def close(self) -> None:
@@ -260,7 +340,7 @@ class BatchingHandler(logging.Handler):
         self._io = threading.RLock()
         self._buf = threading.Lock()
         self._wake = threading.Event()
-        self._halt = threading.Event()
+        self._hurry = threading.Event()
 
 
 _batching: weakref.WeakSet[BatchingHandler] = weakref.WeakSet()
