@@ -267,8 +267,9 @@ class BatchingHandler(logging.Handler):
             self._waiting += len(line)
             waiting = self._waiting
             first = len(self._lines) == 1
-            if first and self._writer is None and not self._closed and not self.immediate:
+            if self._writer is None and not self._closed and not self.immediate:
                 self._start_writer()
+                first = True  # the new writer waits for a wake-up
         if urgent or self.immediate or self._closed:
             self.flush()
         elif first:
@@ -335,8 +336,14 @@ class BatchingHandler(logging.Handler):
         super().close()
 
     def _forked(self) -> None:
-        """In a child process: no writer thread any more, fresh locks."""
+        """In a child process: no writer thread any more, fresh locks.
+
+        Lines another thread logged between the flush before the fork and the
+        fork itself are the parent's to write: the child drops its copy.
+        """
         self._writer = None
+        self._lines = []
+        self._waiting = 0
         self._io = threading.RLock()
         self._buf = threading.Lock()
         self._wake = threading.Event()
