@@ -136,6 +136,10 @@ def _joined(line: str, more: str) -> str:
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second: tuple[int, str] = (-1, "")  # as in TextFormatter
+
     def format(self, record: logging.LogRecord) -> str:
         exception = None
         if record.exc_info:
@@ -171,9 +175,13 @@ class JsonFormatter(logging.Formatter):
     ) -> str:
         import json  # cached after the first line; text logs never pay for it
 
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        second = int(created)
+        cached = self._second
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._second = cached
         data: dict[str, object] = {
-            "time": f"{stamp}.{int(msecs):03d}Z",
+            "time": f"{cached[1]}{_MILLIS[int(msecs)]}Z",
             "level": level,
             "logger": name,
             "message": message,
