@@ -6,6 +6,7 @@ that exits with status 3 or is forced to stop.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pty
@@ -22,6 +23,7 @@ from support import free_port
 from tapster.runner._logs import (
     FLUSH_INTERVAL,
     BatchingStreamHandler,
+    JsonFormatter,
     ReopeningFileHandler,
     TextFormatter,
 )
@@ -254,3 +256,20 @@ def test_a_forced_exit_writes_every_line(tmp_path: Path, tapster_proc) -> None:
     assert found == list(range(len(found)))
     text = log.read_text()
     assert text.index("second SIGINT") > text.index("stopping")
+
+
+def test_time_stamps_cached_per_second_are_still_exact() -> None:
+    text, data = TextFormatter(), JsonFormatter()
+    for created in (1_000_000_000.25, 1_000_000_000.999, 1_000_000_001.0, 1_700_000_000.5):
+        item = record("line 1")
+        item.created, item.msecs = created, (created - int(created)) * 1000
+        local = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created))
+        assert text.format(item) == f"{local}.{int(item.msecs):03d} INFO tapster.test: line 1"
+        utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        assert json.loads(data.format(item))["time"] == f"{utc}.{int(item.msecs):03d}Z"
+    text.converter = time.gmtime  # set after the first lines: followed from the next second
+    item = record("line 2")
+    item.created, item.msecs = 1_700_000_002.5, 500.0
+    assert text.format(item).startswith(
+        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1_700_000_002)) + ".500 "
+    )

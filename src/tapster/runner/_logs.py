@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import NamedTuple, TextIO
 
 from tapster.runner._files import describe_kind
@@ -86,6 +87,26 @@ class LogConfig(NamedTuple):
     syslog_socket: str = "/dev/log"
 
 
+class _Seconds:
+    """A date and time to the second, formatted once per second (for many lines)."""
+
+    __slots__ = ("_convert", "_format", "_last")
+
+    def __init__(self, format: str, convert: Callable[[float], time.struct_time]) -> None:
+        self._format = format
+        self._convert = convert
+        self._last: tuple[int, str] = (-1, "")  # one attribute: threads read it whole
+
+    def text(self, created: float) -> str:
+        """``created`` (seconds since the epoch) to the second, in the format."""
+        second = int(created)
+        last = self._last
+        if last[0] != second:
+            last = (second, time.strftime(self._format, self._convert(second)))
+            self._last = last
+        return last[1]
+
+
 class TextFormatter(logging.Formatter):
     """``2026-01-31 12:00:00.123 INFO tapster.runner: message`` (local time).
 
@@ -95,18 +116,15 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        self._second: tuple[int, str] = (-1, "")  # one attribute: threads read it whole
+        # Looked up at each new second: a converter set later (time.gmtime) still counts.
+        convert = lambda second: self.converter(second)  # noqa: E731, PLW0108
+        self._seconds = _Seconds("%Y-%m-%d %H:%M:%S", convert)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         return self._stamp(record.created, record.msecs)
 
     def _stamp(self, created: float, msecs: float) -> str:
-        second = int(created)
-        cached = self._second
-        if cached[0] != second:
-            cached = (second, time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second)))
-            self._second = cached
-        return cached[1] + _MILLIS[int(msecs)]
+        return self._seconds.text(created) + _MILLIS[int(msecs)]
 
     def format(self, record: logging.LogRecord) -> str:
         record.message = record.getMessage()
@@ -138,7 +156,7 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._second: tuple[int, str] = (-1, "")  # as in TextFormatter
+        self._seconds = _Seconds("%Y-%m-%dT%H:%M:%S", time.gmtime)
 
     def format(self, record: logging.LogRecord) -> str:
         exception = None
@@ -175,13 +193,8 @@ class JsonFormatter(logging.Formatter):
     ) -> str:
         import json  # cached after the first line; text logs never pay for it
 
-        second = int(created)
-        cached = self._second
-        if cached[0] != second:
-            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-            self._second = cached
         data: dict[str, object] = {
-            "time": f"{cached[1]}{_MILLIS[int(msecs)]}Z",
+            "time": f"{self._seconds.text(created)}{_MILLIS[int(msecs)]}Z",
             "level": level,
             "logger": name,
             "message": message,
