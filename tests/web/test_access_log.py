@@ -189,10 +189,14 @@ def test_access_records_reach_every_other_handler_and_filter(tmp_path: Path) -> 
         logger.removeHandler(extra)
         logger.addFilter(lambda record: "secret" not in record.getMessage())
         access.write("secret line")
+        logger.disabled = True  # what logging.config does to loggers it does not name
+        access.write("disabled line")
+        logger.disabled = False
         access.write("last line")
     finally:
         logger.removeHandler(extra)
         logger.filters.clear()
+        logger.disabled = False
         logs.close()
         logging.getLogger().setLevel(logging.WARNING)
     assert [r.getMessage() for r in seen] == ["seen line"]

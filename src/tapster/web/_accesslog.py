@@ -102,10 +102,11 @@ _records = _Records()
 def _sole_handler() -> logging.Handler | None:
     """The one handler an access record would reach, when nothing else would see it.
 
-    That is: no filter on the access logger, and exactly one handler on it
-    and the loggers it propagates to (normally the runner's, on the root).
+    That is: the access logger neither filtered nor disabled, and exactly one
+    handler on it and the loggers it propagates to (normally the runner's, on
+    the root).
     """
-    if logger.filters:
+    if logger.filters or logger.disabled:
         return None
     found: logging.Handler | None = None
     current: logging.Logger | None = logger
