@@ -8,12 +8,22 @@ Destinations: a stream (stderr by default in the foreground, or stdout with
 daemon), or syslog. Formats: ``text`` (time, level, logger, message) or
 ``json`` (one object a line).
 
+Lines are written in batches: a record is formatted at once, in the thread
+that logs it, and its line waits at most :data:`FLUSH_INTERVAL` seconds before
+a writer thread writes everything waiting with one ``write``, so a busy
+server pays one system call per batch instead of one per line, and a slow
+disk stalls the writer thread, never the event loop. Warnings and errors are
+written at once (with whatever waits before them), and so is every line on a
+terminal. What waits is written before the file is reopened or rotated,
+before a ``fork``, and when the handler is closed (every exit path that runs
+Python: a graceful stop, a failure, ``logging.shutdown`` at exit).
+
 No line is lost when the file is reopened (``SIGUSR1``/``SIGHUP`` after
-logrotate moved it) or rotated internally (``--log-rotate-size``): every line
-is written with a single unbuffered ``write`` under the handler's lock, and
-the reopen takes the same lock, so each line lands whole in either the old
-file or the new one. The file is handled through a descriptor of its
-directory, so reopening still works after a ``chroot``.
+logrotate moved it) or rotated internally (``--log-rotate-size``): writes,
+reopens and rotations hold one I/O lock, and a rotation splits a batch at a
+line boundary, so each line lands whole in either the old file or the new
+one. The file is handled through a descriptor of its directory, so reopening
+still works after a ``chroot``.
 """
 
 from __future__ import annotations
@@ -24,12 +34,18 @@ import logging
 import os
 import stat
 import sys
+import threading
 import time
+import weakref
+from collections.abc import Callable
 from typing import NamedTuple, TextIO
 
 from tapster.runner._files import describe_kind
 
 __all__ = [
+    "FLUSH_INTERVAL",
+    "BatchingHandler",
+    "BatchingStreamHandler",
     "EarlyRecords",
     "JsonFormatter",
     "LogConfig",
@@ -43,6 +59,15 @@ __all__ = [
 ]
 
 _FILE_MODE = 0o644
+
+#: Seconds a line may wait before the writer thread writes it (with every line waiting).
+FLUSH_INTERVAL = 0.1
+#: Characters waiting that wake the writer at once rather than at the end of the interval.
+_FLUSH_SIZE = 256 * 1024
+#: Characters waiting beyond which the logging thread writes itself (the writer is stuck).
+_HARD_LIMIT = 8 * 1024 * 1024
+#: The runner's own logger: its lines (start, ready, signals, stop) are written at once.
+_RUNNER = "tapster.runner"
 
 
 class LogError(Exception):
@@ -62,39 +87,350 @@ class LogConfig(NamedTuple):
     syslog_socket: str = "/dev/log"
 
 
+class _Seconds:
+    """A date and time to the second, formatted once per second (for many lines)."""
+
+    __slots__ = ("_convert", "_format", "_last")
+
+    def __init__(self, format: str, convert: Callable[[float], time.struct_time]) -> None:
+        self._format = format
+        self._convert = convert
+        self._last: tuple[int, str] = (-1, "")  # one attribute: threads read it whole
+
+    def text(self, created: float) -> str:
+        """``created`` (seconds since the epoch) to the second, in the format."""
+        second = int(created)
+        last = self._last
+        if last[0] != second:
+            last = (second, time.strftime(self._format, self._convert(second)))
+            self._last = last
+        return last[1]
+
+
 class TextFormatter(logging.Formatter):
-    """``2026-01-31 12:00:00.123 INFO tapster.runner: message`` (local time)."""
+    """``2026-01-31 12:00:00.123 INFO tapster.runner: message`` (local time).
+
+    The date and time up to the second are formatted once per second: on a
+    busy server that is most of the cost of a line.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # Looked up at each new second: a converter set later (time.gmtime) still counts.
+        convert = lambda second: self.converter(second)  # noqa: E731, PLW0108
+        self._seconds = _Seconds("%Y-%m-%d %H:%M:%S", convert)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
-        return f"{stamp}.{int(record.msecs):03d}"
+        return self._stamp(record.created, record.msecs)
+
+    def _stamp(self, created: float, msecs: float) -> str:
+        return self._seconds.text(created) + _MILLIS[int(msecs)]
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        line = f"{self.formatTime(record)} {record.levelname} {record.name}: {record.message}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line = _joined(line, record.exc_text)
+        if record.stack_info:
+            line = _joined(line, self.formatStack(record.stack_info))
+        return line
+
+    def format_fields(
+        self, created: float, msecs: float, level: str, name: str, message: str
+    ) -> str:
+        """The line :meth:`format` makes of a record with these fields (and no exception)."""
+        return f"{self._stamp(created, msecs)} {level} {name}: {message}"
+
+
+_MILLIS = tuple(f".{n:03d}" for n in range(1000))
+
+
+def _joined(line: str, more: str) -> str:
+    return f"{line}{more}" if line.endswith("\n") else f"{line}\n{more}"
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._seconds = _Seconds("%Y-%m-%dT%H:%M:%S", time.gmtime)
+
     def format(self, record: logging.LogRecord) -> str:
+        exception = None
+        if record.exc_info:
+            exception = self.formatException(record.exc_info)
+        elif record.exc_text:
+            exception = record.exc_text
+        return self._line(
+            record.created,
+            record.msecs,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            pid=record.process,
+            exception=exception,
+        )
+
+    def format_fields(
+        self, created: float, msecs: float, level: str, name: str, message: str
+    ) -> str:
+        """The line :meth:`format` makes of a record with these fields (this process)."""
+        return self._line(created, msecs, level, name, message, pid=os.getpid(), exception=None)
+
+    def _line(
+        self,
+        created: float,
+        msecs: float,
+        level: str,
+        name: str,
+        message: str,
+        *,
+        pid: int | None,
+        exception: str | None,
+    ) -> str:
         import json  # cached after the first line; text logs never pay for it
 
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         data: dict[str, object] = {
-            "time": f"{stamp}.{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "pid": record.process,
+            "time": f"{self._seconds.text(created)}{_MILLIS[int(msecs)]}Z",
+            "level": level,
+            "logger": name,
+            "message": message,
+            "pid": pid,
         }
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        elif record.exc_text:
-            data["exception"] = record.exc_text
+        if exception is not None:
+            data["exception"] = exception
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
-class ReopeningFileHandler(logging.Handler):
+_OWN_FORMATTERS = (TextFormatter, JsonFormatter)
+
+
+class BatchingHandler(logging.Handler):
+    """Formats each record when it is logged; writes the lines in batches.
+
+    A line waits at most :data:`FLUSH_INTERVAL` seconds: the first line of a
+    batch wakes a writer thread (started when first needed), which waits out
+    the interval and writes every line then waiting in one go. Records at
+    ``WARNING`` or above, the runner's own (``tapster.runner``: start, ready,
+    signals, stop), and every record when ``immediate`` is true, are written
+    by the logging thread at once, after the lines before them.
+
+    Locks, always taken in this order: the handler's own ``lock`` (held by
+    ``logging.shutdown`` around :meth:`flush` and :meth:`close`), ``_io``
+    (held while writing, reopening or rotating, so a batch lands whole in
+    one file) and ``_buf`` (held only to append to or take the waiting
+    lines; the event loop never waits for a write).
+    """
+
+    def __init__(self, immediate: bool = False) -> None:
+        super().__init__()
+        self.immediate = immediate
+        self._lines: list[str] = []
+        self._waiting = 0  # characters in _lines
+        self._io = threading.RLock()
+        self._buf = threading.Lock()
+        self._wake = threading.Event()  # a line waits
+        self._hurry = threading.Event()  # write now: many lines wait, or stop
+        self._halt = False
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        _batching.add(self)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Not under the handler's lock (logging's default): emit takes its own.
+        passed = self.filter(record)
+        if passed:
+            self.emit(record if passed is True else passed)  # a filter may return a record
+        return passed
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+        except Exception:
+            self.handleError(record)
+            return
+        self._add(line, record.levelno >= logging.WARNING or record.name == _RUNNER)
+
+    def log_line(self, name: str, level: int, message: str) -> bool:
+        """Log ``message`` for logger ``name`` without making a ``LogRecord``, if nothing changes.
+
+        For a hot path whose records only this handler would see (the web
+        access log checks that no other handler, filter or record factory is
+        in the way): the line is the one a record would give, made directly
+        from the fields. Returns False, having logged nothing, when it would
+        not be the same (a filter or a level on this handler, a formatter
+        not tapster's own) or the line is one to write at once; the caller
+        then logs a record as usual.
+        """
+        formatter = self.formatter
+        if (
+            self.filters
+            or level < self.level
+            or level >= logging.WARNING
+            or name == _RUNNER
+            or type(formatter) not in _OWN_FORMATTERS
+        ):
+            return False
+        ns = time.time_ns()
+        line = formatter.format_fields(  # type: ignore[union-attr]
+            ns / 1e9, (ns % 1_000_000_000) // 1_000_000, logging.getLevelName(level), name, message
+        )
+        self._add(line + "\n", False)
+        return True
+
+    def _add(self, line: str, urgent: bool) -> None:
+        """Queue ``line``; write it now when ``urgent``, else within the interval."""
+        with self._buf:
+            self._lines.append(line)
+            self._waiting += len(line)
+            waiting = self._waiting
+            first = len(self._lines) == 1
+            if self._writer is None and not self._closed and not self.immediate:
+                self._start_writer()
+                first = True  # the new writer waits for a wake-up
+        if urgent or self.immediate or self._closed:
+            self.flush()
+        elif first:
+            self._wake.set()
+        elif waiting >= _FLUSH_SIZE:
+            if waiting >= _HARD_LIMIT:
+                self.flush()  # the writer is stuck (a full pipe?): wait like it
+            elif not self._hurry.is_set():
+                self._hurry.set()
+
+    def flush(self) -> None:
+        """Write every waiting line now, in order."""
+        with self._io:
+            with self._buf:
+                lines, self._lines = self._lines, []
+                self._waiting = 0
+            if lines:
+                try:
+                    self._write(lines)
+                except Exception as exc:
+                    _complain(f"cannot write the log {self._destination()}: {_reason(exc)}")
+
+    def _write(self, lines: list[str]) -> None:
+        """Write ``lines`` (each ending in a newline); ``_io`` is held."""
+        raise NotImplementedError
+
+    def _destination(self) -> str:
+        return "destination"
+
+    def _start_writer(self) -> None:
+        self._halt = False
+        self._writer = threading.Thread(
+            target=self._run_writer, name="tapster-log-writer", daemon=True
+        )
+        self._writer.start()
+
+    def _run_writer(self) -> None:
+        while True:
+            self._wake.wait()
+            self._hurry.wait(FLUSH_INTERVAL)
+            if self._halt:
+                return
+            self._wake.clear()
+            self._hurry.clear()
+            self.flush()
+
+    def stop_writer(self) -> None:
+        """Write what waits and end the writer thread (before a fork, or to close)."""
+        writer = self._writer
+        if writer is not None:
+            self._halt = True
+            self._hurry.set()
+            self._wake.set()
+            if writer is not threading.current_thread():
+                writer.join()
+            self._writer = None
+            self._wake.clear()
+            self._hurry.clear()
+        self.flush()
+
+    def close(self) -> None:
+        self._closed = True
+        self.stop_writer()
+        super().close()
+
+    def _forked(self) -> None:
+        """In a child process: no writer thread any more, fresh locks.
+
+        Lines another thread logged between the flush before the fork and the
+        fork itself are the parent's to write: the child drops its copy.
+        """
+        self._writer = None
+        self._lines = []
+        self._waiting = 0
+        self._io = threading.RLock()
+        self._buf = threading.Lock()
+        self._wake = threading.Event()
+        self._hurry = threading.Event()
+
+
+_batching: weakref.WeakSet[BatchingHandler] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    # Nothing waits in memory across a fork (the child would write it again),
+    # and no writer thread runs while the process forks.
+    for handler in list(_batching):
+        with contextlib.suppress(Exception):
+            handler.stop_writer()
+
+
+def _after_fork_in_child() -> None:
+    for handler in list(_batching):
+        handler._forked()
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def _complain(message: str) -> None:
+    """A line on stderr about logging itself (never through logging: no recursion)."""
+    with contextlib.suppress(Exception):
+        sys.stderr.write(f"tapster: {message}\n")
+        sys.stderr.flush()
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+
+
+class BatchingStreamHandler(BatchingHandler):
+    """Lines to a text stream (stderr, stdout); at once when the stream is a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(immediate=_is_terminal(stream))
+        self.stream = stream
+
+    def setStream(self, stream: TextIO) -> None:  # noqa: N802
+        """Write to ``stream`` from now on (what waits goes to the old one first)."""
+        with self._io:
+            self.flush()
+            self.stream = stream
+            self.immediate = _is_terminal(stream)
+
+    def _write(self, lines: list[str]) -> None:
+        self.stream.write("".join(lines))
+        self.stream.flush()
+
+    def _destination(self) -> str:
+        return getattr(self.stream, "name", "stream")
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+class ReopeningFileHandler(BatchingHandler):
     """Appends lines to a file that can be reopened and rotated without losing any."""
 
     def __init__(self, path: str, rotate_size: int | None = None, backups: int = 5) -> None:
@@ -158,29 +494,55 @@ class ReopeningFileHandler(logging.Handler):
             what = describe_kind(named.st_mode if named is not None else opened.st_mode)
             self.notice = f"log rotation disabled: {self.path} is {what}, not a regular file"
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def _write(self, lines: list[str]) -> None:
+        data = "".join(lines).encode("utf-8", "replace")
+        if self.rotate_size and self._size + len(data) > self.rotate_size:
+            self._write_rotating(lines)
+        else:
+            self._write_all(data)
+
+    def _write_rotating(self, lines: list[str]) -> None:
+        """Write ``lines``, rotating before a line that would make the file too large."""
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            data = line.encode("utf-8", "replace")
+            limit = self.rotate_size
+            if limit and self._size + size and self._size + size + len(data) > limit:
+                self._write_all(b"".join(chunk))
+                chunk, size = [], 0
+                self._rotate_or_give_up()
+            chunk.append(data)
+            size += len(data)
+        self._write_all(b"".join(chunk))
+
+    def _rotate_or_give_up(self) -> None:
         try:
-            data = (self.format(record) + "\n").encode("utf-8", "replace")
-            if self.rotate_size and self._size and self._size + len(data) > self.rotate_size:
-                try:
-                    self._rotate()
-                except OSError as exc:
-                    # Typically a directory the user we became cannot write: keep
-                    # appending to the one file rather than failing every line.
-                    self.rotate_size = None
-                    notice = f"tapster: log rotation disabled: {exc.strerror or exc}\n"
-                    os.write(self._fd, notice.encode("utf-8", "replace"))
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            self._size += len(data)
-        except Exception:
-            self.handleError(record)
+            self._rotate()
+        except OSError as exc:
+            # Typically a directory the user we became cannot write: keep
+            # appending to the one file rather than failing every line.
+            self.rotate_size = None
+            notice = f"tapster: log rotation disabled: {exc.strerror or exc}\n"
+            self._write_all(notice.encode("utf-8", "replace"))
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self._size += len(data)
+
+    def _destination(self) -> str:
+        return self.path
 
     def reopen(self) -> None:
-        """Close and reopen the file by name (after an external rotation)."""
-        with self.lock if self.lock else _nolock():
+        """Close and reopen the file by name (after an external rotation).
+
+        The lines waiting are written to the old file first.
+        """
+        with self._io:
+            self.flush()
             self._reopen()
 
     def _reopen(self) -> None:
@@ -234,22 +596,14 @@ class ReopeningFileHandler(logging.Handler):
             os.fchown(self._fd, uid, gid)
 
     def close(self) -> None:
-        with self.lock if self.lock else _nolock():
+        super().close()  # writes what waits
+        with self._io:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
             if self._dir_fd >= 0:
                 os.close(self._dir_fd)
                 self._dir_fd = -1
-        super().close()
-
-
-class _nolock:  # noqa: N801
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 class Logs:
@@ -276,7 +630,7 @@ class Logs:
 
     def set_stream(self, stream: TextIO) -> None:
         """Point a stream handler elsewhere (after the daemon closed stdio)."""
-        if isinstance(self.handler, logging.StreamHandler) and self.file is None:
+        if isinstance(self.handler, BatchingStreamHandler):
             self.handler.setStream(stream)
 
     def close(self) -> None:
@@ -398,10 +752,10 @@ def setup_logging(config: LogConfig) -> Logs:
         handler = _syslog_handler(config)
         description = f"syslog ({config.syslog_socket}, ident {config.prefix})"
     elif config.file is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = BatchingStreamHandler(sys.stderr)
         description = "stderr"
     elif config.file == "-":
-        handler = logging.StreamHandler(sys.stdout)
+        handler = BatchingStreamHandler(sys.stdout)
         description = "stdout"
     else:
         handler = ReopeningFileHandler(config.file, config.rotate_size, config.backups)

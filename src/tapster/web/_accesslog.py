@@ -1,10 +1,11 @@
 """The access log: one combined-log-format line per request.
 
 Lines go either to the logger ``tapster.web.access`` (the default: the runner
-decides where logs go) or, with ``--access-log-file``, straight to a file of
-their own. The file is written in batches -- at most every 0.2 seconds or 64
-KiB -- so a busy server pays one ``write`` per batch instead of one per
-request; it is reopened when it has been renamed or removed (log rotation).
+decides where logs go, and writes them in batches) or, with
+``--access-log-file``, straight to a file of their own. That file is written
+in batches -- at most every 0.2 seconds or 64 KiB -- so a busy server pays
+one ``write`` per batch instead of one per request; it is reopened when it
+has been renamed or removed (log rotation).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 
 from ._http import Request
@@ -50,6 +52,73 @@ class _ClfClock:
 
 
 _clock = _ClfClock()
+
+
+class _Records:
+    """Log records for access lines, copied from a template ``makeRecord`` made.
+
+    A ``LogRecord`` built from scratch costs as much as the rest of the line
+    (it looks up the thread, the process, the file name): here one is made
+    per second, thread and process, and each line's record is a copy of it
+    with the time and the message set, the same attributes ``makeRecord``
+    would give. A custom record factory (``logging.setLogRecordFactory``)
+    gets every record made by it.
+    """
+
+    __slots__ = ("_key", "_template")
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int, int] | None = None
+        self._template: logging.LogRecord | None = None
+
+    @staticmethod
+    def plain() -> bool:
+        """Whether records are ``LogRecord`` itself (no custom factory adds to them)."""
+        return logging.getLogRecordFactory() is logging.LogRecord
+
+    def make(self, line: str) -> logging.LogRecord:
+        """The record ``logger.makeRecord`` would make for ``line``, at INFO."""
+        ns = time.time_ns()
+        created = ns / 1e9
+        if not self.plain():
+            return logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None)
+        key = (int(created), threading.get_ident(), os.getpid())
+        template = self._template
+        if key != self._key or template is None:
+            template = logger.makeRecord(logger.name, logging.INFO, __file__, 0, "", (), None)
+            self._template, self._key = template, key
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        record.__dict__ = fields = template.__dict__.copy()
+        fields["msg"] = line
+        fields["created"] = created
+        fields["msecs"] = (ns % 1_000_000_000) // 1_000_000 + 0.0
+        fields["relativeCreated"] = template.relativeCreated + (created - template.created) * 1e3
+        return record
+
+
+_records = _Records()
+
+
+def _sole_handler() -> logging.Handler | None:
+    """The one handler an access record would reach, when nothing else would see it.
+
+    That is: the access logger neither filtered nor disabled, and exactly one
+    handler on it and the loggers it propagates to (normally the runner's, on
+    the root).
+    """
+    if logger.filters or logger.disabled:
+        return None
+    found: logging.Handler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    return found
 
 
 def format_line(req: Request | None, client: str, status: int, length: int) -> str:
@@ -97,9 +166,15 @@ class AccessLog:
     def write(self, line: str) -> None:
         """Record one line."""
         if self._path is None:
-            # A record made directly: no caller lookup (the source line of an
+            # The runner's handler takes the line without a record when that
+            # changes nothing (see BatchingHandler.log_line); otherwise a
+            # record made directly: no caller lookup (the source line of an
             # access record says nothing), no second level check.
-            logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None))
+            handler = _sole_handler()
+            direct = getattr(handler, "log_line", None)
+            if direct is not None and _records.plain() and direct(logger.name, logging.INFO, line):
+                return
+            logger.handle(_records.make(line))
             return
         self._lines.append(line)
         self._pending += len(line) + 1
