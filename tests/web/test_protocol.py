@@ -147,6 +147,23 @@ def test_access_log_file(serve, site: Path, tmp_path: Path) -> None:
     assert "filetest" not in out + err
 
 
+def test_access_log_file_keeps_every_line_through_a_stop(serve, site: Path, tmp_path: Path) -> None:
+    """Lines still with the writer thread when SIGTERM comes are written before the exit."""
+    import http.client
+
+    log = tmp_path / "access.log"
+    web = serve("--path", str(site), "--access-log-file", str(log))
+    c = http.client.HTTPConnection("127.0.0.1", web.port, timeout=10)
+    for _ in range(300):
+        c.request("GET", "/hello.txt", headers={"User-Agent": "burst"})
+        c.getresponse().read()
+    c.close()
+    web.proc.terminate()  # at once: most lines are still waiting for their batch
+    web.proc.communicate(timeout=15)
+    assert web.proc.returncode == 0
+    assert log.read_text().count('"burst"') == 300
+
+
 def test_half_closed_client_still_gets_answers(serve, site: Path) -> None:
     web = serve("--path", str(site))
     # A file not read yet (its first read runs in a thread), then a cached one.

@@ -4,8 +4,9 @@ Lines go either to the logger ``tapster.web.access`` (the default: the runner
 decides where logs go, and writes them in batches) or, with
 ``--access-log-file``, straight to a file of their own. That file is written
 in batches -- at most every 0.2 seconds or 64 KiB -- so a busy server pays
-one ``write`` per batch instead of one per request; it is reopened when it
-has been renamed or removed (log rotation).
+one ``write`` per batch instead of one per request; a writer thread does the
+writing (and the check whether the file was renamed or removed by log
+rotation, after which it is reopened), so a slow disk never stalls the loop.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ._http import Request
 
@@ -146,6 +148,9 @@ class AccessLog:
         self._lines: list[str] = []
         self._pending = 0
         self._timer: asyncio.TimerHandle | None = None
+        # One thread, so batches are written in the order they were made.
+        self._writer: ThreadPoolExecutor | None = None
+        self._closed = False
 
     @property
     def enabled(self) -> bool:
@@ -189,7 +194,7 @@ class AccessLog:
             self._timer = loop.call_later(FLUSH_INTERVAL, self.flush)
 
     def flush(self) -> None:
-        """Write the batched lines now."""
+        """Hand the batched lines to the writer thread now (once closed, write them here)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -198,6 +203,15 @@ class AccessLog:
         data = ("\n".join(self._lines) + "\n").encode("utf-8", "backslashreplace")
         self._lines.clear()
         self._pending = 0
+        if self._closed:
+            self._write(data)
+            return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="tapster-access-log")
+        self._writer.submit(self._write, data)
+
+    def _write(self, data: bytes) -> None:
+        """Append one batch (in the writer thread, batches one after another)."""
         try:
             self._reopen_if_moved()
             view = memoryview(data)
@@ -222,8 +236,12 @@ class AccessLog:
             self.open()
 
     def close(self) -> None:
-        """Flush and close the file."""
+        """Write what waits, wait for the writer thread to finish, and close the file."""
         self.flush()
+        self._closed = True
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
