@@ -10,7 +10,8 @@ private module`` and installs the two functions it returns as its module
 Modules that code imports inside a function, on first use (a directory
 listing's ``html`` and ``json``, ``gzip``), are named to :func:`import_later`
 so that :func:`import_deferred` can load them all while the library is still
-in reach: the runner calls it before it enters a ``chroot``.
+in reach: the runner calls it before it enters a ``chroot`` or switches to
+another user, either of which may put the library out of reach.
 """
 
 from __future__ import annotations
@@ -53,6 +54,6 @@ def import_later(*modules: str) -> None:
 
 
 def import_deferred() -> None:
-    """Import every module named to :func:`import_later` (before a ``chroot``)."""
+    """Import every module named to :func:`import_later` (before a ``chroot`` or uid switch)."""
     for name in _deferred:
         __import__(name)

@@ -601,8 +601,8 @@ def _preload(settings: RunSettings) -> None:
     for name in names:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    import_deferred()  # what services import on first use
     # Packages that export their names lazily: resolve them all while the library is in reach.
-    import_deferred()
     for package in ("tapster.service", "tapster.internet", "tapster.endpoints", "tapster.cred"):
         module = sys.modules.get(package)
         for attribute in getattr(module, "__all__", ()):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,51 +53,6 @@ class _ClfClock:
 
 
 _clock = _ClfClock()
-
-
-class _Records:
-    """Log records for access lines, copied from a template ``makeRecord`` made.
-
-    A ``LogRecord`` built from scratch costs as much as the rest of the line
-    (it looks up the thread, the process, the file name): here one is made
-    per second, thread and process, and each line's record is a copy of it
-    with the time and the message set, the same attributes ``makeRecord``
-    would give. A custom record factory (``logging.setLogRecordFactory``)
-    gets every record made by it.
-    """
-
-    __slots__ = ("_key", "_template")
-
-    def __init__(self) -> None:
-        self._key: tuple[int, int, int] | None = None
-        self._template: logging.LogRecord | None = None
-
-    @staticmethod
-    def plain() -> bool:
-        """Whether records are ``LogRecord`` itself (no custom factory adds to them)."""
-        return logging.getLogRecordFactory() is logging.LogRecord
-
-    def make(self, line: str) -> logging.LogRecord:
-        """The record ``logger.makeRecord`` would make for ``line``, at INFO."""
-        ns = time.time_ns()
-        created = ns / 1e9
-        if not self.plain():
-            return logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None)
-        key = (int(created), threading.get_ident(), os.getpid())
-        template = self._template
-        if key != self._key or template is None:
-            template = logger.makeRecord(logger.name, logging.INFO, __file__, 0, "", (), None)
-            self._template, self._key = template, key
-        record = logging.LogRecord.__new__(logging.LogRecord)
-        record.__dict__ = fields = template.__dict__.copy()
-        fields["msg"] = line
-        fields["created"] = created
-        fields["msecs"] = (ns % 1_000_000_000) // 1_000_000 + 0.0
-        fields["relativeCreated"] = template.relativeCreated + (created - template.created) * 1e3
-        return record
-
-
-_records = _Records()
 
 
 def _sole_handler() -> logging.Handler | None:
@@ -177,9 +131,10 @@ class AccessLog:
             # access record says nothing), no second level check.
             handler = _sole_handler()
             direct = getattr(handler, "log_line", None)
-            if direct is not None and _records.plain() and direct(logger.name, logging.INFO, line):
+            plain = logging.getLogRecordFactory() is logging.LogRecord  # no factory adds fields
+            if direct is not None and plain and direct(logger.name, logging.INFO, line):
                 return
-            logger.handle(_records.make(line))
+            logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None))
             return
         self._lines.append(line)
         self._pending += len(line) + 1

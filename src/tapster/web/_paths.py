@@ -10,31 +10,11 @@ the real path, by the static file handler.
 from __future__ import annotations
 
 import os
-
-_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+from urllib.parse import unquote_to_bytes
 
 
 class BadPathError(ValueError):
     """The request path is not acceptable; the message is safe to show a client."""
-
-
-def percent_decode(raw: bytes) -> bytes:
-    """Replace each ``%XX`` (two hex digits) in ``raw`` by that byte; keep any other ``%``.
-
-    The same result as ``urllib.parse.unquote_to_bytes`` (a test checks it on
-    arbitrary bytes), without importing ``urllib.parse``, which brings
-    ``ipaddress`` along and costs a server's start-up more than this module.
-    """
-    first, *rest = raw.split(b"%")
-    out = bytearray(first)
-    for piece in rest:
-        if len(piece) >= 2 and piece[0] in _HEX_DIGITS and piece[1] in _HEX_DIGITS:
-            out.append(int(piece[:2], 16))
-            out += piece[2:]
-        else:
-            out += b"%"
-            out += piece
-    return bytes(out)
 
 
 def split_path(raw: bytes) -> tuple[tuple[str, ...], bool]:
@@ -49,7 +29,7 @@ def split_path(raw: bytes) -> tuple[tuple[str, ...], bool]:
     for piece in raw.split(b"/"):
         if not piece:
             continue
-        part = percent_decode(piece) if b"%" in piece else piece
+        part = unquote_to_bytes(piece) if b"%" in piece else piece
         if part in (b".", b".."):
             raise BadPathError("the request path must not contain '.' or '..' segments")
         if b"\x00" in part or b"\\" in part or b"/" in part:

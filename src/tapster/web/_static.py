@@ -16,6 +16,7 @@ import os
 import stat
 import time
 from collections.abc import Awaitable
+from urllib.parse import quote
 
 from tapster._lazy import import_later
 
@@ -33,8 +34,8 @@ from ._http import (
 from ._mime import MimeTable, compressible
 from ._paths import BadPathError, is_within, split_path
 
-# Imported on first use (a listing, a redirect), not when the server starts.
-import_later("tapster.web._listing", "urllib.parse")
+# Imported on first use (a listing), not when the server starts.
+import_later("tapster.web._listing")
 
 log = logging.getLogger("tapster.web")
 
@@ -202,8 +203,6 @@ class StaticFiles:
             return self._not_found()
         if stat.S_ISDIR(st.st_mode):
             if not slash:
-                from urllib.parse import quote  # only for this redirect
-
                 location = "/" + "".join(quote(s) + "/" for s in segments)
                 if req.query:
                     location += "?" + req.query.decode("latin-1")

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from ._config import WsgiApp
 from ._http import Request, Response, error_response, header_block
-from ._paths import percent_decode
 
 log = logging.getLogger("tapster.web")
 
@@ -242,7 +242,7 @@ def build_environ(req: Request, url_scheme: str = "http") -> dict[str, Any]:
     environ: dict[str, Any] = {
         "REQUEST_METHOD": req.method,
         "SCRIPT_NAME": "",
-        "PATH_INFO": percent_decode(req.path).decode("latin-1"),
+        "PATH_INFO": unquote_to_bytes(req.path).decode("latin-1"),
         "QUERY_STRING": req.query.decode("latin-1"),
         "SERVER_NAME": name or "localhost",
         "SERVER_PORT": port or ("443" if url_scheme == "https" else "80"),
