@@ -293,3 +293,51 @@ def test_a_handler_that_cannot_be_called_is_refused_when_built() -> None:
 
     with pytest.raises(TypeError, match="not int"):
         TCPServer(0, 42, interface="127.0.0.1")  # type: ignore[arg-type]
+
+
+def test_a_burst_of_connections_is_taken_in_one_pass_while_the_loop_is_busy(
+    run_async: Any,
+) -> None:
+    """Accepting one connection per pass of the loop makes the last of a burst wait
+    behind every pass the busy connections make; the listen queue is taken at once."""
+    made: list[float] = []
+
+    class Counting(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            made.append(time.monotonic())
+
+    service = StreamServerService("tcp:0:interface=127.0.0.1", Counting)
+    burst, pass_cost = 40, 0.005
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        busy = True
+
+        def busy_pass() -> None:
+            # Stands in for busy connections: every pass of the loop costs 5 ms.
+            if busy:
+                time.sleep(pass_cost)
+                loop.call_soon(busy_pass)
+
+        service.privileged_start()
+        await service.start()
+        port = int(service.listening()[0].rsplit(":", 1)[1])
+        clients = []
+        try:
+            for _ in range(burst):  # the kernel completes these into the listen queue
+                clients.append(socket.create_connection(("127.0.0.1", port)))
+            loop.call_soon(busy_pass)
+            started = time.monotonic()
+            while len(made) < burst and time.monotonic() - started < 10:
+                await asyncio.sleep(0)
+            busy = False
+            assert len(made) == burst
+            # One pass per connection would take at least 40 x 5 ms = 200 ms.
+            assert made[-1] - started < 20 * pass_cost, made[-1] - started
+        finally:
+            busy = False
+            for client in clients:
+                client.close()
+            await service.stop()
+
+    run_async(scenario())

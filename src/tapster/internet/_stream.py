@@ -45,6 +45,8 @@ _CONNECTION_ERRORS = frozenset(
 _MAX_ACCEPT_BACKOFF = 1.0
 #: Seconds before the same accept error is logged again.
 _LOG_QUIET = 10.0
+#: Most connections taken from the listen queue in one go, after the awaited one.
+_ACCEPT_BATCH = 128
 #: Polling interval while draining connections that have no task to wait on.
 _DRAIN_POLL = 0.02
 
@@ -171,12 +173,23 @@ class StreamServerService(Service):
                 await asyncio.sleep(pause)
                 continue
             backoff = 0.0
-            if tls is None:
-                await self._serve(conn, None)
-            else:
-                task = loop.create_task(self._serve(conn, tls))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            self._spawn(conn, tls)
+            # Take the rest of the listen queue now. One accept per pass of the
+            # loop would keep a burst of new clients waiting behind every pass
+            # the busy connections make (the last of 50 waited over 100 ms).
+            for _ in range(_ACCEPT_BATCH):
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    break  # nothing waiting; a real error comes back from sock_accept
+                conn.setblocking(False)
+                self._spawn(conn, tls)
+
+    def _spawn(self, conn: socket.socket, tls: ssl.SSLContext | None) -> None:
+        """Set up one accepted connection in a task of its own (a TLS handshake takes a while)."""
+        task = asyncio.get_running_loop().create_task(self._serve(conn, tls))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, conn: socket.socket, tls: ssl.SSLContext | None) -> None:
         loop = asyncio.get_running_loop()
