@@ -43,9 +43,11 @@ from bench._procs import (
     free_port,
     http_probe,
     launch,
+    machine_ticks,
     read_rss,
     run_timed,
     start_server,
+    steal_share,
     stop_process,
 )
 
@@ -81,6 +83,7 @@ __all__ = [
     "free_port",
     "http_probe",
     "launch",
+    "machine_ticks",
     "measured_env",
     "parse_wrk",
     "read_rss",
@@ -89,6 +92,7 @@ __all__ = [
     "run_timed",
     "run_wrk",
     "start_server",
+    "steal_share",
     "stop_process",
     "tapster_maker_source",
     "tapster_plugin_dir",

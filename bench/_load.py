@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench._model import Unavailable
-from bench._procs import CommandError, run_timed
+from bench._procs import CommandError, machine_ticks, run_timed, steal_share
 
 TCPLOAD = Path(__file__).resolve().parent / "_tcpload.py"
 WRK_HOWTO = "wrk is not installed: run `apt-get update && apt-get install -y wrk` (Debian/Ubuntu)"
@@ -83,7 +83,8 @@ def run_wrk(
     """Load ``url`` (127.0.0.1 only) with wrk for ``duration`` seconds and parse the result.
 
     Adds ``wrk_cpu_s`` and ``wrk_cpu_share`` (CPU seconds / wall seconds: 1.0 is one full core)
-    to :func:`parse_wrk`'s keys. Raises :class:`CommandError` when wrk fails or any request got
+    and ``steal_share`` (the machine's CPU time taken by the hypervisor meanwhile) to
+    :func:`parse_wrk`'s keys. Raises :class:`CommandError` when wrk fails or any request got
     a socket error, so a broken server never passes as a slow one.
     """
     host = urlsplit(url).hostname
@@ -96,8 +97,10 @@ def run_wrk(
     for header in headers:
         argv += ["-H", header]
     argv += [*extra_args, url]
+    ticks = machine_ticks()
     run = run_timed(argv, env=os.environ, timeout=duration + 30.0, peak_rss=False)
     result = parse_wrk(run.stdout)
+    result["steal_share"] = steal_share(ticks, machine_ticks())
     if result["socket_errors"]:
         raise CommandError(f"wrk saw {result['socket_errors']:g} socket errors against {url}")
     result["wrk_cpu_s"] = run.cpu_s

@@ -168,6 +168,28 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / _CLK_TCK
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(steal, total) clock ticks of the whole machine so far, from ``/proc/stat``.
+
+    Steal is time the hypervisor gave this machine's CPUs to someone else: a run
+    during which it is high measured a slower machine, whatever the servers did.
+    ``(0, 0)`` where ``/proc/stat`` cannot be read.
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return (0, 0)
+    ticks = [int(x) for x in fields[1:9]]
+    return (ticks[7] if len(ticks) > 7 else 0, sum(ticks))
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share of the machine's CPU time stolen between two :func:`machine_ticks` readings."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
+
+
 def echo_probe(payload: bytes = b"ping\n") -> Callable[[socket.socket], None]:
     """A readiness probe for echo servers: send ``payload`` and wait until it comes back."""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import ensure_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -33,6 +33,7 @@ from bench import (  # noqa: E402 - needs the repository root on sys.path first
     clear_plugin_caches,
     echo_probe,
     free_port,
+    machine_ticks,
     measured_env,
     parse_wrk,
     read_rss,
@@ -41,6 +42,7 @@ from bench import (  # noqa: E402 - needs the repository root on sys.path first
     run_timed,
     run_wrk,
     start_server,
+    steal_share,
     tapster_maker_source,
     tapster_plugin_dir,
     twisted_maker_source,
@@ -263,7 +265,9 @@ def test_parse_wrk_reads_rate_and_percentiles() -> None:
     assert figures["transfer_mb_per_s"] == pytest.approx(1.5)
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed here")
+@pytest.mark.skipif(
+    ensure_tool("wrk", "wrk") is None, reason="wrk is not installed (Debian package wrk)"
+)
 def test_run_wrk_against_a_real_server(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("hello")
     port = free_port()
@@ -273,6 +277,20 @@ def test_run_wrk_against_a_real_server(tmp_path: Path) -> None:
     assert figures["requests_per_s"] > 0
     assert "p99_ms" in figures
     assert figures["wrk_cpu_s"] >= 0
+    assert 0.0 <= figures["steal_share"] <= 1.0
+
+
+def test_steal_share_reads_the_machine_clock_ticks() -> None:
+    before = machine_ticks()
+    deadline = time.monotonic() + 0.2
+    while time.monotonic() < deadline:
+        pass  # burn CPU so the tick counters move
+    after = machine_ticks()
+    assert after[1] > before[1] > 0
+    assert after[0] >= before[0]
+    assert 0.0 <= steal_share(before, after) <= 1.0
+    assert steal_share((5, 100), (15, 200)) == pytest.approx(0.1)
+    assert steal_share((0, 0), (0, 0)) == 0.0
 
 
 def test_twisted_plugin_dir_layout(tmp_path: Path) -> None:
