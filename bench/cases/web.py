@@ -119,6 +119,6 @@ CASE = Case(
     title="tapster web vs twistd web: static files, 50 connections, access log on/off",
     description="wrk -c 50 against the same files; three access-log settings, alike on both sides",
     comparisons=comparisons,
-    runs=3,
+    runs=5,
     warmup=1,
 )
