@@ -45,7 +45,8 @@ def parse_wrk(output: str) -> dict[str, float]:
     """Figures from ``wrk --latency`` output: requests/s, latency percentiles (ms), errors.
 
     Keys: ``requests_per_s``, ``requests``, ``duration_s``, ``p50_ms``/``p75_ms``/``p90_ms``/
-    ``p99_ms`` (with ``--latency``), ``transfer_mb_per_s``, ``socket_errors``, ``non_2xx``.
+    ``p99_ms`` (with ``--latency``), ``max_ms`` (the slowest request), ``transfer_mb_per_s``,
+    ``socket_errors``, ``non_2xx``.
     """
     result: dict[str, float] = {}
     match = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
@@ -58,6 +59,11 @@ def parse_wrk(output: str) -> dict[str, float]:
         result["duration_s"] = _ms(match.group(2)) / 1000.0
     for pct, value in re.findall(r"^\s+(50|75|90|99)(?:\.0+)?%\s+([\d.]+\w+)\s*$", output, re.M):
         result[f"p{pct}_ms"] = _ms(value)
+    # "Latency  avg  stdev  max  +/-stdev", the first row of wrk's thread statistics.
+    latency = r"^[ \t]+Latency[ \t]+[\d.]+\w+[ \t]+[\d.]+\w+[ \t]+([\d.]+\w+)"
+    match = re.search(latency, output, re.M)
+    if match:
+        result["max_ms"] = _ms(match.group(1))
     match = re.search(r"^Transfer/sec:\s+([\d.]+)(B|KB|MB|GB|TB)", output, re.M)
     if match:
         result["transfer_mb_per_s"] = float(match.group(1)) * _SIZE_UNITS[match.group(2)]

@@ -245,6 +245,9 @@ def test_parse_wrk_reads_rate_and_percentiles() -> None:
     output = (
         "Running 1s test @ http://127.0.0.1:1/\n"
         "  1 threads and 50 connections\n"
+        "  Thread Stats   Avg      Stdev     Max   +/- Stdev\n"
+        "    Latency     1.81ms    1.46ms    1.10s   91.41%\n"
+        "    Req/Sec    29.32k     6.22k   41.11k    66.00%\n"
         "  Latency Distribution\n"
         "     50%  812.00us\n"
         "     75%    1.20ms\n"
@@ -259,6 +262,7 @@ def test_parse_wrk_reads_rate_and_percentiles() -> None:
     assert figures["requests_per_s"] == pytest.approx(8993.21)
     assert figures["p50_ms"] == pytest.approx(0.812)
     assert figures["p99_ms"] == pytest.approx(1020.0)
+    assert figures["max_ms"] == pytest.approx(1100.0)
     assert figures["requests"] == 9000
     assert figures["non_2xx"] == 4
     assert figures["socket_errors"] == 0
