@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import threading
 import time
 from typing import Any
 
 import pytest
 from support import free_port
 
-from tapster.endpoints import ListenError, client_from_string
+from tapster.endpoints import ListenError, TCPServerEndpoint, client_from_string
 from tapster.internet import StreamServerService, TCPServer, UNIXServer
 from tapster.service import Application, ServiceStartError, shutdown
 
@@ -341,3 +343,44 @@ def test_a_burst_of_connections_is_taken_in_one_pass_while_the_loop_is_busy(
             await service.stop()
 
     run_async(scenario())
+
+
+class _BlockingSocketEndpoint(TCPServerEndpoint):
+    """An endpoint (as a plugin might write one) that hands over a blocking socket."""
+
+    def bind(self) -> list[socket.socket]:
+        [sock] = super().bind()
+        sock.setblocking(True)
+        return [sock]
+
+
+def test_a_blocking_listening_socket_does_not_hang_the_loop() -> None:
+    """The listen queue is emptied with plain accept() calls, which must not block."""
+    service = StreamServerService(_BlockingSocketEndpoint(0, "127.0.0.1"), EchoProtocol)
+    service.privileged_start()
+    port = int(service.listening()[0].rsplit(":", 1)[1])
+    runner = asyncio.Runner()
+    loop_thread = threading.Thread(target=lambda: runner.run(serve_until_stopped()))
+    stop = threading.Event()
+
+    async def serve_until_stopped() -> None:
+        await service.start()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+        await service.stop()
+
+    loop_thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(b"ping")
+            # A hung loop never answers: recv times out.
+            assert client.recv(4) == b"ping"
+    finally:
+        stop.set()
+        # Unblock a loop stuck in accept() so that the thread can end.
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            pass
+        loop_thread.join(10)
+        if not loop_thread.is_alive():
+            runner.close()
+    assert not loop_thread.is_alive(), "the loop is stuck in accept()"

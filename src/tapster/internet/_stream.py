@@ -145,6 +145,9 @@ class StreamServerService(Service):
 
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
+        # The queue is emptied with plain accept() calls: on a blocking socket
+        # (an endpoint plugin may hand one over) the last of them would hang the loop.
+        sock.setblocking(False)
         backoff = 0.0
         tls = self.endpoint.ssl_context
         quiet_until = 0.0  # no repeat of the same complaint before this loop time
