@@ -35,6 +35,10 @@ from bench import (
 
 #: Requests served per CPU second the server used: steadier than the raw rate on a busy machine.
 EFFICIENCY = Metric("req_per_cpu_s", "req/CPU-s", lower_is_better=False, label="server efficiency")
+#: The machine's CPU time the hypervisor gave to other guests during the run. Not a property of
+#: either server: a run with a high figure measured a slower machine (and a server that asks for
+#: more CPU, with wrk on the other core, is denied more of it).
+STEAL = Metric("steal_pct", "%", label="machine steal during the run")
 
 FILES = (
     ("1 KiB", "1k.bin", 1024),
@@ -101,11 +105,12 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
                     result["server_cpu_s"] = used
                     result["server_cores"] = used / max(result.get("duration_s", duration), 1e-9)
                     result["req_per_cpu_s"] = result["requests"] / used if used > 0 else 0.0
+                    result["steal_pct"] = 100.0 * result["steal_share"]
                     return result
 
                 yield Comparison(
                     f"{label}, {setting}",
-                    (REQUESTS_PER_S, P99_MS, EFFICIENCY),
+                    (REQUESTS_PER_S, P99_MS, EFFICIENCY, STEAL),
                     tapster=lambda u=f"{tap.url}/{name}": load(tap, u),
                     twistd=lambda u=f"{tw.url}/{name}": load(tw, u),
                     note="wrk -c 50 -t 1, keep-alive",
