@@ -361,12 +361,15 @@ class _BlockingSocketEndpoint(TCPServerEndpoint):
 
 
 def test_a_blocking_listening_socket_does_not_hang_the_loop() -> None:
-    """The listen queue is emptied with plain accept() calls, which must not block."""
+    """The listen queue is emptied with plain accept() calls, which must not block.
+
+    On the standard loop only: uvloop's reader (libuv's poll handle) makes the
+    descriptor non-blocking by itself. The loop runs in a thread of its own, as a
+    loop stuck in accept() cannot time out.
+    """
     service = StreamServerService(_BlockingSocketEndpoint(0, "127.0.0.1"), EchoProtocol)
     service.privileged_start()
     port = int(service.listening()[0].rsplit(":", 1)[1])
-    runner = asyncio.Runner()
-    loop_thread = threading.Thread(target=lambda: runner.run(serve_until_stopped()))
     stop = threading.Event()
 
     async def serve_until_stopped() -> None:
@@ -375,6 +378,8 @@ def test_a_blocking_listening_socket_does_not_hang_the_loop() -> None:
             await asyncio.sleep(0.01)
         await service.stop()
 
+    runner = asyncio.Runner()
+    loop_thread = threading.Thread(target=lambda: runner.run(serve_until_stopped()))
     loop_thread.start()
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
