@@ -303,21 +303,25 @@ class StreamServerService(Service):
                     logger.error("stop_requested() failed on %s: %s", self._where(), exc)
 
     async def _drain(self, seconds: float) -> None:
+        """Wait until every connection is gone, or ``seconds`` pass.
+
+        A connection counts until its ``connection_lost``: one that is
+        closing may still be sending the end of a response.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while True:
             busy = [task for task in self._tasks if not task.done()]
-            open_ = [c for c in self._connections if not c.transport.is_closing()]
             remaining = deadline - loop.time()
-            if not (busy or open_) or remaining <= 0:
+            if not (busy or self._connections) or remaining <= 0:
                 return
-            if busy and not open_:
+            if busy and not self._connections:
                 await asyncio.wait(busy, timeout=remaining)
             else:
                 await asyncio.sleep(min(_DRAIN_POLL, remaining))
 
     def _close_everything(self) -> None:
-        leftover = [c.transport for c in self._connections if not c.transport.is_closing()]
+        leftover = [conn.transport for conn in self._connections]
         for task in list(self._tasks):
             task.cancel()
         for transport in leftover:
