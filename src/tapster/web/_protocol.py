@@ -125,7 +125,10 @@ class HttpConnection(asyncio.Protocol):
         self._eof = True
         if not self._busy and not self._queue:
             self._close()
-        return True
+        from tapster.internet import is_tls
+
+        # Stay half-open to reply on plain TCP; a TLS connection closes regardless.
+        return self._transport is not None and not is_tls(self._transport)
 
     def pause_writing(self) -> None:
         self._write_paused = True
