@@ -320,3 +320,62 @@ def test_privilege_drop_with_workers(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def rss(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError):
+        return 0
+
+
+@pytest.mark.slow
+def test_leaking_workers_are_recycled_under_the_limit(tapster_proc, tmp_path: Path) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
+    limit = 40 * 2**20  # a worker of this app starts at about 26 MiB here
+    proc, log = start(
+        tapster_proc, tmp_path, "-w", "2", "--max-worker-memory", "40M", "-y", "app.tac"
+    )
+    wait_ready(log)
+    failures = 0
+    requests = 0
+    peak = 0
+    deadline = time.monotonic() + 20
+    next_request = time.monotonic()
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if now >= next_request:
+            next_request = now + 1 / 8  # 8 requests a second, 256 KiB kept by each
+            requests += 1
+            try:
+                get(port, "/leak")
+            except (OSError, AssertionError, ValueError):
+                failures += 1
+        peak = max([peak, *(rss(pid) for pid in children(proc.pid))])
+        time.sleep(0.02)
+    text = log.read_text()
+    recycled = text.count("recycling worker")
+    assert recycled >= 1, text
+    assert "replaced (resident memory" in text
+    assert failures == 0
+    assert peak <= limit * 1.1, (peak / 2**20, recycled)
+    assert len(children(proc.pid)) >= 2
+    print(f"{requests} requests, {recycled} recycled, peak {peak / 2**20:.1f} MiB")
+
+
+def test_ttin_and_ttou_add_and_remove_workers(tapster_proc, tmp_path: Path) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
+    proc, log = start(tapster_proc, tmp_path, "-w", "1", "-y", "app.tac")
+    wait_ready(log)
+    proc.send_signal(signal.SIGTTIN)
+    wait_for(lambda: "(pid" in log.read_text() and len(children(proc.pid)) == 2, 10, "2 workers")
+    wait_for(lambda: log.read_text().count("ready in") == 2, 10, "the second worker ready")
+    proc.send_signal(signal.SIGTTOU)
+    wait_for(lambda: len(children(proc.pid)) == 1, 15, "1 worker")
+    proc.send_signal(signal.SIGTTOU)  # the last one stays
+    time.sleep(0.3)
+    assert len(children(proc.pid)) == 1
+    assert "keeping the last worker" in log.read_text()
+    get(port)
