@@ -12,8 +12,7 @@ through :func:`bind` here:
 * in a worker, after :func:`inherit`, it binds nothing: the n-th bind of a
   description gets (duplicates of) the sockets of the supervisor's n-th bind
   of that description. A description the supervisor did not bind is an
-  error, not a silent second listener; one it marked ``own`` (``--reuse-port``)
-  is bound by the worker itself.
+  error, not a silent second listener.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["Listener", "bind", "inherit", "inheriting", "recording"]
 
 #: A bound listener as handed over: the endpoint's description and its descriptors.
-#: ``fds`` empty means "bind it yourself" (``--reuse-port``).
 Listener = tuple[str, list[int]]
 
 
@@ -82,8 +80,6 @@ def _bind(
         )
     _table.used[description] = index + 1
     fds = entries[index]
-    if not fds:
-        return real_bind(endpoint)
     sockets = []
     try:
         for fd in fds:

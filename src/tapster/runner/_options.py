@@ -213,7 +213,6 @@ class RunnerOptions(Options):
         ("savestats", None, "With --profile, save raw statistics instead of a text report."),
         ("spew", None, "Print every Python function call to stdout (very verbose)."),
         ("originalname", None, "Keep the process title (default: 'tapster: NAME')."),
-        ("reuse_port", None, "With --workers: each worker its own SO_REUSEPORT tcp listener."),
         ("plugins", None, "List every plugin found and any problems; exit 1 if one is broken."),
         ("rebuild_plugin_cache", None, "Rebuild the plugin caches and exit (for packagers)."),
     ]
@@ -402,8 +401,6 @@ class RunnerOptions(Options):
             for name in ("max_worker_memory", "max_worker_age"):
                 if self[name] is not None:
                     raise UsageError(f"--{name.replace('_', '-')} needs --workers N")
-            if self["reuse_port"]:
-                raise UsageError("--reuse-port needs --workers N")
             return
         if self["chroot"]:
             raise UsageError("--chroot cannot be combined with --workers yet")
@@ -448,5 +445,4 @@ class RunnerOptions(Options):
             worker_timeout=float(self["worker_timeout"]),
             max_worker_memory=self["max_worker_memory"],
             max_worker_age=self["max_worker_age"],
-            reuse_port=bool(self["reuse_port"]),
         )

@@ -45,4 +45,3 @@ class RunSettings(NamedTuple):
     worker_timeout: float = 30.0
     max_worker_memory: int | None = None
     max_worker_age: float | None = None
-    reuse_port: bool = False
