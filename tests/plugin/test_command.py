@@ -224,3 +224,71 @@ def test_an_unwritable_fifo_cache_is_ignored_and_left_alone(sandbox):
         assert "The alpha service." in helped.stdout
     assert stat.S_ISFIFO((folder / ".tapster-plugin-cache.json").lstat().st_mode)
     assert alpha.read_text() == "imported\n"
+
+
+TWISTED_OPTIONS = """
+from tapster.service import Service, ServiceMaker
+from tapster.usage import Options
+
+
+class PortOptions(Options):
+    optParameters = [["port", "p", 8000, "Port.", int]]
+
+
+class _Maker(ServiceMaker):
+    tapname = "ported"
+    description = "Ported from Twisted."
+    options = PortOptions
+
+    def make_service(self, options):
+        return Service()
+
+
+maker = _Maker()
+"""
+
+TWISTED_MAKER = """
+from tapster.service import Service, ServiceMaker
+from tapster.usage import Options
+
+
+class _Maker(ServiceMaker):
+    tapname = "camel"
+    description = "makeService from Twisted."
+    options = Options
+
+    def makeService(self, options):
+        return Service()
+
+
+maker = _Maker()
+"""
+
+
+def test_twisted_spellings_are_named_at_once(sandbox):
+    folder = sandbox.folder("proj")
+    sandbox.module(folder, "ported", TWISTED_OPTIONS)
+    sandbox.module(folder, "camel", TWISTED_MAKER)
+    options_line = (
+        f"plugin module tapster.plugins.ported ({folder / 'ported.py'}) is broken: TypeError: "
+        "PortOptions.optParameters is Twisted's spelling, which tapster ignores: "
+        "name it parameters (line 6)"
+    )
+    maker_line = (
+        f"plugin module tapster.plugins.camel ({folder / 'camel.py'}) is broken: TypeError: "
+        "_Maker.makeService is Twisted's spelling, which tapster ignores: "
+        "name it make_service (line 6)"
+    )
+    listed = tapster(sandbox, "--plugins")
+    assert listed.returncode == 1
+    assert options_line in listed.stdout
+    assert maker_line in listed.stdout
+    # Every command says it in one line each, and the subcommand is not run
+    # with no options (which failed later with "unknown option '-p'").
+    ran = tapster(sandbox, "ported", "-p", "9")
+    assert ran.returncode == 2
+    lines = ran.stderr.splitlines()
+    assert f"tapster: {options_line}" in lines
+    assert f"tapster: {maker_line}" in lines
+    assert "unknown option" not in ran.stderr
+    assert "Traceback" not in ran.stderr
