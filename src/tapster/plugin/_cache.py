@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from stat import S_ISREG
 
 from tapster import __version__
 
@@ -98,14 +99,33 @@ def header() -> dict[str, object]:
     }
 
 
+MAX_SIZE = 64 * 1024 * 1024
+"""A larger cache file is not read (a real one is a few KiB per hundred plugins)."""
+
+
 def read(path: str) -> dict[str, object] | None:
-    """The cache document at ``path``, or ``None`` if it is missing, corrupt or foreign."""
+    """The cache document at ``path``, or ``None`` if it is missing, corrupt or foreign.
+
+    Every ``tapster`` command reads this file, so it must never wait or eat
+    memory: a symlink is not followed, the open does not block (a FIFO with no
+    writer), and anything but a regular file of at most ``MAX_SIZE`` bytes (a
+    device, ``/dev/zero`` behind a link) counts as absent, to be replaced by
+    ``write`` where the folder is writable.
+    """
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not S_ISREG(st.st_mode) or st.st_size > MAX_SIZE:
+            return None
+        raw = os.read(fd, st.st_size)
         value = loads(raw.decode("utf-8"))
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
     if not isinstance(value, dict):
         return None
     for key, expected in header().items():
@@ -150,6 +170,13 @@ def write(path: str, document: dict[str, object], mode: int = 0o644) -> bool:
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_READ_FLAGS = (
+    os.O_RDONLY
+    | _O_CLOEXEC
+    | _O_NOFOLLOW
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+)
 
 
 def user_cache_dir() -> str | None:

@@ -165,7 +165,7 @@ class Runner:
             return self.role.serve(self)
         except StartupError as exc:
             if self.settings.debug and exc.__cause__ is not None:
-                _post_mortem(exc.__cause__)
+                _post_mortem(exc)
             self._fail(str(exc), exc)
             return EXIT_FAILURE
         except _Interrupted as exc:
@@ -625,9 +625,16 @@ def _set_title(title: str) -> None:
     setproctitle.setproctitle(title)
 
 
+_WRAPPERS = (StartupError, _app.AppError, ServiceStartError)
+"""tapster's own exceptions that carry the user's error as ``__cause__``."""
+
+
 def _post_mortem(exc: BaseException) -> None:
+    """``--debug``: pdb where the user's error was raised, not where tapster re-raised it."""
     import pdb
 
+    while isinstance(exc, _WRAPPERS) and exc.__cause__ is not None:
+        exc = exc.__cause__
     pdb.post_mortem(exc.__traceback__)
 
 

@@ -21,6 +21,17 @@ if TYPE_CHECKING:
 
 _VARARGS = 0x04  # inspect.CO_VARARGS, without importing inspect
 
+_TWISTED_NAMES = {
+    "optParameters": "parameters",
+    "optFlags": "flags",
+    "subCommands": "subcommands",
+    "defaultSubCommand": "default_subcommand",
+    "longdesc": "long_description",
+    "parseArgs": "parse_args",
+    "postOptions": "post_options",
+}
+"""Twisted's names for what tapster's Options reads under another name."""
+
 
 if TYPE_CHECKING:
     _MappingBase = MutableMapping[str, "Any"]
@@ -73,6 +84,13 @@ class Options(_MappingBase):
 
     def __init__(self) -> None:
         super().__init__()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not _TWISTED_NAMES.keys().isdisjoint(cls.__dict__):  # rare: import only then
+            from tapster._twisted_names import refuse_twisted_names
+
+            refuse_twisted_names(cls, _TWISTED_NAMES)
 
     # -- declarations that may be computed -------------------------------------------------
 
