@@ -12,6 +12,7 @@ import os
 import sys
 
 from tapster.runner._options import PluginLoadError, RunnerOptions, StdoutError
+from tapster.runner._status import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
 from tapster.usage import UsageError
 
 TYPE_CHECKING = False  # typing and collections.abc cost the help path
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
     from typing import NoReturn, TextIO
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "command", "main"]
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 _state = {"program": False, "printed": False}
 """``program``: :func:`command` is running (the process exits after ``main``);
@@ -39,19 +36,19 @@ def _usage_error(error: UsageError, options: RunnerOptions) -> int:
     _release_early_records()  # warnings first, the error last
     message = error.message
     where = error.options if error.options is not None else options
-    if where is options and options.subcommand is None and message.startswith("unknown command"):
-        message = _unknown_command(options, message)
+    if where is options and error.unknown_command is not None:
+        message = _unknown_command(options, error.unknown_command)
     _say(f"error: {message}")
     command = where.command_path() if hasattr(where, "command_path") else "tapster"
     sys.stderr.write(f"Run '{command} --help' for usage.\n")
     return EXIT_USAGE
 
 
-def _unknown_command(options: RunnerOptions, message: str) -> str:
+def _unknown_command(options: RunnerOptions, typed: str) -> str:
+    """The runner's own words for a subcommand that no plugin provides."""
     import difflib
 
     names = [str(row[0]) for row in options.subcommands]
-    typed = message.split("'")[1] if message.count("'") >= 2 else ""
     close = difflib.get_close_matches(typed, names, n=3, cutoff=0.6)
     text = f"unknown command {typed!r}"
     if close:
@@ -121,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(args)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_FORCED
     except Exception as exc:
         # A bug, not a user error: still one line, the traceback only when asked for.
         if _debug_requested(args):

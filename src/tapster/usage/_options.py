@@ -180,7 +180,8 @@ class Options(_MappingBase):
             if name == command or (short and name == short):
                 break
         else:
-            raise UsageError(_unknown_command(name, [str(row[0]) for row in rows]))
+            known = [str(row[0]) for row in rows]
+            raise UsageError(_unknown_command(name, known), unknown_command=name)
         child = factory()
         if not isinstance(child, Options):
             raise TypeError(f"the options factory of command {command!r} returned {child!r}")
