@@ -22,9 +22,16 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "command", "main"]
 
-_state = {"program": False, "printed": False}
-"""``program``: :func:`command` is running (the process exits after ``main``);
-``printed``: the command line only asked for text (``--help``, ``--version``)."""
+
+class Outcome:
+    """What a command line came to: its exit ``status``, and whether it only asked for
+    text (``text_only``: ``--help``, ``--version``; nothing was run)."""
+
+    __slots__ = ("status", "text_only")
+
+    def __init__(self, status: int, *, text_only: bool = False) -> None:
+        self.status = status
+        self.text_only = text_only
 
 
 def _say(message: str) -> None:
@@ -76,9 +83,9 @@ def command() -> NoReturn:
     8 % of a cold ``--help`` with a thousand plugins. Every other path exits the
     normal way.
     """
-    _state["program"] = True
-    status = main()
-    if _state["printed"]:
+    outcome = _outcome(sys.argv[1:])
+    status = outcome.status
+    if outcome.text_only:
         status = _flushed(status)
         if "tapster.plugin._load" not in sys.modules:
             os._exit(status)
@@ -113,12 +120,15 @@ def _to_devnull(stream: TextIO) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tapster`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    collecting = gc.isenabled()  # --help turns the collector off (RunnerOptions.opt_help)
+    return _outcome(sys.argv[1:] if argv is None else list(argv)).status
+
+
+def _outcome(args: list[str]) -> Outcome:
+    """:func:`main`'s work: parse ``args`` and act on them; errors become a status."""
     try:
         return _main(args)
     except KeyboardInterrupt:
-        return EXIT_FORCED
+        return Outcome(EXIT_FORCED)
     except Exception as exc:
         # A bug, not a user error: still one line, the traceback only when asked for.
         if _debug_requested(args):
@@ -129,10 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"internal error: {type(exc).__name__}: {exc} "
             "(run with --log-level debug to see the traceback)"
         )
-        return EXIT_FAILURE
-    finally:
-        if collecting and not gc.isenabled() and not _state["program"]:
-            gc.enable()  # a caller's process goes on (the program leaves at once)
+        return Outcome(EXIT_FAILURE)
 
 
 def _debug_requested(args: list[str]) -> bool:
@@ -144,7 +151,7 @@ def _debug_requested(args: list[str]) -> bool:
     return False
 
 
-def _main(args: list[str]) -> int:
+def _main(args: list[str]) -> Outcome:
     try:
         return _parse_and_run(args)
     finally:
@@ -166,34 +173,32 @@ def _release_early_records() -> None:
             logs.show_on_stderr(handler.finish(), logs.logging.WARNING)
 
 
-def _parse_and_run(args: list[str]) -> int:
+def _parse_and_run(args: list[str]) -> Outcome:
     options = RunnerOptions()
     try:
         options.parse_options(args)
     except UsageError as error:
-        return _usage_error(error, options)
+        return Outcome(_usage_error(error, options))
     except PluginLoadError as error:
         _release_early_records()
         _say(str(error))
-        return EXIT_FAILURE
+        return Outcome(EXIT_FAILURE)
     except StdoutError as error:
-        _state["printed"] = True
         if not error.broken_pipe and sys.stderr is not None:  # a closed pipe: nothing to say
             _say(f"cannot write to standard output: {error}")
-        return EXIT_FAILURE
+        return Outcome(EXIT_FAILURE, text_only=True)
     except SystemExit as done:  # --help, --version, --help-loops
-        _state["printed"] = True
-        return done.code if isinstance(done.code, int) else EXIT_OK
+        return Outcome(done.code if isinstance(done.code, int) else EXIT_OK, text_only=True)
     if options["plugins"]:
-        return _list_plugins()
+        return Outcome(_list_plugins())
     if options["rebuild_plugin_cache"]:
-        return _rebuild_caches()
+        return Outcome(_rebuild_caches())
     if options["completion"]:
-        return _completion(options, options["completion"])
+        return Outcome(_completion(options, options["completion"]))
     if options.bare:
         sys.stderr.write(options.help_text())
         _say("error: no subcommand given (choose one of the commands above, or -y FILE.tac)")
-        return EXIT_USAGE
+        return Outcome(EXIT_USAGE)
     from tapster.runner._run import Runner
 
     runner = Runner(
@@ -202,7 +207,7 @@ def _parse_and_run(args: list[str]) -> int:
         sub_options=options.sub_options,
         tapname=options.subcommand,
     )
-    return runner.run()
+    return Outcome(runner.run())
 
 
 def _list_plugins() -> int:

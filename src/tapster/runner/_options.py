@@ -10,7 +10,6 @@ chosen. Parsing has no side effects beyond putting ``--app-dir`` on
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 
@@ -245,10 +244,6 @@ class RunnerOptions(Options):
 
     def opt_help(self) -> None:
         """Display this help and exit."""
-        # The listing is a few thousand objects that live until the process exits
-        # and hold no cycles: collecting would only walk them again and again. The
-        # collector stays off (main() turns it back on when it returns to a caller).
-        gc.disable()
         _show(self.help_text())
 
     def help_text(self, width: int | None = None) -> str:
