@@ -49,17 +49,12 @@ from tapster.runner._pidfile import PidFile, PidFileError
 from tapster.runner._roles import choose_role
 from tapster.runner._settings import RunSettings
 from tapster.runner._signals import SignalWatcher
+from tapster.runner._status import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_RUNTIME
 from tapster.service import Application, ServiceStartError, shutdown
 
 __all__ = ["EXIT_FAILURE", "EXIT_FORCED", "EXIT_OK", "Runner", "StartupError"]
 
 logger = logging.getLogger("tapster.runner")
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_RUNTIME = 3
-EXIT_FORCED = 130
 
 
 class StartupError(Exception):
