@@ -7,6 +7,10 @@ in batches -- at most every 0.2 seconds or 64 KiB -- so a busy server pays
 one ``write`` per batch instead of one per request; a writer thread does the
 writing (and the check whether the file was renamed or removed by log
 rotation, after which it is reopened), so a slow disk never stalls the loop.
+The file is opened like the runner's own log file, by
+:func:`tapster.runner._files.open_regular`: never through a symbolic link,
+never blocking (a named pipe nobody reads is refused, not waited on); a
+character device or a pipe someone reads is written to as it is.
 """
 
 from __future__ import annotations
@@ -114,11 +118,20 @@ class AccessLog:
         return self._path is not None or logger.isEnabledFor(logging.INFO)
 
     def open(self) -> None:
-        """Open the access log file (if any). Raises ``OSError`` with the reason."""
+        """Open the access log file (if any). Raises ``OSError`` naming the file and the reason."""
         if self._path is not None and self._fd < 0:
-            self._fd = os.open(
-                self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE
-            )
+            # Here, not at the top: importing the runner package costs a library
+            # user of tapster.web some milliseconds; under the runner it is loaded.
+            from tapster.runner._files import open_regular
+
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+            try:
+                self._fd = open_regular(self._path, flags, _FILE_MODE, streams=True)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise OSError(
+                    exc.errno, f"cannot open the access log file {self._path}: {reason}"
+                ) from None
             st = os.fstat(self._fd)
             self._ino = (st.st_dev, st.st_ino)
 
@@ -180,7 +193,7 @@ class AccessLog:
     def _reopen_if_moved(self) -> None:
         assert self._path is not None
         try:
-            st = os.stat(self._path)
+            st = os.stat(self._path, follow_symlinks=False)
             moved = (st.st_dev, st.st_ino) != self._ino
         except FileNotFoundError:
             moved = True
