@@ -101,12 +101,12 @@ def open_regular(
     directory, a symbolic link when not followed) and ``OSError`` for what
     the system refuses. The file is never truncated or written here.
     """
+    before: os.stat_result | None = None
     try:
         before = os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
     except FileNotFoundError:
         if not flags & os.O_CREAT:
             raise
-        before = None
     else:
         if not _accepted(before.st_mode, streams):
             raise NotRegularFileError(_refusal(before.st_mode, streams), path)
@@ -131,7 +131,7 @@ def open_regular(
 
 
 def hand_over(fd: int, uid: int, gid: int) -> bool:
-    """Give the file open on ``fd`` to ``uid``/``gid`` (-1 keeps one); False if it is no file to give.
+    """Give the file open on ``fd`` to ``uid``/``gid`` (-1 keeps one); False if not a file.
 
     Only a regular file changes owner, and only through the descriptor that
     :func:`open_regular` returned: a device or a pipe keeps its owner (False).
@@ -148,7 +148,7 @@ def hand_over(fd: int, uid: int, gid: int) -> bool:
 
 
 def masked(mode: int, umask: int | None) -> int:
-    """``mode`` less the bits ``umask`` takes away (``None``: the process's own, left to the kernel).
+    """``mode`` less the bits ``umask`` takes (``None``: the process's own, left to the kernel).
 
     For files created before the runner sets the umask it will run with,
     so they get the mode that umask allows, like every file after.

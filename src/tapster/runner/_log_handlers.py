@@ -42,10 +42,10 @@ from tapster.runner._files import describe_kind, hand_over, open_regular
 from tapster.runner._log_formats import OWN_FORMATTERS
 
 __all__ = [
+    "FILE_MODE",
     "FLUSH_INTERVAL",
     "BatchingHandler",
     "BatchingStreamHandler",
-    "FILE_MODE",
     "LogError",
     "ReopeningFileHandler",
 ]

@@ -28,6 +28,7 @@ from tapster.runner._log_handlers import (
 )
 
 __all__ = [
+    "FILE_MODE",
     "FLUSH_INTERVAL",
     "BatchingHandler",
     "BatchingStreamHandler",

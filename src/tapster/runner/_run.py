@@ -536,7 +536,7 @@ class Runner:
         return EXIT_OK
 
     def _check_log(self) -> None:
-        """A log file that cannot be written at start-up fails the start (see Logs.check_written)."""
+        """A log file that cannot be written at start-up fails the start (Logs.check_written)."""
         if self.logs is not None:
             try:
                 self.logs.check_written()
