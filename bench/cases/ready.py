@@ -340,14 +340,15 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
 
     def tapster_daemon() -> dict[str, float]:
         port = free_port()
-        return _daemon_run(tapster_argv(port, "-D", "-l", "/dev/null"), port, tapster_env, root)
+        log = str(root / f"tapster-daemon-{port}.log")  # never a device: a server may rotate it
+        return _daemon_run(tapster_argv(port, "-D", "-l", log), port, tapster_env, root)
 
     def twistd_daemon() -> dict[str, float]:
         port = free_port()
         argv = [
             ctx.twisted_bin("twistd"),
             "-l",
-            "/dev/null",
+            str(root / f"twistd-daemon-{port}.log"),  # twistd rotates its log: never a device
             "bench-echo",
             "--port",
             str(port),

@@ -16,6 +16,9 @@ rule:
 - a log destination (``streams=True``) may also be a character device
   (``/dev/null`` discards) or a named pipe a process reads: those are
   written to, never created, renamed, rotated or given away;
+- a regular file opened for writing must have no other name (a hard link
+  may make someone else's file look like the log in the service user's
+  folder);
 - the open itself is non-blocking, so a named pipe nobody reads or writes
   cannot hang start-up (it is refused instead), and the opened file is
   checked again (the name may have changed in between);
@@ -123,6 +126,8 @@ def open_regular(
         opened = os.fstat(fd)
         if not _accepted(opened.st_mode, streams):
             raise NotRegularFileError(_refusal(opened.st_mode, streams), path)
+        if flags & (os.O_WRONLY | os.O_RDWR) and stat.S_ISREG(opened.st_mode):
+            _check_one_name(opened)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -141,10 +146,15 @@ def hand_over(fd: int, uid: int, gid: int) -> bool:
     opened = os.fstat(fd)
     if not stat.S_ISREG(opened.st_mode):
         return False
-    if opened.st_nlink > 1:
-        raise NotRegularFileError(f"it has {opened.st_nlink} names, hard links (refused)")
+    _check_one_name(opened)
     os.fchown(fd, uid, gid)
     return True
+
+
+def _check_one_name(opened: os.stat_result) -> None:
+    """Refuse a regular file with other names: one may be someone else's, linked in."""
+    if opened.st_nlink > 1:
+        raise NotRegularFileError(f"it has {opened.st_nlink} names, hard links (refused)")
 
 
 def masked(mode: int, umask: int | None) -> int:
