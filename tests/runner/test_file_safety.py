@@ -131,6 +131,22 @@ def test_a_planted_log_file_is_refused_not_handed_over(
 
 
 @needs_root
+def test_a_planted_profile_report_is_refused(project: Path, planted: tuple[Path, Path]) -> None:
+    """``--profile`` into the service user's folder, where a hard link to a secret waits."""
+    run, target = planted
+    report = run / "profile.txt"
+    os.link(target, report)
+    pidfile = run / "app.pid"
+    args = ["-u", "nobody", "--pidfile", str(pidfile), "--profile", str(report), "myproject"]
+    try:
+        result = run_or_timeout([*args, "-p", str(free_port())], cwd=project)
+    finally:
+        kill_left_behind(pidfile)
+    one_line(result, "profile report", str(report), "2 names, hard links")
+    assert_untouched(target)
+
+
+@needs_root
 def test_a_device_as_log_discards_lines_without_changing_owner_or_name(
     project: Path, tmp_path: Path, tapster_proc, wait_listening
 ) -> None:

@@ -469,14 +469,12 @@ class ReopeningFileHandler(BatchingHandler):
         self._reopen()
 
     def chown(self, uid: int, gid: int) -> None:
-        """Give the file to the user the process is about to become (a regular file only)."""
+        """Give the file to the user the process is about to become (see ``_files.hand_over``).
+
+        A device or a pipe keeps its owner; ``OSError`` for a file with other names.
+        """
         if self._fd >= 0:
-            try:
-                hand_over(self._fd, uid, gid)
-            except OSError as exc:
-                raise LogError(
-                    f"cannot hand the log file {self.path} to uid {uid}, gid {gid}: {_reason(exc)}"
-                ) from None
+            hand_over(self._fd, uid, gid)
 
     def close(self) -> None:
         super().close()  # writes what waits

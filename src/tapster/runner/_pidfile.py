@@ -130,17 +130,12 @@ class PidFile:
         self._fd = fd
 
     def chown(self, uid: int, gid: int) -> None:
-        """Give the file to the user the process is about to become.
+        """Give the file to the user the process is about to become (see ``_files.hand_over``).
 
-        Raises :class:`PidFileError` when it has another name (a hard link).
+        ``OSError`` for a file with other names (a hard link).
         """
         if self._fd is not None:
-            try:
-                hand_over(self._fd, uid, gid)
-            except OSError as exc:
-                raise PidFileError(
-                    f"cannot hand pidfile {self.path} to uid {uid}, gid {gid}: {_reason(exc)}"
-                ) from None
+            hand_over(self._fd, uid, gid)
 
     def read(self) -> int | None:
         """The PID recorded in the file this process holds, if any."""

@@ -414,17 +414,17 @@ class Runner:
         if os.geteuid() == 0:
             owner = uid if uid is not None else -1
             group = gid if gid is not None else -1
+            what = ""
             try:
                 if self.pidfile is not None:
+                    what = f"the pidfile {self.pidfile.path}"
                     self.pidfile.chown(owner, group)
-                if self.logs is not None:
+                if self.logs is not None and self.logs.file is not None:
+                    what = f"the log file {self.logs.file.path}"
                     self.logs.chown(owner, group)
-            except (PidFileError, LogError) as exc:
-                raise StartupError(str(exc)) from None
             except OSError as exc:
                 raise StartupError(
-                    f"cannot hand the pidfile and log file to uid {owner}, gid {group}: "
-                    f"{(exc.strerror or str(exc)).lower()}"
+                    f"cannot hand {what} to uid {owner}, gid {group}: {exc.strerror or exc}"
                 ) from None
         # The new user may not be able to read the library (an interpreter under
         # /root): import now what later steps and the services load on first use.
