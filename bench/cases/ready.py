@@ -51,6 +51,7 @@ from bench import (
     echo_probe,
     free_port,
     http_probe,
+    refuse_devices,
     start_server,
 )
 
@@ -118,6 +119,7 @@ def _count_run(
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise Unavailable("valgrind is not installed (Debian package valgrind)")
     probe = probe or echo_probe()
+    refuse_devices(argv)
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as scratch:
         out = Path(scratch) / "callgrind.out"
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv]
@@ -162,6 +164,7 @@ def _count_run(
 
 def _daemon_run(argv: list[str], port: int, env: dict[str, str], cwd: Path) -> dict[str, float]:
     pidfile = cwd / f"bench-{port}.pid"
+    refuse_devices(argv)
     start = time.perf_counter()
     launcher = subprocess.run(
         [argv[0], "--pidfile", str(pidfile), *argv[1:]],

@@ -315,18 +315,3 @@ def test_log_and_pidfile_take_the_modes_the_umask_allows(
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=15)
     assert proc.returncode == 0
-
-
-# -- item 14: no benchmark hands a device to a server that may rotate or chown it ---------
-
-
-def test_benchmarks_give_servers_no_device_as_a_file() -> None:
-    """twistd rotates its log every megabyte: as root it once renamed the real /dev/null."""
-    bench = Path(__file__).resolve().parents[2] / "bench"
-    offenders = [
-        f"{path.relative_to(bench.parent)}:{number}: {line.strip()}"
-        for path in sorted(bench.rglob("*.py"))
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if "os.devnull" in line or '"/dev/' in line or "'/dev/" in line
-    ]
-    assert offenders == []
