@@ -16,15 +16,18 @@ from __future__ import annotations
 import os
 import pwd
 import resource
+import shutil
 import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import free_port, run_tapster
+from support import free_port, run_tapster, wait_for_port
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root to switch users and make devices")
@@ -285,6 +288,64 @@ def test_reopen_in_a_folder_the_user_cannot_write_says_so(
     assert text.count("tick") > ticks_then  # writing on where it can
     assert "stopped" in text
     assert not log.exists()
+
+
+@needs_root
+def test_access_log_reopen_in_a_folder_the_user_cannot_write_warns_once(
+    tmp_path: Path, tapster_proc
+) -> None:
+    """The access log, renamed away after ``-u``: one warning, and no line lost."""
+    # The access log is opened after the switch, by nobody: a folder nobody may
+    # enter, with the file ready for it (as an operator would prepare it).
+    base = Path(tempfile.mkdtemp(prefix="tapster-access-"))
+    try:
+        base.chmod(0o755)
+        logs, site = base / "logs", base / "site"
+        logs.mkdir(mode=0o755)
+        site.mkdir(mode=0o755)
+        main, access, rotated = logs / "main.log", logs / "access.log", logs / "access.log.1"
+        access.touch()
+        os.chown(access, NOBODY.pw_uid, NOBODY.pw_gid)
+        (site / "hello.txt").write_text("hello\n")
+        port = free_port()
+        proc = tapster_proc.start(
+            "-u", "nobody", "--logfile", str(main), "web", "--path", str(site),
+            "--listen", f"tcp:{port}:interface=127.0.0.1", "--access-log-file", str(access),
+            cwd=tmp_path,
+        )  # fmt: skip
+        wait_for_port(port)
+        get(port, "/hello.txt")
+        wait_for(lambda: "/hello.txt" in access.read_text())
+        access.rename(rotated)
+        for number in range(5):
+            get(port, f"/after-{number}")
+            time.sleep(0.25)  # each request in a batch of its own
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+        assert proc.returncode == 0
+        text = rotated.read_text()
+        main_text = main.read_text()
+        assert not access.exists()
+    finally:
+        shutil.rmtree(base)
+    assert all(f"/after-{number} " in text for number in range(5)), text
+    warnings = [line for line in main_text.splitlines() if "reopen the access log" in line]
+    assert len(warnings) == 1, main_text
+    assert f"Cannot reopen the access log {access}: Permission denied" in warnings[0]
+
+
+def get(port: int, path: str) -> None:
+    """One HTTP request, answered (any status)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        assert conn.makefile("rb").readline().startswith(b"HTTP/1.1 ")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 # -- item 13: modes of the files the runner creates ------------------------------------

@@ -103,6 +103,7 @@ class AccessLog:
         self._path = os.path.abspath(path) if path else None
         self._fd = -1
         self._ino: tuple[int, int] | None = None
+        self._reopen_failure: str | None = None  # warned about once, until a reopen works
         self._lines: list[str] = []
         self._pending = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -120,20 +121,27 @@ class AccessLog:
     def open(self) -> None:
         """Open the access log file (if any). Raises ``OSError`` naming the file and the reason."""
         if self._path is not None and self._fd < 0:
-            # Here, not at the top: importing the runner package costs a library
-            # user of tapster.web some milliseconds; under the runner it is loaded.
-            from tapster.runner._files import open_regular
-
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
             try:
-                self._fd = open_regular(self._path, flags, _FILE_MODE, streams=True)
+                self._open_file()
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 raise OSError(
                     exc.errno, f"cannot open the access log file {self._path}: {reason}"
                 ) from None
-            st = os.fstat(self._fd)
-            self._ino = (st.st_dev, st.st_ino)
+
+    def _open_file(self) -> None:
+        """Open the name (again); the file open so far is closed only once the new one is."""
+        assert self._path is not None
+        # Here, not at the top: importing the runner package costs a library
+        # user of tapster.web some milliseconds; under the runner it is loaded.
+        from tapster.runner._files import open_regular
+
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        fd = open_regular(self._path, flags, _FILE_MODE, streams=True)
+        st = os.fstat(fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._ino = fd, (st.st_dev, st.st_ino)
 
     def write(self, line: str) -> None:
         """Record one line."""
@@ -182,6 +190,23 @@ class AccessLog:
         """Append one batch (in the writer thread, batches one after another)."""
         try:
             self._reopen_if_moved()
+        except OSError as exc:
+            # Typically a folder the service user cannot write: say so once, and
+            # write on to the file open so far (renamed, but still there).
+            failure = f"{exc.strerror or exc}"
+            if failure != self._reopen_failure:
+                self._reopen_failure = failure
+                logging.getLogger("tapster.web").warning(
+                    "Cannot reopen the access log %s: %s; lines keep going to the file open "
+                    "until now",
+                    self._path,
+                    failure,
+                )
+        else:
+            self._reopen_failure = None
+        if self._fd < 0:
+            return
+        try:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view) :]
@@ -198,10 +223,7 @@ class AccessLog:
         except FileNotFoundError:
             moved = True
         if moved or self._fd < 0:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
-            self.open()
+            self._open_file()
 
     def close(self) -> None:
         """Write what waits, wait for the writer thread to finish, and close the file."""
