@@ -35,8 +35,9 @@ from typing import Any
 from tapster import __version__
 from tapster._lazy import import_deferred
 from tapster.runner import _app, _daemon, _loops, _privileges, _systemd
-from tapster.runner._files import describe_kind, open_regular
+from tapster.runner._files import describe_kind, masked, open_regular
 from tapster.runner._logs import (
+    FILE_MODE,
     EarlyRecords,
     LogConfig,
     LogError,
@@ -45,6 +46,7 @@ from tapster.runner._logs import (
     setup_logging,
     show_on_stderr,
 )
+from tapster.runner._pidfile import MODE as PIDFILE_MODE
 from tapster.runner._pidfile import PidFile, PidFileError
 from tapster.runner._roles import choose_role
 from tapster.runner._settings import RunSettings
@@ -115,6 +117,17 @@ class Runner:
                 return os.path.join(os.path.abspath(self.settings.chroot), path.lstrip("/"))
             return path
         return os.path.join(self.base_dir, path)
+
+    @property
+    def umask(self) -> int | None:
+        """The umask the service runs with: ``--umask``, 077 for a daemon, else None (unchanged).
+
+        Set in :meth:`enter_environment`; the files the runner creates before
+        that (pidfile, log file, profile report) get the mode it allows too.
+        """
+        if self.settings.umask is not None:
+            return self.settings.umask
+        return 0o077 if self.settings.daemon else None
 
     @property
     def pidfile_path(self) -> str | None:
@@ -233,7 +246,7 @@ class Runner:
         path = self.pidfile_path
         if path is None:
             return
-        pidfile = PidFile(path)
+        pidfile = PidFile(path, masked(PIDFILE_MODE, self.umask))
         try:
             pidfile.acquire()
         except PidFileError as exc:
@@ -258,7 +271,7 @@ class Runner:
         if self.settings.profiler == "profile":
             import profile  # noqa: F401
         try:
-            self._profile = _ProfileReport(path)
+            self._profile = _ProfileReport(path, masked(0o644, self.umask))
         except OSError as exc:
             raise StartupError(f"cannot write the profile report {path}: {exc.strerror}") from None
 
@@ -294,6 +307,7 @@ class Runner:
             syslog=s.syslog,
             prefix=s.prefix,
             syslog_socket=s.syslog_socket,
+            file_mode=masked(FILE_MODE, self.umask),
         )
         try:
             # Replaces every root handler, the capture included (only once it succeeded).
@@ -327,9 +341,8 @@ class Runner:
             os.chdir(rundir)
         except OSError as exc:
             raise StartupError(f"cannot change to run directory {rundir}: {exc.strerror}") from None
-        umask = s.umask if s.umask is not None else (0o077 if s.daemon else None)
-        if umask is not None:
-            os.umask(umask)
+        if self.umask is not None:
+            os.umask(self.umask)
 
     # -- step 5 ------------------------------------------------------------------------
 
@@ -402,15 +415,17 @@ class Runner:
         if os.geteuid() == 0:
             owner = uid if uid is not None else -1
             group = gid if gid is not None else -1
+            what = ""
             try:
                 if self.pidfile is not None:
+                    what = f"the pidfile {self.pidfile.path}"
                     self.pidfile.chown(owner, group)
-                if self.logs is not None:
+                if self.logs is not None and self.logs.file is not None:
+                    what = f"the log file {self.logs.file.path}"
                     self.logs.chown(owner, group)
             except OSError as exc:
                 raise StartupError(
-                    f"cannot hand the pidfile and log file to uid {owner}, gid {group}: "
-                    f"{(exc.strerror or str(exc)).lower()}"
+                    f"cannot hand {what} to uid {owner}, gid {group}: {exc.strerror or exc}"
                 ) from None
         # The new user may not be able to read the library (an interpreter under
         # /root): import now what later steps and the services load on first use.
@@ -463,6 +478,7 @@ class Runner:
                 os.getpid(),
             )
             logger.info("starting application %r", self.app_name)
+            self._check_log()
             try:
                 await root.start()
             except Exception as exc:
@@ -481,6 +497,8 @@ class Runner:
             )
             self._ready = True
             self.readiness.ready()
+            if self.logs is not None:
+                self.logs.serving()
             _systemd.notify(f"READY=1\nMAINPID={os.getpid()}")
             return await self._wait_and_stop(watcher)
         finally:
@@ -519,12 +537,26 @@ class Runner:
         logger.info("application %r stopped", self.app_name)
         return EXIT_OK
 
+    def _check_log(self) -> None:
+        """A log file that cannot be written at start-up fails the start (Logs.check_written)."""
+        if self.logs is not None:
+            try:
+                self.logs.check_written()
+            except LogError as exc:
+                raise StartupError(str(exc)) from None
+
     def _reopen_logs(self, signum: int) -> None:
-        if self.logs is not None and self.logs.file is not None:
+        name = signal.Signals(signum).name
+        if self.logs is None or self.logs.file is None:
+            logger.debug("%s received: no log file to reopen", name)
+            return
+        try:
             self.logs.reopen()
-            logger.info("%s received: log reopened", signal.Signals(signum).name)
+        except LogError as exc:
+            # Said in the file still open, which is where lines keep going.
+            logger.warning("%s received: %s", name, exc)
         else:
-            logger.debug("%s received: no log file to reopen", signal.Signals(signum).name)
+            logger.info("%s received: log reopened", name)
 
 
 def _check_dir(path: str, what: str) -> None:
@@ -661,7 +693,7 @@ def _spew(enabled: bool) -> Iterator[None]:
 class _ProfileReport:
     """The ``--profile`` output file, opened at start-up and written when the run ends."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, mode: int) -> None:
         self.path = path
         self.name = os.path.basename(path)
         directory = os.path.dirname(path) or "."
@@ -674,7 +706,7 @@ class _ProfileReport:
         try:
             self.created = not _exists(self.name, self.dir_fd)
             self.fd: int | None = open_regular(
-                self.name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=self.dir_fd
+                self.name, os.O_WRONLY | os.O_CREAT, mode, dir_fd=self.dir_fd
             )
         except BaseException:
             os.close(self.dir_fd)
