@@ -172,7 +172,7 @@ def install_app_dir(directory: str | None) -> str | None:
 
 
 def _twisted_plugins(taken: list[str]) -> list[Any]:
-    """Twisted's service makers as commands (none unless Twisted is importable; see twisted_compat)."""
+    """Twisted's service makers as commands: none unless Twisted is importable (twisted_compat)."""
     from tapster.twisted_compat._scan import describe
 
     return describe(taken)[0]

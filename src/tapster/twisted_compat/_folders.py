@@ -14,7 +14,8 @@ import sys
 
 def twisted_package(path: list[str] | None = None) -> str | None:
     """The folder of the ``twisted`` package ``import twisted`` would find, or ``None``."""
-    for entry in sys.path if path is None else path:
+    entries: list[object] = list(sys.path if path is None else path)
+    for entry in entries:
         if not isinstance(entry, str):
             continue
         folder = os.path.join(os.path.abspath(entry or os.curdir), "twisted")
@@ -30,7 +31,8 @@ def twisted_folders(path: list[str] | None = None) -> list[str]:
         return []
     own = os.path.join(package, "plugins")
     folders = [own]
-    for entry in sys.path if path is None else path:
+    entries: list[object] = list(sys.path if path is None else path)
+    for entry in entries:
         if not isinstance(entry, str):
             continue
         folder = os.path.join(os.path.abspath(entry or os.curdir), "twisted", "plugins")

@@ -75,7 +75,7 @@ class TwistedMaker:
         from tapster.twisted_compat._service import TwistedService
 
         built = self.twisted_maker.makeService(options.twisted_options)
-        application = service.Application(self.tapname)
+        application = service.Application(self.tapname)  # type: ignore[no-untyped-call]
         built.setServiceParent(application)
         return TwistedService(service.IService(application), self.event_loop)
 

@@ -35,14 +35,14 @@ class ReactorError(Exception):
 def _reactor_class() -> type[AsyncioSelectorReactor]:
     from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
-    class TapsterReactor(AsyncioSelectorReactor):  # type: ignore[misc]
+    class TapsterReactor(AsyncioSelectorReactor):
         """Twisted's asyncio reactor that leaves the loop and the process to tapster."""
 
         tapster_stopping = False
 
         def stop(self) -> None:
             if self.tapster_stopping or self._stopped:
-                super().stop()
+                super().stop()  # type: ignore[no-untyped-call]
                 return
             # A plugin asked for the end: tapster stops the tree as on SIGTERM,
             # and stops the reactor itself once the services are stopped.
@@ -73,7 +73,7 @@ def install_reactor(loop: asyncio.AbstractEventLoop) -> Any:
     from twisted.internet.main import installReactor
 
     reactor = _reactor_class()(loop)
-    installReactor(reactor)
+    installReactor(reactor)  # type: ignore[no-untyped-call]
     return reactor
 
 
@@ -103,4 +103,5 @@ def log_to_stdlib() -> None:
             exc_info = (failure.type, failure.value, failure.getTracebackObject())
         logger.log(level, "%s", formatEvent(event), exc_info=exc_info)
 
-    globalLogBeginner.beginLoggingTo([observe], redirectStandardIO=False)
+    observer: Any = observe  # any callable taking an event is an ILogObserver
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
