@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -395,3 +396,61 @@ def test_a_blocking_listening_socket_does_not_hang_the_loop() -> None:
         if not loop_thread.is_alive():
             runner.close()
     assert not loop_thread.is_alive(), "the loop is stuck in accept()"
+
+
+def test_tls_connections_are_counted_drained_and_cut_like_tcp_ones(
+    run_async: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """uvloop's TLS transport takes no weak reference: the server must still see the connection."""
+    from support import make_tls_files
+
+    files = make_tls_files(tmp_path)
+    client_context = ssl.create_default_context(cafile=str(files["ca"]))
+
+    class Delayed(asyncio.Protocol):
+        """Answers ``quick`` after a pause and closes; never answers anything else."""
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+        def data_received(self, data: bytes) -> None:
+            if data == b"quick\n":
+                asyncio.get_running_loop().call_later(0.3, self.answer, data)
+
+        def answer(self, data: bytes) -> None:
+            self.transport.write(b"done " + data)
+            self.transport.close()
+
+    service = StreamServerService(
+        f"ssl:0:interface=127.0.0.1:cert={files['cert']}:key={files['key']}", Delayed
+    )
+
+    async def scenario() -> None:
+        await service.start()
+        port = int(service.listening()[0].rsplit(":", 1)[1])
+        streams = []
+        for line in (b"quick\n", b"stuck\n"):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=client_context, server_hostname="localhost"
+            )
+            writer.write(line)
+            streams.append((reader, writer))
+        await asyncio.sleep(0.1)
+        assert service.connections == 2
+        started = time.monotonic()
+        await shutdown(service, 1.0)
+        elapsed = time.monotonic() - started
+        (quick_r, quick_w), (stuck_r, stuck_w) = streams
+        # The drain waited for the answer in flight, then cut the stuck one at the deadline.
+        assert await quick_r.read() == b"done quick\n"
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            assert await stuck_r.read() == b""
+        assert 0.6 < elapsed < 1.5
+        assert service.connections == 0
+        for writer in (quick_w, stuck_w):
+            writer.close()
+
+    with caplog.at_level(logging.INFO):
+        run_async(scenario())
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "closed 1 connection(s) on ssl:127.0.0.1" in caplog.text

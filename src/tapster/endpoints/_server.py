@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import os
 import socket
 import ssl
 import stat
+from collections.abc import Callable
 from typing import Any
 
+from tapster.endpoints import _inherited
 from tapster.endpoints._errors import ListenError, describe_os_error
 
 #: Default listen queue length when a description gives no ``backlog``.
@@ -33,9 +36,19 @@ class ServerEndpoint(abc.ABC):
     #: The description this endpoint was parsed from (or an equivalent one).
     description: str = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        real_bind = cls.__dict__.get("bind")
+        if real_bind is not None and not getattr(real_bind, "__isabstractmethod__", False):
+            cls.bind = _through_table(real_bind)  # type: ignore[method-assign,assignment]
+
     @abc.abstractmethod
     def bind(self) -> list[socket.socket]:
-        """Bind and listen; return non-blocking sockets. Raises :class:`ListenError`."""
+        """Bind and listen; return non-blocking sockets. Raises :class:`ListenError`.
+
+        Every subclass's ``bind`` goes through :mod:`tapster.endpoints._inherited`,
+        so that a worker gets its supervisor's listeners instead of binding again.
+        """
 
     def release(self, sockets: list[socket.socket]) -> None:
         """Close ``sockets`` (from :meth:`bind`) and undo what binding created."""
@@ -49,6 +62,20 @@ class ServerEndpoint(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.description!r}>"
+
+
+def _through_table(
+    real_bind: Callable[[ServerEndpoint], list[socket.socket]],
+) -> Callable[[ServerEndpoint], list[socket.socket]]:
+    if getattr(real_bind, "_through_table", False):
+        return real_bind
+
+    @functools.wraps(real_bind)
+    def bind(self: ServerEndpoint) -> list[socket.socket]:
+        return _inherited.bind(self, real_bind)
+
+    bind._through_table = True  # type: ignore[attr-defined]
+    return bind
 
 
 def format_address(sock: socket.socket, scheme: str | None = None) -> str:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         UNIXServer,
     )
     from tapster.internet._timer import TimerService
+    from tapster.internet._tls import is_tls
 
 __all__ = [
     "Backoff",
@@ -39,6 +40,7 @@ __all__ = [
     "TimerService",
     "UDPServer",
     "UNIXServer",
+    "is_tls",
 ]
 
 _HOMES = {
@@ -53,6 +55,7 @@ _HOMES = {
     "TimerService": "_timer",
     "UDPServer": "_datagram",
     "UNIXServer": "_stream",
+    "is_tls": "_tls",
 }
 
 

@@ -21,12 +21,13 @@ import inspect
 import logging
 import socket
 import ssl
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 from tapster.endpoints import ServerEndpoint, TCPServerEndpoint, UNIXServerEndpoint
 from tapster.service import Service, remaining_budget
+
+from ._tracking import TrackedProtocol, track
 
 logger = logging.getLogger("tapster.internet")
 
@@ -85,6 +86,11 @@ class StreamServerService(Service):
     caps the drain when the stop is not part of a ``shutdown`` budget; under a
     budget the drain gets what is left of it, minus a short reserve for
     closing the rest.
+
+    Open connections are kept account of through a thin wrapper around each
+    protocol (see ``_tracking``), never through references to transports, so
+    TLS connections on uvloop drain like any other. ``transport.get_protocol()``
+    returns that wrapper; its ``protocol`` attribute is the handler's protocol.
     """
 
     def __init__(
@@ -113,7 +119,8 @@ class StreamServerService(Service):
         self._stream_handler = is_stream_handler(handler)
         self._sockets: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
-        self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        # Open connections, each entered and removed by its protocol's wrapper.
+        self._connections: set[TrackedProtocol] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._addresses: list[str] = []
 
@@ -141,7 +148,7 @@ class StreamServerService(Service):
     @property
     def connections(self) -> int:
         """How many connections are open right now."""
-        return sum(1 for transport in self._transports if not transport.is_closing())
+        return sum(1 for conn in self._connections if not conn.transport.is_closing())
 
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -197,9 +204,7 @@ class StreamServerService(Service):
     async def _serve(self, conn: socket.socket, tls: ssl.SSLContext | None) -> None:
         loop = asyncio.get_running_loop()
         try:
-            transport, _ = await loop.connect_accepted_socket(
-                self._protocol_factory(), conn, ssl=tls
-            )
+            await loop.connect_accepted_socket(self._protocol_factory(), conn, ssl=tls)
         except (TimeoutError, OSError) as exc:
             # A failed TLS handshake (ssl.SSLError is an OSError) or a peer that left.
             logger.debug("dropped a connection on %s: %s", self._where(), exc)
@@ -213,14 +218,18 @@ class StreamServerService(Service):
                 exc_info=exc,
             )
             conn.close()
-            return
-        self._transports.add(transport)
 
     def _protocol_factory(self) -> ProtocolFactory:
-        if not self._stream_handler:
-            return self.handler  # type: ignore[return-value]
-        loop = asyncio.get_running_loop()
-        return functools.partial(self._stream_protocol, loop)
+        """Makes each connection's protocol, wrapped to keep account of the connection."""
+        if self._stream_handler:
+            loop = asyncio.get_running_loop()
+            make: ProtocolFactory = functools.partial(self._stream_protocol, loop)
+        else:
+            make = self.handler  # type: ignore[assignment]
+        return functools.partial(self._tracked_protocol, make)
+
+    def _tracked_protocol(self, make: ProtocolFactory) -> asyncio.BaseProtocol:
+        return track(make(), self._connections)
 
     def _stream_protocol(self, loop: asyncio.AbstractEventLoop) -> asyncio.BaseProtocol:
         reader = asyncio.StreamReader(limit=2**16, loop=loop)
@@ -283,10 +292,10 @@ class StreamServerService(Service):
 
     def _announce_stop(self) -> None:
         """Tell protocols that have a ``stop_requested()`` method that the server stops."""
-        for transport in list(self._transports):
-            if transport.is_closing():
+        for conn in list(self._connections):
+            if conn.transport.is_closing():
                 continue
-            hook = getattr(transport.get_protocol(), "stop_requested", None)
+            hook = getattr(conn.protocol, "stop_requested", None)
             if callable(hook):
                 try:
                     hook()
@@ -294,25 +303,29 @@ class StreamServerService(Service):
                     logger.error("stop_requested() failed on %s: %s", self._where(), exc)
 
     async def _drain(self, seconds: float) -> None:
+        """Wait until every connection is gone, or ``seconds`` pass.
+
+        A connection counts until its ``connection_lost``: one that is
+        closing may still be sending the end of a response.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while True:
             busy = [task for task in self._tasks if not task.done()]
-            open_ = [t for t in self._transports if not t.is_closing()]
             remaining = deadline - loop.time()
-            if not (busy or open_) or remaining <= 0:
+            if not (busy or self._connections) or remaining <= 0:
                 return
-            if busy and not open_:
+            if busy and not self._connections:
                 await asyncio.wait(busy, timeout=remaining)
             else:
                 await asyncio.sleep(min(_DRAIN_POLL, remaining))
 
     def _close_everything(self) -> None:
-        leftover = [t for t in self._transports if not t.is_closing()]
+        leftover = [conn.transport for conn in self._connections]
         for task in list(self._tasks):
             task.cancel()
         for transport in leftover:
-            transport.abort()  # type: ignore[attr-defined]
+            transport.abort()
         if leftover:
             logger.info(
                 "closed %d connection(s) on %s that were still open after the drain",

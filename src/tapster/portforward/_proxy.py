@@ -29,6 +29,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
+from tapster.internet import is_tls
+
 __all__ = ["Connector", "ForwardStats", "Forwarder", "host_port_connector"]
 
 log = logging.getLogger("tapster.portforward")
@@ -152,13 +154,17 @@ class _Half(asyncio.Protocol):
             return False
         if peer.transport.can_write_eof():
             peer.transport.write_eof()
-            return True  # keep our transport open for the other direction
+            return self._can_stay_half_open()  # for the other direction
         self.link.close()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.link.half_lost(self)
+
+    def _can_stay_half_open(self) -> bool:
+        """What ``eof_received`` returns to keep reading after EOF: never over TLS."""
+        return self.transport is not None and not is_tls(self.transport)
 
 
 class _ClientHalf(_Half):
@@ -191,7 +197,7 @@ class _ClientHalf(_Half):
     def eof_received(self) -> bool:
         if self.peer is None:
             self.eof = True  # passed on once the destination is connected
-            return True
+            return self._can_stay_half_open()
         return super().eof_received()
 
 

@@ -204,6 +204,7 @@ def _parse_and_run(args: list[str]) -> int:
         maker=options.maker,
         sub_options=options.sub_options,
         tapname=options.subcommand,
+        argv=args,
     )
     return runner.run()
 

@@ -89,6 +89,28 @@ def _size(value: str) -> int:
     return number
 
 
+@documented("A whole number, 1 or more.", metavar="N")
+def _workers(value: str) -> int:
+    number = int(_plain_number(value, "a whole number of workers, 1 or more"))
+    if number < 1:
+        raise ValueError("expected a whole number of workers, 1 or more")
+    return number
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+@documented("Bytes, or with a unit: 512M, 2G (K, M, G are powers of 1024).", metavar="SIZE")
+def _memory(value: str) -> int:
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    unit = text[-1:] if text[-1:] in ("K", "M", "G") else ""
+    expected = "a size such as 512M or 2G, more than 0"
+    number = int(_plain_number(text[: len(text) - len(unit)], expected)) * _SIZE_UNITS[unit]
+    if number <= 0:
+        raise ValueError(f"expected {expected}")
+    return number
+
+
 _shells = choice("bash", "zsh", "fish")
 
 
@@ -235,6 +257,28 @@ class RunnerOptions(Options):
         ("profile", None, None, "Profile the run and write the report to this file.", _file),
         ("profiler", None, "cprofile", "The profiler.", choice("cprofile", "profile")),
         ("shutdown_timeout", None, 30.0, "Seconds a graceful stop may take.", _seconds),
+        ("workers", "w", None, "Run a supervisor and N worker processes.", _workers),
+        (
+            "worker_timeout",
+            None,
+            30.0,
+            "With --workers: a worker silent this long is hung (stack logged, replaced).",
+            _seconds,
+        ),
+        (
+            "max_worker_memory",
+            None,
+            None,
+            "With --workers: replace a worker whose resident memory stays above this.",
+            _memory,
+        ),
+        (
+            "max_worker_age",
+            None,
+            None,
+            "With --workers: replace a worker after about this many seconds.",
+            _seconds,
+        ),
         (
             "app_dir",
             None,
@@ -364,6 +408,21 @@ class RunnerOptions(Options):
             raise UsageError("--savestats needs --profile FILE")
         if self["python"] is not None and not self["python"]:
             raise UsageError("-y/--python needs a file name")
+        self._check_workers()
+
+    def _check_workers(self) -> None:
+        """The ``--workers`` options: only together, and not with what a worker cannot do."""
+        if self["workers"] is None:
+            for name in ("max_worker_memory", "max_worker_age"):
+                if self[name] is not None:
+                    raise UsageError(f"--{name.replace('_', '-')} needs --workers N")
+            return
+        if self["chroot"]:
+            raise UsageError("--chroot cannot be combined with --workers yet")
+        if self["debug"]:
+            raise UsageError("--debug runs one process; drop --workers")
+        if self["worker_timeout"] <= 0:
+            raise UsageError("--worker-timeout must be more than 0 seconds")
 
     def settings(self) -> RunSettings:
         """The parsed values, typed (imported here: the help path needs none of it)."""
@@ -397,4 +456,8 @@ class RunnerOptions(Options):
             originalname=bool(self["originalname"]),
             shutdown_timeout=float(self["shutdown_timeout"]),
             app_dir=self.app_path,
+            workers=self["workers"],
+            worker_timeout=float(self["worker_timeout"]),
+            max_worker_memory=self["max_worker_memory"],
+            max_worker_age=self["max_worker_age"],
         )

@@ -28,7 +28,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -46,6 +46,7 @@ from tapster.runner._logs import (
     show_on_stderr,
 )
 from tapster.runner._pidfile import PidFile, PidFileError
+from tapster.runner._roles import choose_role
 from tapster.runner._settings import RunSettings
 from tapster.runner._signals import SignalWatcher
 from tapster.service import Application, ServiceStartError, shutdown
@@ -82,7 +83,10 @@ class Runner:
         maker: Any = None,
         sub_options: Any = None,
         tapname: str | None = None,
+        argv: Sequence[str] | None = None,
     ) -> None:
+        self.role = choose_role(settings, argv)
+        settings = self.role.adjust(settings)
         self.settings = settings
         self.maker = maker
         self.sub_options = sub_options
@@ -105,6 +109,7 @@ class Runner:
             if root
             else os.path.abspath(settings.rundir)
         )
+        self.role.setup(self)
 
     # -- paths -------------------------------------------------------------------------
 
@@ -157,7 +162,7 @@ class Runner:
             self.make_loop()
             self.privileged_start()
             self.drop_privileges()
-            return self.serve()
+            return self.role.serve(self)
         except StartupError as exc:
             if self.settings.debug and exc.__cause__ is not None:
                 _post_mortem(exc.__cause__)
@@ -366,7 +371,7 @@ class Runner:
             except PidFileError as exc:
                 raise StartupError(str(exc)) from None
         if not self.settings.originalname:
-            _set_title(f"tapster: {self.app_name}")
+            _set_title(f"tapster: {self.app_name}{self.role.title}")
 
     def make_loop(self) -> None:
         """Create the event loop (not running yet) so binding code may reach it."""
@@ -382,7 +387,8 @@ class Runner:
         """Step 6b: bind sockets and whatever else needs the launching user's rights."""
         assert self.root is not None
         try:
-            self.root.privileged_start()
+            with self.role.binding():
+                self.root.privileged_start()
         except ServiceStartError as exc:
             raise StartupError(
                 f"cannot start {self.app_name}: {exc.service_name}: {_describe(exc.cause)}"
@@ -395,7 +401,7 @@ class Runner:
         assert self.root is not None
         uid = self.settings.uid if self.settings.uid is not None else self.root.uid
         gid = self.settings.gid if self.settings.gid is not None else self.root.gid
-        if uid is None and gid is None:
+        if (uid is None and gid is None) or not self.role.switches_user:
             return
         if gid is None and uid is not None:
             gid = _privileges.primary_group(uid)
@@ -452,6 +458,7 @@ class Runner:
         root = self.root
         watcher = SignalWatcher(self.loop)
         watcher.install()
+        self.role.loop_started(self)
         try:
             logger.info(
                 "tapster %s on %s %s, loop %s, pid %d",

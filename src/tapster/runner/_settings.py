@@ -41,3 +41,7 @@ class RunSettings(NamedTuple):
     originalname: bool
     shutdown_timeout: float
     app_dir: str | None
+    workers: int | None = None
+    worker_timeout: float = 30.0
+    max_worker_memory: int | None = None
+    max_worker_age: float | None = None

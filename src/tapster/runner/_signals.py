@@ -21,10 +21,11 @@ HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
 
 
 class SignalWatcher:
-    """Records the handled signals for a loop."""
+    """Records the handled signals (``signals``, default :data:`HANDLED`) for a loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, signals: tuple[int, ...] = HANDLED) -> None:
         self._loop = loop
+        self._signals = signals
         self._queue: collections.deque[int] = collections.deque()
         self._wakeup = asyncio.Event()
         self._previous: dict[int, Any] = {}
@@ -32,7 +33,7 @@ class SignalWatcher:
 
     def install(self) -> None:
         """Start recording the handled signals."""
-        for signum in HANDLED:
+        for signum in self._signals:
             self._previous[signum] = signal.getsignal(signum)
             try:
                 self._loop.add_signal_handler(signum, self._record, signum)

@@ -1,0 +1,381 @@
+"""``tapster --workers N``: a supervisor and N worker processes, with real processes and signals."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support import free_port, tapster_cmd_for
+
+# The application the tests serve: a tiny HTTP/1.0 server whose answer is the
+# worker's PID; /block holds the worker's loop for 50 ms (so that the other
+# worker accepts meanwhile), /hang forever, /leak keeps 256 KiB per request,
+# /pid answers at once.
+APP = """\
+import os, time
+from tapster.internet import TCPServer
+from tapster.service import Application
+
+LEAK = []
+
+async def handle(reader, writer):
+    line = await reader.readline()
+    path = line.split()[1].decode() if len(line.split()) > 1 else "/"
+    while (await reader.readline()).strip():
+        pass
+    if path == "/block":
+        time.sleep(0.05)
+    elif path == "/hang":
+        time.sleep(3600)  # HANG-LINE
+    elif path == "/leak":
+        LEAK.append(bytearray(os.urandom(1)) * (256 * 1024))
+    writer.write(b"HTTP/1.0 200 OK\\r\\n\\r\\n" + str(os.getpid()).encode())
+    await writer.drain()
+    writer.close()
+
+application = Application("app")
+TCPServer(PORT, handle, interface="127.0.0.1").set_parent(application)
+"""
+
+BROKEN = """\
+from tapster.service import Application, Service
+
+class Broken(Service):
+    async def start(self):
+        raise RuntimeError("the database is not there")
+
+application = Application("broken")
+Broken().set_parent(application)
+"""
+
+
+def write_app(folder: Path, port: int) -> Path:
+    tac = folder / "app.tac"
+    tac.write_text(APP.replace("PORT", str(port)))
+    return tac
+
+
+def get(port: int, path: str = "/pid", timeout: float = 5.0) -> int:
+    """The PID of the worker that answered ``path``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200"), data
+    return int(body)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_ready(log: Path, timeout: float = 30.0) -> str:
+    return str(
+        wait_for(
+            lambda: log.exists() and "ready: " in log.read_text() and log.read_text(),
+            timeout,
+            "the supervisor's ready line",
+        )
+    )
+
+
+def start(tapster_proc, folder: Path, *args: str, log: Path | None = None):
+    log = log or folder / "app.log"
+    proc = tapster_proc.start("--logfile", str(log), *args, cwd=folder)
+    return proc, log
+
+
+def test_workers_serve_one_port_and_stop_cleanly(tapster_proc, tmp_path: Path) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
+    pidfile = tmp_path / "app.pid"
+    proc, log = start(tapster_proc, tmp_path, "--pidfile", str(pidfile), "-w", "2", "-y", "app.tac")
+    wait_ready(log)
+    assert pidfile.read_text() == f"{proc.pid}\n"
+    workers = children(proc.pid)
+    assert len(workers) == 2
+    # Both workers accept on the one port: while one blocks its loop, the other answers.
+    seen: set[int] = set()
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(5):
+            pid = get(port, "/block")
+            with lock:
+                seen.add(pid)
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == set(workers)
+    text = log.read_text()
+    assert "[worker 1] tapster.runner" in text and "[worker 2] tapster.runner" in text
+    # The process titles say what each process is (setproctitle is installed for the tests).
+    titles = {Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] for pid in workers}
+    assert titles == {b"tapster: app [worker 1]", b"tapster: app [worker 2]"}
+    assert Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(b"tapster: app [supervisor]")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    assert not any(alive(pid) for pid in workers)
+    assert not pidfile.exists()
+    text = log.read_text()
+    assert "worker 1 (pid" in text and "stopped: exit status 0" in text
+    assert text.rstrip().endswith("application 'app' stopped")
+
+
+def test_supervisor_killed_leaves_no_worker(tapster_proc, tmp_path: Path) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
+    proc, log = start(tapster_proc, tmp_path, "-w", "2", "-y", "app.tac")
+    wait_ready(log)
+    workers = children(proc.pid)
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    wait_for(lambda: not any(alive(pid) for pid in workers), 1.5, "the workers to exit")
+
+
+def test_a_worker_that_cannot_start_stops_everything(tapster_proc, tmp_path: Path) -> None:
+    (tmp_path / "broken.tac").write_text(BROKEN)
+    proc = tapster_proc.start("-w", "2", "-y", "broken.tac", cwd=tmp_path)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert err.splitlines()[-1] == (
+        "tapster: cannot start broken: Broken: RuntimeError: the database is not there"
+    )
+    assert len([line for line in err.splitlines() if line.startswith("tapster:")]) == 1
+
+
+def test_a_killed_worker_is_replaced_and_others_keep_serving(tapster_proc, tmp_path) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
+    proc, log = start(tapster_proc, tmp_path, "-w", "2", "-y", "app.tac")
+    wait_ready(log)
+    victim, other = children(proc.pid)
+    results: list[int | None] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                results.append(get(port, "/pid", timeout=5))
+            except (OSError, AssertionError, ValueError):
+                results.append(None)
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    os.kill(victim, signal.SIGKILL)
+    killed = time.monotonic()
+    new = wait_for(
+        lambda: [p for p in children(proc.pid) if p not in (victim, other)], 10, "a new worker"
+    )
+    wait_for(lambda: f"(pid {new[0]}) ready in" in log.read_text(), 10, "the new worker ready")
+    replaced = time.monotonic() - killed
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    failed = results.count(None)
+    # Only requests the killed worker had accepted can fail (one per client at most).
+    assert failed <= len(threads), (failed, len(results))
+    assert results[-5:] and None not in results[-5:]
+    assert other in results
+    assert "ended unexpectedly" in log.read_text() and "killed by SIGKILL" in log.read_text()
+    print(f"replaced (ready) {replaced:.2f} s after kill -9; {failed} of {len(results)} failed")
+
+
+@pytest.mark.slow
+def test_a_hung_worker_is_logged_with_its_stack_and_replaced(tapster_proc, tmp_path) -> None:
+    port = free_port()
+    tac = write_app(tmp_path, port)
+    hang_line = next(
+        number for number, line in enumerate(tac.read_text().splitlines(), 1) if "HANG-LINE" in line
+    )
+    proc, log = start(tapster_proc, tmp_path, "-w", "2", "--worker-timeout", "1", "-y", "app.tac")
+    wait_ready(log)
+    before = set(children(proc.pid))
+    hung = threading.Thread(target=lambda: _ignore(lambda: get(port, "/hang", timeout=20)))
+    hung.start()
+    began = time.monotonic()
+    text = str(
+        wait_for(
+            lambda: "its event loop is stuck" in log.read_text() and log.read_text(), 10, "the log"
+        )
+    )
+    match = re.search(
+        r"worker (\d) \(pid (\d+)\) sent no heartbeat for [\d.]+ s: "
+        r"its event loop is stuck at (.*?):(\d+) in handle",
+        text,
+    )
+    assert match, text
+    # The .tac is compiled under the name it was given (-y app.tac).
+    assert match.group(3) == "app.tac" and int(match.group(4)) == hang_line
+    assert f'File "app.tac", line {hang_line} in handle' in text
+    hung_pid = int(match.group(2))
+    assert hung_pid in before
+    wait_for(lambda: not alive(hung_pid), 5, "the hung worker to be killed")
+    new = [p for p in children(proc.pid) if p not in before]
+    assert len(new) == 1
+    wait_for(lambda: f"(pid {new[0]}) ready in" in log.read_text(), 10, "the replacement")
+    elapsed = time.monotonic() - began
+    # Silent for the timeout (1 s) plus up to one beat interval, then replaced.
+    assert elapsed < 1 + 0.25 + 1 + 1.5, elapsed
+    get(port)
+    hung.join()
+
+
+def _ignore(call: Callable[[], object]) -> None:
+    with contextlib.suppress(OSError, AssertionError, ValueError):
+        call()
+
+
+def test_daemon_with_workers(tmp_path: Path) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
+    from support import run_tapster
+
+    result = run_tapster(
+        ["-D", "--pidfile", "app.pid", "--logfile", "app.log", "-w", "2", "-y", "app.tac"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    pid = int((tmp_path / "app.pid").read_text())
+    try:
+        assert "ready: 2 workers" in (tmp_path / "app.log").read_text()
+        workers = children(pid)
+        assert len(workers) == 2
+        assert get(port) in workers
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not alive(pid), 15, "the daemon to stop")
+    assert not (tmp_path / "app.pid").exists()
+    assert not any(alive(p) for p in workers)
+
+
+def test_privilege_drop_with_workers(tmp_path: Path) -> None:
+    command = tapster_cmd_for("nobody")
+    if command is None or os.geteuid() != 0:
+        pytest.skip("needs root and a Python that nobody can run")
+    argv, env = command
+    port = free_port()
+    os.chmod(tmp_path, 0o755)
+    write_app(tmp_path, port)
+    proc = subprocess.Popen(
+        [*argv, "-u", "nobody", "--logfile", "app.log", "-w", "2", "-y", "app.tac"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_ready(tmp_path / "app.log")
+
+        def uid(pid: int) -> int:
+            return int(Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0])
+
+        # Workers switch after building and binding, as one process does; the
+        # supervisor keeps root to start replacements that can do the same.
+        assert {uid(p) for p in children(proc.pid)} == {65534}
+        assert uid(proc.pid) == 0
+        assert get(port) in children(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def rss(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError):
+        return 0
+
+
+@pytest.mark.slow
+def test_leaking_workers_are_recycled_under_the_limit(tapster_proc, tmp_path: Path) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
+    limit = 40 * 2**20  # a worker of this app starts at about 26 MiB here
+    proc, log = start(
+        tapster_proc, tmp_path, "-w", "2", "--max-worker-memory", "40M", "-y", "app.tac"
+    )
+    wait_ready(log)
+    failures = 0
+    requests = 0
+    peak = 0
+    deadline = time.monotonic() + 20
+    next_request = time.monotonic()
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if now >= next_request:
+            next_request = now + 1 / 8  # 8 requests a second, 256 KiB kept by each
+            requests += 1
+            try:
+                get(port, "/leak")
+            except (OSError, AssertionError, ValueError):
+                failures += 1
+        peak = max([peak, *(rss(pid) for pid in children(proc.pid))])
+        time.sleep(0.02)
+    text = log.read_text()
+    recycled = text.count("recycling worker")
+    assert recycled >= 1, text
+    assert "replaced (resident memory" in text
+    assert failures == 0
+    assert peak <= limit * 1.1, (peak / 2**20, recycled)
+    assert len(children(proc.pid)) >= 2
+    print(f"{requests} requests, {recycled} recycled, peak {peak / 2**20:.1f} MiB")
+
+
+def test_ttin_and_ttou_add_and_remove_workers(tapster_proc, tmp_path: Path) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
+    proc, log = start(tapster_proc, tmp_path, "-w", "1", "-y", "app.tac")
+    wait_ready(log)
+    proc.send_signal(signal.SIGTTIN)
+    wait_for(lambda: "(pid" in log.read_text() and len(children(proc.pid)) == 2, 10, "2 workers")
+    wait_for(lambda: log.read_text().count("ready in") == 2, 10, "the second worker ready")
+    proc.send_signal(signal.SIGTTOU)
+    wait_for(lambda: len(children(proc.pid)) == 1, 15, "1 worker")
+    proc.send_signal(signal.SIGTTOU)  # the last one stays
+    time.sleep(0.3)
+    assert len(children(proc.pid)) == 1
+    assert "keeping the last worker" in log.read_text()
+    get(port)
