@@ -71,7 +71,7 @@ def test_daemon_start_up_failures(project: Path) -> None:
         busy.listen(1)
         busy_port = busy.getsockname()[1]
         cases = [
-            (["--fail", "make-error"], "cannot build myproject: the configuration is wrong"),
+            (["--fail", "make-error"], "build myproject: ValueError: the configuration is wrong"),
             (["-p", str(busy_port)], "in use"),
             (["--fail", "bind-error"], "refusing to bind"),
             (["--fail", "start-error"], "start failed on purpose"),

@@ -49,17 +49,12 @@ from tapster.runner._pidfile import PidFile, PidFileError
 from tapster.runner._roles import choose_role
 from tapster.runner._settings import RunSettings
 from tapster.runner._signals import SignalWatcher
+from tapster.runner._status import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_RUNTIME
 from tapster.service import Application, ServiceStartError, shutdown
 
 __all__ = ["EXIT_FAILURE", "EXIT_FORCED", "EXIT_OK", "Runner", "StartupError"]
 
 logger = logging.getLogger("tapster.runner")
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_RUNTIME = 3
-EXIT_FORCED = 130
 
 
 class StartupError(Exception):
@@ -165,7 +160,7 @@ class Runner:
             return self.role.serve(self)
         except StartupError as exc:
             if self.settings.debug and exc.__cause__ is not None:
-                _post_mortem(exc.__cause__)
+                _post_mortem(exc)
             self._fail(str(exc), exc)
             return EXIT_FAILURE
         except _Interrupted as exc:
@@ -626,9 +621,16 @@ def _set_title(title: str) -> None:
     setproctitle.setproctitle(title)
 
 
+_WRAPPERS = (StartupError, _app.AppError, ServiceStartError)
+"""tapster's own exceptions that carry the user's error as ``__cause__``."""
+
+
 def _post_mortem(exc: BaseException) -> None:
+    """``--debug``: pdb where the user's error was raised, not where tapster re-raised it."""
     import pdb
 
+    while isinstance(exc, _WRAPPERS) and exc.__cause__ is not None:
+        exc = exc.__cause__
     pdb.post_mortem(exc.__traceback__)
 
 
