@@ -183,6 +183,13 @@ def install_app_dir(directory: str | None) -> str | None:
     return path
 
 
+def _twisted_plugins(taken: list[str]) -> list[Any]:
+    """Twisted's service makers as commands: none unless Twisted is importable (twisted_compat)."""
+    from tapster.twisted_compat._scan import describe
+
+    return describe(taken)[0]
+
+
 class RunnerOptions(Options):
     """``tapster [options] SUBCOMMAND [SUBCOMMAND options]``."""
 
@@ -299,6 +306,9 @@ class RunnerOptions(Options):
         from tapster.usage._help import help_text
 
         names, docs = describe_field(SERVICE_MAKER_KIND, "description")
+        for info in _twisted_plugins(names):
+            names.append(info.name)
+            docs.append(info.fields["description"])
         order = sorted(range(len(names)), key=names.__getitem__)  # stable, as in subcommands
         return help_text(self, width, ([names[i] for i in order], [docs[i] for i in order]))
 
@@ -326,6 +336,11 @@ class RunnerOptions(Options):
             for info in describe_plugins(SERVICE_MAKER_KIND):
                 rows.append(
                     (info.name, None, self._factory(info), info.fields.get("description", ""))
+                )
+            for twisted in _twisted_plugins([row[0] for row in rows]):
+                twisted.loop = lambda: (str(self["loop"]), bool(self["daemon"]))
+                rows.append(
+                    (twisted.name, None, self._factory(twisted), twisted.fields["description"])
                 )
             rows.sort(key=lambda row: row[0])
             self._subcommand_rows = rows

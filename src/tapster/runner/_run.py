@@ -383,9 +383,10 @@ class Runner:
 
     def make_loop(self) -> None:
         """Create the event loop (not running yet) so binding code may reach it."""
+        premade = getattr(self.maker, "event_loop", None)  # a Twisted plugin's reactor loop
         factory = self._loop_factory or _loops.loop_factory(self.settings.loop)
         try:
-            self.loop = factory()
+            self.loop = premade if premade is not None else factory()
         except _loops.LoopError as exc:
             raise StartupError(str(exc)) from None
         asyncio.set_event_loop(self.loop)
