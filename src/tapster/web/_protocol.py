@@ -19,7 +19,6 @@ import struct
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, BinaryIO
 
 import httptools
 
@@ -35,7 +34,10 @@ from ._http import (
     status_line,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from ._server import WebServer
 
 log = logging.getLogger("tapster.web")
