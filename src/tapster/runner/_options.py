@@ -132,6 +132,20 @@ def _group(value: str) -> int:
     return group_id(value)
 
 
+@documented(
+    "An endpoint: tcp:9100:interface=127.0.0.1, unix:/run/app/admin.sock:mode=600, ...",
+    metavar="ENDPOINT",
+)
+def _admin_endpoint(value: str) -> str:
+    from tapster.endpoints import EndpointError, server_from_string  # only when given
+
+    try:
+        server_from_string(value)
+    except EndpointError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 @documented("auto, asyncio, uvloop or module:factory.", ("auto", "asyncio", "uvloop"), "LOOP")
 def _loop(value: str) -> str:
     from tapster.runner import _loops  # here: --help needs no loop module
@@ -247,6 +261,21 @@ class RunnerOptions(Options):
         ("profile", None, None, "Profile the run and write the report to this file.", _file),
         ("profiler", None, "cprofile", "The profiler.", choice("cprofile", "profile")),
         ("shutdown_timeout", None, 30.0, "Seconds a graceful stop may take.", _seconds),
+        (
+            "admin",
+            None,
+            None,
+            "Serve /livez, /readyz, /metrics and /status on this endpoint "
+            "(control actions only on a unix socket).",
+            _admin_endpoint,
+        ),
+        (
+            "loop_stall",
+            None,
+            0.5,
+            "Log where the event loop is stuck when it has not turned for this long (0: off).",
+            _seconds,
+        ),
         ("workers", "w", None, "Run a supervisor and N worker processes.", _workers),
         (
             "worker_timeout",
@@ -446,4 +475,6 @@ class RunnerOptions(Options):
             worker_timeout=float(self["worker_timeout"]),
             max_worker_memory=self["max_worker_memory"],
             max_worker_age=self["max_worker_age"],
+            admin=self["admin"] or None,
+            loop_stall=float(self["loop_stall"]),
         )

@@ -100,6 +100,7 @@ class Runner:
         self._null_fd: int | None = None  # /dev/null, opened before a chroot
         self._loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
         self._profile: _ProfileReport | None = None
+        self.ops: Any = None  # runner._operations.Operations with --admin or --loop-stall
         root = settings.chroot
         self.base_dir = (
             os.path.join(os.path.abspath(root), settings.rundir.lstrip("/"))
@@ -225,6 +226,9 @@ class Runner:
             else:
                 self.pidfile.remove()
             self.pidfile = None
+        if self.ops is not None:
+            self.ops.close()
+            self.ops = None
         if self._profile is not None:
             self._profile.close(discard=not self._launcher)
             self._profile = None
@@ -394,6 +398,15 @@ class Runner:
     def privileged_start(self) -> None:
         """Step 6b: bind sockets and whatever else needs the launching user's rights."""
         assert self.root is not None
+        settings = self.settings
+        if settings.admin or settings.loop_stall > 0:
+            from tapster.runner._operations import Operations
+
+            self.ops = Operations(self)
+            try:
+                self.ops.bind()
+            except Exception as exc:
+                raise StartupError(f"cannot serve --admin: {_describe(exc)}") from exc
         try:
             with self.role.binding():
                 self.root.privileged_start()
@@ -469,6 +482,8 @@ class Runner:
         watcher = SignalWatcher(self.loop)
         watcher.install()
         self.role.loop_started(self)
+        if self.ops is not None:
+            self.ops.loop_started(self.loop)
         try:
             logger.info(
                 "tapster %s on %s %s, loop %s, pid %d",
@@ -513,6 +528,8 @@ class Runner:
                 self._reopen_logs(signum)
                 continue
             break
+        if self.ops is not None:
+            self.ops.stopping(f"{signal.Signals(signum).name} received")
         timeout = self.settings.shutdown_timeout
         logger.info("%s received: stopping (within %gs)", signal.Signals(signum).name, timeout)
         _systemd.notify("STOPPING=1")

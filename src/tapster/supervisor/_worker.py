@@ -116,6 +116,7 @@ class WorkerRole:
             profile=None,
             savestats=False,
             workers=None,
+            admin=None,  # the supervisor serves it
         )
 
     def setup(self, runner: Runner) -> None:
