@@ -77,7 +77,7 @@ def test_probes_metrics_and_status_of_a_web_server(tapster_proc, tmp_path: Path)
     wait_for(lambda: request(admin, "/startupz")[0] == 200, 10, "start-up")
     status, body = get_json(admin, "/readyz")
     assert (status, body) == (200, {"ready": True, "reasons": []})
-    assert request(admin, "/livez")[2] == b"ok\n"
+    assert get_json(admin, "/livez") == (200, {"live": True, "reasons": []})
 
     status, headers, text = request(admin, "/metrics")
     assert status == 200

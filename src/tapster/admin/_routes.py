@@ -50,9 +50,7 @@ class AdminApp:
         subject = self.subject
         if path == "/livez":
             reasons = subject.not_live()
-            if reasons:
-                return json_response(503, {"live": False, "reasons": reasons})
-            return text_response(200, "ok\n")
+            return json_response(503 if reasons else 200, {"live": not reasons, "reasons": reasons})
         if path == "/readyz":
             reasons = await subject.not_ready()
             if reasons:
@@ -60,7 +58,7 @@ class AdminApp:
             return json_response(200, {"ready": True, "reasons": []})
         if path == "/startupz":
             if subject.started():
-                return text_response(200, "ok\n")
+                return json_response(200, {"started": True, "reasons": []})
             return json_response(503, {"started": False, "reasons": ["start-up under way"]})
         if path == "/metrics":
             openmetrics = wants_openmetrics(request.headers.get("accept", ""))

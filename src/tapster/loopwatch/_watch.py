@@ -87,6 +87,20 @@ class LoopWatch:
         """Seconds the loop has gone without turning beyond its tick (0 when it turns)."""
         return max(0.0, time.monotonic() - self.last_turn - TICK)
 
+    def where(self) -> str:
+        """Where the loop's thread is now (``file:line in function``), "" when unknown."""
+        stack = self._stack()
+        return _place(stack[-1]) if stack else ""
+
+    def _stack(self) -> traceback.StackSummary | None:
+        frame = sys._current_frames().get(self._thread_id or 0)
+        if frame is None:
+            return None
+        try:
+            return traceback.extract_stack(frame)
+        finally:
+            del frame
+
     def _tick(self) -> None:
         now = time.monotonic()
         if self._due:
@@ -116,15 +130,12 @@ class LoopWatch:
 
     def _report_start(self) -> None:
         _STALLS.inc()
-        frame = sys._current_frames().get(self._thread_id or 0)
-        if frame is None:
+        stack = self._stack()
+        if not stack:
             self.stuck_at = "(unknown)"
             log.warning("the event loop has not turned for %.2f s", self.blocked_for())
             return
-        stack = traceback.extract_stack(frame)
-        del frame
-        inner = stack[-1]
-        self.stuck_at = f"{inner.filename}:{inner.lineno} in {inner.name}"
+        self.stuck_at = _place(stack[-1])
         log.warning(
             "the event loop has not turned for %.2f s: it is blocked at %s. "
             "Its stack (most recent call last):\n%s",
@@ -132,3 +143,7 @@ class LoopWatch:
             self.stuck_at,
             "".join(traceback.format_list(stack)).rstrip(),
         )
+
+
+def _place(frame: traceback.FrameSummary) -> str:
+    return f"{frame.filename}:{frame.lineno} in {frame.name}"

@@ -80,7 +80,8 @@ class Operations:
         limit = self.runner.settings.loop_stall or LIVENESS_DEFAULT
         if blocked < limit:
             return ""
-        where = f" (blocked at {self.watch.stuck_at})" if self.watch.stuck_at else ""
+        stuck = self.watch.stuck_at or self.watch.where()
+        where = f" (blocked at {stuck})" if stuck else ""
         return f"the event loop has not turned for {blocked:.1f} s{where}"
 
 
