@@ -17,8 +17,7 @@ import os
 import sys
 
 from tapster.plugin import _cache
-from tapster.plugin._folders import module_files
-from tapster.twisted_compat._folders import twisted_folders
+from tapster.plugin._folders import module_files, twisted_folders
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
