@@ -312,11 +312,15 @@ def test_web_answers_during_a_login_flood(tapster_proc: Any, tmp_path: Path) -> 
     passwords without pause: cheap requests on another connection keep a worst case of
     50 ms and a p99 of 10 ms.
 
-    The server runs at nice -10 (and its hashing threads, 10 above it, at 0) when the
-    tests run as root: other work on a shared machine then delays the loop less than
-    the hashing does, which is what this measures. A window of 3 s is measured up to
-    three times; a loop that hashes with every core fails all three (p99 about 20 ms,
-    worst 55-130 ms on the 2-core machine this was written on).
+    First the mechanism, which fails for certain when it is missing: the hashing
+    threads, argon2's lane threads included, leave one CPU to the loop. Then the
+    figures. The server runs at nice -10 (its hashing threads, 10 above it, at 0) when
+    the tests run as root, so that other work on a shared machine delays the loop less
+    than the hashing does, and a window of 2.5 s is measured up to four times: a spike
+    from outside must not fail the test, a loop that stalls in every window does. With
+    hashing on every core the 2-core machine this was written on gave p99 6-23 ms and
+    worst 17-90 ms (some windows within the bounds); with one CPU kept free, p99
+    1-6 ms and worst 3-18 ms, up to 49 ms when other tests ran beside it.
     """
     stored = hashing.hash_password("pw")
     users = tmp_path / "users"
@@ -338,9 +342,9 @@ def test_web_answers_during_a_login_flood(tapster_proc: Any, tmp_path: Path) -> 
         assert hashing_cpus, "no hashing thread at a lower priority during the flood"
         if len(loop_cpus) > 1:
             assert loop_cpus - hashing_cpus, (loop_cpus, hashing_cpus)
-        for _ in range(3):
+        for _ in range(4):
             before = flood.answered
-            latencies = _probe_latencies(port, 3.0)
+            latencies = _probe_latencies(port, 2.5)
             worst, p99 = latencies[-1], latencies[int(len(latencies) * 0.99)]
             windows.append(
                 f"n={len(latencies)} logins={flood.answered - before} "
