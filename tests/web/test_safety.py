@@ -335,8 +335,10 @@ def _start_in_private_network(jail: Path, *args: str) -> tuple[str, str]:
 
     from support import tapster_cmd, tapster_env
 
-    if os.geteuid() != 0:
-        pytest.skip("needs root for a private network namespace (unshare -n)")
+    import shutil
+
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("ip")):
+        pytest.skip("needs root, unshare and ip for a private network namespace")
     script = 'ip link set lo up && exec "$@"'
     argv = [
         "unshare",
