@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import select
+import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from support import tapster_cmd, tapster_env
 
 SECRET = b"TOPSECRET-do-not-serve"
 
@@ -330,13 +334,6 @@ def _start_in_private_network(jail: Path, *args: str) -> tuple[str, str]:
     """Run ``tapster web --path JAIL ARGS`` in a network namespace of its own (only
     loopback, so port 8080 is free whatever else runs here); return the start-up
     log and the process's listening sockets from ``/proc/PID/net/tcp``."""
-    import select
-    import subprocess
-
-    from support import tapster_cmd, tapster_env
-
-    import shutil
-
     if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("ip")):
         pytest.skip("needs root, unshare and ip for a private network namespace")
     script = 'ip link set lo up && exec "$@"'
