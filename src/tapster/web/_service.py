@@ -81,8 +81,6 @@ def serving_line(addresses: Sequence[str]) -> str:
     line = "serving " + ", ".join(urls)
     if loopback_ports and not remote:
         scheme, port = loopback_ports[0]
-        how = (
-            f"--listen tcp:{port}" if scheme == "tcp" else f"--listen ssl:{port} without interface="
-        )
+        how = f"--listen tcp:{port}" if scheme == "tcp" else "--listen without interface="
         line += f" (loopback only; {how} for every interface)"
     return line
