@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
 import signal
 import time
 from pathlib import Path
@@ -61,6 +63,18 @@ def start_admin(tapster_proc, folder: Path, *args: str, env=None):
     return proc, admin, log
 
 
+def web_get(port: int, path: str, method: str = "GET", auth: str | None = None) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+    try:
+        conn.request(method, path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
 def test_probes_metrics_and_status_of_a_web_server(tapster_proc, tmp_path: Path) -> None:
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "hello.txt").write_text("hello\n")
@@ -73,6 +87,8 @@ def test_probes_metrics_and_status_of_a_web_server(tapster_proc, tmp_path: Path)
         "site",
         "--listen",
         f"tcp:{web}:interface=127.0.0.1",
+        "--auth",
+        "memory:alice:s3cret",
     )
     wait_for(lambda: request(admin, "/startupz")[0] == 200, 10, "start-up")
     status, body = get_json(admin, "/readyz")
@@ -97,6 +113,35 @@ def test_probes_metrics_and_status_of_a_web_server(tapster_proc, tmp_path: Path)
         5,
         "the loop's ticks in the lag histogram",
     )
+
+    # Known traffic, then the figures it must give.
+    assert [web_get(web, "/hello.txt", auth="alice:s3cret") for _ in range(3)] == [200] * 3
+    assert web_get(web, "/missing", auth="alice:s3cret") == 404
+    assert web_get(web, "/hello.txt", auth="alice:wrong") == 401
+    assert web_get(web, "/hello.txt", "HEAD", auth="alice:s3cret") == 200
+    found = samples(request(admin, "/metrics")[2].decode())
+    requests = {
+        (dict(labels)["method"], dict(labels)["status"]): value
+        for (name, labels), value in found.items()
+        if name == "tapster_web_requests_total"
+    }
+    assert requests == {("GET", "2xx"): 3, ("GET", "4xx"): 2, ("HEAD", "2xx"): 1}
+    assert found[("tapster_web_request_duration_seconds_count", (("method", "GET"),))] == 5
+    assert 0 < found[("tapster_web_request_duration_seconds_sum", (("method", "GET"),))] < 5
+    assert found[("tapster_web_response_body_bytes_total", ())] >= 3 * len("hello\n")
+    listener = (("listener", f"tcp:127.0.0.1:{web}"),)
+    assert found[("tapster_listener_connections_accepted_total", listener)] == 6
+    assert found[("tapster_listener_connections_open", listener)] == 0
+    logins = {
+        labels: value
+        for (name, labels), value in found.items()
+        if name == "tapster_cred_logins_total"
+    }
+    # web keeps a good login for a while: the password was checked once.
+    assert logins == {
+        (("checker", "InMemoryUsernamePasswordChecker"), ("result", "succeeded")): 1,
+        (("checker", "InMemoryUsernamePasswordChecker"), ("result", "failed")): 1,
+    }
 
     status, headers, text = request(
         admin, "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 from tapster.endpoints import ServerEndpoint, TCPServerEndpoint, UNIXServerEndpoint
+from tapster.metrics import CounterSeries, counter, gauge
 from tapster.service import Service, remaining_budget
 
 from ._tracking import TrackedProtocol, track
@@ -75,6 +76,18 @@ def resolve_endpoint(endpoint_or_description: ServerEndpoint | str) -> ServerEnd
     return endpoint_or_description
 
 
+_ACCEPTED = counter(
+    "tapster_listener_connections_accepted",
+    "Connections accepted, per listener (its addresses).",
+    labels=("listener",),
+)
+_OPEN = gauge(
+    "tapster_listener_connections_open",
+    "Connections open now, per listener (its addresses).",
+    labels=("listener",),
+)
+
+
 class StreamServerService(Service):
     """Serve stream connections (TCP, TLS, Unix) on one endpoint.
 
@@ -123,6 +136,7 @@ class StreamServerService(Service):
         self._connections: set[TrackedProtocol] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._addresses: list[str] = []
+        self._accepted: CounterSeries | None = None
 
     def privileged_start(self) -> None:
         """Bind the endpoint; a failure raises ``ListenError`` naming the address."""
@@ -136,6 +150,9 @@ class StreamServerService(Service):
     async def start(self) -> None:
         """Begin accepting on every bound socket."""
         loop = asyncio.get_running_loop()
+        label = self._where()
+        self._accepted = _ACCEPTED.labels(label)
+        _OPEN.labels(label).set_function(self._connections.__len__)
         self._accepting = [
             loop.create_task(self._accept_loop(sock), name=f"accept {address}")
             for sock, address in zip(self._sockets, self._addresses, strict=True)
@@ -229,6 +246,8 @@ class StreamServerService(Service):
         return functools.partial(self._tracked_protocol, make)
 
     def _tracked_protocol(self, make: ProtocolFactory) -> asyncio.BaseProtocol:
+        if self._accepted is not None:
+            self._accepted.value += 1
         return track(make(), self._connections)
 
     def _stream_protocol(self, loop: asyncio.AbstractEventLoop) -> asyncio.BaseProtocol:
@@ -288,6 +307,9 @@ class StreamServerService(Service):
         self._close_everything()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=1.0)
+        if self._accepted is not None:
+            _OPEN.remove(self._where())
+            self._accepted = None
         self._addresses = []
 
     def _announce_stop(self) -> None:

@@ -25,9 +25,12 @@ from tapster.metrics._exposition import OPENMETRICS_TYPE, TEXT_TYPE, expose, wan
 from tapster.metrics._metric import (
     DEFAULT_BUCKETS,
     Counter,
+    CounterSeries,
     Family,
     Gauge,
+    GaugeSeries,
     Histogram,
+    HistogramSeries,
     Registry,
 )
 
@@ -37,9 +40,12 @@ __all__ = [
     "REGISTRY",
     "TEXT_TYPE",
     "Counter",
+    "CounterSeries",
     "Family",
     "Gauge",
+    "GaugeSeries",
     "Histogram",
+    "HistogramSeries",
     "Registry",
     "counter",
     "expose",
