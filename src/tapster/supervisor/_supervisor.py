@@ -42,6 +42,7 @@ from tapster.procmon._monitor import describe_exit
 from tapster.procmon._reaper import ExitWatcher, make_exit_watcher
 from tapster.runner import _systemd
 from tapster.runner._signals import HANDLED, SignalWatcher
+from tapster.supervisor._operations import SupervisorSubject
 from tapster.supervisor._process import WorkerProcess
 from tapster.supervisor._recycle import MEMORY_INTERVAL, AgeLimit, MemoryLimit, resident_memory
 from tapster.supervisor._stack import stuck_frame
@@ -168,6 +169,9 @@ class Supervisor:
         self._next_memory_check = 0.0
         self._recycle_after = 0.0
         self._handler = runner.logs.handler if runner.logs is not None else None
+        ops = runner.ops
+        self.admin = ops.admin if ops is not None else None
+        self.subject = SupervisorSubject(self) if self.admin is not None else None
         timeout = self.settings.worker_timeout
         self._start_time = max(timeout, MIN_START_TIME)
 
@@ -181,6 +185,7 @@ class Supervisor:
         forward = loop.create_task(self._forward_signals(watcher))
         self._exits = make_exit_watcher(loop)
         try:
+            await self._serve_admin()
             runner_log.info(
                 "tapster %s supervisor on %s, loop %s, pid %d",
                 __version__,
@@ -210,9 +215,24 @@ class Supervisor:
             forward.cancel()
             await asyncio.gather(forward, return_exceptions=True)
             await self._kill_all()
+            if self.admin is not None:
+                await self.admin.aclose()
             watcher.restore()
             self._exits.close()
             self._release_listeners()
+
+    async def _serve_admin(self) -> None:
+        """Serve ``--admin`` on this loop, which runs no user code (see ``_operations``)."""
+        if self.admin is None or self.subject is None:
+            return
+        assert self.runner.ops is not None
+        self.runner.ops.recent.attach()
+        await self.admin.serve(self.subject)
+        self.admin.announce()
+
+    def request_signal(self, signum: int) -> None:
+        """Act as if ``signum`` had arrived (the admin endpoint's control actions)."""
+        self._events.put_nowait(("signal", signum))
 
     async def _forward_signals(self, watcher: SignalWatcher) -> None:
         while True:
@@ -306,6 +326,8 @@ class Supervisor:
         elif kind == "failed":
             text = message.get("message")
             worker.failure = str(text) if text else "start-up failed"
+        elif kind == "metrics" and self.subject is not None:
+            self.subject.worker_metrics(worker, message)
 
     def _ready(self, worker: WorkerProcess, watch: _Watch) -> None:
         worker.state = "ready"
@@ -353,6 +375,8 @@ class Supervisor:
         code = fut.result()
         slot = watch.slot
         self._events.put_nowait(("exited", worker))
+        if self.subject is not None:
+            self.subject.worker_exited(worker, replaced=not self.stopping)
         if worker.state in ("stopping", "hung"):
             log.info("%r stopped: %s", worker, describe_exit(code))
             return

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from tapster.endpoints._inherited import Listener, inherit
 from tapster.supervisor._channel import ChannelWriter
 from tapster.supervisor._heartbeat import Heartbeat, beat_interval
+from tapster.supervisor._operations import MetricsSender
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class WorkerRole:
         self.switches_user = True
         self.channel = ChannelWriter(spec.channel)
         self._heartbeat: Heartbeat | None = None
+        self._metrics: MetricsSender | None = None
         _die_with(spec.supervisor, spec.watch)
 
     @classmethod
@@ -137,6 +139,8 @@ class WorkerRole:
         self.channel.send("hello", thread=threading.get_ident())
         self._heartbeat = Heartbeat(runner.loop, self.channel, beat_interval(self.spec.timeout))
         self._heartbeat.start()
+        self._metrics = MetricsSender(runner.loop, self.channel)
+        self._metrics.start()
 
     def serve(self, runner: Runner) -> int:
         """Serve like a single process."""
@@ -145,6 +149,8 @@ class WorkerRole:
         finally:
             if self._heartbeat is not None:
                 self._heartbeat.stop()
+            if self._metrics is not None:
+                self._metrics.stop()  # the last counts, before the supervisor sees the exit
 
 
 class _ChannelReadiness:
