@@ -215,6 +215,12 @@ class RunnerOptions(Options):
         ("originalname", None, "Keep the process title (default: 'tapster: NAME')."),
         ("plugins", None, "List every plugin found and any problems; exit 1 if one is broken."),
         ("rebuild_plugin_cache", None, "Rebuild the plugin caches and exit (for packagers)."),
+        (
+            "no_spare_worker",
+            None,
+            "With --workers: keep no spare worker started ahead (saves its memory; "
+            "a replacement then takes a full start-up).",
+        ),
     ]
 
     parameters = [
@@ -401,6 +407,8 @@ class RunnerOptions(Options):
             for name in ("max_worker_memory", "max_worker_age"):
                 if self[name] is not None:
                     raise UsageError(f"--{name.replace('_', '-')} needs --workers N")
+            if self["no_spare_worker"]:
+                raise UsageError("--no-spare-worker needs --workers N")
             return
         if self["chroot"]:
             raise UsageError("--chroot cannot be combined with --workers yet")
@@ -445,4 +453,5 @@ class RunnerOptions(Options):
             worker_timeout=float(self["worker_timeout"]),
             max_worker_memory=self["max_worker_memory"],
             max_worker_age=self["max_worker_age"],
+            no_spare_worker=bool(self["no_spare_worker"]),
         )

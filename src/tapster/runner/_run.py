@@ -370,6 +370,10 @@ class Runner:
                 self.pidfile.write()
             except PidFileError as exc:
                 raise StartupError(str(exc)) from None
+        self.set_title()
+
+    def set_title(self) -> None:
+        """Title the process ``tapster: NAME`` and the role's mark, unless ``--originalname``."""
         if not self.settings.originalname:
             _set_title(f"tapster: {self.app_name}{self.role.title}")
 

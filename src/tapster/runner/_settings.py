@@ -45,3 +45,5 @@ class RunSettings(NamedTuple):
     worker_timeout: float = 30.0
     max_worker_memory: int | None = None
     max_worker_age: float | None = None
+    no_spare_worker: bool = False
+    reuse_port: bool = False

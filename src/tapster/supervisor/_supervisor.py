@@ -8,6 +8,11 @@ event loop, it:
 
 * spawns N workers (``_process``) and reports ready (to ``-D``'s launcher, to
   systemd) once all N are;
+* keeps one *spare* worker started ahead (unless ``--no-spare-worker``):
+  imported, built and on its listeners, waiting to be told its number, so
+  that a replacement (after a crash, a hang, for recycling, on ``SIGTTIN``)
+  serves within milliseconds instead of a fresh interpreter's second; a new
+  spare is started once the one taken over is ready;
 * replaces a worker that exits, at once after a stable run and with
   ``tapster.procmon``'s backoff when it keeps dying; a worker that fails to
   start stops everything (exit 1, its error in one line) during start-up, or
@@ -130,6 +135,11 @@ class _Slot:
     failures: int = 0
     last_failure: str = ""
 
+    @property
+    def name(self) -> str:
+        """``worker N``, or ``the spare worker`` for the spare's slot (number 0)."""
+        return f"worker {self.number}" if self.number else "the spare worker"
+
 
 @dataclass(eq=False)
 class _Watch:
@@ -160,6 +170,9 @@ class Supervisor:
         self.cwd = cwd
         self.listeners = listeners
         self.slots: list[_Slot] = []
+        #: Where the spare worker lives (number 0, never in ``slots``).
+        self.spare = _Slot(0)
+        self.keep_spare = not self.settings.no_spare_worker
         self.workers: dict[WorkerProcess, _Watch] = {}
         self.announced = False
         self.stopping = False
@@ -264,7 +277,10 @@ class Supervisor:
     # -- workers coming and going ------------------------------------------------------
 
     def _spawn(self, slot: _Slot) -> WorkerProcess | None:
-        """Start a worker for ``slot``; None (and a failure counted) when it cannot start."""
+        """Start a worker for ``slot`` (the spare's: a spare); None when it cannot start.
+
+        A failure to start the process counts as a failed start of the slot.
+        """
         assert self._exits is not None
         try:
             worker = WorkerProcess(
@@ -278,7 +294,7 @@ class Supervisor:
                 on_message=self._on_message,
             )
         except OSError as exc:
-            self._start_failed(slot, f"cannot start worker {slot.number}: {exc.strerror or exc}")
+            self._start_failed(slot, f"cannot start {slot.name}: {exc.strerror or exc}")
             return None
         watch = _Watch(slot)
         self.workers[worker] = watch
@@ -288,9 +304,43 @@ class Supervisor:
 
     def _fill(self, slot: _Slot) -> None:
         slot.restart = None
-        if self.stopping or slot not in self.slots or slot.current is not None:
+        if self.stopping or slot.current is not None:
             return
-        slot.current = self._spawn(slot)
+        if slot is self.spare:
+            slot.current = self._spawn(slot)
+        elif slot in self.slots:
+            slot.current = self._take_spare(slot) or self._spawn(slot)
+
+    def _take_spare(self, slot: _Slot) -> WorkerProcess | None:
+        """The spare worker, now ``slot``'s (told its number), or None when there is none.
+
+        A spare still starting is taken too: it reads its number as soon as it
+        is warm, sooner than a new worker would be.
+        """
+        spare = self.spare.current
+        watch = self.workers.get(spare) if spare is not None else None
+        if spare is None or watch is None or spare.state not in ("starting", "spare"):
+            return None
+        self.spare.current = None
+        watch.slot = slot
+        log.info("%r takes over as worker %d", spare, slot.number)
+        spare.promote(slot.number)
+        return spare
+
+    def _keep_a_spare(self) -> None:
+        """Start a spare once serving is settled: all workers ready, none starting."""
+        spare = self.spare
+        if (
+            not self.keep_spare
+            or not self.announced
+            or self.stopping
+            or spare.current is not None
+            or spare.restart is not None
+        ):
+            return
+        if any(worker.state == "starting" for worker in self.workers):
+            return  # a start in progress gets the cores first
+        self._fill(spare)
 
     def _on_message(self, worker: WorkerProcess, message: dict[str, object]) -> None:
         kind = message["kind"]
@@ -301,8 +351,12 @@ class Supervisor:
         if kind == "hello":
             thread = message.get("thread")
             worker.thread = thread if isinstance(thread, int) else None
-        elif kind == "ready" and worker.state == "starting":
+        elif kind == "ready" and worker.state == "starting" and worker.number:
             self._ready(worker, watch)
+        elif kind == "warm" and worker.state == "starting" and watch.slot is self.spare:
+            worker.state = "spare"
+            self.spare.failures = 0
+            log.info("%r warm in %.2f s, ready to take over", worker, worker.uptime)
         elif kind == "failed":
             text = message.get("message")
             worker.failure = str(text) if text else "start-up failed"
@@ -359,6 +413,9 @@ class Supervisor:
         if self.stopping:
             log.warning("%r ended while stopping: %s", worker, describe_exit(code))
             return
+        if slot is self.spare:
+            self._spare_exited(worker, code)
+            return
         if slot.candidate is worker:
             slot.candidate = None
             message = worker.failure or f"it ended during start-up: {describe_exit(code)}"
@@ -385,6 +442,22 @@ class Supervisor:
             )
         self._schedule(slot, worker.uptime)
 
+    def _spare_exited(self, worker: WorkerProcess, code: int) -> None:
+        """The spare ended before it was needed: start another, with backoff.
+
+        Never fatal: the workers keep serving (a replacement is then a fresh start).
+        """
+        spare = self.spare
+        if spare.current is worker:
+            spare.current = None
+        if worker.state == "starting":
+            message = worker.failure or f"it ended during start-up: {describe_exit(code)}"
+            log.warning("the spare worker failed to start: %s", message)
+            self._schedule(spare, 0.0)
+        else:
+            log.warning("%r ended unexpectedly: %s", worker, describe_exit(code))
+            self._schedule(spare, worker.uptime)
+
     def _start_failed(self, slot: _Slot, message: str) -> bool:
         """Count a failed start; False when it is fatal (the supervisor stops)."""
         if not self.announced:
@@ -394,10 +467,10 @@ class Supervisor:
         slot.last_failure = message
         if slot.failures >= START_FAILURES:
             self._events.put_nowait(
-                ("fatal", f"{message} (worker {slot.number} failed to start {slot.failures} times)")
+                ("fatal", f"{message} ({slot.name} failed to start {slot.failures} times)")
             )
             return False
-        log.warning("worker %d failed to start: %s", slot.number, message)
+        log.warning("%s failed to start: %s", slot.name, message)
         return True
 
     def _schedule(self, slot: _Slot, runtime: float) -> None:
@@ -405,7 +478,7 @@ class Supervisor:
         if delay <= 0:
             self._fill(slot)
             return
-        log.info("restarting worker %d in %.3g s", slot.number, delay)
+        log.info("restarting %s in %.3g s", slot.name, delay)
         slot.restart = asyncio.get_running_loop().call_later(delay, self._fill, slot)
 
     def _drain(self, worker: WorkerProcess, why: str) -> None:
@@ -426,9 +499,7 @@ class Supervisor:
         for worker, watch in list(self.workers.items()):
             state = worker.state
             if state == "starting" and now - worker.started > self._start_time:
-                worker.failure = (
-                    f"worker {watch.slot.number} was not ready within {self._start_time:g} s"
-                )
+                worker.failure = f"{watch.slot.name} was not ready within {self._start_time:g} s"
                 worker.signal(signal.SIGKILL)
             elif state == "ready" and now - worker.last_beat > timeout:
                 self._hung(worker, watch, now)
@@ -438,6 +509,7 @@ class Supervisor:
                 log.warning("%r did not stop in time; sending SIGKILL", worker)
                 worker.signal(signal.SIGKILL)
                 watch.stop_deadline = now + 3600.0
+        self._keep_a_spare()
         if now >= self._next_memory_check:
             self._next_memory_check = now + MEMORY_INTERVAL
             self._check_recycling(now)
@@ -500,7 +572,7 @@ class Supervisor:
             if reason:
                 log.info("recycling %r: %s", worker, reason)
                 watch.recycling = reason
-                slot.candidate = self._spawn(slot)
+                slot.candidate = self._take_spare(slot) or self._spawn(slot)
                 return
 
     # -- stopping ----------------------------------------------------------------------
@@ -510,7 +582,7 @@ class Supervisor:
         runner_log.info(
             "%s received: stopping %d workers (within %gs)",
             signal.Signals(signum).name,
-            len(self.workers),
+            sum(1 for worker in self.workers if worker.number),
             timeout,
         )
         _systemd.notify("STOPPING=1")
