@@ -133,6 +133,7 @@ RUNNER_CASES = [
     usage("worker-memory-alone", "--max-worker-memory", "1G", "web",
           says=("--max-worker-memory", "--workers")),
     usage("no-spare-alone", "--no-spare-worker", "web", says=("--no-spare-worker", "--workers")),
+    usage("reuse-port-alone", "--reuse-port", "web", says=("--reuse-port", "--workers")),
     usage("tac-and-command", "-y", "{assets}/noapp.tac", "web", says=("-y", "web")),
     usage("log-level-empty", "--log-level=", "web", says=("--log-level", "''")),
     usage("daemon-log-to-stdout", "-D", "--logfile", "-", "web", says=("--logfile", "--daemon")),

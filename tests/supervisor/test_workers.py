@@ -461,3 +461,47 @@ def test_without_a_spare_a_fresh_worker_replaces_a_killed_one(tapster_proc, tmp_
     (new,) = children(proc.pid)
     assert new != worker and get(port) == new
     assert " warm in " not in log.read_text()
+
+
+def listeners(port: int) -> int:
+    """How many sockets listen on TCP ``port`` (IPv4), from ``/proc/net/tcp``."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1 for row in rows if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A"
+    )
+
+
+def test_reuse_port_gives_each_worker_its_own_listener(tapster_proc, tmp_path) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
+    proc, log = start(tapster_proc, tmp_path, "-w", "2", "--reuse-port", "-y", "app.tac")
+    wait_ready(log)
+    wait_warm(log)
+    # One listener a serving worker: the supervisor only holds the port, the spare waits.
+    assert listeners(port) == 2
+    workers = serving(proc.pid)
+    seen: set[int] = set()
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(5):
+            pid = get(port, "/block")
+            with lock:
+                seen.add(pid)
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == set(workers)
+    # A killed worker's listener goes with it; the spare's starts listening when it takes over.
+    (spare,) = (p for p in children(proc.pid) if is_spare(p))
+    os.kill(workers[0], signal.SIGKILL)
+    wait_for(lambda: f"(pid {spare}) ready in" in log.read_text(), 5, "the spare to take over")
+    assert listeners(port) == 2
+    answered = {get(port, timeout=5) for _ in range(20)}
+    assert answered <= {workers[1], spare}
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    assert listeners(port) == 0

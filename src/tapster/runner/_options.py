@@ -216,6 +216,12 @@ class RunnerOptions(Options):
         ("plugins", None, "List every plugin found and any problems; exit 1 if one is broken."),
         ("rebuild_plugin_cache", None, "Rebuild the plugin caches and exit (for packagers)."),
         (
+            "reuse_port",
+            None,
+            "With --workers: each worker gets its own SO_REUSEPORT listener on TCP "
+            "endpoints (the kernel spreads connections over them).",
+        ),
+        (
             "no_spare_worker",
             None,
             "With --workers: keep no spare worker started ahead (saves its memory; "
@@ -407,8 +413,9 @@ class RunnerOptions(Options):
             for name in ("max_worker_memory", "max_worker_age"):
                 if self[name] is not None:
                     raise UsageError(f"--{name.replace('_', '-')} needs --workers N")
-            if self["no_spare_worker"]:
-                raise UsageError("--no-spare-worker needs --workers N")
+            for flag in ("no_spare_worker", "reuse_port"):
+                if self[flag]:
+                    raise UsageError(f"--{flag.replace('_', '-')} needs --workers N")
             return
         if self["chroot"]:
             raise UsageError("--chroot cannot be combined with --workers yet")
@@ -454,4 +461,5 @@ class RunnerOptions(Options):
             max_worker_memory=self["max_worker_memory"],
             max_worker_age=self["max_worker_age"],
             no_spare_worker=bool(self["no_spare_worker"]),
+            reuse_port=bool(self["reuse_port"]),
         )

@@ -90,6 +90,7 @@ class SupervisorRole:
         self.argv = list(argv) if argv is not None else sys.argv[1:]
         # Workers start where the command was typed, so relative paths mean the same.
         self.launch_dir = os.getcwd()
+        self.reuse_port = settings.reuse_port
         self.bound: list[tuple[ServerEndpoint, list[socket.socket]]] = []
 
     def adjust(self, settings: RunSettings) -> RunSettings:
@@ -101,8 +102,8 @@ class SupervisorRole:
 
     @contextlib.contextmanager
     def binding(self) -> Iterator[None]:
-        """Bind as usual, noting every listener for the workers."""
-        with recording() as found:
+        """Bind as usual, noting every listener for the workers (``--reuse-port``: reserve TCP)."""
+        with recording(reuse_port=self.reuse_port) as found:
             yield
         self.bound = found
 

@@ -39,7 +39,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from tapster.endpoints._inherited import Listener, inherit
+from tapster.endpoints._inherited import Listener, inherit, start_listening
 from tapster.runner._signals import SignalWatcher
 from tapster.supervisor._channel import ChannelWriter, LineSplitter, decode
 from tapster.supervisor._heartbeat import Heartbeat, beat_interval
@@ -137,7 +137,7 @@ class WorkerRole:
     @contextlib.contextmanager
     def binding(self) -> Iterator[None]:
         """Take the supervisor's listeners instead of binding."""
-        inherit(self.spec.listeners)
+        inherit(self.spec.listeners, defer_listen=not self.spec.number)
         yield
 
     def loop_started(self, runner: Runner) -> None:
@@ -157,6 +157,7 @@ class WorkerRole:
             self.spec = self.spec._replace(number=number)
             self.title = f" [worker {number}]"
             runner.set_title()
+            start_listening()
         try:
             return runner.serve()
         finally:
