@@ -1,7 +1,10 @@
 """Processes under measurement: timed short commands and long-running servers.
 
 Every process started here is stopped by its PID (SIGTERM, then SIGKILL after a grace period),
-also when the harness is interrupted: live servers are tracked and stopped at exit.
+also when the harness is interrupted: live servers are tracked and stopped at exit. No command
+is started with a device as an argument (:func:`refuse_devices`): a server may rotate, rename or
+chown the file it is given (twistd rotates its log every megabyte, and as root it once renamed
+the real ``/dev/null``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import os
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -58,6 +62,26 @@ class TimedRun:
         return sample
 
 
+def refuse_devices(argv: Sequence[str]) -> None:
+    """Raise :class:`CommandError` if an argument (or the value of ``--name=VALUE``) is a device.
+
+    Give the program a file in the case's temporary folder instead.
+    """
+    for arg in argv:
+        value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
+        if not value.startswith("/"):
+            continue
+        try:
+            mode = os.stat(value).st_mode
+        except OSError:
+            continue
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            raise CommandError(
+                f"{value} is a device: a program may rotate, rename or chown what it is given; "
+                "give it a file in the case's temporary folder"
+            )
+
+
 def run_timed(
     argv: Sequence[str],
     *,
@@ -77,6 +101,7 @@ def run_timed(
     has no ``peak_rss_mb`` (the table shows n/a). Raises :class:`CommandError` when the status
     is not in ``ok_codes`` or ``expect`` is not in stdout.
     """
+    refuse_devices(argv)
     use_time = peak_rss and os.access(GNU_TIME, os.X_OK)
     with (
         tempfile.TemporaryFile() as out,
@@ -289,6 +314,7 @@ def launch(
     """
     if host != LOCALHOST:
         raise ValueError(f"benchmarks target {LOCALHOST} only, not {host}")
+    refuse_devices(argv)
     if log is None:
         fd, name = tempfile.mkstemp(prefix="bench-server-", suffix=".log")
         os.close(fd)

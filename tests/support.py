@@ -216,17 +216,19 @@ def tapster_cmd_for(user: str) -> tuple[list[str], dict[str, str]] | None:
         env = tapster_env({"PYTHONPATH": os.pathsep.join([str(SRC), site])})
         env.pop("HOME", None)
         _commands_for[user] = None
-        for candidate in (sys.executable, "/usr/bin/python3"):
+        # The system's Python runs with -S: its own dist-packages (an older pyOpenSSL,
+        # say) must not mix with our site-packages (Twisted's plugins would break).
+        for candidate in ([sys.executable], ["/usr/bin/python3", "-S"]):
             try:
                 check = "import sys, tapster.runner; assert sys.version_info >= (3, 11)"
                 probe = subprocess.run(
-                    [candidate, "-c", check],
+                    [*candidate, "-c", check],
                     user=user, extra_groups=[], env=env, capture_output=True, timeout=30,
                     check=False, cwd="/",
                 )  # fmt: skip
             except (OSError, subprocess.SubprocessError):
                 continue
             if probe.returncode == 0:
-                _commands_for[user] = ([candidate, "-m", "tapster"], env)
+                _commands_for[user] = ([*candidate, "-m", "tapster"], env)
                 break
     return _commands_for[user]

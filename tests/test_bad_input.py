@@ -84,6 +84,8 @@ RUNNER_CASES = [
     usage("unknown-command", "frobnicate", says=("unknown command 'frobnicate'", "web")),
     usage("near-miss-command", "wbe", says=("unknown command 'wbe'", "did you mean web")),
     usage("near-miss-command-2", "portfowrard", says=("'portfowrard'", "portforward")),
+    # The name as typed, quote and all (it used to be read back out of the message).
+    usage("quoted-command", "we'b", says=('unknown command "we\'b"', "did you mean web")),
     usage("unknown-option", "--frobnicate", "web", says="unknown option '--frobnicate'"),
     usage("option-prefix", "--daem", "web", says=("'--daem'", "--daemon")),
     usage("unknown-short-option", "-Z", "web", says="-Z"),

@@ -51,6 +51,7 @@ from bench import (
     echo_probe,
     free_port,
     http_probe,
+    refuse_devices,
     start_server,
 )
 
@@ -118,6 +119,7 @@ def _count_run(
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise Unavailable("valgrind is not installed (Debian package valgrind)")
     probe = probe or echo_probe()
+    refuse_devices(argv)
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as scratch:
         out = Path(scratch) / "callgrind.out"
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv]
@@ -162,6 +164,7 @@ def _count_run(
 
 def _daemon_run(argv: list[str], port: int, env: dict[str, str], cwd: Path) -> dict[str, float]:
     pidfile = cwd / f"bench-{port}.pid"
+    refuse_devices(argv)
     start = time.perf_counter()
     launcher = subprocess.run(
         [argv[0], "--pidfile", str(pidfile), *argv[1:]],
@@ -340,14 +343,15 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
 
     def tapster_daemon() -> dict[str, float]:
         port = free_port()
-        return _daemon_run(tapster_argv(port, "-D", "-l", "/dev/null"), port, tapster_env, root)
+        log = str(root / f"tapster-daemon-{port}.log")  # never a device: a server may rotate it
+        return _daemon_run(tapster_argv(port, "-D", "-l", log), port, tapster_env, root)
 
     def twistd_daemon() -> dict[str, float]:
         port = free_port()
         argv = [
             ctx.twisted_bin("twistd"),
             "-l",
-            "/dev/null",
+            str(root / f"twistd-daemon-{port}.log"),  # twistd rotates its log: never a device
             "bench-echo",
             "--port",
             str(port),

@@ -9,7 +9,10 @@ in three access-log settings, the same in both servers:
 * "log on (own file)": a dedicated access log file --
   ``tapster web --access-log-file F`` / ``twistd web --logfile F``.
 * "log off": ``tapster web --no-access-log``; twistd has no switch for it, so
-  its access log goes to ``web --logfile /dev/null`` (lines are still formatted).
+  its access log goes to a file of its own in the case's temporary folder
+  (``web --logfile F``: lines are still formatted and written). Never
+  ``/dev/null``: twistd rotates its log every megabyte, and as root it once
+  renamed the real device away.
 
 tapster runs on its default loop (uvloop when installed).
 """
@@ -87,7 +90,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
             str(site),
         ]
         if setting == "log off":
-            twistd_argv += ["--logfile", os.devnull]
+            twistd_argv += ["--logfile", str(ctx.tmpdir / "twistd-access-off.log")]
         elif setting == "log on (own file)":
             twistd_argv += ["--logfile", str(ctx.tmpdir / "twistd-access.log")]
         with (

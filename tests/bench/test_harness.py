@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -234,6 +235,39 @@ def test_server_is_stopped_by_pid_and_early_exit_is_reported() -> None:
         start_server(dies, port=free_port(), env=measured_env()),
     ):
         pass
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_no_command_is_given_a_device(tmp_path: Path) -> None:
+    """A server may rotate or chown its log: the harness refuses to hand it a device."""
+    null = tmp_path / "null"  # a private copy of /dev/null, never the real one
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    marker = tmp_path / "started"
+    code = f"open({str(marker)!r}, 'w').close()"
+    for argv in (
+        [sys.executable, "-c", code, "--logfile", str(null)],
+        [sys.executable, "-c", code, f"--logfile={null}"],
+    ):
+        with pytest.raises(CommandError, match=f"{null} is a device"):
+            run_timed(argv, env=measured_env())
+        with (
+            pytest.raises(CommandError, match=f"{null} is a device"),
+            start_server(argv, port=free_port(), env=measured_env()),
+        ):
+            pass
+    assert not marker.exists()
+    assert stat.S_ISCHR(null.lstat().st_mode)
+
+
+def test_cases_give_servers_no_device_path() -> None:
+    """No case names a device in its source (the harness check above runs only when it runs)."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "bench").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "os.devnull" in line or '"/dev/' in line or "'/dev/" in line
+    ]
+    assert offenders == []
 
 
 def test_loads_refuse_other_hosts() -> None:

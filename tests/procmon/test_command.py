@@ -105,6 +105,66 @@ def test_child_ignoring_sigterm_is_killed_after_killtime(tapster_proc, tmp_path:
     assert not alive(child)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time used so far by process ``pid`` (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_within_a_second(proc: subprocess.Popen[str]) -> None:
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=5) == 0
+    assert time.monotonic() - began < 1.0
+
+
+def test_command_that_cannot_start_backs_off_even_with_zero_threshold(
+    tapster_proc, tmp_path: Path
+) -> None:
+    # -t 0 makes every run stable; a start that failed is no run at all, so it
+    # must still wait --minrestartdelay, doubling up to --maxrestartdelay.
+    log = tmp_path / "procmon.log"
+    proc = tapster_proc.start(
+        "--logfile", str(log), "procmon", "-t", "0", "-m", "0.1", "-M", "0.2", "/nonexistent/x"
+    )
+    text = lambda: log.read_text() if log.exists() else ""  # noqa: E731
+    wait_for(lambda: "ready" in text())
+    began, cpu_before = time.monotonic(), cpu_seconds(proc.pid)
+    time.sleep(1.5)
+    cpu = (cpu_seconds(proc.pid) - cpu_before) / (time.monotonic() - began)
+    stop_within_a_second(proc)
+    body = log.read_text()
+    lines = body.splitlines()
+    failed = "couldn't start x (/nonexistent/x): No such file or directory"
+    assert next(line for line in lines if failed in line).endswith(failed)
+    assert "restarting x in 0.1 s" in body
+    assert "restarting x in 0.2 s" in body
+    # Failures at 0, 0.1, 0.3, 0.5 ... s: about ten in the whole run, each
+    # counted, the first logged and the rest in one line at the stop.
+    repeats = int(re.search(rf"{re.escape(failed)} \(repeated (\d+) times\)", body).group(1))  # type: ignore[union-attr]
+    assert 3 <= repeats <= 15
+    assert sum(failed in line for line in lines) == 2
+    assert len(lines) < 40
+    assert cpu < 0.2
+
+
+def test_sigterm_stops_procmon_restarting_without_any_delay(tapster_proc, tmp_path: Path) -> None:
+    # No delay at all (-m 0 -M 0): procmon retries as fast as it can, and must
+    # still handle SIGTERM at once and log the same failure only with a count.
+    log = tmp_path / "procmon.log"
+    proc = tapster_proc.start(
+        "--logfile", str(log), "procmon", "-t", "0", "-m", "0", "-M", "0", "/nonexistent/x"
+    )
+    text = lambda: log.read_text() if log.exists() else ""  # noqa: E731
+    wait_for(lambda: "couldn't start x" in text())
+    time.sleep(0.5)
+    stop_within_a_second(proc)
+    lines = log.read_text().splitlines()
+    assert "stopped" in lines[-1]
+    assert sum("couldn't start x" in line for line in lines) == 2
+    assert len(lines) < 20
+
+
 def test_usage_errors_are_one_line() -> None:
     result = run_tapster(["procmon"])
     assert result.returncode == 2
@@ -119,6 +179,16 @@ def test_usage_errors_are_one_line() -> None:
     os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare(1)"
 )
 def test_as_pid_1_orphans_are_reaped(tmp_path: Path) -> None:
+    # Skip only when this host cannot make a PID namespace at all; once it can,
+    # tapster failing in one is a failure of this test, not a reason to skip.
+    probe = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", 'test "$$" = 1'],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"cannot run in a new PID namespace here: {probe.stderr.decode()[-200:]}")
     log = tmp_path / "procmon.log"
     # In a new PID namespace tapster is PID 1: the backgrounded sleeps below are
     # orphaned at once and re-parented to it; only its reaper can collect them.
@@ -136,7 +206,8 @@ def test_as_pid_1_orphans_are_reaped(tmp_path: Path) -> None:
         wait_for(lambda: "sh: spawned" in text() or outer.poll() is not None)
         if outer.poll() is not None:
             _, err = outer.communicate()
-            pytest.skip(f"cannot run in a new PID namespace here: {err.decode()[-200:]}")
+            status, said = outer.returncode, err.decode() + text()[-2000:]
+            pytest.fail(f"tapster as PID 1 exited early with status {status}: {said}")
         wait_for(lambda: text().count("reaped orphan process") >= 3)
         # tapster's host PID is unshare's only child; none of its children is a zombie.
         (inner, _), *_ = children_of(outer.pid)

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from tapster.procmon import Backoff, ProcessMonitor, RestartPolicy
+from tapster.procmon._repeats import RepeatedLog
 
 Runner = Callable[[Awaitable[Any]], Any]
 
@@ -60,6 +62,32 @@ def test_backoff_doubles_caps_and_resets_after_a_stable_run() -> None:
     assert [b.after_exit(0.1) for _ in range(5)] == [1, 2, 4, 5, 5]
     assert b.after_exit(3.0) == 0  # stable: restart at once, delay back to the minimum
     assert b.after_exit(0.1) == 1
+
+
+def test_a_start_that_failed_is_never_stable() -> None:
+    b = Backoff(RestartPolicy(threshold=0, min_restart_delay=1, max_restart_delay=5))
+    assert b.after_exit(0.0) == 0  # -t 0: every run is stable
+    assert [b.after_exit(None) for _ in range(4)] == [1, 2, 4, 5]
+
+
+def test_repeated_messages_are_logged_once_with_a_count(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    repeats = RepeatedLog(logging.getLogger("tapster.procmon"), logging.ERROR, 60, lambda: now[0])
+    with caplog.at_level(logging.INFO, "tapster.procmon"):
+        for _ in range(3):
+            repeats.log("no")
+        now[0] = 61.0
+        repeats.log("no")  # a minute on: the count so far, even though it goes on
+        repeats.log("no")
+        repeats.log("other")
+        repeats.end()
+        repeats.end()
+    assert messages(caplog) == [
+        "no",
+        "no (repeated 3 times)",
+        "no (repeated 1 time)",
+        "other",
+    ]
 
 
 def test_policy_rejects_min_above_max() -> None:
@@ -225,14 +253,15 @@ def test_missing_program_is_logged_and_retried(
         mon = ProcessMonitor(policy)
         mon.add_process("ghost", ["/nonexistent/program"])
         await mon.start()
-        await until(
-            lambda: sum(m.startswith("couldn't start ghost") for m in messages(caplog)) >= 2
-        )
+        await until(lambda: sum(m.startswith("restarting ghost") for m in messages(caplog)) >= 2)
         await mon.stop()
 
     run(main())
-    line = next(m for m in messages(caplog) if m.startswith("couldn't start ghost"))
-    assert "No such file or directory" in line
+    failed = [m for m in messages(caplog) if m.startswith("couldn't start ghost")]
+    # The same failure again is counted, and the count logged when procmon stops.
+    assert failed[0] == "couldn't start ghost (/nonexistent/program): No such file or directory"
+    assert re.fullmatch(re.escape(failed[0]) + r" \(repeated \d+ times?\)", failed[1])
+    assert len(failed) == 2
 
 
 def test_children_reaped_no_zombies(run: Runner) -> None:

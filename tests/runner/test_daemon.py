@@ -30,6 +30,14 @@ def wait_gone(pid: int, timeout: float = 15.0) -> None:
     raise AssertionError(f"process {pid} still alive")
 
 
+def umask_of(pid: int) -> int:
+    """The umask process ``pid`` runs with (the ``Umask:`` line of its status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    raise AssertionError("no Umask line in /proc/PID/status")
+
+
 def stop_daemon(pidfile: Path) -> None:
     pid = int(pidfile.read_text())
     os.kill(pid, signal.SIGTERM)
@@ -49,15 +57,17 @@ def test_daemon_is_listening_when_the_launcher_exits(project: Path) -> None:
             assert conn.makefile("rb").readline() == b"hi\n"
         pid = int(pidfile.read_text())
         assert pidfile.read_text() == f"{pid}\n"
-        assert stat.S_IMODE(pidfile.stat().st_mode) == 0o644
         # Its own session, and no controlling terminal (tty_nr, field 7, is 0).
         assert os.getsid(pid) != os.getsid(0)
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         assert fields[4] == "0"
         log = (project / "tapster.log").read_text()
         assert f"listening on tcp:127.0.0.1:{port}" in log
-        # The daemon's umask is 077 unless --umask: the log file is private.
-        assert stat.S_IMODE((project / "tapster.log").stat().st_mode) in (0o644, 0o600)
+        # The daemon's umask is 077 unless --umask: it runs with it, and the files
+        # the runner created before setting it (pidfile, log) are private too.
+        assert umask_of(pid) == 0o077
+        assert stat.S_IMODE(pidfile.stat().st_mode) == 0o600
+        assert stat.S_IMODE((project / "tapster.log").stat().st_mode) == 0o600
     finally:
         if pidfile.exists():
             stop_daemon(pidfile)
@@ -71,7 +81,7 @@ def test_daemon_start_up_failures(project: Path) -> None:
         busy.listen(1)
         busy_port = busy.getsockname()[1]
         cases = [
-            (["--fail", "make-error"], "cannot build myproject: the configuration is wrong"),
+            (["--fail", "make-error"], "build myproject: ValueError: the configuration is wrong"),
             (["-p", str(busy_port)], "in use"),
             (["--fail", "bind-error"], "refusing to bind"),
             (["--fail", "start-error"], "start failed on purpose"),
@@ -107,7 +117,9 @@ def test_daemon_with_rundir_and_umask(project: Path, tmp_path: Path) -> None:
     try:
         assert result.returncode == 0, result.stderr
         assert pidfile.exists()
-        assert stat.S_IMODE((rundir / "tapster.log").stat().st_mode) == 0o644
+        assert umask_of(int(pidfile.read_text())) == 0o022
+        assert stat.S_IMODE(pidfile.stat().st_mode) == 0o644
+        assert stat.S_IMODE((rundir / "tapster.log").stat().st_mode) == 0o640  # 0640 less 022
         assert Path(f"/proc/{pidfile.read_text().strip()}/cwd").resolve() == rundir.resolve()
     finally:
         if pidfile.exists():

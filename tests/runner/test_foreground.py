@@ -75,6 +75,67 @@ def test_start_up_failures_are_one_line_with_status_1(project: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
+KEYED_PLUGIN = """\
+from tapster.service import ServiceMaker
+from tapster.usage import Options
+
+
+class KeyedMaker(ServiceMaker):
+    tapname = "keyed"
+    description = "Reads an option nobody declared."
+    options = Options
+
+    def make_service(self, options):
+        return options["nokey"]
+
+
+maker = KeyedMaker()
+"""
+
+PACKAGED_MAKER = """\
+from tapster.service import ServiceMaker
+from tapster.usage import Options
+
+from packaged.config import load
+
+
+class PackagedMaker(ServiceMaker):
+    tapname = "packaged"
+    description = "Its code lives in a package."
+    options = Options
+
+    def make_service(self, options):
+        return load()
+
+
+maker = PackagedMaker()
+"""
+
+
+def test_a_failing_make_service_names_the_error_type_and_the_plugin_line(tmp_path: Path) -> None:
+    plugins = tmp_path / "tapster" / "plugins"
+    plugins.mkdir(parents=True)
+    keyed = plugins / "keyed.py"
+    keyed.write_text(KEYED_PLUGIN)
+    # The KeyError is raised inside tapster's Options; the line shown is the plugin's.
+    result = run_tapster(["keyed"], cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == f"tapster: cannot build keyed: KeyError: 'nokey' (at {keyed}:11)\n"
+
+    # A maker defined in a project's package: the innermost line in that package.
+    (tmp_path / "packaged").mkdir()
+    (tmp_path / "packaged" / "__init__.py").write_text("")
+    (tmp_path / "packaged" / "maker.py").write_text(PACKAGED_MAKER)
+    config = tmp_path / "packaged" / "config.py"
+    config.write_text("import json\n\n\ndef load():\n    return json.loads('{')\n")
+    (plugins / "packaged_plugin.py").write_text("from packaged.maker import maker\n")
+    result = run_tapster(["packaged"], cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("tapster: cannot build packaged: JSONDecodeError: ")
+    assert result.stderr.endswith(f" (at {config}:5)\n")
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_traceback_goes_to_the_log_at_debug_level_only(project: Path) -> None:
     result = run_tapster(
         ["--log-level", "debug", "myproject", "-p", str(free_port()), "--fail", "make-error"],
@@ -82,7 +143,7 @@ def test_traceback_goes_to_the_log_at_debug_level_only(project: Path) -> None:
     )
     assert result.returncode == 1
     assert "Traceback" in result.stderr
-    assert result.stderr.rstrip().endswith("the configuration is wrong on purpose")
+    assert "the configuration is wrong on purpose (at " in result.stderr.splitlines()[-1]
 
 
 def test_second_sigint_forces_exit(

@@ -8,6 +8,7 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 from support import free_port, run_tapster
 
 
@@ -91,15 +92,38 @@ def test_nodaemon_and_daemon_together_is_a_usage_error(project: Path) -> None:
     assert "not both" in result.stderr
 
 
-def test_debug_opens_the_post_mortem_debugger(project: Path) -> None:
+@pytest.mark.parametrize(
+    ("fail", "where", "variable", "says"),
+    [
+        (
+            "make-error",
+            ("tapster/plugins/myproject_plugin.py", "make_service()"),
+            'options["fail"]',
+            "the configuration is wrong on purpose",
+        ),
+        ("bind-error", ("myproject/__init__.py", "privileged_start()"), "self.fail", "bind"),
+        ("start-error", ("myproject/__init__.py", "start()"), "self.fail", "start failed"),
+    ],
+)
+def test_debug_opens_the_debugger_in_the_failing_frame(
+    project: Path, fail: str, where: tuple[str, str], variable: str, says: str
+) -> None:
+    # pdb reads its commands from stdin: print a variable of the frame it opened on.
     result = run_tapster(
-        ["-b", "myproject", "-p", str(free_port()), "--fail", "make-error"],
+        ["-b", "myproject", "-p", str(free_port()), "--fail", fail],
         cwd=project,
-        input="p 6 * 7\nq\n",
+        input=f"p {variable}\nq\n",
     )
     assert result.returncode == 1
-    assert "(Pdb)" in result.stdout and "42" in result.stdout
-    assert "the configuration is wrong on purpose" in result.stderr
+    # The frame pdb shows first is the user's line that raised, not tapster's re-raise ...
+    path, function = where
+    frame = next(line for line in result.stdout.splitlines() if line.startswith("> "))
+    assert frame.startswith(f"> {project / path}(")
+    assert frame.endswith(function)
+    assert result.stdout.split(frame, 1)[1].lstrip().startswith("-> raise ")
+    # ... and its variables are the user's.
+    assert f"(Pdb) '{fail}'" in result.stdout
+    assert says in result.stderr
 
 
 def test_spew_prints_calls(project: Path, tapster_proc, wait_listening) -> None:

@@ -31,7 +31,7 @@ def test_pidfile_lock_excludes_a_second_holder(tmp_path: Path) -> None:
     second.remove()
 
 
-def test_pidfile_write_is_atomic_and_0644_whatever_the_umask(tmp_path: Path) -> None:
+def test_pidfile_write_is_atomic_and_keeps_to_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o077)
     try:
         pidfile = PidFile(str(tmp_path / "app.pid"))
@@ -41,7 +41,7 @@ def test_pidfile_write_is_atomic_and_0644_whatever_the_umask(tmp_path: Path) -> 
         os.umask(old)
     path = tmp_path / "app.pid"
     assert path.read_text() == f"{os.getpid()}\n"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # 0644 less the umask, never widened
     assert [p.name for p in tmp_path.iterdir()] == ["app.pid"]  # no temporary left
     # The lock moved with the content to the new inode.
     with pytest.raises(PidFileError):

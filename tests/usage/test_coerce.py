@@ -154,3 +154,25 @@ def test_custom_coercer_with_empty_message_uses_coerce_doc() -> None:
     with pytest.raises(UsageError, match=r"^option --f: invalid value 'x': expected a number$"):
         Even().parse_options(["--f", "x"])
     assert "An even number." in Even().help_text(80)
+
+
+def test_documented_without_a_sentence_gives_only_a_placeholder() -> None:
+    from tapster.usage.coerce import documented
+
+    @documented(None, completion="file", metavar="FILE")
+    def path(text: str) -> str:
+        return text
+
+    class Paths(Options):
+        parameters = [("out", None, None, "Where to write.", path)]
+
+    assert not hasattr(path, "coerce_doc")
+    assert "\n      --out=FILE  Where to write.\n" in Paths().help_text(80)
+
+
+def test_the_runner_documents_its_own_coercers_not_the_shared_id_lookups() -> None:
+    import tapster._ids
+    import tapster.runner  # its options module is what would write them
+
+    for lookup in (tapster._ids.user_id, tapster._ids.group_id):
+        assert not hasattr(lookup, "coerce_doc") and not hasattr(lookup, "metavar")

@@ -158,8 +158,25 @@ def test_bash_completes_options_commands_and_values(bash_script: Path, tmp_path:
     assert "--port=" not in bash_complete(bash_script, "serve", "-")
 
 
-@pytest.mark.skipif(ensure_tool("zsh", "zsh") is None, reason="zsh is not installed")
-def test_zsh_script_is_valid(tmp_path: Path) -> None:
+def installed(binary: str) -> str:
+    """The path of a shell, installed first if need be (inside the test, under its timeout)."""
+    found = ensure_tool(binary, binary)  # the Debian packages are named after the shells
+    if found is None:
+        pytest.skip(f"{binary} is not installed (Debian package {binary})")
+    return found
+
+
+@pytest.fixture
+def zsh() -> str:
+    return installed("zsh")
+
+
+@pytest.fixture
+def fish() -> str:
+    return installed("fish")
+
+
+def test_zsh_script_is_valid(tmp_path: Path, zsh: str) -> None:
     script = tmp_path / "_tapster"
     script.write_text(zsh_completion(Top, "tapster"))
     text = script.read_text()
@@ -167,10 +184,10 @@ def test_zsh_script_is_valid(tmp_path: Path) -> None:
     assert "'(-p --port)--port=[The port.]:port: '" in text
     assert "'*--auth=[Add a checker.]:auth:(memory file)'" in text
     assert "The directory \\[to\\] serve\\: here." in text
-    subprocess.run(["zsh", "-n", str(script)], check=True, timeout=30)
+    subprocess.run([zsh, "-n", str(script)], check=True, timeout=30)
     # Loading the functions (not running them) must work too.
     result = subprocess.run(
-        ["zsh", "-f", "-c", f"source {script} 2>&1 >/dev/null; whence -w _tapster__serve"],
+        [zsh, "-f", "-c", f"source {script} 2>&1 >/dev/null; whence -w _tapster__serve"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -193,14 +210,14 @@ zpty -d z
 """
 
 
-@pytest.mark.skipif(ensure_tool("zsh", "zsh") is None, reason="zsh is not installed")
-def test_zsh_completes(tmp_path: Path) -> None:
+def test_zsh_completes(tmp_path: Path, zsh: str) -> None:
     """Real zsh completion, driven through a pseudo-terminal (zsh/zpty)."""
     (tmp_path / "_tapster").write_text(zsh_completion(Top, "tapster"))
+    shell = zsh
 
-    def zsh(line: str) -> str:
+    def zsh_lists(line: str) -> str:
         result = subprocess.run(
-            ["zsh", "-f", "-c", ZSH_DRIVER, "driver", str(tmp_path), line],
+            [shell, "-f", "-c", ZSH_DRIVER, "driver", str(tmp_path), line],
             capture_output=True,
             text=True,
             check=True,
@@ -212,23 +229,23 @@ def test_zsh_completes(tmp_path: Path) -> None:
         assert len(parts) >= 3, screen
         return parts[-2]
 
-    assert "--port  -- The port." in zsh("tapster --p")
-    listed = zsh("tapster s --")
+    assert "--port  -- The port." in zsh_lists("tapster --p")
+    listed = zsh_lists("tapster s --")
     assert "--mode" in listed and "--root" in listed and "--force" in listed
     assert "--port" not in listed
-    assert "fast  slow" in zsh("tapster serve --mode ")
-    listed = zsh("tapster ")
+    assert "fast  slow" in zsh_lists("tapster serve --mode ")
+    listed = zsh_lists("tapster ")
     assert "serve" in listed and "broken" in listed
 
 
-@pytest.mark.skipif(ensure_tool("fish", "fish") is None, reason="fish is not installed")
-def test_fish_completes(tmp_path: Path) -> None:
+def test_fish_completes(tmp_path: Path, fish: str) -> None:
     script = tmp_path / "tapster.fish"
     script.write_text(fish_completion(Top, "tapster"))
+    shell = fish
 
-    def fish(line: str) -> list[str]:
+    def fish_lists(line: str) -> list[str]:
         result = subprocess.run(
-            ["fish", "--no-config", "-c", f"source {script}; complete -C {line!r}"],
+            [shell, "--no-config", "-c", f"source {script}; complete -C {line!r}"],
             capture_output=True,
             text=True,
             check=True,
@@ -236,8 +253,8 @@ def test_fish_completes(tmp_path: Path) -> None:
         )
         return sorted(entry.split("\t")[0] for entry in result.stdout.splitlines())
 
-    assert fish("tapster --p") == ["--port"]
-    assert fish("tapster ") == ["broken", "serve"]
-    assert fish("tapster s --") == ["--force", "--help", "--mode", "--root"]
-    assert fish("tapster serve --mode ") == ["fast", "slow"]
+    assert fish_lists("tapster --p") == ["--port"]
+    assert fish_lists("tapster ") == ["broken", "serve"]
+    assert fish_lists("tapster s --") == ["--force", "--help", "--mode", "--root"]
+    assert fish_lists("tapster serve --mode ") == ["fast", "slow"]
     assert "It's the mode." in script.read_text().replace("\\'", "'")

@@ -201,8 +201,14 @@ def test_synopsis_shows_positional_arguments() -> None:
         def parse_args(self, *files: str) -> None:
             pass
 
+    class Keyword(Options):  # *files comes after the keyword-only names in the code object
+        def parse_args(self, first: str, *files: str, strict: bool = False) -> None:
+            pass
+
     assert One().get_synopsis() == "Usage: tapster [options] SOURCE [TARGET]"
     assert Many().get_synopsis() == "Usage: tapster [options] [FILES...]"
+    assert Keyword().get_synopsis() == "Usage: tapster [options] FIRST [FILES...]"
+    Keyword().parse_options(["a", "b", "c"])  # any number after the first
 
 
 def test_long_synopsis_wraps_under_itself() -> None:

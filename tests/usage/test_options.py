@@ -372,3 +372,25 @@ def test_long_values_are_cut_in_messages() -> None:
     assert len(str(caught.value)) < 300
     assert "'999" in str(caught.value)
     assert "9" * 300 not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("twisted", "tapster"),
+    [
+        ("optParameters", "parameters"),
+        ("optFlags", "flags"),
+        ("subCommands", "subcommands"),
+        ("defaultSubCommand", "default_subcommand"),
+        ("longdesc", "long_description"),
+        ("parseArgs", "parse_args"),
+        ("postOptions", "post_options"),
+    ],
+)
+def test_twisted_spellings_are_refused_with_the_tapster_name(twisted: str, tapster: str) -> None:
+    with pytest.raises(TypeError) as raised:
+        type("Ported", (Options,), {twisted: []})
+    assert str(raised.value) == (
+        f"Ported.{twisted} is Twisted's spelling, which tapster ignores: name it {tapster}"
+    )
+    # Code written for both (the tapster name defined too) is left alone.
+    type("Both", (Options,), {twisted: [], tapster: []})

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
 
 from tapster.cred.errors import (
     AuthStringError,
@@ -22,7 +21,10 @@ from tapster.cred.errors import (
 from tapster.plugin import PluginKind, get_plugins
 from tapster.usage import UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
     from tapster.cred.checkers import CredentialsChecker
 
 __all__ = [

@@ -31,10 +31,10 @@ import contextlib
 import os
 import socket
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from tapster.endpoints._errors import ListenError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tapster.endpoints._server import ServerEndpoint
 

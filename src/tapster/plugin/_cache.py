@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from stat import S_ISREG
 
 from tapster import __version__
 
@@ -98,14 +99,33 @@ def header() -> dict[str, object]:
     }
 
 
+MAX_SIZE = 64 * 1024 * 1024
+"""A larger cache file is not read (a real one is a few KiB per hundred plugins)."""
+
+
 def read(path: str) -> dict[str, object] | None:
-    """The cache document at ``path``, or ``None`` if it is missing, corrupt or foreign."""
+    """The cache document at ``path``, or ``None`` if it is missing, corrupt or foreign.
+
+    Every ``tapster`` command reads this file, so it must never wait or eat
+    memory: a symlink is not followed, the open does not block (a FIFO with no
+    writer), and anything but a regular file of at most ``MAX_SIZE`` bytes (a
+    device, ``/dev/zero`` behind a link) counts as absent, to be replaced by
+    ``write`` where the folder is writable.
+    """
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not S_ISREG(st.st_mode) or st.st_size > MAX_SIZE:
+            return None
+        raw = os.read(fd, st.st_size)
         value = loads(raw.decode("utf-8"))
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
     if not isinstance(value, dict):
         return None
     for key, expected in header().items():
@@ -150,6 +170,13 @@ def write(path: str, document: dict[str, object], mode: int = 0o644) -> bool:
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_READ_FLAGS = (
+    os.O_RDONLY
+    | _O_CLOEXEC
+    | _O_NOFOLLOW
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+)
 
 
 def user_cache_dir() -> str | None:
@@ -235,8 +262,45 @@ def valid_outcome(error: object, plugins: object) -> bool:
 # once, as a "schema" ``[[kind id, ...], [field, ...]]``, and each plugin is a
 # flat list ``[attribute, schema index, name per kind..., value per field...]``.
 
-Schema = tuple[tuple[str, ...], tuple[str, ...], int]
-"""``(kind ids, field names, length of a plugin list of this shape)``."""
+
+class Schema(tuple[tuple[str, ...], tuple[str, ...], int]):
+    """One shape of plugin, ``(kinds, fields, size)``, and where a compact description
+    of that shape keeps what: the only code that knows the compact layout's positions.
+
+    A tuple (shapes are dict keys while a document is written) whose parts are read by
+    name: ``kinds`` (kind ids), ``fields`` (field names) and ``size`` (the length of a
+    compact description).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, kinds: tuple[str, ...], fields: tuple[str, ...]) -> Schema:
+        return tuple.__new__(cls, (kinds, fields, 2 + len(kinds) + len(fields)))
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return self[0]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self[1]
+
+    @property
+    def size(self) -> int:
+        return self[2]
+
+    def names(self, plugin: list[object]) -> list[object]:
+        """A compact description's names, one per kind of :attr:`kinds`."""
+        return plugin[2 : 2 + len(self[0])]
+
+    def values(self, plugin: list[object]) -> list[object]:
+        """A compact description's values, one per field of :attr:`fields`."""
+        return plugin[2 + len(self[0]) :]
+
+    def decode(self, plugin: list[object]) -> list[object]:
+        """A compact description as ``[attribute, {kind: name}, {field: value}]``."""
+        names = dict(zip(self[0], self.names(plugin), strict=True))
+        return [plugin[0], names, dict(zip(self[1], self.values(plugin), strict=True))]
 
 
 def encode_plugins(plugins: list[list[object]], schemas: dict[Schema, int]) -> list[list[object]]:
@@ -247,7 +311,7 @@ def encode_plugins(plugins: list[list[object]], schemas: dict[Schema, int]) -> l
     out: list[list[object]] = []
     for attribute, kinds, fields in plugins:
         assert isinstance(kinds, dict) and isinstance(fields, dict)
-        shape: Schema = (tuple(kinds), tuple(fields), 2 + len(kinds) + len(fields))
+        shape = Schema(tuple(kinds), tuple(fields))
         index = schemas.setdefault(shape, len(schemas))
         out.append([attribute, index, *kinds.values(), *fields.values()])
     return out
@@ -256,7 +320,7 @@ def encode_plugins(plugins: list[list[object]], schemas: dict[Schema, int]) -> l
 def schema_table(schemas: dict[Schema, int]) -> list[list[list[str]]]:
     """The document's ``schemas`` list, in index order."""
     table = sorted(schemas.items(), key=lambda item: item[1])
-    return [[list(kinds), list(fields)] for (kinds, fields, _), _ in table]
+    return [[list(shape.kinds), list(shape.fields)] for shape, _ in table]
 
 
 def read_schemas(value: object) -> list[Schema] | None:
@@ -270,7 +334,7 @@ def read_schemas(value: object) -> list[Schema] | None:
                 return None
             "".join(kinds)
             "".join(fields)
-            schemas.append((tuple(kinds), tuple(fields), 2 + len(kinds) + len(fields)))
+            schemas.append(Schema(tuple(kinds), tuple(fields)))
     except (TypeError, ValueError):
         return None
     return schemas
@@ -290,7 +354,7 @@ def valid_compact(plugins: object, schemas: list[Schema]) -> bool:
             index = plugin[1]
             if type(plugin) is not list or type(plugin[0]) is not str or type(index) is not int:
                 return False
-            if index < 0 or len(plugin) != schemas[index][2]:
+            if index < 0 or len(plugin) != schemas[index].size:
                 return False
             "".join(plugin[2:])
     except (TypeError, ValueError, IndexError, KeyError):
@@ -300,12 +364,4 @@ def valid_compact(plugins: object, schemas: list[Schema]) -> bool:
 
 def decode_plugins(plugins: list[list[object]], schemas: list[Schema]) -> list[list[object]]:
     """Checked compact descriptions back to ``[attribute, {kind: name}, {field: value}]``."""
-    out: list[list[object]] = []
-    for plugin in plugins:
-        index = plugin[1]
-        assert isinstance(index, int)
-        kinds, fields, _ = schemas[index]
-        k = 2 + len(kinds)
-        names = dict(zip(kinds, plugin[2:k], strict=True))
-        out.append([plugin[0], names, dict(zip(fields, plugin[k:], strict=True))])
-    return out
+    return [schemas[plugin[1]].decode(plugin) for plugin in plugins]  # type: ignore[call-overload]

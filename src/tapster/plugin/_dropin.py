@@ -98,7 +98,39 @@ Item = tuple[str, str, list[object], bool, "str | None", "list[_cache.Schema] | 
 kept as a plain tuple (the warm path makes one per module); see :class:`ModuleResult`."""
 
 
-Table = tuple[list[str], list[int], list[list[object]], list[_cache.Schema]]
+class Run:
+    """A cache's run of plugins of one shape, read by name from its (checked) list
+    ``[schema index, [module index, ...], [attribute, ...], [name, ...] per kind,
+    [value, ...] per field]``: ``names`` holds a column per kind of ``schema.kinds``,
+    ``values`` one per field of ``schema.fields``."""
+
+    __slots__ = ("attributes", "index", "modules", "names", "schema", "values")
+
+    def __init__(self, run: list[Any], schemas: list[_cache.Schema]) -> None:
+        self.index: int = run[0]
+        self.schema = schema = schemas[run[0]]
+        self.modules: list[int] = run[1]
+        self.attributes: list[str] = run[2]
+        k = 3 + len(schema.kinds)
+        self.names: list[list[str]] = run[3:k]
+        self.values: list[list[str]] = run[k:]
+
+    def compact(self) -> list[tuple[int, list[object]]]:
+        """``(module index, compact description)`` per plugin, in order."""
+        index, count = self.index, len(self.modules)
+        return [
+            (module, [attribute, index, *names, *values])
+            for module, attribute, names, values in zip(
+                self.modules,
+                self.attributes,
+                zip(*self.names, strict=True) if self.names else [()] * count,
+                zip(*self.values, strict=True) if self.values else [()] * count,
+                strict=True,
+            )
+        ]
+
+
+Table = tuple[list[str], list[int], list[Run], list[_cache.Schema]]
 """A whole current folder straight from its cache: ``(names, stamps, runs, schemas)``,
 the plugins in runs of one shape (see the module docstring)."""
 
@@ -146,18 +178,19 @@ def _table_items(folder: str, table: Table) -> list[Item]:
     per_module = _per_module(runs, len(names))
     prefix = os.path.join(folder, "")
     return [
-        (name, prefix + name + ".py", [stamps[2 * i], stamps[2 * i + 1], None, found, None],
-         True, None, schemas)
-        for i, (name, found) in enumerate(zip(names, per_module, strict=True))
-    ]  # fmt: skip
+        (name, prefix + name + ".py", [size, mtime_ns, None, found, None], True, None, schemas)
+        for name, size, mtime_ns, found in zip(
+            names, stamps[0::2], stamps[1::2], per_module, strict=True
+        )
+    ]
 
 
-def _per_module(runs: list[list[Any]], count: int) -> list[list[list[object]]]:
+def _per_module(runs: list[Run], count: int) -> list[list[list[object]]]:
     """Checked runs as each module's compact descriptions ``[attribute, schema index, ...]``."""
     per_module: list[list[list[object]]] = [[] for _ in range(count)]
-    for index, order, attributes, *columns in runs:
-        for row, module in enumerate(order):
-            per_module[module].append([attributes[row], index, *(c[row] for c in columns)])
+    for run in runs:
+        for module, plugin in run.compact():
+            per_module[module].append(plugin)
     return per_module
 
 
@@ -250,7 +283,7 @@ def _valid_runs(runs: object, schemas: list[_cache.Schema], modules: int) -> boo
             if (
                 type(index) is not int
                 or not 0 <= index < len(schemas)
-                or len(run) != schemas[index][2] + 1
+                or len(run) != schemas[index].size + 1
                 or set(map(type, run[1:])) != {list}
                 or len(set(map(len, run[1:]))) != 1
                 or not order
@@ -283,7 +316,7 @@ def _current_table(
     if schemas is None or not _valid_runs(runs, schemas, len(names)):
         return None
     assert isinstance(runs, list)
-    return names, stamps, runs, schemas
+    return names, stamps, [Run(run, schemas) for run in runs], schemas
 
 
 def _records(
@@ -298,9 +331,12 @@ def _records(
     if not _valid_runs(plugins, schemas, len(names)):
         return None
     assert isinstance(plugins, list)
+    runs = [Run(run, schemas) for run in plugins]
     records: list[list[object]] = [
-        [stamps[2 * i], stamps[2 * i + 1], None, found, None]
-        for i, found in enumerate(_per_module(plugins, len(names)))
+        [size, mtime_ns, None, found, None]
+        for size, mtime_ns, found in zip(
+            stamps[0::2], stamps[1::2], _per_module(runs, len(names)), strict=True
+        )
     ]
     try:
         for index, error, environment in errors:
@@ -399,9 +435,8 @@ def _scan_modules(
     schemas = beside.schemas
     valid_compact = _cache.valid_compact
     prefix = os.path.join(folder, "")
-    for position, name in enumerate(names):
+    for name, size, mtime in zip(names, stamps[0::2], stamps[1::2], strict=True):
         path = prefix + name + ".py"  # module_path, without a call per module
-        size, mtime = stamps[2 * position], stamps[2 * position + 1]
         record = get(name)
         cached: _Cached | None = beside
         # The common case inline (a current record of a module without error);

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     from tapster.plugin._cache import Schema
+    from tapster.plugin._dropin import Run
 
     K = TypeVar("K")
 
@@ -183,28 +184,40 @@ def _prepare_package(folders: list[str]) -> None:
 
 
 def _scan(*, force: bool = False) -> _Scan:
-    # A scan makes many objects that live on (parsed cache records, and on a
-    # cold start every plugin module's classes and functions); each batch of
-    # them would set off a garbage collection walking all of them again, so
-    # the collector waits until the scan is over.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        folders = plugin_folders()
-        _prepare_package(folders)
-        taken: dict[str, str] = {}
-        scans = [scan_folder(folder, taken, force=force) for folder in folders]
-        own = scans[0]
-        shared = own.document.get(SHARED_ENTRY_POINTS) if own.document is not None else None
+    folders = plugin_folders()
+    _prepare_package(folders)
+    taken: dict[str, str] = {}
+    scans = [scan_folder(folder, taken, force=force) for folder in folders]
+    own = scans[0]
+    shared = own.document.get(SHARED_ENTRY_POINTS) if own.document is not None else None
 
-        def store(section: dict[str, object]) -> bool:
-            return store_shared(own.folder, SHARED_ENTRY_POINTS, section)
+    def store(section: dict[str, object]) -> bool:
+        return store_shared(own.folder, SHARED_ENTRY_POINTS, section)
 
-        entries = scan_entry_points(force=force, shared=shared, store_shared=store)
-    finally:
-        if collecting:
-            gc.enable()
+    entries = scan_entry_points(force=force, shared=shared, store_shared=store)
     return _Scan(scans, entries)
+
+
+class _CollectorPaused:
+    """``with _CollectorPaused():`` runs its body with the garbage collector paused.
+
+    A scan makes many objects that live on (parsed cache records, descriptions,
+    and on a cold start every plugin module's classes and functions); each batch
+    of them would set off a collection walking all of them again, to find no
+    garbage. The public entry points below pause it (a process that had it off
+    keeps it off); when and how the ``tapster`` process exits is decided in
+    ``tapster.runner._main.command`` alone.
+    """
+
+    __slots__ = ("collecting",)
+
+    def __enter__(self) -> None:
+        self.collecting = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.collecting:
+            gc.enable()
 
 
 def _warn(problems: list[PluginProblem]) -> None:
@@ -233,14 +246,8 @@ def describe_plugins(kind: type | str) -> list[PluginInfo]:
         from tapster.plugin._kind import kind_id
 
         wanted = kind_id(kind)
-    collecting = gc.isenabled()
-    gc.disable()  # as in _scan: a thousand descriptions are not garbage to look for
-    try:
-        infos = _describe(wanted)
-    finally:
-        if collecting:
-            gc.enable()
-    return infos
+    with _CollectorPaused():
+        return _describe(wanted)
 
 
 def _describe(wanted: str) -> list[PluginInfo]:
@@ -261,13 +268,13 @@ def _describe(wanted: str) -> list[PluginInfo]:
                 continue
             # Straight from the compact cache layout (the warm path: keep it lean).
             for plugin in plugins:
-                kinds, fields, _ = schemas[plugin[1]]
+                schema = schemas[plugin[1]]
+                kinds = schema.kinds
                 if wanted in kinds:
-                    k = 2 + len(kinds)
                     append(
                         PluginInfo(
-                            plugin[2 + kinds.index(wanted)] or plugin[0],
-                            dict(zip(fields, plugin[k:], strict=True)),
+                            schema.names(plugin)[kinds.index(wanted)] or plugin[0],
+                            dict(zip(schema.fields, schema.values(plugin), strict=True)),
                             kinds,
                             f"{PACKAGE}.{name}",
                             plugin[0],
@@ -289,13 +296,8 @@ def describe_field(kind: str, field: str) -> tuple[list[str], list[str]]:
     same warnings, but as two lists and no :class:`PluginInfo`: what
     ``tapster --help`` needs to list a thousand commands.
     """
-    collecting = gc.isenabled()
-    gc.disable()  # as in describe_plugins
-    try:
+    with _CollectorPaused():
         return _describe_field(kind, field)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _describe_field(wanted: str, field: str) -> tuple[list[str], list[str]]:
@@ -306,7 +308,7 @@ def _describe_field(wanted: str, field: str) -> tuple[list[str], list[str]]:
     for folder in scan.folders:
         table = folder.table
         if table is not None:  # the warm path: whole columns of the cache
-            _run_field(table[2], table[3], wanted, field, names, values)
+            _run_field(table[2], wanted, field, names, values)
             continue
         for _, _, record, _, shadowed_by, schemas in folder.items:
             if shadowed_by is not None or not record:
@@ -322,25 +324,21 @@ def _describe_field(wanted: str, field: str) -> tuple[list[str], list[str]]:
     return names, values
 
 
-def _run_field(  # noqa: PLR0917 - internal, one call per folder
-    runs: list[list[Any]],
-    schemas: list[Schema],
-    wanted: str,
-    field: str,
-    names: list[str],
-    values: list[str],
+def _run_field(
+    runs: list[Run], wanted: str, field: str, names: list[str], values: list[str]
 ) -> None:
     """:func:`_describe_field` for a cache's runs of plugins, a column at a time."""
     for run in runs:
-        kinds, fields, _ = schemas[run[0]]
-        place = _place(kinds, fields, wanted, field, 1)
-        if place is None:
+        kinds, fields, _ = run.schema
+        if wanted not in kinds:
             continue  # none of the kind
-        found = run[place[0]]
+        found = run.names[kinds.index(wanted)]
         if "" in found:  # a plugin without a name: its attribute names it
-            found = [name or attribute for name, attribute in zip(found, run[2], strict=True)]
+            found = [
+                name or attribute for name, attribute in zip(found, run.attributes, strict=True)
+            ]
         names.extend(found)
-        values.extend(run[place[1]] if place[1] else [""] * len(found))
+        values.extend(run.values[fields.index(field)] if field in fields else [""] * len(found))
 
 
 def _table_field(  # noqa: PLR0917 - internal, one call per module
@@ -352,18 +350,12 @@ def _table_field(  # noqa: PLR0917 - internal, one call per module
     values: list[str],
 ) -> None:
     """:func:`_describe_field` for a module's compact descriptions ``[attribute, schema, ...]``."""
-    # Per schema: where a plugin of that shape keeps its name for the kind and the
-    # field's value (None: not of the kind; a value place 0: no such field).
-    places: dict[int, tuple[int, int] | None] = {}
     for plugin in plugins:
-        index = plugin[1]
-        if index not in places:
-            kinds, fields, _ = schemas[index]
-            places[index] = _place(kinds, fields, wanted, field, 0)
-        place = places[index]
-        if place is not None:
-            names.append(plugin[place[0]] or plugin[0])
-            values.append(plugin[place[1]] if place[1] else "")
+        schema = schemas[plugin[1]]
+        kinds, fields, _ = schema
+        if wanted in kinds:
+            names.append(schema.names(plugin)[kinds.index(wanted)] or plugin[0])
+            values.append(schema.values(plugin)[fields.index(field)] if field in fields else "")
 
 
 def _plain_field(
@@ -376,22 +368,6 @@ def _plain_field(
         if wanted in kinds:
             names.append(kinds[wanted] or attribute)
             values.append(fields.get(field, ""))
-
-
-def _place(
-    kinds: tuple[str, ...], fields: tuple[str, ...], wanted: str, field: str, offset: int
-) -> tuple[int, int] | None:
-    """Where a description of this shape holds its name and ``field``, after ``offset`` values.
-
-    ``offset`` is 0 for a compact description ``[attribute, schema index, ...]`` and 1 for
-    a cache's run ``[schema index, modules, attributes, ...]`` (whose columns are in the
-    same order, one further on).
-    """
-    if wanted not in kinds:
-        return None
-    start = 2 + offset
-    value = start + len(kinds) + fields.index(field) if field in fields else 0
-    return start + kinds.index(wanted), value
 
 
 def get_plugins(kind: type[K]) -> list[K]:
@@ -419,7 +395,8 @@ def get_plugins(kind: type[K]) -> list[K]:
 
 def plugin_problems() -> list[PluginProblem]:
     """Every broken or shadowed plugin module, with one-line messages."""
-    return _scan().problems()
+    with _CollectorPaused():
+        return _scan().problems()
 
 
 def rebuild_caches() -> list[str]:
@@ -429,7 +406,8 @@ def rebuild_caches() -> list[str]:
     installing, as the user who owns the installation, so that the caches
     beside read-only folders are ready for everyone.
     """
-    scan = _scan(force=True)
+    with _CollectorPaused():
+        scan = _scan(force=True)
     written = [f.cache_file for f in scan.folders if f.cache_file is not None]
     from tapster.plugin._entrypoints import cache_file
 

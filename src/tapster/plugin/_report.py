@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tapster.plugin._registry import PluginInfo, PluginProblem, _info, _scan
 
 
@@ -88,6 +90,18 @@ def plugin_report() -> PluginReport:
         assert isinstance(kinds, dict)
         for kind in kinds:
             rows.append((kind, _info(plugin, kind, module, origin, from_cache)))
+    problems = scan.problems()
+    _add_twisted(rows, problems)
     order = {kind: i for i, kind in enumerate(sorted({k for k, _ in rows}))}
     rows.sort(key=lambda row: order[row[0]])
-    return PluginReport(rows, scan.problems())
+    return PluginReport(rows, problems)
+
+
+def _add_twisted(rows: list[tuple[str, Any]], problems: list[Any]) -> None:
+    """Twisted's service makers and their problems (none unless Twisted is importable)."""
+    from tapster.twisted_compat._scan import describe
+
+    taken = [info.name for kind, info in rows if kind == "tapster.service.ServiceMaker"]
+    infos, found = describe(taken)
+    rows.extend((info.kinds[0], info) for info in infos)
+    problems.extend(found)

@@ -41,17 +41,22 @@ class Backoff:
     A run that lasted at least ``threshold`` seconds was stable: the child is
     restarted at once and the delay goes back to the minimum. A shorter run
     waits the current delay, which then doubles (up to the maximum), so a
-    child that cannot start does not spin the CPU.
+    child that cannot start does not spin the CPU. A command that could not be
+    started at all (``runtime`` None) never ran, so it is never stable: it takes
+    the same delays as a run that failed young, whatever the threshold (even 0).
     """
 
     def __init__(self, policy: RestartPolicy) -> None:
         self.policy = policy
         self.delay = policy.min_restart_delay
 
-    def after_exit(self, runtime: float) -> float:
-        """Seconds to wait before the next start, after a run of ``runtime`` seconds."""
+    def after_exit(self, runtime: float | None) -> float:
+        """Seconds to wait before the next start, after a run of ``runtime`` seconds.
+
+        ``None`` means the command could not be started (no program, no permission).
+        """
         policy = self.policy
-        if runtime >= policy.threshold:
+        if runtime is not None and runtime >= policy.threshold:
             self.delay = policy.min_restart_delay
             return 0.0
         wait = self.delay

@@ -10,7 +10,8 @@ loop and logged line by line.
 
 Error handling: a command that cannot be started (missing program, no
 permission) is logged in one line and retried with the same backoff as a
-child that exits at once.
+child that exits at once, whatever the threshold; the same failure again is
+counted, not logged again (see ``_repeats``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from tapster.procmon._backoff import Backoff, RestartPolicy
 from tapster.procmon._output import LineLogger
 from tapster.procmon._reaper import ExitWatcher, make_exit_watcher
+from tapster.procmon._repeats import RepeatedLog
 from tapster.service import Service, remaining_budget
 
 __all__ = ["ChildState", "ProcessMonitor"]
@@ -152,40 +154,48 @@ class ProcessMonitor(Service):
     async def _supervise(self, child: ChildState) -> None:
         loop = asyncio.get_running_loop()
         backoff = Backoff(self.policy)
-        while not self._stopping:
-            began = loop.time()
-            try:
-                exited = await self._spawn(child)
-            except OSError as exc:
-                log.error(
-                    "couldn't start %s (%s): %s",
-                    child.name,
-                    shlex.join(child.args),
-                    exc.strerror or exc,
-                )
-            else:
-                code = await asyncio.shield(exited)
-                runtime = loop.time() - began
+        failures = RepeatedLog(log, logging.ERROR)
+        try:
+            while not self._stopping:
+                began = loop.time()
+                runtime: float | None = None
+                try:
+                    exited = await self._spawn(child)
+                except OSError as exc:
+                    reason = exc.strerror or exc
+                    failures.log(
+                        f"couldn't start {child.name} ({shlex.join(child.args)}): {reason}"
+                    )
+                else:
+                    failures.end()
+                    code = await asyncio.shield(exited)
+                    ran = loop.time() - began
+                    if self._halted():
+                        break
+                    # Let the pipes deliver the last lines before the exit is logged.
+                    await _wait_pipes(child, 0.2)
+                    log.warning(
+                        "%s (pid %d) ended after %.1f s: %s",
+                        child.name,
+                        child.last_pid,
+                        ran,
+                        describe_exit(code),
+                    )
+                    # Whatever the child left running in its group goes too, so the
+                    # next run never meets the previous one (a port still bound...).
+                    await _empty_group(child.name, child.last_pid, self.policy.killtime)
+                    runtime = loop.time() - began
                 if self._halted():
                     break
-                # Let the pipes deliver the last lines before the exit is logged.
-                await _wait_pipes(child, 0.2)
-                log.warning(
-                    "%s (pid %d) ended after %.1f s: %s",
-                    child.name,
-                    child.last_pid,
-                    runtime,
-                    describe_exit(code),
-                )
-                # Whatever the child left running in its group goes too, so the
-                # next run never meets the previous one (a port still bound...).
-                await _empty_group(child.name, child.last_pid, self.policy.killtime)
-            if self._halted():
-                break
-            delay = backoff.after_exit(loop.time() - began)
-            if delay > 0:
-                log.info("restarting %s in %.3g s", child.name, delay)
+                # A failed start (runtime None) takes the same delays as a quick exit.
+                delay = backoff.after_exit(runtime)
+                if delay > 0:
+                    log.info("restarting %s in %.3g s", child.name, delay)
+                # Sleep even for 0 s: a failed start never awaited, and a stop must be
+                # handled whatever the restart rate.
                 await asyncio.sleep(delay)
+        finally:
+            failures.end()
 
     async def _spawn(self, child: ChildState) -> asyncio.Future[int]:
         """Start one run of ``child``; returns the future of its return code."""

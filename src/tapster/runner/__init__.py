@@ -6,8 +6,9 @@ that ``tapster --help`` stays fast (see docs/runner.md for the start-up order,
 exit statuses and signals).
 """
 
-from tapster.runner._main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, command, main
+from tapster.runner._main import command, main
 from tapster.runner._options import RunnerOptions
+from tapster.runner._status import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 TYPE_CHECKING = False  # typing itself costs the help path a few ms
 if TYPE_CHECKING:

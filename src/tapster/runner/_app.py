@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 from tapster.runner._files import read_regular
@@ -32,7 +33,9 @@ def from_maker(maker: Any, options: Any, name: str) -> Application:
         service = maker.make_service(options)
     except Exception as exc:
         logger.debug("make_service of %r failed", name, exc_info=True)
-        raise AppError(f"cannot build {name}: {_describe(exc)}") from exc
+        text = _text(exc)
+        what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        raise AppError(f"cannot build {name}: {what}{_plugin_line(exc, maker)}") from exc
     if isinstance(service, Application):
         return service
     if not isinstance(service, Service):
@@ -102,10 +105,42 @@ def _tac_line(exc: BaseException, path: str) -> str:
     return f":{line}" if line else ""
 
 
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+def _plugin_line(exc: BaseException, maker: Any) -> str:
+    """`` (at FILE:LINE)``: the innermost frame of the traceback in the plugin's own code.
+
+    The plugin's code is the file of the module that defines the maker's class
+    and, when that module belongs to a package other than tapster (a project's
+    ``myproject.plugin``), every file of that package; tapster's own frames (an
+    ``options["nokey"]`` lookup) and libraries' are passed over. Without such a
+    frame, the ``make_service`` call itself is named.
+    """
+    module = sys.modules.get(type(maker).__module__)
+    own = getattr(module, "__file__", None)
+    top = sys.modules.get(type(maker).__module__.partition(".")[0])
+    package = None if top is None or top.__name__ == "tapster" else getattr(top, "__path__", None)
+    folders = tuple(os.path.join(folder, "") for folder in package or ())
+    tb = exc.__traceback__
+    if tb is None or tb.tb_next is None:
+        return ""
+    tb = tb.tb_next  # the make_service frame (the first is from_maker's)
+    where = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename == own or filename.startswith(folders):
+            where = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return f" (at {where[0]}:{where[1]})"
+
+
+def _text(exc: BaseException) -> str:
+    """The exception's message on one line (an ``OSError``'s reason and file name)."""
     if isinstance(exc, OSError) and exc.strerror:
-        text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return " ".join(str(exc).split())
+
+
+def _describe(exc: BaseException) -> str:
+    text = _text(exc)
     if isinstance(exc, ValueError | OSError | LookupError) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

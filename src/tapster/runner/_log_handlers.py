@@ -15,7 +15,14 @@ logrotate moved it) or rotated internally (``--log-rotate-size``): writes,
 reopens and rotations hold one I/O lock, and a rotation splits a batch at a
 line boundary, so each line lands whole in either the old file or the new
 one. The file is handled through a descriptor of its directory, so reopening
-still works after a ``chroot``.
+still works after a ``chroot``, and opened by :func:`tapster.runner._files.open_regular`
+(never through a symbolic link; a device or a pipe is written to, never
+rotated or given away).
+
+A write that fails (a full disk, ``/dev/full``) is remembered in
+:attr:`BatchingHandler.failure`: the runner turns one at start-up into a
+start-up failure, and later ones are warned about once on stderr, after which
+lines are dropped until a write succeeds again.
 """
 
 from __future__ import annotations
@@ -31,10 +38,11 @@ import time
 import weakref
 from typing import TextIO
 
-from tapster.runner._files import describe_kind
+from tapster.runner._files import describe_kind, hand_over, open_regular
 from tapster.runner._log_formats import OWN_FORMATTERS
 
 __all__ = [
+    "FILE_MODE",
     "FLUSH_INTERVAL",
     "BatchingHandler",
     "BatchingStreamHandler",
@@ -42,7 +50,8 @@ __all__ = [
     "ReopeningFileHandler",
 ]
 
-_FILE_MODE = 0o644
+#: Mode of a log file the handler creates (the umask may take more away).
+FILE_MODE = 0o640
 
 #: Seconds a line may wait before the writer thread writes it (with every line waiting).
 FLUSH_INTERVAL = 0.1
@@ -87,6 +96,11 @@ class BatchingHandler(logging.Handler):
         self._halt = False
         self._writer: threading.Thread | None = None
         self._closed = False
+        #: Why the last write failed, until one succeeds (``None``: all written).
+        self.failure: str | None = None
+        #: Whether a failed write is warned about on stderr (off while the runner
+        #: starts, which reports a failure itself, as the start-up error).
+        self.warn_on_failure = True
         _batching.add(self)
 
     def handle(self, record: logging.LogRecord) -> bool:
@@ -161,7 +175,21 @@ class BatchingHandler(logging.Handler):
                 try:
                     self._write(lines)
                 except Exception as exc:
-                    _complain(f"cannot write the log {self._destination()}: {_reason(exc)}")
+                    self._failed(f"cannot write the log {self._destination()}: {_reason(exc)}")
+                else:
+                    self.failure = None
+
+    def _failed(self, message: str) -> None:
+        """Remember a failed write; warn on stderr at the first of a series."""
+        first, self.failure = self.failure is None, message
+        if first and self.warn_on_failure:
+            _complain(f"{message} (lines are lost until it can be written again)")
+
+    def warn_from_now(self) -> None:
+        """Warn about failed writes from now on, starting with one that already happened."""
+        self.warn_on_failure = True
+        if self.failure is not None:
+            _complain(f"{self.failure} (lines are lost until it can be written again)")
 
     def _write(self, lines: list[str]) -> None:
         """Write ``lines`` (each ending in a newline); ``_io`` is held."""
@@ -283,9 +311,16 @@ def _is_terminal(stream: TextIO) -> bool:
 class ReopeningFileHandler(BatchingHandler):
     """Appends lines to a file that can be reopened and rotated without losing any."""
 
-    def __init__(self, path: str, rotate_size: int | None = None, backups: int = 5) -> None:
+    def __init__(
+        self,
+        path: str,
+        rotate_size: int | None = None,
+        backups: int = 5,
+        mode: int = FILE_MODE,
+    ) -> None:
         super().__init__()
         self.path = os.path.abspath(path)
+        self.mode = mode
         self.rotate_size = rotate_size
         self.backups = backups
         self._name = os.path.basename(self.path)
@@ -307,41 +342,28 @@ class ReopeningFileHandler(BatchingHandler):
             raise LogError(f"cannot open log file {self.path}: {exc.strerror}") from None
 
     def _open(self) -> None:
-        """Open the name for appending; rotation stays on only for a plain regular file.
+        """Open the name for appending; rotation stays on only for a regular file.
 
-        A character device (``/dev/stdout``, ``/dev/console``) or a named pipe
-        someone reads is a fine destination, but renaming it away and putting a
-        regular file in its place would break the system: rotation is switched
-        off for those, and for a symbolic link (which rotation would move, not
-        the file it points to). Block devices are refused outright.
+        A character device (``/dev/null``, ``/dev/console``) or a named pipe
+        someone reads is a fine destination, but renaming it away and putting
+        a regular file in its place would break the system: rotation is
+        switched off for those. A symbolic link, a block device, a pipe
+        nobody reads and the rest are refused (see :mod:`tapster.runner._files`).
         """
-        try:
-            named = os.stat(self._name, dir_fd=self._dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            named = None
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
-        try:
-            fd = os.open(self._name, flags, _FILE_MODE, dir_fd=self._dir_fd)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO and named is not None:
-                kind = "a socket" if stat.S_ISSOCK(named.st_mode) else "a named pipe nobody reads"
-                raise OSError(exc.errno, f"it is {kind}") from None
-            raise
-        try:
-            opened = os.fstat(fd)
-            if stat.S_ISBLK(opened.st_mode):
-                raise OSError(errno.EINVAL, "it is a block device (refused)")
-            os.set_blocking(fd, True)
-        except BaseException:
-            os.close(fd)
-            raise
+        fd = open_regular(
+            self._name,
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+            self.mode,
+            dir_fd=self._dir_fd,
+            streams=True,
+        )
+        opened = os.fstat(fd)
         self._fd = fd
         self._size = opened.st_size
-        plain_name = named is None or stat.S_ISREG(named.st_mode)
-        self._regular = plain_name and stat.S_ISREG(opened.st_mode)
+        self._regular = stat.S_ISREG(opened.st_mode)
         if self.rotate_size and not self._regular:
             self.rotate_size = None
-            what = describe_kind(named.st_mode if named is not None else opened.st_mode)
+            what = describe_kind(opened.st_mode)
             self.notice = f"log rotation disabled: {self.path} is {what}, not a regular file"
 
     def _write(self, lines: list[str]) -> None:
@@ -389,23 +411,29 @@ class ReopeningFileHandler(BatchingHandler):
     def reopen(self) -> None:
         """Close and reopen the file by name (after an external rotation).
 
-        The lines waiting are written to the old file first.
+        The lines waiting are written to the old file first. Raises
+        :class:`LogError` (naming the file and the reason) when the name
+        cannot be opened, typically a folder the user the service runs as
+        cannot write: lines then keep going to the file already open.
         """
         with self._io:
             self.flush()
-            self._reopen()
+            try:
+                self._reopen()
+            except OSError as exc:
+                raise LogError(
+                    f"cannot reopen the log file {self.path}: {_reason(exc)}; "
+                    "lines keep going to the file open until now"
+                ) from None
 
     def _reopen(self) -> None:
+        """Open the name again and switch to it; on ``OSError`` the old file stays in use."""
         old = self._fd
-        try:
-            self._open()
-            if self.notice is not None:
-                notice, self.notice = self.notice, None
+        self._open()
+        if self.notice is not None:
+            notice, self.notice = self.notice, None
+            with contextlib.suppress(OSError):
                 os.write(self._fd, f"tapster: {notice}\n".encode("utf-8", "replace"))
-        except OSError as exc:
-            # Keep writing to the old file rather than losing lines.
-            sys.stderr.write(f"tapster: cannot reopen log file {self.path}: {exc.strerror}\n")
-            return
         if old >= 0:
             os.close(old)
 
@@ -441,9 +469,12 @@ class ReopeningFileHandler(BatchingHandler):
         self._reopen()
 
     def chown(self, uid: int, gid: int) -> None:
-        """Give the file to the user the process is about to become."""
+        """Give the file to the user the process is about to become (see ``_files.hand_over``).
+
+        A device or a pipe keeps its owner; ``OSError`` for a file with other names.
+        """
         if self._fd >= 0:
-            os.fchown(self._fd, uid, gid)
+            hand_over(self._fd, uid, gid)
 
     def close(self) -> None:
         super().close()  # writes what waits

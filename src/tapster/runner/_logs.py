@@ -19,6 +19,7 @@ from typing import NamedTuple, TextIO
 
 from tapster.runner._log_formats import JsonFormatter, TextFormatter
 from tapster.runner._log_handlers import (
+    FILE_MODE,
     FLUSH_INTERVAL,
     BatchingHandler,
     BatchingStreamHandler,
@@ -27,6 +28,7 @@ from tapster.runner._log_handlers import (
 )
 
 __all__ = [
+    "FILE_MODE",
     "FLUSH_INTERVAL",
     "BatchingHandler",
     "BatchingStreamHandler",
@@ -54,6 +56,7 @@ class LogConfig(NamedTuple):
     syslog: bool = False
     prefix: str = "tapster"
     syslog_socket: str = "/dev/log"
+    file_mode: int = FILE_MODE  # for a log file created: 0640 less the umask
 
 
 class Logs:
@@ -69,14 +72,31 @@ class Logs:
         return self.handler if isinstance(self.handler, ReopeningFileHandler) else None
 
     def reopen(self) -> None:
-        """Reopen the log file (a no-op for streams and syslog)."""
+        """Reopen the log file (a no-op for streams and syslog); :class:`LogError` says why not."""
         if self.file is not None:
             self.file.reopen()
 
     def chown(self, uid: int, gid: int) -> None:
-        """Let the user the process becomes reopen and rotate its log file."""
+        """Let the user the process becomes reopen and rotate its log file (a regular file only)."""
         if self.file is not None:
             self.file.chown(uid, gid)
+
+    def check_written(self) -> None:
+        """Raise :class:`LogError` if a line could not be written to the log file.
+
+        For start-up: a log that cannot be written (a full disk, ``/dev/full``)
+        fails the start rather than leave a service nobody hears from. Stream
+        handlers (stderr, stdout) are not checked: nowhere is left to say it.
+        """
+        if self.file is not None:
+            self.file.flush()
+            if self.file.failure is not None:
+                raise LogError(self.file.failure)
+
+    def serving(self) -> None:
+        """Start-up is over: failed writes are warned about on stderr from now on (once each)."""
+        if isinstance(self.handler, BatchingHandler):
+            self.handler.warn_from_now()
 
     def set_stream(self, stream: TextIO) -> None:
         """Point a stream handler elsewhere (after the daemon closed stdio)."""
@@ -208,7 +228,10 @@ def setup_logging(config: LogConfig) -> Logs:
         handler = BatchingStreamHandler(sys.stdout)
         description = "stdout"
     else:
-        handler = ReopeningFileHandler(config.file, config.rotate_size, config.backups)
+        handler = ReopeningFileHandler(
+            config.file, config.rotate_size, config.backups, config.file_mode
+        )
+        handler.warn_on_failure = False  # until serving(): the runner reports it at start-up
         description = handler.path
     if not config.syslog:
         handler.setFormatter(JsonFormatter() if config.format == "json" else TextFormatter())

@@ -12,6 +12,7 @@ import os
 import sys
 
 from tapster.runner._options import PluginLoadError, RunnerOptions, StdoutError
+from tapster.runner._status import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
 from tapster.usage import UsageError
 
 TYPE_CHECKING = False  # typing and collections.abc cost the help path
@@ -21,13 +22,16 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "command", "main"]
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
-_state = {"program": False, "printed": False}
-"""``program``: :func:`command` is running (the process exits after ``main``);
-``printed``: the command line only asked for text (``--help``, ``--version``)."""
+class Outcome:
+    """What a command line came to: its exit ``status``, and whether it only asked for
+    text (``text_only``: ``--help``, ``--version``; nothing was run)."""
+
+    __slots__ = ("status", "text_only")
+
+    def __init__(self, status: int, *, text_only: bool = False) -> None:
+        self.status = status
+        self.text_only = text_only
 
 
 def _say(message: str) -> None:
@@ -39,19 +43,19 @@ def _usage_error(error: UsageError, options: RunnerOptions) -> int:
     _release_early_records()  # warnings first, the error last
     message = error.message
     where = error.options if error.options is not None else options
-    if where is options and options.subcommand is None and message.startswith("unknown command"):
-        message = _unknown_command(options, message)
+    if where is options and error.unknown_command is not None:
+        message = _unknown_command(options, error.unknown_command)
     _say(f"error: {message}")
     command = where.command_path() if hasattr(where, "command_path") else "tapster"
     sys.stderr.write(f"Run '{command} --help' for usage.\n")
     return EXIT_USAGE
 
 
-def _unknown_command(options: RunnerOptions, message: str) -> str:
+def _unknown_command(options: RunnerOptions, typed: str) -> str:
+    """The runner's own words for a subcommand that no plugin provides."""
     import difflib
 
     names = [str(row[0]) for row in options.subcommands]
-    typed = message.split("'")[1] if message.count("'") >= 2 else ""
     close = difflib.get_close_matches(typed, names, n=3, cutoff=0.6)
     text = f"unknown command {typed!r}"
     if close:
@@ -79,9 +83,9 @@ def command() -> NoReturn:
     8 % of a cold ``--help`` with a thousand plugins. Every other path exits the
     normal way.
     """
-    _state["program"] = True
-    status = main()
-    if _state["printed"]:
+    outcome = _outcome(sys.argv[1:])
+    status = outcome.status
+    if outcome.text_only:
         status = _flushed(status)
         if "tapster.plugin._load" not in sys.modules:
             os._exit(status)
@@ -116,12 +120,15 @@ def _to_devnull(stream: TextIO) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tapster`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    collecting = gc.isenabled()  # --help turns the collector off (RunnerOptions.opt_help)
+    return _outcome(sys.argv[1:] if argv is None else list(argv)).status
+
+
+def _outcome(args: list[str]) -> Outcome:
+    """:func:`main`'s work: parse ``args`` and act on them; errors become a status."""
     try:
         return _main(args)
     except KeyboardInterrupt:
-        return 130
+        return Outcome(EXIT_FORCED)
     except Exception as exc:
         # A bug, not a user error: still one line, the traceback only when asked for.
         if _debug_requested(args):
@@ -132,10 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"internal error: {type(exc).__name__}: {exc} "
             "(run with --log-level debug to see the traceback)"
         )
-        return EXIT_FAILURE
-    finally:
-        if collecting and not gc.isenabled() and not _state["program"]:
-            gc.enable()  # a caller's process goes on (the program leaves at once)
+        return Outcome(EXIT_FAILURE)
 
 
 def _debug_requested(args: list[str]) -> bool:
@@ -147,7 +151,7 @@ def _debug_requested(args: list[str]) -> bool:
     return False
 
 
-def _main(args: list[str]) -> int:
+def _main(args: list[str]) -> Outcome:
     try:
         return _parse_and_run(args)
     finally:
@@ -169,34 +173,32 @@ def _release_early_records() -> None:
             logs.show_on_stderr(handler.finish(), logs.logging.WARNING)
 
 
-def _parse_and_run(args: list[str]) -> int:
+def _parse_and_run(args: list[str]) -> Outcome:
     options = RunnerOptions()
     try:
         options.parse_options(args)
     except UsageError as error:
-        return _usage_error(error, options)
+        return Outcome(_usage_error(error, options))
     except PluginLoadError as error:
         _release_early_records()
         _say(str(error))
-        return EXIT_FAILURE
+        return Outcome(EXIT_FAILURE)
     except StdoutError as error:
-        _state["printed"] = True
         if not error.broken_pipe and sys.stderr is not None:  # a closed pipe: nothing to say
             _say(f"cannot write to standard output: {error}")
-        return EXIT_FAILURE
+        return Outcome(EXIT_FAILURE, text_only=True)
     except SystemExit as done:  # --help, --version, --help-loops
-        _state["printed"] = True
-        return done.code if isinstance(done.code, int) else EXIT_OK
+        return Outcome(done.code if isinstance(done.code, int) else EXIT_OK, text_only=True)
     if options["plugins"]:
-        return _list_plugins()
+        return Outcome(_list_plugins())
     if options["rebuild_plugin_cache"]:
-        return _rebuild_caches()
+        return Outcome(_rebuild_caches())
     if options["completion"]:
-        return _completion(options, options["completion"])
+        return Outcome(_completion(options, options["completion"]))
     if options.bare:
         sys.stderr.write(options.help_text())
         _say("error: no subcommand given (choose one of the commands above, or -y FILE.tac)")
-        return EXIT_USAGE
+        return Outcome(EXIT_USAGE)
     from tapster.runner._run import Runner
 
     runner = Runner(
@@ -206,7 +208,7 @@ def _parse_and_run(args: list[str]) -> int:
         tapname=options.subcommand,
         argv=args,
     )
-    return runner.run()
+    return Outcome(runner.run())
 
 
 def _list_plugins() -> int:

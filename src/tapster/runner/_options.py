@@ -10,7 +10,6 @@ chosen. Parsing has no side effects beyond putting ``--app-dir`` on
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 
@@ -44,14 +43,11 @@ class StdoutError(Exception):
         self.broken_pipe = isinstance(error, BrokenPipeError)
 
 
+@documented("One of: debug, info, warning, error, critical.", completion=tuple(_LEVELS))
 def _log_level(value: str) -> str:
     if value.lower() not in _LEVELS:
         raise ValueError("expected one of: debug, info, warning, error, critical")
     return value.lower()
-
-
-_log_level.coerce_doc = "One of: debug, info, warning, error, critical."  # type: ignore[attr-defined]
-_log_level.completion = tuple(_LEVELS)  # type: ignore[attr-defined]
 
 
 def _plain_number(text: str, expected: str, fraction: bool = False) -> str:
@@ -111,42 +107,36 @@ def _memory(value: str) -> int:
     return number
 
 
-_shells = choice("bash", "zsh", "fish")
-
-
+@documented(None, completion="file", metavar="FILE")
 def _file(value: str) -> str:
     """A path, kept as typed (it is resolved against the run directory later)."""
     return value
 
 
-_file.metavar = "FILE"  # type: ignore[attr-defined]
-_file.completion = "file"  # type: ignore[attr-defined]
-
-
+@documented(None, completion="dir", metavar="DIR")
 def _dir(value: str) -> str:
     """A directory path, kept as typed."""
     return value
 
 
-_dir.metavar = "DIR"  # type: ignore[attr-defined]
-_dir.completion = "dir"  # type: ignore[attr-defined]
-user_id.coerce_doc = "A user name or number."  # type: ignore[attr-defined]
-group_id.coerce_doc = "A group name or number."  # type: ignore[attr-defined]
-user_id.metavar = "USER"  # type: ignore[attr-defined]
-group_id.metavar = "GROUP"  # type: ignore[attr-defined]
+# The id lookups live in tapster._ids, shared with the run path: the help
+# text's words and placeholders belong to this command line, so they go on
+# wrappers of ours rather than on those functions.
+@documented("A user name or number.", metavar="USER")
+def _user(value: str) -> int:
+    return user_id(value)
 
 
+@documented("A group name or number.", metavar="GROUP")
+def _group(value: str) -> int:
+    return group_id(value)
+
+
+@documented("auto, asyncio, uvloop or module:factory.", ("auto", "asyncio", "uvloop"), "LOOP")
 def _loop(value: str) -> str:
     from tapster.runner import _loops  # here: --help needs no loop module
 
     return _loops.check_loop_spec(value)
-
-
-_loop.metavar = "LOOP"  # type: ignore[attr-defined]
-_loop.completion = ("auto", "asyncio", "uvloop")  # type: ignore[attr-defined]
-
-
-_loop.coerce_doc = "auto, asyncio, uvloop or module:factory."  # type: ignore[attr-defined]
 
 
 def _show(text: str) -> NoReturn:
@@ -191,6 +181,13 @@ def install_app_dir(directory: str | None) -> str | None:
         if package_path is not None and folder not in list(package_path):
             package_path.append(folder)
     return path
+
+
+def _twisted_plugins(taken: list[str]) -> list[Any]:
+    """Twisted's service makers as commands: none unless Twisted is importable (twisted_compat)."""
+    from tapster.twisted_compat._scan import describe
+
+    return describe(taken)[0]
 
 
 class RunnerOptions(Options):
@@ -253,8 +250,8 @@ class RunnerOptions(Options):
             _file,
         ),
         ("rundir", "d", ".", "Change to this directory before starting.", _dir),
-        ("uid", "u", None, "Switch to this user after binding sockets.", user_id),
-        ("gid", "g", None, "Switch to this group after binding (default: the user's).", group_id),
+        ("uid", "u", None, "Switch to this user after binding sockets.", _user),
+        ("gid", "g", None, "Switch to this group after binding (default: the user's).", _group),
         ("umask", None, None, "The umask (default: unchanged; 077 for a daemon).", octal_mode),
         ("chroot", None, None, "chroot to this directory before starting (needs root).", _dir),
         ("loop", "r", "auto", "The event loop (see --help-loops).", _loop),
@@ -310,10 +307,6 @@ class RunnerOptions(Options):
 
     def opt_help(self) -> None:
         """Display this help and exit."""
-        # The listing is a few thousand objects that live until the process exits
-        # and hold no cycles: collecting would only walk them again and again. The
-        # collector stays off (main() turns it back on when it returns to a caller).
-        gc.disable()
         _show(self.help_text())
 
     def help_text(self, width: int | None = None) -> str:
@@ -325,6 +318,9 @@ class RunnerOptions(Options):
         from tapster.usage._help import help_text
 
         names, docs = describe_field(SERVICE_MAKER_KIND, "description")
+        for info in _twisted_plugins(names):
+            names.append(info.name)
+            docs.append(info.fields["description"])
         order = sorted(range(len(names)), key=names.__getitem__)  # stable, as in subcommands
         return help_text(self, width, ([names[i] for i in order], [docs[i] for i in order]))
 
@@ -352,6 +348,11 @@ class RunnerOptions(Options):
             for info in describe_plugins(SERVICE_MAKER_KIND):
                 rows.append(
                     (info.name, None, self._factory(info), info.fields.get("description", ""))
+                )
+            for twisted in _twisted_plugins([row[0] for row in rows]):
+                twisted.loop = lambda: (str(self["loop"]), bool(self["daemon"]))
+                rows.append(
+                    (twisted.name, None, self._factory(twisted), twisted.fields["description"])
                 )
             rows.sort(key=lambda row: row[0])
             self._subcommand_rows = rows

@@ -27,11 +27,12 @@ import fcntl
 import os
 import time
 
-from tapster.runner._files import open_regular
+from tapster.runner._files import hand_over, open_regular
 
-__all__ = ["PidFile", "PidFileError"]
+__all__ = ["MODE", "PidFile", "PidFileError"]
 
-_MODE = 0o644
+#: Mode of the pidfile: readable by all, less what the umask takes (0600 for a daemon).
+MODE = 0o644
 _MAX_PID_BYTES = 24  # "4194304\n" and then some; anything longer is not a pidfile
 
 
@@ -42,8 +43,9 @@ class PidFileError(Exception):
 class PidFile:
     """One pidfile, identified by its directory and base name."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, mode: int = MODE) -> None:
         self.path = os.path.abspath(path)
+        self.mode = mode
         self._dir_fd: int | None = None
         self._fd: int | None = None
 
@@ -72,7 +74,7 @@ class PidFile:
             ) from None
         for _attempt in range(50):
             try:
-                fd = open_regular(self.name, os.O_RDWR | os.O_CREAT, _MODE, dir_fd=self._dir_fd)
+                fd = open_regular(self.name, os.O_RDWR | os.O_CREAT, self.mode, dir_fd=self._dir_fd)
             except OSError as exc:
                 self._close_dir()
                 raise PidFileError(f"cannot open pidfile {self.path}: {_reason(exc)}") from None
@@ -109,17 +111,13 @@ class PidFile:
         text = f"{os.getpid() if pid is None else pid}\n".encode("ascii")
         tmp = f".{self.name}.{os.getpid()}.tmp"
         try:
-            fd = os.open(
-                tmp,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                _MODE,
-                dir_fd=self._dir_fd,
+            fd = open_regular(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.mode, dir_fd=self._dir_fd
             )
         except OSError as exc:
             raise PidFileError(f"cannot write pidfile {self.path}: {_reason(exc)}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.fchmod(fd, _MODE)  # the umask may have narrowed it
             os.write(fd, text)
             os.fsync(fd)
             os.rename(tmp, self.name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
@@ -132,9 +130,12 @@ class PidFile:
         self._fd = fd
 
     def chown(self, uid: int, gid: int) -> None:
-        """Give the file to the user the process is about to become."""
+        """Give the file to the user the process is about to become (see ``_files.hand_over``).
+
+        ``OSError`` for a file with other names (a hard link).
+        """
         if self._fd is not None:
-            os.fchown(self._fd, uid, gid)
+            hand_over(self._fd, uid, gid)
 
     def read(self) -> int | None:
         """The PID recorded in the file this process holds, if any."""

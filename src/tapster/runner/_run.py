@@ -35,8 +35,9 @@ from typing import Any
 from tapster import __version__
 from tapster._lazy import import_deferred
 from tapster.runner import _app, _daemon, _loops, _privileges, _systemd
-from tapster.runner._files import describe_kind, open_regular
+from tapster.runner._files import describe_kind, masked, open_regular
 from tapster.runner._logs import (
+    FILE_MODE,
     EarlyRecords,
     LogConfig,
     LogError,
@@ -45,21 +46,17 @@ from tapster.runner._logs import (
     setup_logging,
     show_on_stderr,
 )
+from tapster.runner._pidfile import MODE as PIDFILE_MODE
 from tapster.runner._pidfile import PidFile, PidFileError
 from tapster.runner._roles import choose_role
 from tapster.runner._settings import RunSettings
 from tapster.runner._signals import SignalWatcher
+from tapster.runner._status import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_RUNTIME
 from tapster.service import Application, ServiceStartError, shutdown
 
 __all__ = ["EXIT_FAILURE", "EXIT_FORCED", "EXIT_OK", "Runner", "StartupError"]
 
 logger = logging.getLogger("tapster.runner")
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_RUNTIME = 3
-EXIT_FORCED = 130
 
 
 class StartupError(Exception):
@@ -122,6 +119,17 @@ class Runner:
         return os.path.join(self.base_dir, path)
 
     @property
+    def umask(self) -> int | None:
+        """The umask the service runs with: ``--umask``, 077 for a daemon, else None (unchanged).
+
+        Set in :meth:`enter_environment`; the files the runner creates before
+        that (pidfile, log file, profile report) get the mode it allows too.
+        """
+        if self.settings.umask is not None:
+            return self.settings.umask
+        return 0o077 if self.settings.daemon else None
+
+    @property
     def pidfile_path(self) -> str | None:
         """The pidfile to lock and write, or None when there is none."""
         name = self.settings.pidfile
@@ -165,7 +173,7 @@ class Runner:
             return self.role.serve(self)
         except StartupError as exc:
             if self.settings.debug and exc.__cause__ is not None:
-                _post_mortem(exc.__cause__)
+                _post_mortem(exc)
             self._fail(str(exc), exc)
             return EXIT_FAILURE
         except _Interrupted as exc:
@@ -238,7 +246,7 @@ class Runner:
         path = self.pidfile_path
         if path is None:
             return
-        pidfile = PidFile(path)
+        pidfile = PidFile(path, masked(PIDFILE_MODE, self.umask))
         try:
             pidfile.acquire()
         except PidFileError as exc:
@@ -263,7 +271,7 @@ class Runner:
         if self.settings.profiler == "profile":
             import profile  # noqa: F401
         try:
-            self._profile = _ProfileReport(path)
+            self._profile = _ProfileReport(path, masked(0o644, self.umask))
         except OSError as exc:
             raise StartupError(f"cannot write the profile report {path}: {exc.strerror}") from None
 
@@ -299,6 +307,7 @@ class Runner:
             syslog=s.syslog,
             prefix=s.prefix,
             syslog_socket=s.syslog_socket,
+            file_mode=masked(FILE_MODE, self.umask),
         )
         try:
             # Replaces every root handler, the capture included (only once it succeeded).
@@ -332,9 +341,8 @@ class Runner:
             os.chdir(rundir)
         except OSError as exc:
             raise StartupError(f"cannot change to run directory {rundir}: {exc.strerror}") from None
-        umask = s.umask if s.umask is not None else (0o077 if s.daemon else None)
-        if umask is not None:
-            os.umask(umask)
+        if self.umask is not None:
+            os.umask(self.umask)
 
     # -- step 5 ------------------------------------------------------------------------
 
@@ -379,9 +387,10 @@ class Runner:
 
     def make_loop(self) -> None:
         """Create the event loop (not running yet) so binding code may reach it."""
+        premade = getattr(self.maker, "event_loop", None)  # a Twisted plugin's reactor loop
         factory = self._loop_factory or _loops.loop_factory(self.settings.loop)
         try:
-            self.loop = factory()
+            self.loop = premade if premade is not None else factory()
         except _loops.LoopError as exc:
             raise StartupError(str(exc)) from None
         asyncio.set_event_loop(self.loop)
@@ -411,15 +420,17 @@ class Runner:
         if os.geteuid() == 0:
             owner = uid if uid is not None else -1
             group = gid if gid is not None else -1
+            what = ""
             try:
                 if self.pidfile is not None:
+                    what = f"the pidfile {self.pidfile.path}"
                     self.pidfile.chown(owner, group)
-                if self.logs is not None:
+                if self.logs is not None and self.logs.file is not None:
+                    what = f"the log file {self.logs.file.path}"
                     self.logs.chown(owner, group)
             except OSError as exc:
                 raise StartupError(
-                    f"cannot hand the pidfile and log file to uid {owner}, gid {group}: "
-                    f"{(exc.strerror or str(exc)).lower()}"
+                    f"cannot hand {what} to uid {owner}, gid {group}: {exc.strerror or exc}"
                 ) from None
         # The new user may not be able to read the library (an interpreter under
         # /root): import now what later steps and the services load on first use.
@@ -472,6 +483,7 @@ class Runner:
                 os.getpid(),
             )
             logger.info("starting application %r", self.app_name)
+            self._check_log()
             try:
                 await root.start()
             except Exception as exc:
@@ -490,6 +502,8 @@ class Runner:
             )
             self._ready = True
             self.readiness.ready()
+            if self.logs is not None:
+                self.logs.serving()
             _systemd.notify(f"READY=1\nMAINPID={os.getpid()}")
             return await self._wait_and_stop(watcher)
         finally:
@@ -528,12 +542,26 @@ class Runner:
         logger.info("application %r stopped", self.app_name)
         return EXIT_OK
 
+    def _check_log(self) -> None:
+        """A log file that cannot be written at start-up fails the start (Logs.check_written)."""
+        if self.logs is not None:
+            try:
+                self.logs.check_written()
+            except LogError as exc:
+                raise StartupError(str(exc)) from None
+
     def _reopen_logs(self, signum: int) -> None:
-        if self.logs is not None and self.logs.file is not None:
+        name = signal.Signals(signum).name
+        if self.logs is None or self.logs.file is None:
+            logger.debug("%s received: no log file to reopen", name)
+            return
+        try:
             self.logs.reopen()
-            logger.info("%s received: log reopened", signal.Signals(signum).name)
+        except LogError as exc:
+            # Said in the file still open, which is where lines keep going.
+            logger.warning("%s received: %s", name, exc)
         else:
-            logger.debug("%s received: no log file to reopen", signal.Signals(signum).name)
+            logger.info("%s received: log reopened", name)
 
 
 def _check_dir(path: str, what: str) -> None:
@@ -629,9 +657,16 @@ def _set_title(title: str) -> None:
     setproctitle.setproctitle(title)
 
 
+_WRAPPERS = (StartupError, _app.AppError, ServiceStartError)
+"""tapster's own exceptions that carry the user's error as ``__cause__``."""
+
+
 def _post_mortem(exc: BaseException) -> None:
+    """``--debug``: pdb where the user's error was raised, not where tapster re-raised it."""
     import pdb
 
+    while isinstance(exc, _WRAPPERS) and exc.__cause__ is not None:
+        exc = exc.__cause__
     pdb.post_mortem(exc.__traceback__)
 
 
@@ -663,7 +698,7 @@ def _spew(enabled: bool) -> Iterator[None]:
 class _ProfileReport:
     """The ``--profile`` output file, opened at start-up and written when the run ends."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, mode: int) -> None:
         self.path = path
         self.name = os.path.basename(path)
         directory = os.path.dirname(path) or "."
@@ -676,7 +711,7 @@ class _ProfileReport:
         try:
             self.created = not _exists(self.name, self.dir_fd)
             self.fd: int | None = open_regular(
-                self.name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=self.dir_fd
+                self.name, os.O_WRONLY | os.O_CREAT, mode, dir_fd=self.dir_fd
             )
         except BaseException:
             os.close(self.dir_fd)

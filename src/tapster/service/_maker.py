@@ -33,6 +33,13 @@ class ServiceMaker(PluginKind):
     description: str
     options: type[Options]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "makeService" in cls.__dict__:
+            from tapster._twisted_names import refuse_twisted_names
+
+            refuse_twisted_names(cls, {"makeService": "make_service"})
+
     @abc.abstractmethod
     def make_service(self, options: Any) -> Service:
         """Build the service tree for the parsed ``options`` (an instance of ``options``)."""

@@ -159,13 +159,27 @@ def _rows(cls: type, attribute: str) -> Iterable[tuple[type, tuple[Any, ...]]]:
             yield klass, tuple(row)
 
 
-def _positional_count(function: object) -> int | None:
-    """How many positional arguments a handler takes besides ``self``."""
+_VARARGS = 0x04  # inspect.CO_VARARGS: inspect itself costs the help path its imports
+
+
+def positional_parameters(function: object) -> tuple[list[str], int, str | None] | None:
+    """The positional parameters of a method after ``self``, read from its code object.
+
+    ``(names, how many of them have defaults, name of its *args or None)``; ``None``
+    for a callable without Python code. Handlers (``opt_*``: one value or none) and
+    ``parse_args`` (the synopsis and the argument count) are read here, and only here.
+    """
     function = getattr(function, "__func__", function)
     code = getattr(function, "__code__", None)
     if code is None:
         return None
-    return int(code.co_argcount) - 1
+    count = int(code.co_argcount)
+    names = [str(name) for name in code.co_varnames[1:count]]
+    defaults = len(getattr(function, "__defaults__", None) or ())
+    star = None
+    if code.co_flags & _VARARGS:  # named after the keyword-only ones in co_varnames
+        star = str(code.co_varnames[count + int(code.co_kwonlyargcount)])
+    return names, defaults, star
 
 
 def _build(cls: type) -> ClassSpec:
@@ -221,7 +235,8 @@ def _build(cls: type) -> ClassSpec:
         if no_version and "version" in group:
             continue  # --version (and its synonyms) only when there is a version
         where = f"{cls.__qualname__}.opt_{group[0].replace('-', '_')}"
-        count = _positional_count(function)
+        parameters = positional_parameters(function)
+        count = None if parameters is None else len(parameters[0])
         if count not in (0, 1):
             raise TypeError(f"{where} must take (self) or (self, value)")
         longs = sorted((n for n in group if len(n) > 1), key=lambda n: (-len(n), n))

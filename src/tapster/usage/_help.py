@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tapster.usage._declarations import PARAMETER, class_spec
+from tapster.usage._declarations import PARAMETER, class_spec, positional_parameters
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -144,16 +144,14 @@ def _arguments_tail(options: Options) -> str:
             return " <command> [options]"
         return " [command [options]]"
     function = type(options).parse_args
-    code = getattr(function, "__code__", None)
-    if function is Base.parse_args or code is None:
+    parameters = positional_parameters(function)
+    if function is Base.parse_args or parameters is None:
         return ""
-    count = int(code.co_argcount)
-    names = [str(n).upper() for n in code.co_varnames[1:count]]
-    optional = len(getattr(function, "__defaults__", None) or ())
+    names, optional, star = parameters
     required = len(names) - optional
-    parts = names[:required] + [f"[{n}]" for n in names[required:]]
-    if code.co_flags & 0x04:  # *args
-        parts.append(f"[{str(code.co_varnames[count]).upper()}...]")
+    parts = [n.upper() for n in names[:required]] + [f"[{n.upper()}]" for n in names[required:]]
+    if star is not None:
+        parts.append(f"[{star.upper()}...]")
     return "".join(" " + p for p in parts)
 
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import sys
+from _collections_abc import MutableMapping  # see _MappingBase below
 
-# The ABC itself, without importing the ``collections`` package: this module is
-# on the start-up path of every ``tapster`` command.
-from _collections_abc import MutableMapping
-
-from tapster.usage._declarations import FLAG, PARAMETER, class_spec
+from tapster.usage._declarations import FLAG, PARAMETER, class_spec, positional_parameters
 from tapster.usage._errors import UsageError
 from tapster.usage._parser import show, tokenize
 
@@ -19,17 +16,30 @@ if TYPE_CHECKING:
 
     from tapster.usage._declarations import Option
 
-_VARARGS = 0x04  # inspect.CO_VARARGS, without importing inspect
+_TWISTED_NAMES = {
+    "optParameters": "parameters",
+    "optFlags": "flags",
+    "subCommands": "subcommands",
+    "defaultSubCommand": "default_subcommand",
+    "longdesc": "long_description",
+    "parseArgs": "parse_args",
+    "postOptions": "post_options",
+}
+"""Twisted's names for what tapster's Options reads under another name."""
 
 
+# Options is a MutableMapping, made the cheap way, as this module is on the
+# start-up path of every ``tapster`` command. For type checkers it inherits
+# ``MutableMapping[str, Any]``. At run time it is a plain class, registered as a
+# MutableMapping and given the mixin methods as plain functions (at the end of
+# the class body): inheriting them would make every Options subclass an ABC,
+# which costs about twice as much to create as a plain class (a cold plugin scan
+# creates one Options subclass per plugin module), and the ABC is taken from
+# ``_collections_abc``, which Python has loaded at start-up, rather than from
+# ``collections.abc`` (the ``collections`` package) or ``typing``.
 if TYPE_CHECKING:
     _MappingBase = MutableMapping[str, "Any"]
 else:
-    # At run time Options is a plain class, registered as a MutableMapping and
-    # given the mixin methods (see the end of the class body). Inheriting them
-    # would make every Options subclass an ABC, and creating an ABC costs about
-    # twice as much as a plain class: a cold plugin scan creates one Options
-    # subclass per plugin module.
     _MappingBase = object
 
 
@@ -73,6 +83,13 @@ class Options(_MappingBase):
 
     def __init__(self) -> None:
         super().__init__()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not _TWISTED_NAMES.keys().isdisjoint(cls.__dict__):  # rare: import only then
+            from tapster._twisted_names import refuse_twisted_names
+
+            refuse_twisted_names(cls, _TWISTED_NAMES)
 
     # -- declarations that may be computed -------------------------------------------------
 
@@ -180,7 +197,8 @@ class Options(_MappingBase):
             if name == command or (short and name == short):
                 break
         else:
-            raise UsageError(_unknown_command(name, [str(row[0]) for row in rows]))
+            known = [str(row[0]) for row in rows]
+            raise UsageError(_unknown_command(name, known), unknown_command=name)
         child = factory()
         if not isinstance(child, Options):
             raise TypeError(f"the options factory of command {command!r} returned {child!r}")
@@ -235,7 +253,7 @@ class Options(_MappingBase):
 
         return help_text(self, width)
 
-    if not TYPE_CHECKING:  # the MutableMapping mixin methods, as plain functions
+    if not TYPE_CHECKING:  # see _MappingBase
         __contains__ = MutableMapping.__contains__
         keys = MutableMapping.keys
         items = MutableMapping.items
@@ -292,15 +310,11 @@ def _coerce(coerce: Callable[[str], Any], spelled: str, raw: str) -> Any:
 
 def _arity(function: object) -> tuple[int, int | None, list[str]]:
     """(fewest, most or None, names) of the positional arguments after ``self``."""
-    function = getattr(function, "__func__", function)
-    code = getattr(function, "__code__", None)
-    if code is None:
+    parameters = positional_parameters(function)
+    if parameters is None:
         return 0, None, []
-    total = int(code.co_argcount) - 1
-    defaults = len(getattr(function, "__defaults__", None) or ())
-    names = [str(n) for n in code.co_varnames[1 : code.co_argcount]]
-    high = None if code.co_flags & _VARARGS else total
-    return max(total - defaults, 0), high, names
+    names, defaults, star = parameters
+    return max(len(names) - defaults, 0), None if star else len(names), names
 
 
 def _expected(low: int, high: int | None) -> str:

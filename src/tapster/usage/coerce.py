@@ -21,14 +21,19 @@ if TYPE_CHECKING:
 
 
 def documented(
-    coerce_doc: str,
+    coerce_doc: str | None,
     completion: str | tuple[str, ...] | None = None,
     metavar: str | None = None,
 ) -> Callable[[F], F]:
-    """Attach ``coerce_doc`` (and a completion hint, a help placeholder) to a coercer."""
+    """Attach ``coerce_doc`` (and a completion hint, a help placeholder) to a coercer.
+
+    ``None`` leaves out what a coercer does not have (a path kept as typed needs
+    no sentence in ``--help``, only a placeholder).
+    """
 
     def attach(function: F) -> F:
-        function.coerce_doc = coerce_doc  # type: ignore[attr-defined]
+        if coerce_doc is not None:
+            function.coerce_doc = coerce_doc  # type: ignore[attr-defined]
         if completion is not None:
             function.completion = completion  # type: ignore[attr-defined]
         if metavar is not None:

@@ -7,6 +7,10 @@ in batches -- at most every 0.2 seconds or 64 KiB -- so a busy server pays
 one ``write`` per batch instead of one per request; a writer thread does the
 writing (and the check whether the file was renamed or removed by log
 rotation, after which it is reopened), so a slow disk never stalls the loop.
+The file is opened like the runner's own log file, by
+:func:`tapster.runner._files.open_regular`: never through a symbolic link,
+never blocking (a named pipe nobody reads is refused, not waited on); a
+character device or a pipe someone reads is written to as it is.
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ class AccessLog:
         self._path = os.path.abspath(path) if path else None
         self._fd = -1
         self._ino: tuple[int, int] | None = None
+        self._reopen_failure: str | None = None  # warned about once, until a reopen works
         self._lines: list[str] = []
         self._pending = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -114,13 +119,29 @@ class AccessLog:
         return self._path is not None or logger.isEnabledFor(logging.INFO)
 
     def open(self) -> None:
-        """Open the access log file (if any). Raises ``OSError`` with the reason."""
+        """Open the access log file (if any). Raises ``OSError`` naming the file and the reason."""
         if self._path is not None and self._fd < 0:
-            self._fd = os.open(
-                self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE
-            )
-            st = os.fstat(self._fd)
-            self._ino = (st.st_dev, st.st_ino)
+            try:
+                self._open_file()
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise OSError(
+                    exc.errno, f"cannot open the access log file {self._path}: {reason}"
+                ) from None
+
+    def _open_file(self) -> None:
+        """Open the name (again); the file open so far is closed only once the new one is."""
+        assert self._path is not None
+        # Here, not at the top: importing the runner package costs a library
+        # user of tapster.web some milliseconds; under the runner it is loaded.
+        from tapster.runner._files import open_regular
+
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        fd = open_regular(self._path, flags, _FILE_MODE, streams=True)
+        st = os.fstat(fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._ino = fd, (st.st_dev, st.st_ino)
 
     def write(self, line: str) -> None:
         """Record one line."""
@@ -169,6 +190,23 @@ class AccessLog:
         """Append one batch (in the writer thread, batches one after another)."""
         try:
             self._reopen_if_moved()
+        except OSError as exc:
+            # Typically a folder the service user cannot write: say so once, and
+            # write on to the file open so far (renamed, but still there).
+            failure = f"{exc.strerror or exc}"
+            if failure != self._reopen_failure:
+                self._reopen_failure = failure
+                logging.getLogger("tapster.web").warning(
+                    "Cannot reopen the access log %s: %s; lines keep going to the file open "
+                    "until now",
+                    self._path,
+                    failure,
+                )
+        else:
+            self._reopen_failure = None
+        if self._fd < 0:
+            return
+        try:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view) :]
@@ -180,15 +218,12 @@ class AccessLog:
     def _reopen_if_moved(self) -> None:
         assert self._path is not None
         try:
-            st = os.stat(self._path)
+            st = os.stat(self._path, follow_symlinks=False)
             moved = (st.st_dev, st.st_ino) != self._ino
         except FileNotFoundError:
             moved = True
         if moved or self._fd < 0:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
-            self.open()
+            self._open_file()
 
     def close(self) -> None:
         """Write what waits, wait for the writer thread to finish, and close the file."""

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-
 from ._config import WebConfig
-from ._http import Request, Response, error_response
+from ._http import Handled, Request, Response, error_response, resolve
 from ._static import StaticFiles
-
-Handled = Response | Awaitable[Response]
 
 
 class WebApp:
@@ -62,8 +58,7 @@ class WebApp:
         if user is None:
             return self._auth.challenge(head=req.method == "HEAD")
         req.remote_user = user
-        result = self._route(req)
-        return result if isinstance(result, Response) else await result
+        return await resolve(self._route(req))
 
     def _route(self, req: Request) -> Handled:
         if self._static is not None:

@@ -7,7 +7,7 @@ serialises the responses that the handlers give back.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from http import HTTPStatus
 from typing import Final
 
@@ -290,6 +290,18 @@ class Response:
         self.body = body
         self.body_length = body_length
         self.close = close
+
+
+#: What a handler gives back: the response when it has it at once (a cached
+#: file), else an awaitable of it (a first read, a login, a WSGI call).
+Handled = Response | Awaitable[Response]
+
+
+async def resolve(result: Handled) -> Response:
+    """The response ``result`` is or will give, for code that may wait anyway."""
+    if isinstance(result, Response):
+        return result
+    return await result
 
 
 _ERROR_PAGE = (

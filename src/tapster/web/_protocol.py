@@ -18,8 +18,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, BinaryIO
+from collections.abc import AsyncIterator
 
 import httptools
 
@@ -27,6 +26,7 @@ from ._accesslog import format_line, printable
 from ._http import (
     SERVER,
     FileSpan,
+    Handled,
     Request,
     Response,
     date_cache,
@@ -34,7 +34,10 @@ from ._http import (
     status_line,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from ._server import WebServer
 
 log = logging.getLogger("tapster.web")
@@ -70,23 +73,17 @@ class HttpConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._client = "-"
         self._task: asyncio.Task[None] | None = None
-        # Per-request parse state.
-        self._in_head = False
-        self._in_request = False
-        self._url: list[bytes] = []
-        self._url_len = 0
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._framing: list[tuple[bytes, bytes]] = []
-        self._head_size = 0
-        self._body: list[bytes] = []
-        self._body_len = 0
+        #: The request being received, from its first byte to its last; None between requests.
+        self._incoming: _Incoming | None = None
+        # The unfinished-header bound: parser callbacks seen so far, and bytes
+        # fed since the last one (httptools holds a header until its end).
         self._progress = 0
         self._stall = 0
-        self._current: Request | None = None
         self._upgrade = False
         self._eof = False
         #: Monotonic time after which this connection is cut off; None while we work.
-        self.deadline: float | None = None
+        #: Changed only through ``_set_deadline``.
+        self._deadline: float | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -104,7 +101,7 @@ class HttpConnection(asyncio.Protocol):
         elif peer:
             self._client = str(peer)
         self._server.connections.add(self)
-        self.deadline = time.monotonic() + self._limits.request_timeout
+        self._set_deadline(self._limits.request_timeout)
         if self._server.draining:
             self._closing = True
             transport.close()
@@ -160,7 +157,8 @@ class HttpConnection(asyncio.Protocol):
                 else:
                     self._reject(400, "The request is not valid HTTP/1.1.")
             return
-        if self._in_head:
+        incoming = self._incoming
+        if incoming is not None and incoming.request is None:
             # Bytes httptools holds for a header it has not finished: bound them too.
             self._stall = len(data) if progress != self._progress else self._stall + len(data)
             if self._stall > self._limits.max_header_size + self._limits.max_request_line:
@@ -172,44 +170,41 @@ class HttpConnection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._in_head = True
-        self._in_request = True
-        self._url = []
-        self._url_len = 0
-        self._headers = []
-        self._framing = []
-        self._head_size = 0
-        self._body = []
-        self._body_len = 0
+        self._incoming = _Incoming()
         self._progress += 1
         if not self._busy and not self._queue:
-            self.deadline = time.monotonic() + self._limits.request_timeout
+            self._set_deadline(self._limits.request_timeout)
 
     def on_url(self, url: bytes) -> None:
-        self._url_len += len(url)
+        incoming = self._incoming
+        assert incoming is not None
+        incoming.url_len += len(url)
         self._progress += 1
-        if self._url_len > self._limits.max_request_line:
+        if incoming.url_len > self._limits.max_request_line:
             raise _RejectError(414, "The request target is too long.")
-        self._url.append(url)
+        incoming.url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        incoming = self._incoming
+        assert incoming is not None
         self._progress += 1
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self._limits.max_header_size:
+        incoming.head_size += len(name) + len(value) + 4
+        if incoming.head_size > self._limits.max_header_size:
             raise _RejectError(431, "The request header section is too large.")
-        headers = self._headers
+        headers = incoming.headers
         if len(headers) >= self._limits.max_headers:
             raise _RejectError(431, "The request has too many header fields.")
         lname = name.lower()
         headers.append((lname, value))
         if lname in _FRAMING:
-            self._framing.append((lname, value))
+            incoming.framed = True
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        incoming = self._incoming
+        assert incoming is not None
         self._progress += 1
         parser = self._parser
-        target = b"".join(self._url)
+        target = b"".join(incoming.url)
         if target.startswith(b"/"):
             path, _, query = target.partition(b"?")
             path = path.partition(b"#")[0]
@@ -228,12 +223,12 @@ class HttpConnection(asyncio.Protocol):
             path,
             query,
             parser.get_http_version(),
-            self._headers,
+            incoming.headers,
             parser.should_keep_alive(),
             self._client,
         )
-        self._current = req
-        if self._framing:
+        incoming.request = req
+        if incoming.framed:
             self._check_framing(req)
 
     def _check_framing(self, req: Request) -> None:
@@ -257,22 +252,23 @@ class HttpConnection(asyncio.Protocol):
             self._transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
-        self._body_len += len(body)
-        if self._body_len > self._limits.max_body:
+        incoming = self._incoming
+        assert incoming is not None
+        incoming.body_len += len(body)
+        if incoming.body_len > self._limits.max_body:
             raise _RejectError(413, "The request body is too large.")
-        self._body.append(body)
+        incoming.body.append(body)
 
     def on_message_complete(self) -> None:
-        req = self._current
-        self._current = None
-        self._in_request = False
-        if req is None or self._closing:
+        incoming = self._incoming
+        self._incoming = None
+        if incoming is None or incoming.request is None or self._closing:
             return
-        if self._body:
-            req.body = b"".join(self._body)
-            self._body = []
+        req = incoming.request
+        if incoming.body:
+            req.body = b"".join(incoming.body)
         self._queue.append(req)
-        self.deadline = None
+        self._set_deadline(None)
         if len(self._queue) >= self._limits.max_pipeline:
             self._stop_reading()
 
@@ -299,7 +295,7 @@ class HttpConnection(asyncio.Protocol):
                 if out:
                     _flush(transport, out)
                 self._busy = True
-                self.deadline = None
+                self._set_deadline(None)
                 self._task = asyncio.get_running_loop().create_task(self._answer_later(req, result))
                 return
         if out:
@@ -313,14 +309,15 @@ class HttpConnection(asyncio.Protocol):
             self._stop_reading()
             return
         if not self._queue:
-            if self._eof or (self._server.draining and not self._in_request):
+            receiving = self._incoming is not None
+            if self._eof or (self._server.draining and not receiving):
                 self._close()
                 return
-            if self._in_request:
-                # The next request began arriving while we were busy: time it.
-                self.deadline = time.monotonic() + self._limits.request_timeout
-            else:
-                self.deadline = time.monotonic() + self._limits.keep_alive_timeout
+            # The next request began arriving while we were busy: time it;
+            # else wait for one as long as an idle connection may stay.
+            self._set_deadline(
+                self._limits.request_timeout if receiving else self._limits.keep_alive_timeout
+            )
             if self._read_paused and self._transport is not None:
                 self._read_paused = False
                 self._transport.resume_reading()
@@ -357,12 +354,11 @@ class HttpConnection(asyncio.Protocol):
             out.clear()
             self._close()
 
-    async def _answer_later(
-        self, req: Request, result: Response | Awaitable[Response] | None
-    ) -> None:
+    async def _answer_later(self, req: Request, result: Handled) -> None:
         try:
             try:
-                resp = result if isinstance(result, Response) else await result  # type: ignore[misc]
+                # Inline rather than ``resolve``: every file sent with sendfile comes here.
+                resp = result if isinstance(result, Response) else await result
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -564,7 +560,7 @@ class HttpConnection(asyncio.Protocol):
     def _close(self) -> None:
         if not self._closing:
             self._closing = True
-            self.deadline = None
+            self._set_deadline(None)
             if self._transport is not None:
                 self._transport.close()
 
@@ -582,9 +578,17 @@ class HttpConnection(asyncio.Protocol):
 
     def _abort(self) -> None:
         self._closing = True
-        self.deadline = None
+        self._set_deadline(None)
         if self._transport is not None:
             self._transport.abort()
+
+    def _set_deadline(self, seconds: float | None) -> None:
+        """Cut the connection off ``seconds`` from now unless this is called
+        again first; ``None`` while the server, not the client, is the one working.
+
+        ``check_timeout`` does the cutting, so the hot path only stores a number.
+        """
+        self._deadline = None if seconds is None else time.monotonic() + seconds
 
     def check_timeout(self, now: float) -> None:
         """Called about once a second by the server: cut off clients that stall."""
@@ -596,16 +600,16 @@ class HttpConnection(asyncio.Protocol):
             self._reset()
             self._abort()
             return
-        deadline = self.deadline
+        deadline = self._deadline
         if deadline is not None and now > deadline:
-            if self._in_request and not self._busy:
+            if self._incoming is not None and not self._busy:
                 self._reject(408, "The request took too long to arrive.")
             else:
                 self._close()
 
     def begin_drain(self) -> None:
         """The server is stopping: close if idle, else after the response in progress."""
-        if not self._busy and not self._queue and not self._in_request:
+        if not self._busy and not self._queue and self._incoming is None:
             self._close()
 
     # -- logging -----------------------------------------------------------------
@@ -628,6 +632,27 @@ def _flush(transport: asyncio.Transport, out: list[bytes]) -> None:
         transport.writelines(out)
     else:
         transport.write(b"".join(out))
+
+
+class _Incoming:
+    """One request as it arrives, from ``on_message_begin`` to ``on_message_complete``.
+
+    Made afresh for each request, so nothing of one request can leak into the
+    next; ``request`` is set once the head is parsed (the body may follow).
+    """
+
+    __slots__ = ("body", "body_len", "framed", "head_size", "headers", "request", "url", "url_len")
+
+    def __init__(self) -> None:
+        self.url: list[bytes] = []
+        self.url_len = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_size = 0
+        #: A Content-Length or Expect header came: check it before the body.
+        self.framed = False
+        self.body: list[bytes] = []
+        self.body_len = 0
+        self.request: Request | None = None
 
 
 class _RejectError(Exception):

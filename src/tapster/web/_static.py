@@ -15,7 +15,6 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Awaitable
 from urllib.parse import quote
 
 from tapster._lazy import import_later
@@ -24,12 +23,14 @@ from . import _gzip, _ranges
 from ._config import WebConfig
 from ._http import (
     FileSpan,
+    Handled,
     Request,
     Response,
     error_response,
     header_block,
     http_date,
     parse_http_date,
+    resolve,
 )
 from ._mime import MimeTable, compressible
 from ._paths import BadPathError, is_within, split_path
@@ -48,8 +49,6 @@ REVALIDATE = 1.0
 #: Distinct URLs remembered; the table is cleared when it grows past this.
 MAX_URLS = 20000
 
-Handled = Response | Awaitable[Response]
-
 _ALLOW = [("Allow", "GET, HEAD")]
 
 
@@ -59,7 +58,6 @@ class _File:
     __slots__ = (
         "body",
         "common",
-        "compressible",
         "content_type",
         "etag",
         "etag_gz",
@@ -67,17 +65,21 @@ class _File:
         "key",
         "last_modified",
         "mtime",
+        "offer_gzip",
         "path",
         "size",
     )
 
-    def __init__(self, path: str, st: os.stat_result, content_type: str, vary: bool) -> None:
+    def __init__(self, path: str, st: os.stat_result, content_type: str, offer_gzip: bool) -> None:
         self.path = path
         self.key = (st.st_ino, st.st_mtime_ns, st.st_size)
         self.size = st.st_size
         self.mtime = int(st.st_mtime)
         self.content_type = content_type
-        self.compressible = vary
+        #: Answer gzip to clients that accept it (so say ``Vary: Accept-Encoding``):
+        #: gzip is on and the type compresses. Turned off for a version that
+        #: changed while it was read for compression.
+        self.offer_gzip = offer_gzip
         tag = f"{st.st_mtime_ns:x}-{st.st_size:x}"
         self.etag = f'"{tag}"'
         self.etag_gz = f'"{tag}-gz"'
@@ -87,7 +89,7 @@ class _File:
                 ("Content-Type", content_type),
                 ("Last-Modified", self.last_modified),
                 ("Accept-Ranges", "bytes"),
-                *([("Vary", "Accept-Encoding")] if vary else []),
+                *([("Vary", "Accept-Encoding")] if offer_gzip else []),
             ]
         )
         self.full = self.common + header_block(
@@ -270,7 +272,7 @@ class StaticFiles:
         except OSError:
             return error_response(404, "Nothing here.")
         if (st.st_ino, st.st_mtime_ns, st.st_size) != f.key or len(data) != st.st_size:
-            f = _File(f.path, st, f.content_type, f.compressible)
+            f = _File(f.path, st, f.content_type, f.offer_gzip)
             self._drop_body(f.path)
             self._files[f.path] = f
         if f.body is None:
@@ -278,7 +280,7 @@ class StaticFiles:
             self._body_bytes += len(data)
             if self._body_bytes > BODY_BUDGET:
                 self._evict(keep=f)
-        return await _resolve(self._serve(req, f))
+        return await resolve(self._serve(req, f))
 
     def _evict(self, keep: _File) -> None:
         for other in list(self._files.values()):
@@ -294,7 +296,7 @@ class StaticFiles:
         head = req.method == "HEAD"
         use_gzip = False
         if (
-            f.compressible
+            f.offer_gzip
             and _gzip.MIN_SIZE <= f.size <= _gzip.MAX_SIZE
             and req.get(b"range") is None
             and _gzip.accepts_gzip(req.get(b"accept-encoding"))
@@ -339,7 +341,7 @@ class StaticFiles:
     def _not_modified(self, f: _File, etag: str) -> Response:
         headers = header_block(
             [("ETag", etag), ("Last-Modified", f.last_modified)]
-            + ([("Vary", "Accept-Encoding")] if f.compressible else [])
+            + ([("Vary", "Accept-Encoding")] if f.offer_gzip else [])
         )
         return Response(304, headers, b"", 0)
 
@@ -415,13 +417,13 @@ class StaticFiles:
             if (st.st_ino, st.st_mtime_ns, st.st_size) != f.key:
                 # Changed while we looked: serve it uncompressed this once.
                 self._gz_skip(f)
-                return await _resolve(self._serve(req, f))
+                return await resolve(self._serve(req, f))
         assert data is not None
         await self._gz.compress((f.path, f.key[1], f.size), data)
-        return await _resolve(self._serve(req, f))
+        return await resolve(self._serve(req, f))
 
     def _gz_skip(self, f: _File) -> None:
-        f.compressible = False
+        f.offer_gzip = False
 
     async def _list_async(self, req: Request, path: str, url_path: str) -> Response:
         from . import _listing  # html and json: imported by the first listing, not at start-up
@@ -449,12 +451,6 @@ class StaticFiles:
 
     def _list(self, req: Request, path: str, url_path: str) -> Handled:
         return self._list_async(req, path, url_path)
-
-
-async def _resolve(result: Handled) -> Response:
-    if isinstance(result, Response):
-        return result
-    return await result
 
 
 def _read_small(path: str) -> tuple[os.stat_result, bytes]:
