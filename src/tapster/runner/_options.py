@@ -259,6 +259,13 @@ class RunnerOptions(Options):
         ("profile", None, None, "Profile the run and write the report to this file.", _file),
         ("profiler", None, "cprofile", "The profiler.", choice("cprofile", "profile")),
         ("shutdown_timeout", None, 30.0, "Seconds a graceful stop may take.", _seconds),
+        (
+            "shutdown_delay",
+            None,
+            0.0,
+            "On SIGTERM: not ready at once, keep accepting this long, then stop.",
+            _seconds,
+        ),
         ("workers", "w", None, "Run a supervisor and N worker processes.", _workers),
         (
             "worker_timeout",
@@ -456,6 +463,7 @@ class RunnerOptions(Options):
             spew=bool(self["spew"]),
             originalname=bool(self["originalname"]),
             shutdown_timeout=float(self["shutdown_timeout"]),
+            shutdown_delay=float(self["shutdown_delay"]),
             app_dir=self.app_path,
             workers=self["workers"],
             worker_timeout=float(self["worker_timeout"]),

@@ -47,3 +47,4 @@ class RunSettings(NamedTuple):
     max_worker_age: float | None = None
     no_spare_worker: bool = False
     reuse_port: bool = False
+    shutdown_delay: float = 0.0
