@@ -87,12 +87,9 @@ class Lifecycle:
         self.notifier.status(self.status)
 
 
-_current: Lifecycle | None = None
+_CURRENT = Lifecycle()
 
 
 def current() -> Lifecycle:
-    """This process's life cycle (made on first use)."""
-    global _current
-    if _current is None:
-        _current = Lifecycle()
-    return _current
+    """This process's life cycle."""
+    return _CURRENT
