@@ -22,9 +22,14 @@ event loop, it:
   in, and the worker is killed, its replacement already starting;
 * recycles workers (``--max-worker-memory``, ``--max-worker-age``), one at a
   time, the replacement ready before the old worker is told to drain;
+* reloads on ``SIGHUP`` (``_reload``): each worker in turn is replaced by a
+  fresh interpreter (new code), ready before the old one drains; a new
+  worker that cannot start ends the reload there, the old ones serving;
 * adds or removes a worker on ``SIGTTIN`` / ``SIGTTOU``, reopens its log on
   ``SIGUSR1`` / ``SIGHUP``, and on ``SIGTERM`` / ``SIGINT`` lets every worker
-  drain within ``--shutdown-timeout``, then exits 0.
+  drain within ``--shutdown-timeout`` (after ``--shutdown-delay``), then exits 0;
+* tells systemd each step (``tapster.runner._lifecycle``) and pings its
+  watchdog while its loop runs and every worker's heartbeat is fresh.
 """
 
 from __future__ import annotations
@@ -46,8 +51,8 @@ from tapster.endpoints._inherited import Listener, recording
 from tapster.procmon._backoff import Backoff, RestartPolicy
 from tapster.procmon._monitor import describe_exit
 from tapster.procmon._reaper import ExitWatcher, make_exit_watcher
-from tapster.runner import _systemd
 from tapster.runner._signals import HANDLED, SignalWatcher
+from tapster.runner._systemd import Watchdog
 from tapster.supervisor._process import WorkerProcess
 from tapster.supervisor._recycle import MEMORY_INTERVAL, AgeLimit, MemoryLimit, resident_memory
 from tapster.supervisor._stack import stuck_frame
@@ -117,7 +122,8 @@ class SupervisorRole:
             (endpoint.description, [sock.fileno() for sock in sockets])
             for endpoint, sockets in self.bound
         ]
-        supervisor = Supervisor(runner, self.argv, self.launch_dir, listeners)
+        sockets = [sock for _, socks in self.bound for sock in socks]
+        supervisor = Supervisor(runner, self.argv, self.launch_dir, listeners, sockets)
         status = runner.loop.run_until_complete(supervisor.run())
         if status == _EXIT_FORCED:
             runner._exit_now(status)
@@ -155,6 +161,16 @@ class _Watch:
     recycling: str = ""
 
 
+@dataclass(eq=False)
+class _Reload:
+    """A reload under way: the slots still to replace, and the one being replaced."""
+
+    pending: list[_Slot]
+    started: float = field(default_factory=time.monotonic)
+    slot: _Slot | None = None
+    replaced: int = 0
+
+
 class _FatalError(Exception):
     """A worker cannot start: stop everything, exit 1 with this line."""
 
@@ -163,9 +179,20 @@ class Supervisor:
     """The supervising loop (see the module docstring)."""
 
     def __init__(
-        self, runner: Runner, argv: Sequence[str], cwd: str, listeners: list[Listener]
+        self,
+        runner: Runner,
+        argv: Sequence[str],
+        cwd: str,
+        listeners: list[Listener],
+        sockets: Sequence[socket.socket] = (),
     ) -> None:
         self.runner = runner
+        self.lifecycle = runner.lifecycle
+        self.notifier = runner.lifecycle.notifier
+        self.sockets = list(sockets)
+        self.reload: _Reload | None = None
+        self.last_reload = ""
+        self.last_error = ""
         self.settings = runner.settings
         self.argv = argv
         self.cwd = cwd
@@ -194,6 +221,8 @@ class Supervisor:
         watcher.install()
         forward = loop.create_task(self._forward_signals(watcher))
         self._exits = make_exit_watcher(loop)
+        watchdog = Watchdog(loop, self.notifier, self._healthy)
+        watchdog.start()
         try:
             runner_log.info(
                 "tapster %s supervisor on %s, loop %s, pid %d",
@@ -211,6 +240,8 @@ class Supervisor:
                 slot = _Slot(number)
                 self.slots.append(slot)
                 self._fill(slot)
+            self.lifecycle.set_status(f"starting {len(self.slots)} workers")
+            self.notifier.extend_timeout(self._start_time + 5.0)
             try:
                 return await self._supervise()
             except _FatalError as exc:
@@ -221,6 +252,7 @@ class Supervisor:
 
                 raise StartupError(str(exc)) from None
         finally:
+            watchdog.stop()
             forward.cancel()
             await asyncio.gather(forward, return_exceptions=True)
             await self._kill_all()
@@ -250,10 +282,9 @@ class Supervisor:
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
         if signum in (signal.SIGUSR1, signal.SIGHUP):
-            logs = self.runner.logs
-            if logs is not None and logs.file is not None:
-                logs.reopen()
-                runner_log.info("%s received: log reopened", name)
+            self._reopen_logs(name)
+            if signum == signal.SIGHUP:
+                self._start_reload(name)
         elif signum == signal.SIGTTIN:
             slot = _Slot(max((s.number for s in self.slots), default=0) + 1)
             self.slots.append(slot)
@@ -274,6 +305,95 @@ class Supervisor:
             for worker in (slot.current, slot.candidate):
                 if worker is not None:
                     self._drain(worker, "removed")
+
+    def _reopen_logs(self, name: str) -> None:
+        logs = self.runner.logs
+        if logs is not None and logs.file is not None:
+            try:
+                logs.reopen()
+            except Exception as exc:  # said in the file still open
+                runner_log.warning("%s received: %s", name, exc)
+            else:
+                runner_log.info("%s received: log reopened", name)
+
+    def _healthy(self) -> bool:
+        """For the watchdog: every serving worker's loop beat within ``WatchdogSec=``.
+
+        The supervisor's own loop is alive, or this would not run at all.
+        """
+        limit = self.notifier.watchdog or 0.0
+        now = time.monotonic()
+        return all(
+            now - worker.last_beat < limit for worker in self.workers if worker.state == "ready"
+        )
+
+    def summary(self) -> str:
+        """The one-line status: workers ready, the last reload, the last error."""
+        ready = sum(1 for w in self.workers if w.number and w.state == "ready")
+        parts = [f"{ready} of {len(self.slots)} workers ready"]
+        if self.last_reload:
+            parts.append(self.last_reload)
+        if self.last_error:
+            parts.append(f"last error: {self.last_error}")
+        return "; ".join(parts)
+
+    # -- reload: fresh workers, one at a time --------------------------------------------
+
+    def _start_reload(self, name: str) -> None:
+        """Replace every worker, one at a time, by a fresh interpreter (new code)."""
+        if not self.announced or self.stopping:
+            log.info("%s received: not serving yet, nothing to reload", name)
+            return
+        if self.reload is not None:
+            log.info("%s received: a reload is already under way", name)
+            return
+        count = len(self.slots)
+        self.reload = _Reload(pending=list(self.slots))
+        log.info("%s received: reloading, replacing %d workers one at a time", name, count)
+        self.lifecycle.set_reloading(f"reloading: replacing {count} workers one at a time")
+        spare = self.spare
+        if spare.restart is not None:
+            spare.restart.cancel()
+            spare.restart = None
+        if spare.current is not None:  # it runs the old code
+            old, spare.current = spare.current, None
+            self._drain(old, "runs the old code")
+        self._reload_next()
+
+    def _reload_next(self) -> None:
+        reload = self.reload
+        if reload is None:
+            return
+        reload.slot = None
+        while reload.pending:
+            slot = reload.pending[0]
+            if slot not in self.slots or slot.current is None:
+                reload.pending.pop(0)  # removed, or being restarted (fresh) anyway
+                continue
+            if slot.candidate is not None:
+                return  # a recycle of this slot is under way: after it (see _tick)
+            reload.pending.pop(0)
+            reload.slot = slot
+            slot.candidate = self._spawn(slot)  # never the spare: it runs the old code
+            if slot.candidate is None:
+                self._reload_failed(slot, "its process could not be started")
+            return
+        took = time.monotonic() - reload.started
+        self.reload = None
+        self.last_reload = f"reloaded at {time.strftime('%H:%M:%S')}"
+        log.info("reload done: %d workers replaced in %.2f s", reload.replaced, took)
+        self.lifecycle.set_ready(self.summary())
+
+    def _reload_failed(self, slot: _Slot, message: str) -> None:
+        """A fresh worker could not start: the reload stops, the old workers keep serving."""
+        self.reload = None
+        self.last_error = f"reload failed at {time.strftime('%H:%M:%S')}: {message}"
+        log.error(
+            "reload failed: the new worker %d cannot start: %s; the old workers keep serving",
+            slot.number,
+            message,
+        )
+        self.lifecycle.set_ready(self.summary())
 
     # -- workers coming and going ------------------------------------------------------
 
@@ -335,6 +455,7 @@ class Supervisor:
             not self.keep_spare
             or not self.announced
             or self.stopping
+            or self.reload is not None
             or spare.current is not None
             or spare.restart is not None
         ):
@@ -375,9 +496,17 @@ class Supervisor:
         log.info("%r ready in %.2f s", worker, worker.ready_at - worker.started)
         if slot.candidate is worker:
             old, slot.current, slot.candidate = slot.current, worker, None
+            reloading = self.reload is not None and self.reload.slot is slot
             if old is not None:
                 reason = self.workers[old].recycling if old in self.workers else ""
+                reason = "reload" if reloading else reason
                 self._drain(old, f"replaced ({reason})" if reason else "replaced")
+            if reloading:
+                assert self.reload is not None
+                self.reload.replaced += 1
+                self._reload_next()
+        if not self.announced and not self.stopping:
+            self.notifier.extend_timeout(self._start_time + 5.0)  # progress: more time
         self._check_ready()
 
     def _check_ready(self) -> None:
@@ -398,7 +527,7 @@ class Supervisor:
         )
         runner._ready = True
         runner.readiness.ready()
-        _systemd.notify(f"READY=1\nMAINPID={os.getpid()}")
+        self.lifecycle.set_ready(self.summary())
 
     def _exited(self, worker: WorkerProcess, fut: asyncio.Future[int]) -> None:
         watch = self.workers.pop(worker, None)
@@ -420,6 +549,9 @@ class Supervisor:
         if slot.candidate is worker:
             slot.candidate = None
             message = worker.failure or f"it ended during start-up: {describe_exit(code)}"
+            if self.reload is not None and self.reload.slot is slot:
+                self._reload_failed(slot, message)
+                return
             delay = slot.backoff.after_exit(0.0)
             self._recycle_after = time.monotonic() + delay
             log.warning("the replacement of worker %d failed to start: %s", slot.number, message)
@@ -511,6 +643,8 @@ class Supervisor:
                 worker.signal(signal.SIGKILL)
                 watch.stop_deadline = now + 3600.0
         self._keep_a_spare()
+        if self.reload is not None and self.reload.slot is None:
+            self._reload_next()  # it waited for a recycle to end
         if now >= self._next_memory_check:
             self._next_memory_check = now + MEMORY_INTERVAL
             self._check_recycling(now)
@@ -580,17 +714,56 @@ class Supervisor:
 
     async def _stop(self, signum: int) -> int:
         timeout = self.settings.shutdown_timeout
-        runner_log.info(
-            "%s received: stopping %d workers (within %gs)",
-            signal.Signals(signum).name,
-            sum(1 for worker in self.workers if worker.number),
-            timeout,
+        name = signal.Signals(signum).name
+        delay = self.settings.shutdown_delay
+        if delay > 0 and signum == signal.SIGTERM:
+            await self._delay_stop(name, delay, timeout)
+        count = sum(1 for worker in self.workers if worker.number)
+        runner_log.info("%s received: stopping %d workers (within %gs)", name, count, timeout)
+        self.lifecycle.set_stopping(
+            f"stopping {self.runner.app_name}: draining {count} workers (within {timeout:g} s)"
         )
-        _systemd.notify("STOPPING=1")
+        self.notifier.extend_timeout(timeout + 2.0)
+        # Only the workers hold the listeners now: the last one to stop takes what
+        # is queued before the socket closes, instead of the supervisor resetting it.
+        for sock in self.sockets:
+            sock.close()
         status = await self._stop_all(timeout)
         if status == _EXIT_OK:
             runner_log.info("application %r stopped", self.runner.app_name)
         return status
+
+    async def _delay_stop(self, name: str, delay: float, timeout: float) -> None:
+        """``--shutdown-delay``: not ready at once; the workers keep serving ``delay`` seconds.
+
+        Supervision goes on meanwhile (a crashed worker is replaced); a SIGINT
+        ends the delay.
+        """
+        runner_log.info(
+            "%s received: not ready any more; accepting for %gs more, then stopping (within %gs)",
+            name,
+            delay,
+            timeout,
+        )
+        self.lifecycle.set_draining(
+            f"stopping {self.runner.app_name}: not ready, accepting for {delay:g} s more"
+        )
+        self.notifier.extend_timeout(delay + timeout + 2.0)
+        self.reload = None
+        deadline = time.monotonic() + delay
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                kind, value = await asyncio.wait_for(self._events.get(), min(TICK, remaining))
+            except TimeoutError:
+                kind, value = "tick", None
+            if kind == "fatal":
+                break
+            if kind == "signal" and value == signal.SIGINT:
+                runner_log.info("SIGINT received: ending the delay")
+                break
+            if kind == "signal" and value in (signal.SIGUSR1, signal.SIGHUP):
+                self._reopen_logs(signal.Signals(int(value)).name)  # type: ignore[call-overload]
+            self._tick()
 
     async def _stop_all(self, timeout: float) -> int:
         """Drain every worker within ``timeout``; SIGKILL what is left; wait for them all."""
@@ -615,7 +788,7 @@ class Supervisor:
                 await self._kill_all()
                 return _EXIT_FORCED
             if kind == "signal" and value in (signal.SIGUSR1, signal.SIGHUP):
-                self._on_signal(int(value))  # type: ignore[call-overload]
+                self._reopen_logs(signal.Signals(int(value)).name)  # type: ignore[call-overload]
             now = time.monotonic()
             for worker, watch in list(self.workers.items()):
                 if now > watch.stop_deadline:

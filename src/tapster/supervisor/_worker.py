@@ -128,6 +128,7 @@ class WorkerRole:
             profile=None,
             savestats=False,
             workers=None,
+            shutdown_delay=0.0,  # the supervisor waits it out; told to stop, a worker stops
         )
 
     def setup(self, runner: Runner) -> None:
