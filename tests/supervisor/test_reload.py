@@ -256,3 +256,70 @@ def test_shutdown_delay_with_workers_under_load(tapster_proc, tmp_path, manager)
         "EXTEND_TIMEOUT_USEC=6000000",
     ]
     assert "not ready any more; accepting for 1.5s more" in log.read_text()
+
+
+@pytest.mark.slow
+def test_upgrade_keeps_the_pid_and_serves_throughout(tapster_proc, tmp_path, manager) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
+    pidfile = tmp_path / "app.pid"
+    proc, log = start(tapster_proc, tmp_path, manager, "--pidfile", str(pidfile), "-w", "2")
+    count = len(manager.wait_for("READY=1"))
+    wait_for(lambda: " warm in " in log.read_text(), 30, "a warm spare")
+    old_workers = {get(port)[1] for _ in range(20)}
+    load = Load(port)
+    time.sleep(0.3)
+    write_app(tmp_path, port, "v2")
+    proc.send_signal(signal.SIGUSR2)
+    wait_for(lambda: "reload done" in log.read_text(), 40, "the upgrade to end")
+    time.sleep(0.3)
+    load.stop()
+    assert load.failed == 0, (load.failed, load.errors[:3])
+    versions = [v for _, v in load.results]
+    assert versions[-5:] == ["v2"] * 5 and "v1" in versions
+    # The same process, the same pidfile: systemd, Kubernetes and the pidfile stay right.
+    assert proc.poll() is None
+    assert pidfile.read_text() == f"{proc.pid}\n"
+    text = log.read_text()
+    assert f"re-executing the supervisor (pid {proc.pid}), handing over 2 workers" in text
+    assert f"upgraded in place: supervisor pid {proc.pid} adopted 2 workers" in text
+    assert text.count("replaced (reload): draining it") == 2
+    assert not old_workers & {get(port)[1] for _ in range(20)}
+    messages = manager.messages()[count:]
+    assert re.fullmatch(
+        r"RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=upgrading: checking the new code", messages[0]
+    ), messages
+    assert messages[1] == "STATUS=upgraded in place: replacing 2 workers"
+    assert re.fullmatch(
+        rf"READY=1\n{STATUS_READY}; upgraded at \d\d:\d\d:\d\d\nMAINPID={proc.pid}", messages[2]
+    ), messages
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert not pidfile.exists()
+    print(f"upgrade: {len(load.results)} requests, 0 failed, pid {proc.pid} kept")
+
+
+@pytest.mark.slow
+def test_upgrade_with_broken_code_leaves_the_old_supervisor(
+    tapster_proc, tmp_path, manager
+) -> None:
+    port = free_port()
+    write_app(tmp_path, port)
+    proc, log = start(tapster_proc, tmp_path, manager, "-w", "2")
+    manager.wait_for("READY=1")
+    load = Load(port)
+    (tmp_path / "fail-build").write_text("")
+    proc.send_signal(signal.SIGUSR2)
+    wait_for(lambda: "upgrade failed" in log.read_text(), 30, "the upgrade to fail")
+    time.sleep(0.3)
+    load.stop()
+    assert load.failed == 0, (load.failed, load.errors[:3])
+    (line,) = [ln for ln in log.read_text().splitlines() if "upgrade failed" in ln]
+    assert line.endswith(
+        "upgrade failed: the new code cannot start: app.tac:7: RuntimeError: the build is "
+        "broken; this supervisor goes on"
+    ), line
+    assert "re-executing" not in log.read_text()
+    assert manager.messages()[-1].startswith("READY=1\n")
+    assert "last error: upgrade failed at" in manager.messages()[-1]
+    assert get(port)[0] == "v1"

@@ -164,7 +164,7 @@ class Runner:
             self.build()
             self.open_logs()
             self.enter_environment()
-            if self.settings.daemon:
+            if self.settings.daemon and not self.role.upgraded:
                 status = self.daemonize()
                 if status is not None:
                     return status

@@ -22,7 +22,10 @@ event loop, it:
   in, and the worker is killed, its replacement already starting;
 * recycles workers (``--max-worker-memory``, ``--max-worker-age``), one at a
   time, the replacement ready before the old worker is told to drain;
-* reloads on ``SIGHUP`` (``_reload``): each worker in turn is replaced by a
+* upgrades in place on ``SIGUSR2`` (``_upgrade``): re-executes itself, same
+  PID, handing the listeners and the workers to the new image, which then
+  reloads them;
+* reloads on ``SIGHUP``: each worker in turn is replaced by a
   fresh interpreter (new code), ready before the old one drains; a new
   worker that cannot start ends the reload there, the old ones serving;
 * adds or removes a worker on ``SIGTTIN`` / ``SIGTTOU``, reopens its log on
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -47,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tapster import __version__
-from tapster.endpoints._inherited import Listener, recording
+from tapster.endpoints._inherited import Listener, inherit, recording, stop_inheriting
 from tapster.procmon._backoff import Backoff, RestartPolicy
 from tapster.procmon._monitor import describe_exit
 from tapster.procmon._reaper import ExitWatcher, make_exit_watcher
@@ -56,6 +60,7 @@ from tapster.runner._systemd import Watchdog
 from tapster.supervisor._process import WorkerProcess
 from tapster.supervisor._recycle import MEMORY_INTERVAL, AgeLimit, MemoryLimit, resident_memory
 from tapster.supervisor._stack import stuck_frame
+from tapster.supervisor._upgrade import UPGRADE_ENV, Handover, execute
 from tapster.supervisor._worker import DUMP_SIGNAL
 
 if TYPE_CHECKING:
@@ -80,7 +85,7 @@ DUMP_WAIT = 0.25
 RESTARTS = RestartPolicy(threshold=1.0, min_restart_delay=0.1, max_restart_delay=10.0)
 
 _EXIT_OK, _EXIT_FAILURE, _EXIT_FORCED = 0, 1, 130
-_SIGNALS = (*HANDLED, signal.SIGTTIN, signal.SIGTTOU)
+_SIGNALS = (*HANDLED, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2)
 
 
 class SupervisorRole:
@@ -97,6 +102,17 @@ class SupervisorRole:
         self.launch_dir = os.getcwd()
         self.reuse_port = settings.reuse_port
         self.bound: list[tuple[ServerEndpoint, list[socket.socket]]] = []
+        #: What the previous image handed over, when this supervisor was re-executed.
+        self.handover: Handover | None = None
+        spec = os.environ.pop(UPGRADE_ENV, None)
+        if spec is not None:
+            try:
+                self.handover = Handover.from_json(spec)
+            except ValueError as exc:
+                sys.stderr.write(f"tapster: bad ${UPGRADE_ENV}: {exc}\n")
+                raise SystemExit(1) from None
+        #: An upgraded supervisor is a daemon already, if it was one: no second fork.
+        self.upgraded = self.handover is not None
 
     def adjust(self, settings: RunSettings) -> RunSettings:
         """The settings, unchanged."""
@@ -108,9 +124,24 @@ class SupervisorRole:
     @contextlib.contextmanager
     def binding(self) -> Iterator[None]:
         """Bind as usual, noting every listener for the workers (``--reuse-port``: reserve TCP)."""
-        with recording(reuse_port=self.reuse_port) as found:
-            yield
+        handover = self.handover
+        if handover is None:
+            with recording(reuse_port=self.reuse_port) as found:
+                yield
+            self.bound = found
+            return
+        # Re-executed: the listeners are the previous image's, taken as they are.
+        with recording() as found:
+            inherit(handover.listeners, keep_reserved=True)
+            try:
+                yield
+            finally:
+                stop_inheriting()
         self.bound = found
+        for _, fds in handover.listeners:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)  # the table took duplicates
 
     def loop_started(self, runner: Runner) -> None:
         """Not called: the supervisor runs its own loop."""
@@ -123,7 +154,9 @@ class SupervisorRole:
             for endpoint, sockets in self.bound
         ]
         sockets = [sock for _, socks in self.bound for sock in socks]
-        supervisor = Supervisor(runner, self.argv, self.launch_dir, listeners, sockets)
+        supervisor = Supervisor(
+            runner, self.argv, self.launch_dir, listeners, sockets=sockets, handover=self.handover
+        )
         status = runner.loop.run_until_complete(supervisor.run())
         if status == _EXIT_FORCED:
             runner._exit_now(status)
@@ -184,9 +217,13 @@ class Supervisor:
         argv: Sequence[str],
         cwd: str,
         listeners: list[Listener],
+        *,
         sockets: Sequence[socket.socket] = (),
+        handover: Handover | None = None,
     ) -> None:
         self.runner = runner
+        self.handover = handover
+        self.upgrading = False
         self.lifecycle = runner.lifecycle
         self.notifier = runner.lifecycle.notifier
         self.sockets = list(sockets)
@@ -236,12 +273,13 @@ class Supervisor:
                 self.runner.app_name,
                 self.settings.workers,
             )
-            for number in range(1, int(self.settings.workers or 1) + 1):
-                slot = _Slot(number)
-                self.slots.append(slot)
-                self._fill(slot)
-            self.lifecycle.set_status(f"starting {len(self.slots)} workers")
-            self.notifier.extend_timeout(self._start_time + 5.0)
+            if not self._adopt():
+                for number in range(1, int(self.settings.workers or 1) + 1):
+                    slot = _Slot(number)
+                    self.slots.append(slot)
+                    self._fill(slot)
+                self.lifecycle.set_status(f"starting {len(self.slots)} workers")
+                self.notifier.extend_timeout(self._start_time + 5.0)
             try:
                 return await self._supervise()
             except _FatalError as exc:
@@ -285,6 +323,8 @@ class Supervisor:
             self._reopen_logs(name)
             if signum == signal.SIGHUP:
                 self._start_reload(name)
+        elif signum == signal.SIGUSR2:
+            self._start_upgrade(name)
         elif signum == signal.SIGTTIN:
             slot = _Slot(max((s.number for s in self.slots), default=0) + 1)
             self.slots.append(slot)
@@ -344,13 +384,17 @@ class Supervisor:
         if not self.announced or self.stopping:
             log.info("%s received: not serving yet, nothing to reload", name)
             return
-        if self.reload is not None:
-            log.info("%s received: a reload is already under way", name)
+        if self.reload is not None or self.upgrading:
+            log.info("%s received: a reload or an upgrade is already under way", name)
             return
         count = len(self.slots)
-        self.reload = _Reload(pending=list(self.slots))
         log.info("%s received: reloading, replacing %d workers one at a time", name, count)
         self.lifecycle.set_reloading(f"reloading: replacing {count} workers one at a time")
+        self._roll()
+
+    def _roll(self) -> None:
+        """Start replacing every worker, one at a time (a reload, or after an upgrade)."""
+        self.reload = _Reload(pending=list(self.slots))
         spare = self.spare
         if spare.restart is not None:
             spare.restart.cancel()
@@ -380,13 +424,16 @@ class Supervisor:
             return
         took = time.monotonic() - reload.started
         self.reload = None
-        self.last_reload = f"reloaded at {time.strftime('%H:%M:%S')}"
+        done = "upgraded" if self.handover is not None else "reloaded"
+        self.handover = None
+        self.last_reload = f"{done} at {time.strftime('%H:%M:%S')}"
         log.info("reload done: %d workers replaced in %.2f s", reload.replaced, took)
         self.lifecycle.set_ready(self.summary())
 
     def _reload_failed(self, slot: _Slot, message: str) -> None:
         """A fresh worker could not start: the reload stops, the old workers keep serving."""
         self.reload = None
+        self.handover = None
         self.last_error = f"reload failed at {time.strftime('%H:%M:%S')}: {message}"
         log.error(
             "reload failed: the new worker %d cannot start: %s; the old workers keep serving",
@@ -394,6 +441,100 @@ class Supervisor:
             message,
         )
         self.lifecycle.set_ready(self.summary())
+
+    # -- upgrade: re-execute in place --------------------------------------------------
+
+    def _start_upgrade(self, name: str) -> None:
+        """Check the new code with a fresh spare; once it is warm, re-execute (``_upgrade``)."""
+        if not self.announced or self.stopping:
+            log.info("%s received: not serving yet, no upgrade", name)
+            return
+        if self.reload is not None or self.upgrading:
+            log.info("%s received: a reload or an upgrade is already under way", name)
+            return
+        self.upgrading = True
+        runner_log.info("%s received: upgrading in place; checking the new code first", name)
+        self.lifecycle.set_reloading("upgrading: checking the new code")
+        spare = self.spare
+        if spare.restart is not None:
+            spare.restart.cancel()
+            spare.restart = None
+        if spare.current is not None:
+            old, spare.current = spare.current, None
+            self._drain(old, "runs the old code")
+        spare.current = self._spawn(spare)
+        if spare.current is None:
+            self._upgrade_failed("its process could not be started")
+
+    def _upgrade_failed(self, message: str) -> None:
+        self.upgrading = False
+        self.last_error = f"upgrade failed at {time.strftime('%H:%M:%S')}: {message}"
+        log.error("upgrade failed: the new code cannot start: %s; this supervisor goes on", message)
+        self.lifecycle.set_ready(self.summary())
+
+    def _exec_upgrade(self, check: WorkerProcess) -> None:
+        """The new code started: hand everything over and re-execute this process."""
+        handed = []
+        for worker in list(self.workers):
+            adopted = worker.handover()
+            if adopted is not None:
+                handed.append(adopted)
+                continue
+            # A spare (the check among them), a start under way, a hung worker: not kept.
+            worker.signal(signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(worker.pid, 0)
+        handover = Handover(self.listeners, handed, self.summary())
+        runner_log.info(
+            "upgrading: the new code started (pid %d); re-executing the supervisor (pid %d), "
+            "handing over %d workers",
+            check.pid,
+            os.getpid(),
+            len(handed),
+        )
+        if self._handler is not None:
+            self._handler.flush()
+        error = execute(list(self.argv), self.cwd, handover)
+        # Only when the exec failed: this image goes on, without the killed spare.
+        self._upgrade_failed(f"cannot re-execute {sys.executable}: {error.strerror or error}")
+
+    def _adopt(self) -> bool:
+        """Take the workers the previous image handed over; False when there is nothing."""
+        handover = self.handover
+        if handover is None:
+            return False
+        assert self._exits is not None
+        now = time.monotonic()
+        for adopted in sorted(handover.workers, key=lambda w: w.number):
+            worker = WorkerProcess.adopt(
+                adopted, log_handler=self._handler, exits=self._exits, on_message=self._on_message
+            )
+            slot = _Slot(adopted.number)
+            watch = _Watch(slot)
+            self.workers[worker] = watch
+            worker.exited.add_done_callback(functools.partial(self._exited, worker))
+            if adopted.state == "ready":
+                slot.current = worker
+                self.slots.append(slot)
+            else:
+                watch.stop_deadline = now + self.settings.shutdown_timeout + 1.0
+        if not self.slots:
+            self.handover = None
+            log.warning("upgraded, but no worker was handed over: starting them afresh")
+            return False
+        self.announced = True
+        self.runner._ready = True
+        runner_log.info(
+            "upgraded in place: supervisor pid %d adopted %d workers (pids %s); "
+            "replacing them with the new code",
+            os.getpid(),
+            len(self.slots),
+            ", ".join(str(s.current.pid) for s in self.slots if s.current is not None),
+        )
+        self.lifecycle.phase = "reloading"
+        self.lifecycle.set_status(f"upgraded in place: replacing {len(self.slots)} workers")
+        self._roll()
+        return True
 
     # -- workers coming and going ------------------------------------------------------
 
@@ -440,6 +581,8 @@ class Supervisor:
         """
         spare = self.spare.current
         watch = self.workers.get(spare) if spare is not None else None
+        if self.upgrading:
+            return None  # the spare is the check of the new code
         if spare is None or watch is None or spare.state not in ("starting", "spare"):
             return None
         self.spare.current = None
@@ -456,6 +599,7 @@ class Supervisor:
             or not self.announced
             or self.stopping
             or self.reload is not None
+            or self.upgrading
             or spare.current is not None
             or spare.restart is not None
         ):
@@ -479,6 +623,8 @@ class Supervisor:
             worker.state = "spare"
             self.spare.failures = 0
             log.info("%r warm in %.2f s, ready to take over", worker, worker.uptime)
+            if self.upgrading:
+                self._exec_upgrade(worker)
         elif kind == "failed":
             text = message.get("message")
             worker.failure = str(text) if text else "start-up failed"
@@ -585,6 +731,10 @@ class Supervisor:
             spare.current = None
         if worker.state == "starting":
             message = worker.failure or f"it ended during start-up: {describe_exit(code)}"
+            if self.upgrading:
+                self._upgrade_failed(message)
+                self._schedule(spare, 0.0)
+                return
             log.warning("the spare worker failed to start: %s", message)
             self._schedule(spare, 0.0)
         else:

@@ -98,6 +98,7 @@ class WorkerRole:
         self.spec = spec
         self.title = f" [worker {spec.number}]" if spec.number else " [spare]"
         self.switches_user = True
+        self.upgraded = False
         self.channel = ChannelWriter(spec.channel)
         self._heartbeat: Heartbeat | None = None
         if spec.control >= 0:
