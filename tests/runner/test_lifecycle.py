@@ -88,9 +88,17 @@ def test_notifications_and_watchdog_of_a_single_process(tapster_proc, tmp_path, 
     pings = manager.pings()
     gaps = [b - a for a, b in itertools.pairwise(pings)]
     assert max(gaps) > 1.3, gaps
+    # Type=notify-reload: SIGHUP (a log reopen here) is framed by RELOADING=1 and READY=1.
+    proc.send_signal(signal.SIGHUP)
+    manager.wait_for("READY=1", count=2, timeout=5)
+    reloading, ready = manager.messages()[1:3]
+    assert re.fullmatch(
+        r"RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=reloading: reopening the log", reloading
+    )
+    assert ready == manager.messages()[0]
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
-    assert manager.messages()[1:] == [
+    assert manager.messages()[3:] == [
         "STOPPING=1\nSTATUS=stopping app: draining (within 30 s)",
         "EXTEND_TIMEOUT_USEC=31000000",
     ]

@@ -520,7 +520,15 @@ class Runner:
         assert self.root is not None
         while True:
             signum = await watcher.next()
-            if signum in (signal.SIGUSR1, signal.SIGHUP):
+            if signum == signal.SIGHUP:
+                # systemd's Type=notify-reload sends SIGHUP and waits for RELOADING=1
+                # and READY=1: a single process's reload is reopening its log.
+                status = self.lifecycle.status
+                self.lifecycle.set_reloading("reloading: reopening the log")
+                self._reopen_logs(signum)
+                self.lifecycle.set_ready(status)
+                continue
+            if signum == signal.SIGUSR1:
                 self._reopen_logs(signum)
                 continue
             break
