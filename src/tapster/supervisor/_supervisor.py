@@ -48,7 +48,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from tapster import __version__
 from tapster.endpoints._inherited import Listener, inherit, recording, stop_inheriting
@@ -63,6 +62,7 @@ from tapster.supervisor._stack import stuck_frame
 from tapster.supervisor._upgrade import UPGRADE_ENV, Handover, execute
 from tapster.supervisor._worker import DUMP_SIGNAL
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tapster.endpoints._server import ServerEndpoint
     from tapster.runner._run import Runner
