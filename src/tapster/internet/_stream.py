@@ -296,6 +296,7 @@ class StreamServerService(Service):
             task.cancel()
         if accepting:
             await asyncio.wait(accepting)
+        await self._take_backlog()
         self._close_listeners()
         self._announce_stop()
         budget = remaining_budget()
@@ -311,6 +312,28 @@ class StreamServerService(Service):
             _OPEN.remove(self._where())
             self._accepted = None
         self._addresses = []
+
+    async def _take_backlog(self) -> None:
+        """Accept what waits in the listen queues, to be served and drained like the rest.
+
+        Closing a listener resets every connection still queued on it: clients
+        that connected before the stop would see a reset, not an answer.
+        """
+        tls = self.endpoint.ssl_context
+        before = set(self._tasks)
+        for sock in self._sockets:
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    break  # nothing waiting (or not listening: a spare's own listener)
+                conn.setblocking(False)
+                self._spawn(conn, tls)
+        taken = self._tasks - before
+        if taken:
+            logger.debug("took %d queued connection(s) on %s", len(taken), self._where())
+            # Set up before the stop is announced, so that they hear it too.
+            await asyncio.wait(taken, timeout=1.0)
 
     def _announce_stop(self) -> None:
         """Tell protocols that have a ``stop_requested()`` method that the server stops."""

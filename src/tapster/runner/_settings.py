@@ -47,3 +47,6 @@ class RunSettings(NamedTuple):
     max_worker_age: float | None = None
     admin: str | None = None
     loop_stall: float = 0.5
+    no_spare_worker: bool = False
+    reuse_port: bool = False
+    shutdown_delay: float = 0.0

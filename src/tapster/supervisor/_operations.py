@@ -124,6 +124,8 @@ class SupervisorSubject:
         sup = self.supervisor
         if sup.stopping:
             return ["stopping"]
+        if sup.lifecycle.phase == "draining":
+            return ["stopping: --shutdown-delay under way (still serving)"]
         reasons = []
         ready = 0
         now = time.monotonic()
@@ -203,7 +205,7 @@ class SupervisorSubject:
         }
 
     async def control(self, action: str, count: int | None) -> str:
-        """reopen-logs, stop and workers N on the supervisor's loop; reload when it has one."""
+        """reload, reopen-logs, stop and workers N, on the supervisor's loop."""
         sup = self.supervisor
         if sup.stopping:
             raise ControlError(409, "stopping already")
@@ -219,7 +221,7 @@ class SupervisorSubject:
             for _ in range(abs(change)):
                 sup.request_signal(signal.SIGTTIN if change > 0 else signal.SIGTTOU)
             return f"{len(sup.slots)} workers, now {count}"
-        reload = getattr(sup, "reload", None)
-        if reload is None:
-            raise ControlError(409, "reload is not available in this version yet")
-        return str(reload())
+        if sup.reload is not None or sup.upgrading:
+            raise ControlError(409, "a reload or an upgrade is already under way")
+        sup.request_signal(signal.SIGHUP)  # what SIGHUP does: reopen logs, roll the workers
+        return f"reloading: replacing {len(sup.slots)} workers one at a time"
