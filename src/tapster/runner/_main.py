@@ -195,6 +195,10 @@ def _parse_and_run(args: list[str]) -> Outcome:
         return Outcome(_rebuild_caches())
     if options["completion"]:
         return Outcome(_completion(options, options["completion"]))
+    if options["print_config"]:
+        from tapster.config import print_config
+
+        return Outcome(print_config(options), text_only=True)
     if options.bare:
         sys.stderr.write(options.help_text())
         _say("error: no subcommand given (choose one of the commands above, or -y FILE.tac)")

@@ -183,6 +183,13 @@ def install_app_dir(directory: str | None) -> str | None:
     return path
 
 
+def _other_sources(options: Any, given: Any, rest: list[str]) -> list[str]:
+    """The environment and the config file, below the command line (tapster.config)."""
+    from tapster.config import runner_sources
+
+    return runner_sources(options, given, rest)
+
+
 def _twisted_plugins(taken: list[str]) -> list[Any]:
     """Twisted's service makers as commands: none unless Twisted is importable (twisted_compat)."""
     from tapster.twisted_compat._scan import describe
@@ -212,6 +219,7 @@ class RunnerOptions(Options):
         ("originalname", None, "Keep the process title (default: 'tapster: NAME')."),
         ("plugins", None, "List every plugin found and any problems; exit 1 if one is broken."),
         ("rebuild_plugin_cache", None, "Rebuild the plugin caches and exit (for packagers)."),
+        ("print_config", None, "Print the effective settings, with where each came from; exit."),
     ]
 
     parameters = [
@@ -278,6 +286,14 @@ class RunnerOptions(Options):
             existing_dir,
         ),
         (
+            "config",
+            None,
+            None,
+            "Read settings from this TOML file (default: tapster.toml in the app directory, "
+            "else [tool.tapster] in its pyproject.toml); see docs/configuration.md.",
+            _file,
+        ),
+        (
             "completion",
             None,
             None,
@@ -292,6 +308,8 @@ class RunnerOptions(Options):
         self.maker: Any = None
         self.app_path: str | None = None
         self.bare = False
+        self.config_sources: Any = None  # tapster.config, once the command line is read
+        self._tapster_sources = _other_sources
 
     def opt_help(self) -> None:
         """Display this help and exit."""
@@ -369,6 +387,8 @@ class RunnerOptions(Options):
                 )
             self.maker = maker
             sub = options_class()
+            if self.config_sources is not None:
+                sub._tapster_sources = self.config_sources.subcommand_sources(name)
             if not getattr(options_class, "synopsis", None):
                 sub.synopsis = f"tapster [options] {name} [{name} options]"
             return sub
