@@ -190,10 +190,10 @@ class Config:
                 key = key if from_file else None
             if key is None:
                 if strict:
-                    names = [prefix + stem for stem in by_stem]
                     raise UsageError(
                         f"unknown variable {variable} (no option --{_dashed(stem)} in "
-                        f"'tapster {level.name}')" + _did_you_mean(variable, names)
+                        f"'tapster {level.name}')"
+                        + _did_you_mean(stem, list(by_stem), lambda s: prefix + s)
                     )
                 continue
             if key in claimed:
@@ -235,10 +235,11 @@ class Config:
         for variable in sorted(self.unclaimed):
             if any(variable.startswith(env_prefix(name)) for name in self.names):
                 continue  # another subcommand's: not this run's business
-            names = ["TAPSTER_" + k.upper().replace("-", "_") for k in runner or {}]
-            names += [prefix + k.upper().replace("-", "_") for k in own]
+            names = [k.upper().replace("-", "_") for k in runner or {}]
+            names += [prefix[8:] + k.upper().replace("-", "_") for k in own]
             raise UsageError(
-                f"unknown variable {variable} (no such option)" + _did_you_mean(variable, names)
+                f"unknown variable {variable} (no such option)"
+                + _did_you_mean(variable[8:], names, lambda s: "TAPSTER_" + s)
             )
 
     # -- the file --------------------------------------------------------------------------
