@@ -82,15 +82,13 @@ def _given(option: Option, setting: Setting) -> str:
     if not option.takes_value:
         return "true" if setting.raws else "false"
     mark = is_secret(option) or setting.from_file
-    shown = [_masked(mark, raw) for raw in setting.raws if raw is not None]
+    shown = [value if not mark else _masked(mark, str(value)) for value in setting.typed]
     if is_repeatable(option):
         return "[" + ", ".join(_value(item) for item in shown) + "]"
-    return _value(shown[-1] if shown else "")
+    return _value(shown[-1]) if shown else '""'
 
 
 def _masked(mark: object, raw: str) -> str:
-    if not mark:
-        return raw
     if callable(mark):
         return str(mark(raw))
     return MASK

@@ -44,15 +44,21 @@ COMMAND_LINE = "command line"
 class Setting:
     """Where one option's value came from (``origin``), and the raw values given there."""
 
-    __slots__ = ("from_file", "option", "origin", "raws")
+    __slots__ = ("from_file", "option", "origin", "raws", "typed")
 
     def __init__(
-        self, option: Option, origin: str, raws: list[str | None], from_file: bool = False
+        self,
+        option: Option,
+        origin: str,
+        raws: list[str | None],
+        from_file: bool = False,
+        typed: list[Any] | None = None,
     ) -> None:
         self.option = option
         self.origin = origin
         self.raws = raws
         self.from_file = from_file
+        self.typed = raws if typed is None else typed  # as written: numbers stay numbers
 
 
 class Level:
@@ -284,7 +290,9 @@ class Config:
                 continue
             where = file.where(name, written)
             raws = _file_raws(option, value, where, from_file, file.folder)
-            level.settings[key] = Setting(option, file.origin(name, written), raws, from_file)
+            typed = None if from_file else value if isinstance(value, list) else [value]
+            origin = file.origin(name, written)
+            level.settings[key] = Setting(option, origin, raws, from_file, typed)
             for raw in raws:
                 _apply(level.options, option, raw, where)
 
