@@ -8,7 +8,6 @@ source; each error message; ``--print-config``.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import textwrap
 import tomllib
@@ -16,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support import free_port, run_tapster
+from support import free_port, run_tapster, wait_for_line
 
 
 def settings(
@@ -50,26 +49,6 @@ def fails(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     return result.stderr.splitlines()[0]
-
-
-def ask(port: int) -> str:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        return conn.makefile("rb").readline().decode().strip()
-
-
-def wait_answer(proc: subprocess.Popen[str], port: int) -> str:
-    import time
-
-    deadline = time.monotonic() + 15
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"exited {proc.returncode}: {proc.communicate()[1]}")
-        try:
-            return ask(port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 # -- precedence, each level, three kinds of option --------------------------------------------
@@ -126,7 +105,7 @@ def test_a_bare_tapster_runs_the_subcommand_the_file_names(app: Path, tapster_pr
         """,
     )
     proc = tapster_proc.start(cwd=app)
-    assert wait_answer(proc, port) == "FROM THE FILE ANN BOB"
+    assert wait_for_line(proc, port) == "FROM THE FILE ANN BOB"
 
 
 def test_a_third_party_plugin_configured_by_the_environment_only(app: Path, tapster_proc) -> None:
@@ -138,7 +117,7 @@ def test_a_third_party_plugin_configured_by_the_environment_only(app: Path, taps
         "TAPSTER_WEB_NO_SUCH": "1",  # another subcommand's variables are not this run's business
     }
     proc = tapster_proc.start("greet-er", cwd=app, env=env)
-    assert wait_answer(proc, port) == "HELLO CY DI"
+    assert wait_for_line(proc, port) == "HELLO CY DI"
 
 
 def test_web_configured_by_the_environment_and_the_runner_by_the_file(

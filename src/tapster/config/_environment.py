@@ -15,7 +15,9 @@ from tapster.usage._parser import show
 __all__ = ["RESERVED", "flag_value", "list_value", "tapster_variables"]
 
 #: Variables tapster itself sets or reads that are not options.
-RESERVED = frozenset({"TAPSTER_WORKER", "TAPSTER_CONFIG"})
+RESERVED = frozenset(
+    {"TAPSTER_WORKER", "TAPSTER_CONFIG", "TAPSTER_RELOADED", "TAPSTER_RELOAD_WATCHER"}
+)
 
 _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no"})

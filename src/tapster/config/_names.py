@@ -25,7 +25,10 @@ __all__ = [
 ]
 
 #: Runner options that act instead of running (or choose the sources): never set elsewhere.
-RUNNER_ONLY = frozenset({"plugins", "rebuild-plugin-cache", "completion", "print-config", "config"})
+RUNNER_ONLY = frozenset(
+    {"plugins", "rebuild-plugin-cache", "completion", "print-config", "config"}
+    | {"reload", "reload-include"}  # the reloader's child reads the same sources
+)
 
 #: Words that make an option's value a secret even when its declaration does not say so.
 _SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "credential")

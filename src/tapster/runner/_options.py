@@ -224,6 +224,7 @@ class RunnerOptions(Options):
         ("plugins", None, "List every plugin found and any problems; exit 1 if one is broken."),
         ("rebuild_plugin_cache", None, "Rebuild the plugin caches and exit (for packagers)."),
         ("print_config", None, "Print the effective settings, with where each came from; exit."),
+        ("reload", None, "Restart the service when a .py file of the app changes (development)."),
     ]
 
     parameters = [
@@ -338,6 +339,10 @@ class RunnerOptions(Options):
         """Display the version and exit."""
         _show(f"{self.command_path()} {self.version}\n")
 
+    def opt_reload_include(self, pattern: str) -> None:
+        """With --reload, also watch files matching this glob, e.g. '*.html' (repeatable)."""
+        self.setdefault("reload_include", []).append(pattern)
+
     def opt_help_loops(self) -> None:
         """List the event loops available here and exit."""
         from tapster.runner import _loops
@@ -408,6 +413,8 @@ class RunnerOptions(Options):
             self.bare = True
         if self["daemon"] and self["nodaemon"]:
             raise UsageError("choose -n/--nodaemon or -D/--daemon, not both")
+        if self["daemon"] and self["reload"]:
+            raise UsageError("--reload runs in the foreground; drop --daemon")
         if self["daemon"] and self["debug"]:
             raise UsageError("--debug runs in the foreground; drop --daemon")
         if self["daemon"] and self["logfile"] == "-":
