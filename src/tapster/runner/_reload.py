@@ -3,7 +3,7 @@
 The reloader runs the same command line in a child process (``$TAPSTER_RELOADED`` tells
 the child not to reload in turn) and watches the app directory and the plugin folders
 for changed ``.py`` files (and ``--reload-include`` globs): with ``watchfiles`` when it is
-installed (extra ``tapster[reload]``), else by polling modification times three times a
+installed (extra ``tapster[reload]``), else by polling modification times twice a
 second. On a change it first checks the new code without stopping anything: the changed
 files must compile, and ``tapster --print-config`` with the same arguments must load the
 plugin and accept its options. When that fails the error is shown (the syntax error with
@@ -35,7 +35,7 @@ RELOADED = "TAPSTER_RELOADED"
 WATCHER = "TAPSTER_RELOAD_WATCHER"
 """``poll`` or ``watchfiles`` to choose the watcher (default: watchfiles when installed)."""
 
-POLL_INTERVAL = 0.3
+POLL_INTERVAL = 0.5
 _SKIPPED = frozenset({"__pycache__", "node_modules", ".git", ".venv", "venv", ".tox"})
 _STOP_WAIT = 15.0
 
