@@ -204,7 +204,7 @@ def _parse_and_run(args: list[str], before_run: Callable[[], None] | None) -> Ou
     if options["completion"]:
         return Outcome(_completion(options, options["completion"]))
     if options["print_config"]:
-        from tapster.config import print_config
+        from tapster.config._print import print_config
 
         return Outcome(print_config(options), text_only=True)
     if options["reload"] and "TAPSTER_RELOADED" not in os.environ:

@@ -185,7 +185,7 @@ def install_app_dir(directory: str | None) -> str | None:
 
 def _other_sources(options: Any, given: Any, rest: list[str]) -> list[str]:
     """The environment and the config file, below the command line (tapster.config)."""
-    from tapster.config import runner_sources
+    from tapster.config._sources import runner_sources
 
     return runner_sources(options, given, rest)
 
