@@ -358,3 +358,58 @@ def test_the_command_line_alone_is_what_it_was(app: Path) -> None:
     )
     assert result.stderr.strip() == "[]", result.stderr
     assert "--print-config" in result.stdout
+
+
+LOG = """
+from tapster.service import ServiceMaker
+from tapster.usage import Options
+
+
+class LogOptions(Options):
+    parameters = [("level", None, "x", "The runner's --log-level has its variable."), ("size",)]
+
+
+class LogMaker(ServiceMaker):
+    tapname = "log"
+    description = "A plugin whose variable TAPSTER_LOG_LEVEL is the runner's."
+    options = LogOptions
+
+    def make_service(self, options):
+        raise NotImplementedError
+
+
+maker = LogMaker()
+"""
+
+
+def test_help_names_each_options_variable(app: Path) -> None:
+    (app / "tapster" / "plugins" / "log_plugin.py").write_text(LOG)
+    env = {"COLUMNS": "1000"}  # one line per option
+
+    def rows(args: list[str]) -> dict[str, str]:
+        result = run_tapster([*args, "--help"], cwd=app, env=env)
+        assert result.returncode == 0, result.stderr
+        found = {}
+        for line in result.stdout.splitlines():
+            if line.lstrip().startswith("-") and "--" in line:
+                option = line.split("--", 1)[1].split("=")[0].split()[0]
+                found[option] = line.partition("[env: ")[2].rstrip("]")
+        return found
+
+    runner = rows([])
+    assert runner["log-level"] == "TAPSTER_LOG_LEVEL"
+    assert runner["shutdown-timeout"] == "TAPSTER_SHUTDOWN_TIMEOUT"
+    for own in ("help", "version", "help-loops", "config", "reload", "print-config", "plugins"):
+        assert runner[own] == "", own  # shows something and exits, or only on the command line
+    web = rows(["web"])
+    assert web["max-body"] == "TAPSTER_WEB_MAX_BODY"
+    assert web["listen"] == "TAPSTER_WEB_LISTEN"
+    assert web["help-auth"] == ""
+    third_party = rows(["greet-er"])
+    assert third_party["greeting"] == "TAPSTER_GREET_ER_GREETING"
+    assert third_party["shout"] == "TAPSTER_GREET_ER_SHOUT"
+    clash = rows(["log"])
+    assert clash == {"help": "", "level": "", "size": "TAPSTER_LOG_SIZE"}
+    # The names shown are the ones the run reads.
+    found = settings(["greet-er"], app, {"TAPSTER_GREET_ER_GREETING": "hi"})
+    assert found["[greet-er] greeting"] == ('"hi"', "environment TAPSTER_GREET_ER_GREETING")

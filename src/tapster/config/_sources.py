@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 
 from tapster.config._environment import flag_value, list_value, tapster_variables
-from tapster.config._names import env_prefix, file_key, is_repeatable, settable
+from tapster.config._names import env_prefix, file_key, is_repeatable, settable, variable_stem
 from tapster.config._toml import ConfigFile, find_config
 from tapster.usage import UsageError
 from tapster.usage._parser import show
@@ -182,7 +182,7 @@ class Config:
         ``strict``, every other variable under ``prefix`` (and not under a longer
         prefix of another subcommand, in ``longer``) is an error.
         """
-        by_stem = {key.upper().replace("-", "_"): key for key in level.settable}
+        by_stem = {variable_stem(key): key for key in level.settable}
         claimed: dict[str, tuple[str, str, bool]] = {}
         for variable in sorted(self.unclaimed):
             if not variable.startswith(prefix) or any(variable.startswith(o) for o in longer or ()):
@@ -241,8 +241,8 @@ class Config:
         for variable in sorted(self.unclaimed):
             if any(variable.startswith(env_prefix(name)) for name in self.names):
                 continue  # another subcommand's: not this run's business
-            names = [k.upper().replace("-", "_") for k in runner or {}]
-            names += [prefix[8:] + k.upper().replace("-", "_") for k in own]
+            names = [variable_stem(k) for k in runner or {}]
+            names += [prefix[8:] + variable_stem(k) for k in own]
             raise UsageError(
                 f"unknown variable {variable} (no such option)"
                 + _did_you_mean(variable[8:], names, lambda s: "TAPSTER_" + s)
