@@ -23,16 +23,25 @@ WATCHERS = [
 
 
 def answer_becomes(port: int, expected: str, timeout: float = 10.0) -> float:
-    """Seconds until the server answers ``expected``."""
+    """Seconds until the server answers ``expected``; every connection meanwhile is answered.
+
+    The listening socket outlives each child (the reloader holds it, the next child starts
+    on it before the previous one stops): no connection is refused nor left unanswered.
+    """
     start = time.monotonic()
     while True:
-        try:
-            if read_line(port) == expected:
-                return time.monotonic() - start
-        except OSError:
-            pass
+        if read_line(port) == expected:
+            return time.monotonic() - start
         assert time.monotonic() - start < timeout, f"never answered {expected!r}"
         time.sleep(0.02)
+
+
+FAILING_MAKER = """\
+    def make_service(self, options):
+        raise RuntimeError("no database here")
+
+    def unused(self, options):
+"""
 
 
 @pytest.mark.slow
@@ -50,6 +59,7 @@ def test_reload_picks_up_an_edit_and_survives_a_syntax_error(
         str(port),
         cwd=app,
         env={"TAPSTER_RELOAD_WATCHER": watcher},
+        stderr=(app / "reload.err").open("w"),
     )
     assert wait_for_line(proc, port) == "hello"
     time.sleep(0.5)  # the watcher's first look
@@ -64,11 +74,28 @@ def test_reload_picks_up_an_edit_and_survives_a_syntax_error(
     plugin.write_text(original.replace('"hello"', '"fixed"'))
     assert answer_becomes(port, "fixed") < 5
 
+    # A failure later in the start (here in make_service) also leaves the old code serving.
+    failing = original.replace("    def make_service(self, options):\n", FAILING_MAKER)
+    plugin.write_text(failing.replace('"hello"', '"failing"'))
+    time.sleep(1)
+    deadline = time.monotonic() + 10
+    while "failed to start" not in (app / "reload.err").read_text():
+        assert time.monotonic() < deadline, "the failure was never reported"
+        assert read_line(port) == "fixed"
+        time.sleep(0.05)
+    assert read_line(port) == "fixed"
+
+    plugin.write_text(original.replace('"hello"', '"again"'))
+    assert answer_becomes(port, "again") < 5
+
     proc.terminate()
-    _, err = proc.communicate(timeout=20)
+    proc.communicate(timeout=20)
+    err = (app / "reload.err").read_text()
     assert proc.returncode == 0, err
     assert f"with {'polling' if watcher == 'poll' else 'watchfiles'}" in err
     assert "greeter_plugin.py does not compile: invalid syntax" in err
+    assert "tapster: cannot build greet-er: RuntimeError: no database here (at " in err
+    assert "reload: not restarted, the new code failed to start (above); the previous" in err
     assert "Traceback" not in err
 
 

@@ -63,6 +63,7 @@ class _Table:
         self.reuse_port = False  # recording: reserve plain TCP endpoints
         self.defer_listen = False  # inheriting: own listeners wait for start_listening()
         self.keep_reserved = False  # inheriting: a reservation stays one (an upgraded supervisor)
+        self.bind_missing = False  # inheriting: bind what was not inherited (a --reload child)
         self.pending: list[tuple[socket.socket, int]] = []  # (own listener, backlog)
 
 
@@ -96,6 +97,11 @@ def _bind(
     index = _table.used.get(description, 0)
     entries = inherited.get(description, [])
     if index >= len(entries):
+        if _table.bind_missing:  # a --reload child: a new endpoint of the new code
+            sockets = real_bind(endpoint)
+            if _table.recorded is not None:
+                _table.recorded.append((endpoint, sockets))
+            return sockets
         raise ListenError(
             description,
             "the supervisor did not bind it (a worker must build the same listeners "
@@ -195,7 +201,11 @@ def recording(
 
 
 def inherit(
-    listeners: list[Listener], *, defer_listen: bool = False, keep_reserved: bool = False
+    listeners: list[Listener],
+    *,
+    defer_listen: bool = False,
+    keep_reserved: bool = False,
+    bind_missing: bool = False,
 ) -> None:
     """From now on, binds take these inherited descriptors (the worker's side).
 
@@ -204,7 +214,8 @@ def inherit(
     this process's own (``--reuse-port``) are bound but listen only once
     :func:`start_listening` is called. With ``keep_reserved`` (a supervisor
     re-executed by an upgrade, inside :func:`recording`) a ``--reuse-port``
-    reservation is taken as it is.
+    reservation is taken as it is. With ``bind_missing`` (a ``--reload`` child, whose
+    new code may listen somewhere new) an endpoint not inherited is bound, not refused.
     """
     table: dict[str, list[list[int]]] = {}
     for description, fds in listeners:
@@ -215,6 +226,7 @@ def inherit(
     _table.used = {}
     _table.defer_listen = defer_listen
     _table.keep_reserved = keep_reserved
+    _table.bind_missing = bind_missing
     _table.pending = []
 
 
@@ -223,6 +235,7 @@ def stop_inheriting() -> None:
     _table.inherited = None
     _table.used = {}
     _table.keep_reserved = False
+    _table.bind_missing = False
 
 
 def inheriting() -> bool:

@@ -468,6 +468,8 @@ class RunnerOptions(Options):
             raise UsageError("choose -n/--nodaemon or -D/--daemon, not both")
         if self["daemon"] and self["reload"]:
             raise UsageError("--reload runs in the foreground; drop --daemon")
+        if self["workers"] and self["reload"]:
+            raise UsageError("--reload runs one process; drop --workers")
         if self["daemon"] and self["debug"]:
             raise UsageError("--debug runs in the foreground; drop --daemon")
         if self["daemon"] and self["logfile"] == "-":
