@@ -58,7 +58,7 @@ def test_reload_picks_up_an_edit_and_survives_a_syntax_error(
         "--port",
         str(port),
         cwd=app,
-        env={"TAPSTER_RELOAD_WATCHER": watcher},
+        env={"TAPSTER_RELOAD_WATCHER": watcher, "PYTHONDONTWRITEBYTECODE": ""},  # .pyc as usual
         stderr=(app / "reload.err").open("w"),
     )
     assert wait_for_line(proc, port) == "hello"
@@ -85,8 +85,16 @@ def test_reload_picks_up_an_edit_and_survives_a_syntax_error(
         time.sleep(0.05)
     assert read_line(port) == "fixed"
 
+    second = int(time.time()) * 10**9
     plugin.write_text(original.replace('"hello"', '"again"'))
+    os.utime(plugin, ns=(second, second + 100_000_000))
     assert answer_becomes(port, "again") < 5
+    # The same size and the same whole second of mtime: the .pyc the last child wrote
+    # looks current to Python, unless the reloader removed it.
+    time.sleep(1)
+    plugin.write_text(original.replace('"hello"', '"AGAIN"'))
+    os.utime(plugin, ns=(second, second + 200_000_000))
+    assert answer_becomes(port, "AGAIN") < 5
 
     proc.terminate()
     proc.communicate(timeout=20)
@@ -108,3 +116,6 @@ def test_reload_is_for_the_foreground(app: Path) -> None:
         "tapster: error: --reload runs in the foreground; drop --daemon"
     )
     assert os.path.exists(app)
+    result = run_tapster(["--reload", "--workers", "2", "greet-er"], cwd=app)
+    assert result.returncode == 2
+    assert result.stderr.startswith("tapster: error: --reload runs one process; drop --workers")

@@ -3,7 +3,7 @@
 The reloader runs the same command line in a child process and watches the app
 directory and the plugin folders for changed ``.py`` files (and ``--reload-include``
 globs): with ``watchfiles`` when it is installed (extra ``tapster[reload]``), else by
-polling modification times twice a second. On a change the changed files must first
+polling modification times every 0.4 s. On a change the changed files must first
 compile (checked here, in milliseconds); then the next child starts *beside* the
 running one, on the same listening sockets (``runner._reload_child``: the first child
 hands its listeners to the reloader, which keeps them open and passes them on). Only
@@ -16,6 +16,7 @@ Imported only when ``--reload`` is given: ``tapster --help`` never loads it.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -41,7 +42,7 @@ __all__ = ["RELOADED", "WATCHER", "reload_command", "run_reload"]
 WATCHER = "TAPSTER_RELOAD_WATCHER"
 """``poll`` or ``watchfiles`` to choose the watcher (default: watchfiles when installed)."""
 
-POLL_INTERVAL = 0.5
+POLL_INTERVAL = 0.4
 _SKIPPED = frozenset({"__pycache__", "node_modules", ".git", ".venv", "venv", ".tox"})
 _STOP_WAIT = 15.0
 #: Seconds a new child may take to be ready before it is given up (and the old one kept).
@@ -107,10 +108,8 @@ class _Child:
         A child that said "failed" is on its way out: it gets the time to go by itself.
         """
         if self.state == "failed" and self.proc.poll() is None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(_STOP_WAIT)
-            except subprocess.TimeoutExpired:
-                pass
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             if not wait:
@@ -209,8 +208,14 @@ def _shown(paths: list[str]) -> str:
 
 
 def _compiles(changed: list[str]) -> bool:
-    """Whether every changed ``.py`` file compiles; the syntax error is shown when not."""
+    """Whether every changed ``.py`` file compiles; the syntax error is shown when not.
+
+    The file's cached bytecode is removed: ``__pycache__`` tells a stale ``.pyc`` by the
+    source's size and its mtime in whole seconds, so two saves of the same size within a
+    second would otherwise start the next child on the previous code.
+    """
     import traceback
+    from importlib.util import cache_from_source
 
     for path in changed:
         if not path.endswith(".py") or not os.path.isfile(path):
@@ -222,6 +227,8 @@ def _compiles(changed: list[str]) -> bool:
             _say(f"reload: not restarted, {_shown([path])} does not compile: {error}")
             sys.stderr.write("".join(traceback.format_exception_only(error)))
             return False
+        with contextlib.suppress(OSError, ValueError):
+            os.unlink(cache_from_source(path))
     return True
 
 
@@ -286,7 +293,11 @@ def _poll(folders: list[str], include: list[str], stopping: list[int]) -> Iterat
 
 
 def _snapshot(folders: list[str], include: list[str]) -> dict[str, tuple[int, int]]:
-    """``{path: (mtime_ns, size)}`` of every watched file below ``folders``."""
+    """``{path: (mtime_ns, size)}`` of every watched file below ``folders``.
+
+    Every :data:`POLL_INTERVAL` over the whole tree: the common entry, a ``.py`` file,
+    costs one ``stat`` and no other call (about 3 us: 1,000 files take 0.7 % of a core).
+    """
     found: dict[str, tuple[int, int]] = {}
     pending = list(folders)
     while pending:
@@ -296,13 +307,21 @@ def _snapshot(folders: list[str], include: list[str]) -> dict[str, tuple[int, in
             continue
         with entries:
             for entry in entries:
+                name = entry.name
                 try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if entry.name not in _SKIPPED and not entry.name.startswith("."):
-                            pending.append(entry.path)
-                    elif _wanted(entry.path, include):
+                    if name.endswith(".py") or (
+                        include
+                        and not entry.is_dir(follow_symlinks=False)
+                        and _wanted(entry.path, include)
+                    ):
                         st = entry.stat()
-                        found[entry.path] = (st.st_mtime_ns, st.st_size)
+                        found[entry.path] = st.st_mtime_ns, st.st_size
+                    elif (
+                        entry.is_dir(follow_symlinks=False)
+                        and name not in _SKIPPED
+                        and name[0] != "."
+                    ):
+                        pending.append(entry.path)
                 except OSError:
                     continue
     return found
