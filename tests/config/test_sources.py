@@ -305,6 +305,36 @@ def test_error_messages_name_their_source(app: Path) -> None:
     )
 
 
+def test_errors_of_post_options_name_the_source_too(app: Path) -> None:
+    # A plugin's post_options speaks of --listen; the message names where the value came from.
+    line = fails(["web"], app, {"TAPSTER_WEB_LISTEN": "tcp:notaport"})
+    assert line == (
+        "tapster: error: TAPSTER_WEB_LISTEN='tcp:notaport': bad endpoint 'tcp:notaport': port: "
+        "expected a whole number, not 'notaport'"
+    )
+    line = fails(["web"], app, {"TAPSTER_WEB_LISTEN": "udp:53"})
+    assert line == (
+        "tapster: error: --listen 'udp:53': HTTP needs a stream endpoint such as tcp:8080, "
+        "ssl:8443:cert=FILE or unix:PATH (--listen: TAPSTER_WEB_LISTEN='udp:53')"
+    )
+    write(app, '[web]\nlisten = ["tcp:8080", "tcp:99999"]\n')
+    assert fails(["web"], app) == (
+        "tapster: error: tapster.toml, [web] listen (line 2): bad endpoint 'tcp:99999': port "
+        "must be 0 to 65535, not 99999"
+    )
+    # The command line wins, and is named as before.
+    assert fails(["web", "--listen", "tcp:99999"], app) == (
+        "tapster: error: --listen: bad endpoint 'tcp:99999': port must be 0 to 65535, not 99999"
+    )
+    # The runner's own checks of several options name each one's source.
+    write(app, "nodaemon = true\n")
+    line = fails(["greet-er"], app, {"TAPSTER_DAEMON": "1"})
+    assert line == (
+        "tapster: error: choose -n/--nodaemon or -D/--daemon, not both (--nodaemon: "
+        "tapster.toml, nodaemon (line 1); --daemon: TAPSTER_DAEMON='1')"
+    )
+
+
 def test_unknown_keys_and_variables_are_errors_with_a_suggestion(app: Path) -> None:
     write(app, "[greet-er]\n\nshoot = true\n")
     assert fails(["greet-er"], app) == (
