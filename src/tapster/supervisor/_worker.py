@@ -31,12 +31,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from tapster.endpoints._inherited import Listener, inherit
 from tapster.supervisor._channel import ChannelWriter
 from tapster.supervisor._heartbeat import Heartbeat, beat_interval
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tapster.runner._run import Runner
     from tapster.runner._settings import RunSettings
