@@ -112,13 +112,14 @@ PEER_PACKAGES = (
     "granian==2.8.7",
     "gunicorn",
     "starlette",
+    "wsproto",
 )
 
 
 def ensure_peers_venv(venv: Path = PEERS_VENV) -> Path:
     """Return the peer servers' venv python, creating it with ``PEER_PACKAGES`` if needed."""
     python = venv / "bin" / "python"
-    probe = "import uvicorn, granian, gunicorn, starlette, httptools, uvloop"
+    probe = "import uvicorn, granian, gunicorn, starlette, httptools, uvloop, wsproto"
     if python.is_file() and _runs(python, probe):
         return python
     print(f"bench: installing the peer servers into {venv} (first use) ...", file=sys.stderr)
