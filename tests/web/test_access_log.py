@@ -2,12 +2,15 @@
 
 Every test runs a real ``tapster --logfile F web`` and counts the combined-log
 lines in F (and in the files logrotate-style renames left behind) against the
-requests a client saw answered.
+requests a client saw answered. The no-loss tests run once as a single process
+and once with ``--workers 2``, where the supervisor writes both workers' lines
+into F: none may be lost, repeated or broken by the other worker's.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import time
@@ -15,9 +18,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 #: What the runner promises: a line is written at most this long after it was logged
 #: (``tapster.runner._logs.FLUSH_INTERVAL`` is 0.1 s; the rest is slack for a busy machine).
 PROMPT = 1.0
+
+
+#: One process, or a supervisor and two workers (each a parameter of the no-loss tests).
+PROCESSES = [pytest.param((), id="one-process"), pytest.param(("-w", "2"), id="2-workers")]
+#: A whole access line of a worker, as the supervisor passes it on.
+WORKER_ACCESS_LINE = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO \[worker (\d)\] tapster\.web\.access: "
+    r'127\.0\.0\.1 - - \[[^\]]+\] "GET /one\.bin HTTP/1\.1" 200 1024 "-" "[^"]*"'
+)
+
+
+def wait_workers(log: Path, processes: tuple[str, ...] = ("-w", "2")) -> None:
+    """With workers, wait until all are ready (the port accepts before they are)."""
+    if processes:
+        wait_until(lambda: log.exists() and f"ready: {processes[1]} workers" in log.read_text())
 
 
 def access_lines(*files: Path, path: str = "/one.bin") -> int:
@@ -25,12 +45,28 @@ def access_lines(*files: Path, path: str = "/one.bin") -> int:
     return sum(f.read_text().count(needle) for f in files if f.exists())
 
 
+def check_worker_lines(*files: Path) -> dict[int, int]:
+    """Every access line is whole and marked with its worker; how many each worker wrote."""
+    counts: dict[int, int] = {}
+    for f in files:
+        for line in f.read_text().splitlines():
+            if "tapster.web.access" not in line:
+                continue
+            match = WORKER_ACCESS_LINE.fullmatch(line)
+            assert match, f"a broken or unmarked access line in {f.name}: {line!r}"
+            counts[int(match.group(1))] = counts.get(int(match.group(1)), 0) + 1
+    return counts
+
+
 class Load:
     """Keep-alive clients sending GETs until stopped; counts the answers they read."""
 
-    def __init__(self, web: Any, path: str = "/one.bin", clients: int = 4) -> None:
+    def __init__(
+        self, web: Any, path: str = "/one.bin", clients: int = 4, fresh: bool = False
+    ) -> None:
         self.web = web
         self.path = path
+        self.fresh = fresh  # a new connection a request: every worker gets its share
         self.answered = 0
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
@@ -47,6 +83,8 @@ class Load:
                 assert response.status == 200
                 with self._lock:
                     self.answered += 1
+                if self.fresh:
+                    conn.close()
         except BaseException as exc:  # reported by stop()
             self.errors.append(exc)
         finally:
@@ -83,25 +121,32 @@ def stop(web: Any) -> str:
     return str(err)
 
 
-def test_every_access_line_is_written_by_a_graceful_stop(serve, site: Path) -> None:
+@pytest.mark.parametrize("processes", PROCESSES)
+def test_every_access_line_is_written_by_a_graceful_stop(serve, site: Path, processes) -> None:
     """Thousands of requests, SIGTERM right after the last answer: every line is in the file."""
     log = site / "main.log"
-    web = serve(cwd=site, runner=["--logfile", str(log)])
-    with Load(web) as load:
+    web = serve(cwd=site, runner=["--logfile", str(log), *processes])
+    wait_workers(log, processes)
+    with Load(web, fresh=bool(processes)) as load:
         wait_until(lambda: load.answered >= 3000)
     answered = load.answered
     stop(web)
     assert access_lines(log) == answered
+    if processes:
+        counts = check_worker_lines(log)
+        assert set(counts) == {1, 2} and sum(counts.values()) == answered, counts
     text = log.read_text()
     assert text.index('"GET /one.bin') < text.index("stopped")  # in order, before the end
 
 
-def test_reopen_under_load_loses_and_repeats_no_access_line(serve, site: Path) -> None:
+@pytest.mark.parametrize("processes", PROCESSES)
+def test_reopen_under_load_loses_and_repeats_no_access_line(serve, site: Path, processes) -> None:
     """logrotate's rename + SIGUSR1, three times while clients keep requesting."""
     log = site / "main.log"
-    web = serve(cwd=site, runner=["--logfile", str(log)])
+    web = serve(cwd=site, runner=["--logfile", str(log), *processes])
+    wait_workers(log, processes)
     moved: list[Path] = []
-    with Load(web) as load:
+    with Load(web, fresh=bool(processes)) as load:
         for round_, signum in enumerate([signal.SIGUSR1, signal.SIGHUP, signal.SIGUSR1]):
             wait_until(lambda goal=800 * (round_ + 1): load.answered >= goal)
             target = site / f"main.log.{round_ + 1}"
@@ -115,6 +160,56 @@ def test_reopen_under_load_loses_and_repeats_no_access_line(serve, site: Path) -
     for target in moved:
         assert access_lines(target) > 0, target
     assert access_lines(log) > 0
+    if processes:
+        counts = check_worker_lines(*moved, log)
+        assert set(counts) == {1, 2} and sum(counts.values()) == answered, counts
+
+
+def test_size_rotation_with_workers_loses_no_access_line(serve, site: Path) -> None:
+    """--log-rotate-size with 2 workers: the supervisor alone rotates; every line is kept."""
+    log = site / "main.log"
+    runner = [
+        "--logfile",
+        str(log),
+        "--log-rotate-size",
+        "65536",
+        "--log-backups",
+        "100",
+        "-w",
+        "2",
+    ]
+    web = serve(cwd=site, runner=runner)
+    wait_workers(log)
+    with Load(web, fresh=True) as load:
+        wait_until(lambda: (site / "main.log.3").exists(), timeout=60)
+    answered = load.answered
+    stop(web)
+    files = [*sorted(site.glob("main.log.*"), key=lambda f: -int(f.suffix[1:])), log]
+    assert len(files) >= 4
+    for f in files[:-1]:
+        assert f.stat().st_size <= 64 * 1024, f
+    assert access_lines(*files) == answered
+    counts = check_worker_lines(*files)
+    assert set(counts) == {1, 2} and sum(counts.values()) == answered, counts
+
+
+def test_json_access_lines_with_workers_are_marked(serve, site: Path) -> None:
+    """--log-format json with 2 workers: every line one object, each access record its worker's."""
+    log = site / "main.log"
+    web = serve(cwd=site, runner=["--logfile", str(log), "--log-format", "json", "-w", "2"])
+    wait_workers(log)
+    with Load(web, fresh=True) as load:
+        wait_until(lambda: load.answered >= 500)
+    answered = load.answered
+    stop(web)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    access = [r for r in records if r["logger"] == "tapster.web.access"]
+    assert len(access) == answered
+    assert {r["worker"] for r in access} == {1, 2}
+    # Each worker's records carry that worker's PID, the same for all of them.
+    pids = {r["worker"]: {a["pid"] for a in access if a["worker"] == r["worker"]} for r in access}
+    assert all(len(p) == 1 for p in pids.values()) and pids[1] != pids[2]
+    assert all("worker" not in r for r in records if r["pid"] == web.proc.pid)
 
 
 def test_a_line_appears_promptly_on_an_idle_server(serve, site: Path) -> None:

@@ -181,6 +181,22 @@ class TCPServerEndpoint(ServerEndpoint):
 
     def bind(self) -> list[socket.socket]:
         """Bind one socket (SO_REUSEADDR) and listen on it."""
+        return self._bind(listen=True, reuse_port=False)
+
+    def reserve(self) -> list[socket.socket]:
+        """Bind one stream socket with SO_REUSEPORT, without listening on it.
+
+        The port is held (a plain bind of it fails), and sockets of the same
+        user that also set SO_REUSEPORT may bind it and listen: each gets its
+        own accept queue and the kernel spreads connections over them
+        (``tapster --workers N --reuse-port``). The reserving socket, not
+        listening, gets none.
+        """
+        if self.datagram:
+            raise ListenError(self.description, "only a stream socket can be reserved")
+        return self._bind(listen=False, reuse_port=True)
+
+    def _bind(self, *, listen: bool, reuse_port: bool) -> list[socket.socket]:
         family = socket.AF_INET6 if self.ipv6 else socket.AF_INET
         host = self.interface or ("::" if self.ipv6 else "0.0.0.0")
         address = host_port(host, self.port)
@@ -189,8 +205,10 @@ class TCPServerEndpoint(ServerEndpoint):
         try:
             if not self.datagram:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind(sockaddr)
-            if not self.datagram:
+            if listen and not self.datagram:
                 sock.listen(self.backlog)
             sock.setblocking(False)
         except OSError as exc:

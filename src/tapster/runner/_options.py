@@ -132,6 +132,20 @@ def _group(value: str) -> int:
     return group_id(value)
 
 
+@documented(
+    "An endpoint: tcp:9100:interface=127.0.0.1, unix:/run/app/admin.sock:mode=600, ...",
+    metavar="ENDPOINT",
+)
+def _admin_endpoint(value: str) -> str:
+    from tapster.endpoints import EndpointError, server_from_string  # only when given
+
+    try:
+        server_from_string(value)
+    except EndpointError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 @documented("auto, asyncio, uvloop or module:factory.", ("auto", "asyncio", "uvloop"), "LOOP")
 def _loop(value: str) -> str:
     from tapster.runner import _loops  # here: --help needs no loop module
@@ -216,6 +230,18 @@ class RunnerOptions(Options):
         ("originalname", None, "Keep the process title (default: 'tapster: NAME')."),
         ("plugins", None, "List every plugin found and any problems; exit 1 if one is broken."),
         ("rebuild_plugin_cache", None, "Rebuild the plugin caches and exit (for packagers)."),
+        (
+            "reuse_port",
+            None,
+            "With --workers: each worker gets its own SO_REUSEPORT listener on TCP "
+            "endpoints (the kernel spreads connections over them).",
+        ),
+        (
+            "no_spare_worker",
+            None,
+            "With --workers: keep no spare worker started ahead (saves its memory; "
+            "a replacement then takes a full start-up).",
+        ),
     ]
 
     parameters = [
@@ -251,6 +277,28 @@ class RunnerOptions(Options):
         ("profile", None, None, "Profile the run and write the report to this file.", _file),
         ("profiler", None, "cprofile", "The profiler.", choice("cprofile", "profile")),
         ("shutdown_timeout", None, 30.0, "Seconds a graceful stop may take.", _seconds),
+        (
+            "admin",
+            None,
+            None,
+            "Serve /livez, /readyz, /metrics and /status on this endpoint "
+            "(control actions only on a unix socket).",
+            _admin_endpoint,
+        ),
+        (
+            "loop_stall",
+            None,
+            0.5,
+            "Log where the event loop is stuck when it has not turned for this long (0: off).",
+            _seconds,
+        ),
+        (
+            "shutdown_delay",
+            None,
+            0.0,
+            "On SIGTERM: not ready at once, keep accepting this long, then stop.",
+            _seconds,
+        ),
         ("workers", "w", None, "Run a supervisor and N worker processes.", _workers),
         (
             "worker_timeout",
@@ -406,6 +454,9 @@ class RunnerOptions(Options):
             for name in ("max_worker_memory", "max_worker_age"):
                 if self[name] is not None:
                     raise UsageError(f"--{name.replace('_', '-')} needs --workers N")
+            for flag in ("no_spare_worker", "reuse_port"):
+                if self[flag]:
+                    raise UsageError(f"--{flag.replace('_', '-')} needs --workers N")
             return
         if self["chroot"]:
             raise UsageError("--chroot cannot be combined with --workers yet")
@@ -445,9 +496,14 @@ class RunnerOptions(Options):
             spew=bool(self["spew"]),
             originalname=bool(self["originalname"]),
             shutdown_timeout=float(self["shutdown_timeout"]),
+            shutdown_delay=float(self["shutdown_delay"]),
             app_dir=self.app_path,
             workers=self["workers"],
             worker_timeout=float(self["worker_timeout"]),
             max_worker_memory=self["max_worker_memory"],
             max_worker_age=self["max_worker_age"],
+            admin=self["admin"] or None,
+            loop_stall=float(self["loop_stall"]),
+            no_spare_worker=bool(self["no_spare_worker"]),
+            reuse_port=bool(self["reuse_port"]),
         )

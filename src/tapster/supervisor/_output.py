@@ -39,7 +39,6 @@ class WorkerOutput:
     """Splits one worker's output into lines and hands them, marked, to ``handler``."""
 
     def __init__(self, handler: logging.Handler | None, number: int, pid: int) -> None:
-        self.number = number
         self.pid = pid
         self._handler = handler
         self._batcher = handler if isinstance(handler, BatchingHandler) else None
@@ -47,10 +46,15 @@ class WorkerOutput:
         formatter = handler.formatter if handler is not None else None
         self._batching = isinstance(handler, BatchingHandler) and type(formatter) in OWN_FORMATTERS
         self._json = isinstance(formatter, JsonFormatter)
-        self._mark = f"[worker {number}] ".encode()
-        self._json_mark = f'{{"worker": {number}, '.encode()
+        self.renumber(number)
         #: While not None, lines are also kept here (a stack dump being collected).
         self.capture: list[str] | None = None
+
+    def renumber(self, number: int) -> None:
+        """Mark the lines from now on with worker ``number`` (0: a spare, not serving yet)."""
+        self.number = number
+        self._mark = f"[worker {number}] ".encode() if number else b"[spare] "
+        self._json_mark = b'{"worker": ' + (str(number).encode() if number else b"null") + b", "
 
     def feed(self, data: bytes) -> None:
         """Pass on the lines ``data`` completes."""
@@ -124,5 +128,5 @@ class WorkerOutput:
             text = self._batcher.format(record)
             self._batcher._add(self._json_mark.decode() + text[1:] + "\n", True)
             return
-        record.name = f"[worker {self.number}] {_STRAY_LOGGER}"
+        record.name = self._mark.decode() + _STRAY_LOGGER
         self._handler.handle(record)

@@ -17,10 +17,16 @@ with these differences (:class:`WorkerRole`):
 * it never outlives the supervisor: the kernel sends it ``SIGTERM`` when the
   supervisor dies (``PR_SET_PDEATHSIG``), and a thread watching a pipe from
   the supervisor ends the process a second later whatever it is doing.
+
+A *spare* worker (number 0) walks every step up to serving (imports, build,
+listeners, privilege switch, event loop), says ``warm``, and waits on its
+control pipe: a ``go`` line gives it a number, and it then starts its tree
+in milliseconds, where a fresh interpreter would take about a second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import faulthandler
@@ -33,9 +39,11 @@ import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from tapster.endpoints._inherited import Listener, inherit
-from tapster.supervisor._channel import ChannelWriter
+from tapster.endpoints._inherited import Listener, inherit, start_listening
+from tapster.runner._signals import SignalWatcher
+from tapster.supervisor._channel import ChannelWriter, LineSplitter, decode
 from tapster.supervisor._heartbeat import Heartbeat, beat_interval
+from tapster.supervisor._operations import MetricsSender
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,6 +68,8 @@ class WorkerSpec(NamedTuple):
     watch: int
     timeout: float
     listeners: list[Listener]
+    #: The pipe a spare worker (``number`` 0) waits on for ``go``; -1 for the others.
+    control: int = -1
 
     def to_json(self) -> str:
         """The environment variable's value."""
@@ -77,6 +87,7 @@ class WorkerSpec(NamedTuple):
                 watch=int(data["watch"]),
                 timeout=float(data["timeout"]),
                 listeners=[(str(d), [int(fd) for fd in fds]) for d, fds in data["listeners"]],
+                control=int(data.get("control", -1)),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a worker description: {exc}") from None
@@ -87,10 +98,14 @@ class WorkerRole:
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
-        self.title = f" [worker {spec.number}]"
+        self.title = f" [worker {spec.number}]" if spec.number else " [spare]"
         self.switches_user = True
+        self.upgraded = False
         self.channel = ChannelWriter(spec.channel)
         self._heartbeat: Heartbeat | None = None
+        self._metrics: MetricsSender | None = None
+        if spec.control >= 0:
+            os.set_inheritable(spec.control, False)
         _die_with(spec.supervisor, spec.watch)
 
     @classmethod
@@ -117,6 +132,8 @@ class WorkerRole:
             profile=None,
             savestats=False,
             workers=None,
+            admin=None,  # the supervisor serves it
+            shutdown_delay=0.0,  # the supervisor waits it out; told to stop, a worker stops
         )
 
     def setup(self, runner: Runner) -> None:
@@ -126,7 +143,7 @@ class WorkerRole:
     @contextlib.contextmanager
     def binding(self) -> Iterator[None]:
         """Take the supervisor's listeners instead of binding."""
-        inherit(self.spec.listeners)
+        inherit(self.spec.listeners, defer_listen=not self.spec.number)
         yield
 
     def loop_started(self, runner: Runner) -> None:
@@ -136,14 +153,71 @@ class WorkerRole:
         self.channel.send("hello", thread=threading.get_ident())
         self._heartbeat = Heartbeat(runner.loop, self.channel, beat_interval(self.spec.timeout))
         self._heartbeat.start()
+        self._metrics = MetricsSender(runner.loop, self.channel)
+        self._metrics.start()
 
     def serve(self, runner: Runner) -> int:
-        """Serve like a single process."""
+        """Serve like a single process (a spare first waits for its number)."""
+        if not self.spec.number:
+            number = self._wait_for_go(runner)
+            if number is None:
+                return 0  # stopped (or the supervisor gone) before it was needed
+            self.spec = self.spec._replace(number=number)
+            self.title = f" [worker {number}]"
+            runner.set_title()
+            start_listening()
         try:
             return runner.serve()
         finally:
             if self._heartbeat is not None:
                 self._heartbeat.stop()
+            if self._metrics is not None:
+                self._metrics.stop()  # the last counts, before the supervisor sees the exit
+
+    def _wait_for_go(self, runner: Runner) -> int | None:
+        """Say ``warm``, then wait for ``go``: the number it got, None when told to stop."""
+        loop = runner.loop
+        assert loop is not None
+        fd = self.spec.control
+        os.set_blocking(fd, False)
+        got: asyncio.Future[int | None] = loop.create_future()
+        lines = LineSplitter()
+
+        def readable() -> None:
+            try:
+                data = os.read(fd, 4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data and not got.done():
+                got.set_result(None)  # the supervisor is gone
+            for line in lines.feed(data):
+                message = decode(line)
+                number = message.get("number") if message is not None else None
+                is_go = message is not None and message["kind"] == "go"
+                if is_go and isinstance(number, int) and not got.done():
+                    got.set_result(number)
+
+        async def wait() -> int | None:
+            watcher = SignalWatcher(loop)
+            watcher.install()
+            stop: asyncio.Future[int] = asyncio.ensure_future(watcher.next())
+            try:
+                either: list[asyncio.Future[Any]] = [got, stop]
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                return got.result() if got.done() and not stop.done() else None
+            finally:
+                stop.cancel()
+                watcher.restore()
+
+        loop.add_reader(fd, readable)
+        self.channel.send("warm")
+        try:
+            return loop.run_until_complete(wait())
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
 
 
 class _ChannelReadiness:

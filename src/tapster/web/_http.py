@@ -219,6 +219,7 @@ class Request:
         "query",
         "remote_user",
         "scheme",
+        "started",
         "stream",
         "target",
         "version",
@@ -246,6 +247,8 @@ class Request:
         self.body = b""
         self.remote_user: str | None = None
         self._map: dict[bytes, bytes] | None = None
+        #: When the head was parsed (``time.monotonic()``): the request duration's start.
+        self.started = time.monotonic()
         #: ``http``, ``https``; ``ws`` or ``wss`` for a WebSocket upgrade (set with ASGI only).
         self.scheme = "http"
         #: The connection, for handlers that answer on it themselves (ASGI); else None.
