@@ -39,6 +39,26 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> 
             time.sleep(0.02)
 
 
+def read_line(port: int, host: str = "127.0.0.1") -> str:
+    """Connect to ``host:port`` and return the first line the server sends, stripped."""
+    with socket.create_connection((host, port), timeout=10) as conn:
+        return conn.makefile("rb").readline().decode().strip()
+
+
+def wait_for_line(proc: subprocess.Popen[str], port: int, timeout: float = 15.0) -> str:
+    """:func:`read_line` once ``proc`` serves on ``port``; fails if it exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode}: {proc.communicate()[1]}")
+        try:
+            return read_line(port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def tapster_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a ``tapster`` subprocess: this checkout's code, no stray caches."""
     env = dict(os.environ)

@@ -197,6 +197,13 @@ def install_app_dir(directory: str | None) -> str | None:
     return path
 
 
+def _other_sources(options: Any, given: Any, rest: list[str]) -> list[str]:
+    """The environment and the config file, below the command line (tapster.config)."""
+    from tapster.config._sources import runner_sources
+
+    return runner_sources(options, given, rest)
+
+
 def _twisted_plugins(taken: list[str]) -> list[Any]:
     """Twisted's service makers as commands: none unless Twisted is importable (twisted_compat)."""
     from tapster.plugin._folders import twisted_package
@@ -242,6 +249,8 @@ class RunnerOptions(Options):
             "With --workers: keep no spare worker started ahead (saves its memory; "
             "a replacement then takes a full start-up).",
         ),
+        ("print_config", None, "Print the effective settings, with where each came from; exit."),
+        ("reload", None, "Restart the service when a .py file of the app changes (development)."),
     ]
 
     parameters = [
@@ -330,6 +339,14 @@ class RunnerOptions(Options):
             existing_dir,
         ),
         (
+            "config",
+            None,
+            None,
+            "Read settings from this TOML file (default: tapster.toml in the app directory, "
+            "else [tool.tapster] in its pyproject.toml); see docs/configuration.md.",
+            _file,
+        ),
+        (
             "completion",
             None,
             None,
@@ -344,6 +361,8 @@ class RunnerOptions(Options):
         self.maker: Any = None
         self.app_path: str | None = None
         self.bare = False
+        self.config_sources: Any = None  # tapster.config, once the command line is read
+        self._tapster_sources = _other_sources
 
     def opt_help(self) -> None:
         """Display this help and exit."""
@@ -367,6 +386,10 @@ class RunnerOptions(Options):
     def opt_version(self) -> None:
         """Display the version and exit."""
         _show(f"{self.command_path()} {self.version}\n")
+
+    def opt_reload_include(self, pattern: str) -> None:
+        """With --reload, also watch files matching this glob, e.g. '*.html' (repeatable)."""
+        self.setdefault("reload_include", []).append(pattern)
 
     def opt_help_loops(self) -> None:
         """List the event loops available here and exit."""
@@ -421,6 +444,8 @@ class RunnerOptions(Options):
                 )
             self.maker = maker
             sub = options_class()
+            if self.config_sources is not None:
+                sub._tapster_sources = self.config_sources.subcommand_sources(name)
             if not getattr(options_class, "synopsis", None):
                 sub.synopsis = f"tapster [options] {name} [{name} options]"
             return sub
@@ -436,6 +461,8 @@ class RunnerOptions(Options):
             self.bare = True
         if self["daemon"] and self["nodaemon"]:
             raise UsageError("choose -n/--nodaemon or -D/--daemon, not both")
+        if self["daemon"] and self["reload"]:
+            raise UsageError("--reload runs in the foreground; drop --daemon")
         if self["daemon"] and self["debug"]:
             raise UsageError("--debug runs in the foreground; drop --daemon")
         if self["daemon"] and self["logfile"] == "-":
