@@ -101,6 +101,52 @@ def ensure_twisted_venv(venv: Path = TWISTED_VENV, version: str = TWISTED_VERSIO
     return python
 
 
+#: The servers the ``apps`` case measures tapster against, each pinned; never a dependency
+#: of tapster itself. uvicorn gets httptools and uvloop, its fast path; starlette serves the
+#: same framework application on every side.
+PEERS_VENV = BENCH / ".venv-peers"
+PEER_PACKAGES = (
+    "uvicorn==0.54.0",
+    "httptools",
+    "uvloop",
+    "granian==2.8.7",
+    "gunicorn",
+    "starlette",
+    "wsproto",
+)
+
+
+def ensure_peers_venv(venv: Path = PEERS_VENV) -> Path:
+    """Return the peer servers' venv python, creating it with ``PEER_PACKAGES`` if needed."""
+    python = venv / "bin" / "python"
+    probe = "import uvicorn, granian, gunicorn, starlette, httptools, uvloop, wsproto"
+    if python.is_file() and _runs(python, probe):
+        return python
+    print(f"bench: installing the peer servers into {venv} (first use) ...", file=sys.stderr)
+    if not python.is_file():
+        made = subprocess.run(
+            [_base_python(), "-m", "venv", str(venv)], capture_output=True, text=True, check=False
+        )
+        if made.returncode != 0:
+            last = (made.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise Unavailable(f"could not create the peers venv {venv}: {last}")
+    result = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0 or not _runs(python, probe):
+        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise Unavailable(f"could not install the peer servers into {venv}: {last}")
+    return python
+
+
+def _runs(python: Path, code: str) -> bool:
+    done = subprocess.run([str(python), "-c", code], capture_output=True, env=measured_env())
+    return done.returncode == 0
+
+
 def _twisted_version(python: Path) -> str | None:
     result = subprocess.run(
         [str(python), "-c", "import twisted; print(twisted.__version__)"],
