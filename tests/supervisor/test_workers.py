@@ -505,3 +505,32 @@ def test_reuse_port_gives_each_worker_its_own_listener(tapster_proc, tmp_path) -
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
     assert listeners(port) == 0
+
+
+def test_a_burst_of_connections_is_shared_by_the_workers(tapster_proc, tmp_path) -> None:
+    """Workers on one listener accept one connection a pass: a burst is not taken by one."""
+    port = free_port()
+    write_app(tmp_path, port)
+    _proc, log = start(tapster_proc, tmp_path, "-w", "2", "-y", "app.tac")
+    wait_ready(log)
+    wait_warm(log)
+
+    def burst() -> list[int]:
+        barrier = threading.Barrier(16)
+        pids: list[int] = []
+
+        def client() -> None:
+            barrier.wait()
+            pids.append(get(port, "/block"))
+
+        threads = [threading.Thread(target=client) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sorted(pids.count(pid) for pid in set(pids))
+
+    shares = [burst() for _ in range(5)]
+    # Each request holds its worker's loop for 50 ms: a worker that took the whole
+    # burst at once (as a single process does) would serve most of it alone.
+    assert all(len(share) == 2 and max(share) <= 10 for share in shares), shares

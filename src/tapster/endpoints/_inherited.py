@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import weakref
 from collections.abc import Callable, Iterator
 
 from tapster.endpoints._errors import ListenError
@@ -38,7 +39,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tapster.endpoints._server import ServerEndpoint
 
-__all__ = ["Listener", "bind", "inherit", "inheriting", "recording", "start_listening"]
+__all__ = [
+    "Listener",
+    "bind",
+    "inherit",
+    "inheriting",
+    "is_shared",
+    "recording",
+    "start_listening",
+]
 
 #: A bound listener as handed over: the endpoint's description and its descriptors.
 Listener = tuple[str, list[int]]
@@ -55,6 +64,7 @@ class _Table:
         self.reuse_port = False  # recording: reserve plain TCP endpoints
         self.defer_listen = False  # inheriting: own listeners wait for start_listening()
         self.pending: list[tuple[socket.socket, int]] = []  # (own listener, backlog)
+        self.shared: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
 
 _table = _Table()
@@ -105,6 +115,8 @@ def _bind(
             if _is_reserved(sock):
                 sockets[-1] = _own_listener(sock, getattr(endpoint, "backlog", DEFAULT_BACKLOG))
                 sock.close()
+            else:
+                _table.shared.add(sock)
     except OSError as exc:
         for sock in sockets:
             sock.close()
@@ -200,6 +212,11 @@ def inherit(listeners: list[Listener], *, defer_listen: bool = False) -> None:
     _table.used = {}
     _table.defer_listen = defer_listen
     _table.pending = []
+
+
+def is_shared(sock: socket.socket) -> bool:
+    """True for a listener whose queue this process shares with other workers."""
+    return sock in _table.shared
 
 
 def inheriting() -> bool:

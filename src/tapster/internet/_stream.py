@@ -24,7 +24,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
-from tapster.endpoints import ServerEndpoint, TCPServerEndpoint, UNIXServerEndpoint
+from tapster.endpoints import ServerEndpoint, TCPServerEndpoint, UNIXServerEndpoint, _inherited
 from tapster.service import Service, remaining_budget
 
 from ._tracking import TrackedProtocol, track
@@ -159,6 +159,7 @@ class StreamServerService(Service):
         tls = self.endpoint.ssl_context
         quiet_until = 0.0  # no repeat of the same complaint before this loop time
         last_errno: int | None = None
+        shared = _inherited.is_shared(sock)
         while True:
             try:
                 conn, _ = await loop.sock_accept(sock)
@@ -184,6 +185,12 @@ class StreamServerService(Service):
                 continue
             backoff = 0.0
             self._spawn(conn, tls)
+            if shared:
+                # A worker of ``tapster --workers`` shares this queue with the others:
+                # one connection a pass, so a burst is spread over the workers instead
+                # of being taken whole by the first to wake (and served on one core).
+                await asyncio.sleep(0)
+                continue
             # Take the rest of the listen queue now. One accept per pass of the
             # loop would keep a burst of new clients waiting behind every pass
             # the busy connections make (the last of 50 waited over 100 ms).
