@@ -67,7 +67,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
     folder.mkdir(exist_ok=True)
     (folder / "burn.py").write_text(APP)
     (folder / "1k.bin").write_bytes(os.urandom(1024))
-    duration = 2.0 if ctx.quick else 5.0
+    duration = 1.0 if ctx.quick else 5.0
     gunicorn_note = f"second column: gunicorn {GUNICORN_VERSION} sync workers; wrk -c 16 -t 1"
 
     for workers in (1, 2):
@@ -108,7 +108,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
             (REPLACED_MS,),
             tapster=lambda: {"replaced_ms": _kill_and_wait(spare, spare=True)},
             twistd=lambda: {"replaced_ms": _kill_and_wait(fresh, spare=False)},
-            runs=3 if ctx.quick else 10,
+            runs=2 if ctx.quick else 10,
             warmup=0,
             note="second column: tapster --no-spare-worker (a fresh interpreter each time)",
         )
@@ -119,7 +119,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
             (IDLE_CPU,),
             tapster=lambda: _idle_cpu(tap, idle),
             twistd=lambda: _idle_cpu(gun, idle),
-            runs=2 if ctx.quick else 3,
+            runs=1 if ctx.quick else 3,
             warmup=0,
             note=f"second column: gunicorn's arbiter; {idle:g} s a run",
         )
