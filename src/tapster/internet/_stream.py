@@ -19,6 +19,7 @@ import errno
 import functools
 import inspect
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -187,8 +188,10 @@ class StreamServerService(Service):
             self._spawn(conn, tls)
             if shared:
                 # A worker of ``tapster --workers`` shares this queue with the others:
-                # one connection a pass, so a burst is spread over the workers instead
-                # of being taken whole by the first to wake (and served on one core).
+                # one connection a pass, and the CPU offered to them (they were woken
+                # by the same connection, maybe on this core), so that a burst is spread
+                # over the workers instead of taken whole by the first to wake.
+                os.sched_yield()
                 await asyncio.sleep(0)
                 continue
             # Take the rest of the listen queue now. One accept per pass of the
