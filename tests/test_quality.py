@@ -37,3 +37,18 @@ def test_mypy_strict_is_clean() -> None:
 
 def test_package_is_typed() -> None:
     assert (ROOT / "src" / "tapster" / "py.typed").is_file()
+
+
+def test_one_type_checking_style() -> None:
+    """Every module guards type-only imports with ``TYPE_CHECKING = False``.
+
+    Importing the name from ``typing`` would load ``typing`` on the ``tapster
+    --help`` path; one spelling everywhere keeps a newcomer from wondering why two exist.
+    """
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "src" / "tapster").rglob("*.py"))
+        if "import TYPE_CHECKING" in path.read_text(encoding="utf-8")
+        or "typing.TYPE_CHECKING" in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []

@@ -131,6 +131,29 @@ def test_unsatisfiable_and_ignored_ranges(serve, site: Path) -> None:
     assert web.get("/hello.txt", {"Range": f"bytes={many}"})[0] == 200
 
 
+def test_ranges_with_numbers_of_any_length(serve, site: Path, tmp_path: Path) -> None:
+    """Positions longer than Python's 4300-digit int limit: RFC answers, never a 500."""
+    log = tmp_path / "web.log"
+    web = serve("--path", str(site), runner=["--logfile", str(log)])
+    data = (site / "hello.txt").read_bytes()
+    size = len(data)
+    huge = "9" * 5000
+    for name in ("hello.txt", "big.bin"):  # a body in memory, a file sent with sendfile
+        whole = (site / name).read_bytes()
+        status, headers, body = web.get(f"/{name}", {"Range": f"bytes=0-{huge}"})
+        assert (status, headers["Content-Range"]) == (206, f"bytes 0-{len(whole) - 1}/{len(whole)}")
+        assert body == whole
+    assert web.get("/hello.txt", {"Range": f"bytes=-{huge}"})[2] == data
+    status, headers, _ = web.get("/hello.txt", {"Range": f"bytes={huge}-"})
+    assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
+    assert web.get("/hello.txt", {"Range": f"bytes={huge}-{huge}"})[0] == 416
+    assert web.get("/hello.txt", {"Range": f"bytes={'0' * 5000}5-7"})[2] == data[5:8]
+    assert web.get("/hello.txt", {"Range": f"bytes={huge}-{'1' * 4999}"})[0] == 200  # last < first
+    assert web.get("/hello.txt", {"Range": f"bytes=0-1,{huge}-"})[2] == data[:2]
+    text = log.read_text()
+    assert "ERROR" not in text and "Traceback" not in text, text
+
+
 def test_if_range(serve, site: Path) -> None:
     web = serve("--path", str(site))
     _, headers, _ = web.get("/hello.txt")

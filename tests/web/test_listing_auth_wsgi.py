@@ -258,6 +258,49 @@ def test_wsgi_worker_is_freed_when_client_leaves(serve, tmp_path: Path) -> None:
     assert time.monotonic() - start < 5
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_shutdown_timeout_bounds_a_wsgi_call(serve, tmp_path: Path, loop: str) -> None:
+    """A call that outlives ``--shutdown-timeout`` is abandoned: the process leaves on
+    time, the client's connection is closed, and nothing prints a traceback."""
+    import socket as _socket
+
+    started = tmp_path / "started"
+    (tmp_path / "sleepy.py").write_text(
+        "import pathlib, time\n"
+        "def app(environ, start_response):\n"
+        f"    pathlib.Path({str(started)!r}).touch()\n"
+        "    time.sleep(10)\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n"
+    )
+    runner = ["--loop", loop, "--shutdown-timeout", "2"]
+    web = serve("--wsgi", "sleepy:app", cwd=tmp_path, runner=runner)
+    client = _socket.create_connection(("127.0.0.1", web.port), timeout=15)
+    client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    deadline = time.monotonic() + 10
+    while not started.exists():
+        assert time.monotonic() < deadline, "the application was never called"
+        time.sleep(0.02)
+    start = time.monotonic()
+    web.proc.send_signal(signal.SIGTERM)
+    try:
+        status = web.proc.wait(15)
+    finally:
+        took = time.monotonic() - start
+    _, err = web.proc.communicate()
+    with client:
+        try:
+            answer = client.recv(65536)
+        except ConnectionResetError:
+            answer = b""
+    assert status == 0, err
+    assert took < 3.0, f"the process left {took:.1f} s after SIGTERM, with a 2 s budget"
+    assert answer == b"", answer  # closed, not answered
+    assert "Traceback" not in err and "Event loop is closed" not in err, err
+    assert "ERROR" not in err and "failed" not in err, err
+
+
 def test_stop_closes_idle_keep_alive_connections_at_once(serve, site_dir: Path) -> None:
     web = serve("--path", str(site_dir))
     idle = [web.conn() for _ in range(5)]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from support import tapster_cmd, tapster_env
 
 SECRET = b"TOPSECRET-do-not-serve"
 
@@ -336,3 +339,52 @@ def test_client_that_stops_reading_is_cut_off(serve, tmp_path: Path, loop: str) 
             pass
     assert got < 16 * 1024 * 1024
     assert web.get("/big.bin", method="HEAD")[0] == 200  # the server itself is fine
+
+
+def _start_in_private_network(jail: Path, *args: str) -> tuple[str, str]:
+    """Run ``tapster web --path JAIL ARGS`` in a network namespace of its own (only
+    loopback, so port 8080 is free whatever else runs here); return the start-up
+    log and the process's listening sockets from ``/proc/PID/net/tcp``."""
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("ip")):
+        pytest.skip("needs root, unshare and ip for a private network namespace")
+    script = 'ip link set lo up && exec "$@"'
+    argv = [
+        "unshare",
+        "-n",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        *tapster_cmd("web", "--path", str(jail), *args),
+    ]
+    proc = subprocess.Popen(argv, env=tapster_env(), stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        fd = proc.stderr.fileno()
+        log = ""
+        deadline = time.monotonic() + 20
+        while "ready" not in log:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(fd, 65536) if ready else b""
+            assert chunk, f"tapster web did not start: {log}"
+            log += chunk.decode()
+        with open(f"/proc/{proc.pid}/net/tcp") as table:
+            listening = [row.split()[1] for row in table if row.split()[3] == "0A"]
+        return log, " ".join(listening)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_listens_on_loopback_unless_told_otherwise(jail: Path) -> None:
+    """``tapster web --path .`` (the README's first command) does not publish the folder."""
+    log, sockets = _start_in_private_network(jail)
+    assert sockets == "0100007F:1F90", sockets  # 127.0.0.1:8080, and nothing else
+    assert "listening on tcp:127.0.0.1:8080" in log, log
+    assert (
+        "serving http://127.0.0.1:8080/ (loopback only; --listen tcp:8080 for every interface)"
+        in log
+    ), log
+    log, sockets = _start_in_private_network(jail, "--listen", "tcp:8080")
+    assert sockets == "00000000:1F90", sockets  # 0.0.0.0:8080, as asked
+    assert "serving http://0.0.0.0:8080/\n" in log, log

@@ -29,8 +29,9 @@ work where Python has no ``crypt`` module; when the system has a libcrypt,
 it is used instead through ctypes (same result, faster, without the GIL).
 
 Hashing is slow on purpose, so :func:`run_in_worker` runs it in a small,
-bounded pool of lower-priority threads: the event loop never waits for a
-hash, and a flood of logins queues up instead of starting a thread each.
+bounded pool of lower-priority threads that leave one CPU to the event loop:
+the loop never waits for a hash, and a flood of logins queues up instead of
+starting a thread each.
 Nothing here logs a password or a hash.
 """
 
@@ -65,6 +66,7 @@ __all__ = [
     "WEAK_SCHEMES",
     "UnknownHashError",
     "check_format",
+    "default_worker_count",
     "dummy_like",
     "hash_password",
     "identify",
@@ -496,16 +498,42 @@ def _dummy_pbkdf2(secret: bytes, stored: str) -> str:
 # --------------------------------------------------------------------------- worker pool
 
 
-def _lower_priority() -> None:
-    """Run this worker thread (and threads it starts) at a lower CPU priority.
+def _usable_cpus() -> set[int]:
+    """The CPUs this process may run on (a container's cpuset, ``taskset``), else all."""
+    try:
+        return os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return set(range(os.cpu_count() or 1))
 
-    On Linux the nice value is per thread: under a login flood on a busy
-    machine the scheduler then prefers the event-loop thread, so hashing
-    delays logins rather than every other connection.
+
+def default_worker_count() -> int:
+    """One hashing thread per usable CPU but one, at least one and at most four.
+
+    The CPU left over is the event loop's: argon2id and scrypt are CPU-bound
+    for tens of milliseconds and release the GIL, so as many hashing threads
+    as CPUs would leave the loop queueing for a core behind them.
     """
+    return max(1, min(4, len(_usable_cpus()) - 1))
+
+
+def _lower_priority() -> None:
+    """Run this worker thread (and threads it starts) at a lower CPU priority,
+    away from one CPU.
+
+    On Linux the nice value and the CPU set are per thread and are inherited
+    by the threads a thread starts (argon2 computes its lanes in threads of its
+    own: four for the default hashes). Under a login flood the scheduler then
+    prefers the event-loop thread, and with two CPUs or more one of them is
+    never taken by hashing at all: hashing delays logins rather than every
+    other connection.
+    """
+    tid = threading.get_native_id()
     with contextlib.suppress(AttributeError, OSError):
-        tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
+    cpus = sorted(_usable_cpus())
+    if len(cpus) > 1:
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setaffinity(tid, cpus[1:])
 
 
 class _WorkerPool:
@@ -513,7 +541,7 @@ class _WorkerPool:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.size = max(1, min(4, os.cpu_count() or 1))
+        self.size = default_worker_count()
         self.executor: ThreadPoolExecutor | None = None
 
     def get(self) -> ThreadPoolExecutor:
@@ -542,7 +570,7 @@ os.register_at_fork(after_in_child=_POOL.forget)
 
 
 def set_worker_count(count: int) -> None:
-    """Set how many threads hash passwords at once (default: CPU count, at most 4)."""
+    """Set how many threads hash passwords at once (default: :func:`default_worker_count`)."""
     if count < 1:
         raise ValueError("the hashing pool needs at least one worker")
     _POOL.resize(count)

@@ -131,3 +131,40 @@ def sync_package_path(folders: list[str]) -> None:
     current = getattr(package, "__path__", None)
     if isinstance(current, list) and current != folders:
         current[:] = folders
+
+
+# Twisted's plugin folders (tapster.twisted_compat lists their plugins): found here, on
+# the --help path, with a few stat calls, so that a machine without Twisted pays no import.
+
+
+def twisted_package(path: list[str] | None = None) -> str | None:
+    """The folder of the ``twisted`` package ``import twisted`` would find, or ``None``."""
+    entries: list[object] = list(sys.path if path is None else path)
+    for entry in entries:
+        if not isinstance(entry, str):
+            continue
+        folder = os.path.join(os.path.abspath(entry or os.curdir), "twisted")
+        if os.path.isfile(os.path.join(folder, "__init__.py")):
+            return folder
+    return None
+
+
+def twisted_folders(path: list[str] | None = None) -> list[str]:
+    """Twisted's plugin folders, its own first; empty when Twisted is not importable."""
+    package = twisted_package(path)
+    if package is None:
+        return []
+    own = os.path.join(package, "plugins")
+    folders = [own]
+    entries: list[object] = list(sys.path if path is None else path)
+    for entry in entries:
+        if not isinstance(entry, str):
+            continue
+        folder = os.path.join(os.path.abspath(entry or os.curdir), "twisted", "plugins")
+        if (
+            folder not in folders
+            and os.path.isdir(folder)
+            and not os.path.exists(os.path.join(folder, "__init__.py"))
+        ):
+            folders.append(folder)
+    return folders

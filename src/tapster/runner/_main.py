@@ -17,7 +17,7 @@ from tapster.usage import UsageError
 
 TYPE_CHECKING = False  # typing and collections.abc cost the help path
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import NoReturn, TextIO
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "command", "main"]
@@ -83,7 +83,11 @@ def command() -> NoReturn:
     8 % of a cold ``--help`` with a thousand plugins. Every other path exits the
     normal way.
     """
-    outcome = _outcome(sys.argv[1:])
+    # Parsing makes many objects that live until the exit and frees few: a
+    # collection there walks them all for nothing (2.5 % of ``tapster --help``).
+    # The collector is back on before a service runs (``before_run``).
+    gc.disable()
+    outcome = _outcome(sys.argv[1:], before_run=gc.enable)
     status = outcome.status
     if outcome.text_only:
         status = _flushed(status)
@@ -123,10 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _outcome(sys.argv[1:] if argv is None else list(argv)).status
 
 
-def _outcome(args: list[str]) -> Outcome:
-    """:func:`main`'s work: parse ``args`` and act on them; errors become a status."""
+def _outcome(args: list[str], before_run: Callable[[], None] | None = None) -> Outcome:
+    """:func:`main`'s work: parse ``args`` and act on them; errors become a status.
+
+    ``before_run`` is called just before a service runs (not for text-only or
+    usage-error outcomes): :func:`command` turns the collector back on there.
+    """
     try:
-        return _main(args)
+        return _main(args, before_run)
     except KeyboardInterrupt:
         return Outcome(EXIT_FORCED)
     except Exception as exc:
@@ -151,9 +159,9 @@ def _debug_requested(args: list[str]) -> bool:
     return False
 
 
-def _main(args: list[str]) -> Outcome:
+def _main(args: list[str], before_run: Callable[[], None] | None) -> Outcome:
     try:
-        return _parse_and_run(args)
+        return _parse_and_run(args, before_run)
     finally:
         _release_early_records()
 
@@ -173,7 +181,7 @@ def _release_early_records() -> None:
             logs.show_on_stderr(handler.finish(), logs.logging.WARNING)
 
 
-def _parse_and_run(args: list[str]) -> Outcome:
+def _parse_and_run(args: list[str], before_run: Callable[[], None] | None) -> Outcome:
     options = RunnerOptions()
     try:
         options.parse_options(args)
@@ -208,6 +216,8 @@ def _parse_and_run(args: list[str]) -> Outcome:
         tapname=options.subcommand,
         argv=args,
     )
+    if before_run is not None:
+        before_run()
     return Outcome(runner.run())
 
 

@@ -185,6 +185,10 @@ def install_app_dir(directory: str | None) -> str | None:
 
 def _twisted_plugins(taken: list[str]) -> list[Any]:
     """Twisted's service makers as commands: none unless Twisted is importable (twisted_compat)."""
+    from tapster.plugin._folders import twisted_package
+
+    if twisted_package() is None:
+        return []  # the common case, answered without importing the scanner
     from tapster.twisted_compat._scan import describe
 
     return describe(taken)[0]

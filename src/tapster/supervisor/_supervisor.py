@@ -39,7 +39,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from tapster import __version__
 from tapster.endpoints._inherited import Listener, recording
@@ -53,6 +52,7 @@ from tapster.supervisor._recycle import MEMORY_INTERVAL, AgeLimit, MemoryLimit, 
 from tapster.supervisor._stack import stuck_frame
 from tapster.supervisor._worker import DUMP_SIGNAL
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tapster.endpoints._server import ServerEndpoint
     from tapster.runner._run import Runner

@@ -37,13 +37,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from tapster.endpoints._inherited import Listener, inherit, start_listening
 from tapster.runner._signals import SignalWatcher
 from tapster.supervisor._channel import ChannelWriter, LineSplitter, decode
 from tapster.supervisor._heartbeat import Heartbeat, beat_interval
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tapster.runner._run import Runner
     from tapster.runner._settings import RunSettings

@@ -17,8 +17,8 @@ import os
 import sys
 
 from tapster.plugin import _cache
-from tapster.plugin._folders import module_files
-from tapster.twisted_compat._folders import twisted_folders
+from tapster.plugin._folders import module_files, twisted_folders
+from tapster.plugin._registry import PluginProblem
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,25 +71,6 @@ class TwistedPluginInfo:
 
     def __repr__(self) -> str:
         return f"<TwistedPluginInfo {self.name!r} {self.module}:{self.attribute}>"
-
-
-class TwistedProblem:
-    """A broken or shadowed Twisted plugin module (the shape of ``PluginProblem``)."""
-
-    __slots__ = ("category", "message", "module", "origin")
-
-    def __init__(self, category: str, module: str, origin: str, message: str) -> None:
-        self.category = category
-        self.module = module
-        self.origin = origin
-        self.message = message
-
-    @property
-    def broken(self) -> bool:
-        return self.category == "broken"
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def _stamps(folders: list[str]) -> tuple[list[list[str]], list[list[int]]]:
@@ -195,7 +176,7 @@ def _probe(folders: list[str]) -> dict[str, Any]:
     return answer
 
 
-def describe(taken: set[str] | list[str]) -> tuple[list[TwistedPluginInfo], list[TwistedProblem]]:
+def describe(taken: set[str] | list[str]) -> tuple[list[TwistedPluginInfo], list[PluginProblem]]:
     """The Twisted service makers as commands, and the problems, given tapster's ``taken`` names.
 
     A tapname tapster already uses becomes ``twisted-TAPNAME``; a second
@@ -203,7 +184,10 @@ def describe(taken: set[str] | list[str]) -> tuple[list[TwistedPluginInfo], list
     """
     plugins, rows, from_cache = scan()
     folders = twisted_folders()
-    problems = [TwistedProblem(*row) for row in rows]
+    problems = [
+        PluginProblem(module, origin, message, category)
+        for category, module, origin, message in rows
+    ]
     used = set(taken)
     infos: list[TwistedPluginInfo] = []
     for index, module, attribute, tapname, description in plugins:
@@ -214,7 +198,7 @@ def describe(taken: set[str] | list[str]) -> tuple[list[TwistedPluginInfo], list
                 f"Twisted plugin {module}:{attribute} ({origin}) has the command name {name!r}"
                 " of an earlier plugin, which wins"
             )
-            problems.append(TwistedProblem("duplicate", module, origin, message))
+            problems.append(PluginProblem(module, origin, message, "duplicate"))
             continue
         used.add(name)
         infos.append(TwistedPluginInfo(name, description, module, attribute, origin, from_cache))
@@ -222,7 +206,7 @@ def describe(taken: set[str] | list[str]) -> tuple[list[TwistedPluginInfo], list
     return infos, problems
 
 
-def _warn(problems: list[TwistedProblem]) -> None:
+def _warn(problems: list[PluginProblem]) -> None:
     """Log each broken Twisted plugin once per process, as tapster's own are."""
     fresh = [p for p in problems if p.broken and p.message not in _warned]
     if not fresh:

@@ -16,7 +16,9 @@ from tapster.usage import Options, UsageError, existing_dir, positive_int
 
 from ._config import Limits, WebConfig, WsgiApp
 
-DEFAULT_LISTEN = "tcp:8080"
+#: Loopback only, as uvicorn and gunicorn do: ``tapster web --path .`` must not
+#: publish a folder to the network by accident; ``--listen tcp:8080`` does that on purpose.
+DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -150,8 +152,9 @@ class WebOptions(AuthOptionMixin, Options):
         self["access_log"] = True
 
     def opt_listen(self, endpoint: str) -> None:
-        """Listen on this endpoint, e.g. tcp:8080 or unix:/run/web.sock (repeatable;
-        default tcp:8080)."""
+        """Listen on this endpoint, e.g. tcp:8080 (every interface) or
+        unix:/run/web.sock (repeatable; default tcp:8080:interface=127.0.0.1,
+        this machine only)."""
         self["listen"].append(endpoint)
 
     def opt_index(self, name: str) -> None:

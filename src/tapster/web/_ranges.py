@@ -3,7 +3,10 @@
 Syntax errors and unknown units make the header ignored (the full body is
 sent), as the RFC allows; satisfiable ranges are sorted and overlapping or
 adjacent ones merged, so a client cannot make the server send a file many
-times over in one response.
+times over in one response. A position may have any number of digits (the
+grammar sets no limit): one too long to be an offset into any file is read as
+"past the end", without ever becoming a Python ``int`` (whose conversion
+refuses strings of more than 4300 digits).
 """
 
 from __future__ import annotations
@@ -12,6 +15,12 @@ import os
 
 #: More ranges than this in one request and the header is ignored.
 MAX_RANGES = 16
+
+#: Significant digits beyond which a position is past the end of any file
+#: (2**63 - 1, the largest file offset, has 19).
+_MAX_DIGITS = 19
+#: What such a position reads as: larger than any file size.
+_PAST_END = 1 << 64
 
 #: One boundary per process: random, so no file can forge a part delimiter by chance.
 BOUNDARY = "tapster-" + os.urandom(12).hex()
@@ -46,15 +55,15 @@ def parse_range(value: bytes, size: int) -> list[tuple[int, int]] | None:
         if not first_s:
             if not last_s:
                 return None
-            suffix = int(last_s)
+            suffix = _position(last_s)
             if suffix == 0 or size == 0:
                 continue
             ranges.append((max(0, size - suffix), size - 1))
             continue
-        first = int(first_s)
-        last = int(last_s) if last_s else max(first, size - 1)
-        if last < first:
+        if last_s and _digits_less(last_s, first_s):
             return None
+        first = _position(first_s)
+        last = _position(last_s) if last_s else max(first, size - 1)
         if first >= size:
             continue
         ranges.append((first, min(last, size - 1)))
@@ -69,6 +78,24 @@ def parse_range(value: bytes, size: int) -> list[tuple[int, int]] | None:
         else:
             merged.append((first, last))
     return merged
+
+
+def _significant(digits: bytes) -> bytes:
+    return digits.lstrip(b"0") or b"0"
+
+
+def _position(digits: bytes) -> int:
+    """The value of an ASCII digit string, or ``_PAST_END`` when it has too many digits."""
+    significant = _significant(digits)
+    if len(significant) > _MAX_DIGITS:
+        return _PAST_END
+    return int(significant)
+
+
+def _digits_less(a: bytes, b: bytes) -> bool:
+    """``int(a) < int(b)`` for ASCII digit strings of any length, without converting them."""
+    a, b = _significant(a), _significant(b)
+    return (len(a), a) < (len(b), b)
 
 
 def part_head(content_type: str, first: int, last: int, size: int) -> bytes:

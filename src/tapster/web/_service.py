@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from tapster.endpoints import ServerEndpoint
@@ -11,6 +12,8 @@ from tapster.service import MultiService
 from ._config import WebConfig
 from ._server import WebServer
 from ._static import RootFolderError
+
+log = logging.getLogger("tapster.web")
 
 
 class WebService(MultiService):
@@ -46,6 +49,7 @@ class WebService(MultiService):
                 raise
             raise RootFolderError(f"{exc} inside the chroot {self.chroot}") from None
         await super().start()
+        log.info("%s", serving_line(self.listening()))
 
     async def stop(self) -> None:
         self.server.begin_drain()
@@ -54,3 +58,29 @@ class WebService(MultiService):
         finally:
             self.server.abort_all()
             await self.server.close()
+
+
+def serving_line(addresses: Sequence[str]) -> str:
+    """``serving http://127.0.0.1:8080/ (loopback only; --listen tcp:8080 for every
+    interface)``: the URLs to open, and how to reach beyond this machine when no
+    listener can be reached from elsewhere."""
+    urls: list[str] = []
+    loopback_ports: list[tuple[str, str]] = []
+    remote = False
+    for address in addresses:
+        scheme, _, rest = address.partition(":")
+        if scheme not in ("tcp", "ssl"):
+            urls.append(address)  # unix:/path and the like
+            continue
+        host, _, port = rest.rpartition(":")
+        urls.append(f"{'https' if scheme == 'ssl' else 'http'}://{host}:{port}/")
+        if host.startswith("127.") or host == "[::1]":
+            loopback_ports.append((scheme, port))
+        else:
+            remote = True
+    line = "serving " + ", ".join(urls)
+    if loopback_ports and not remote:
+        scheme, port = loopback_ports[0]
+        how = f"--listen tcp:{port}" if scheme == "tcp" else "--listen without interface="
+        line += f" (loopback only; {how} for every interface)"
+    return line

@@ -4,6 +4,10 @@ The event loop never runs application code. A request's body is read in full
 (bounded by ``--max-body``) before the application is called; the response
 streams back through a small queue, so an application that produces faster
 than the client reads is held back instead of filling memory.
+
+The workers are daemon threads: a call still running when the server has
+stopped (the shutdown budget spent, its client's connection closed) is
+abandoned, and neither holds the process at exit nor reports anything.
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import queue
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -36,7 +40,8 @@ class WsgiHandler:
 
     def __init__(self, app: WsgiApp, threads: int = 10) -> None:
         self._app = app
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tapster-wsgi")
+        self._pool = _DaemonPool(threads, "tapster-wsgi")
+        self._closed = False
 
     def handle(self, req: Request) -> asyncio.Future[Response] | Any:
         """An awaitable of the response the application gives for ``req``."""
@@ -46,8 +51,7 @@ class WsgiHandler:
         loop = asyncio.get_running_loop()
         channel = _Channel(loop)
         environ = build_environ(req)
-        job = loop.run_in_executor(self._pool, self._run, environ, channel)
-        job.add_done_callback(_ignore_result)
+        self._pool.submit(self._run, environ, channel)
         try:
             status, headers = await channel.head
         except _AppFailedError:
@@ -104,6 +108,8 @@ class WsgiHandler:
             state["head"] = (code, [(str(n), str(v)) for n, v in headers])
             return write
 
+        if channel.closed:
+            return  # the client left while the call waited for a thread
         result: Iterable[bytes] | None = None
         try:
             result = self._app(environ, start_response)
@@ -115,7 +121,8 @@ class WsgiHandler:
             send_head()
             channel.finish()
         except BaseException as exc:
-            log.exception("The WSGI application failed")
+            if not self._closed:  # else abandoned: the server and its log are gone
+                log.exception("The WSGI application failed")
             channel.fail(exc)
         finally:
             close = getattr(result, "close", None)
@@ -123,16 +130,60 @@ class WsgiHandler:
                 try:
                     close()
                 except Exception:
-                    log.exception("The WSGI application's close() failed")
+                    if not self._closed:
+                        log.exception("The WSGI application's close() failed")
 
     def close(self) -> None:
-        """Stop the worker threads once running calls finish."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """The server has stopped: drop calls not started, abandon those running."""
+        self._closed = True
+        self._pool.close()
 
 
-def _ignore_result(fut: asyncio.Future[None]) -> None:
-    if not fut.cancelled():
-        fut.exception()
+class _DaemonPool:
+    """Runs calls in at most ``size`` daemon threads, started as calls arrive.
+
+    Not a ``ThreadPoolExecutor``: the interpreter joins its threads at exit, so
+    one application call that outlives the shutdown budget would keep the
+    process alive until it returned. Calls here have no result to wait for
+    (they answer through their channel) and are simply dropped after ``close``.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._calls: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._closed = False
+
+    def submit(self, func: Callable[..., None], *args: Any) -> None:
+        """Queue ``func(*args)``; start a thread for it unless one is idle or all run."""
+        with self._lock:
+            if self._closed:
+                return
+            self._calls.put((func, args))
+            if self._idle.acquire(blocking=False) or self._threads >= self._size:
+                return
+            self._threads += 1
+            name = f"{self._name}-{self._threads}"
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None and not self._closed:
+            func, args = call
+            func(*args)
+            del call, func, args  # nothing of the last request is kept while idle
+            self._idle.release()
+
+    def close(self) -> None:
+        """Drop queued calls and let idle threads end; running calls are not waited for."""
+        with self._lock:
+            self._closed = True
+            for _ in range(self._threads):
+                self._calls.put(None)
 
 
 class _AppFailedError(Exception):
@@ -150,14 +201,31 @@ class _Channel:
 
     # Thread side.
 
+    @property
+    def closed(self) -> bool:
+        """True once the loop side gave up on this response (the client left)."""
+        return self._closed.is_set()
+
     def send_head(self, status: int, headers: list[tuple[str, str]]) -> None:
-        self._loop.call_soon_threadsafe(_set_result, self.head, (status, headers))
+        self._to_loop(_set_result, self.head, (status, headers))
+
+    def _to_loop(self, func: Callable[..., None], *args: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(func, *args)
+        except RuntimeError:  # the loop is closed: the server stopped, nobody waits
+            self._closed.set()
 
     def put(self, item: object) -> bool:
         """Queue ``item`` for the loop; ``False`` once the client is gone."""
         if self._closed.is_set():
             return False
-        fut = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
+        putting = self._queue.put(item)
+        try:
+            fut = asyncio.run_coroutine_threadsafe(putting, self._loop)
+        except RuntimeError:  # the loop is closed
+            putting.close()
+            self._closed.set()
+            return False
         try:
             fut.result()
         except (RuntimeError, asyncio.CancelledError, Exception):
@@ -169,7 +237,7 @@ class _Channel:
 
     def fail(self, exc: BaseException) -> None:
         if not self.head.done():
-            self._loop.call_soon_threadsafe(_set_exception, self.head, _AppFailedError())
+            self._to_loop(_set_exception, self.head, _AppFailedError())
         else:
             self.put(_AppFailedError())
 
