@@ -264,6 +264,7 @@ def test_cases_give_servers_no_device_path() -> None:
     offenders = [
         f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
         for path in sorted((ROOT / "bench").rglob("*.py"))
+        if not path.relative_to(ROOT / "bench").parts[0].startswith(".venv")  # peers' venvs
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if "os.devnull" in line or '"/dev/' in line or "'/dev/" in line
     ]
