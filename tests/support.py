@@ -39,6 +39,26 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> 
             time.sleep(0.02)
 
 
+def read_line(port: int, host: str = "127.0.0.1") -> str:
+    """Connect to ``host:port`` and return the first line the server sends, stripped."""
+    with socket.create_connection((host, port), timeout=10) as conn:
+        return conn.makefile("rb").readline().decode().strip()
+
+
+def wait_for_line(proc: subprocess.Popen[str], port: int, timeout: float = 15.0) -> str:
+    """:func:`read_line` once ``proc`` serves on ``port``; fails if it exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode}: {proc.communicate()[1]}")
+        try:
+            return read_line(port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def tapster_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a ``tapster`` subprocess: this checkout's code, no stray caches."""
     env = dict(os.environ)
@@ -232,3 +252,74 @@ def tapster_cmd_for(user: str) -> tuple[list[str], dict[str, str]] | None:
                 _commands_for[user] = ([*candidate, "-m", "tapster"], env)
                 break
     return _commands_for[user]
+
+
+class FakeServiceManager:
+    """A stand-in for systemd's notification socket: a datagram socket the test reads.
+
+    ``address`` is what goes in ``$NOTIFY_SOCKET`` (``@name`` for the abstract
+    namespace when ``abstract``). Datagrams are collected by a thread, with the
+    monotonic time each arrived, until :meth:`close`.
+    """
+
+    def __init__(self, folder: Path, abstract: bool = False) -> None:
+        import threading
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if abstract:
+            name = f"tapster-test-{os.getpid()}-{id(self)}"
+            self.sock.bind("\0" + name)
+            self.address = "@" + name
+        else:
+            path = folder / "notify.sock"
+            self.sock.bind(str(path))
+            self.address = str(path)
+        self.sock.settimeout(0.2)
+        self.received: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._closed:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.received.append((time.monotonic(), data.decode()))
+
+    def env(self, watchdog: float | None = None) -> dict[str, str]:
+        """The environment systemd would give the service."""
+        env = {"NOTIFY_SOCKET": self.address}
+        if watchdog is not None:
+            env["WATCHDOG_USEC"] = str(int(watchdog * 1e6))
+        return env
+
+    def messages(self, pings: bool = False) -> list[str]:
+        """The notifications so far, in order (without ``WATCHDOG=1`` unless ``pings``)."""
+        with self._lock:
+            return [m for _, m in self.received if pings or m != "WATCHDOG=1"]
+
+    def pings(self) -> list[float]:
+        """When each ``WATCHDOG=1`` arrived (monotonic seconds)."""
+        with self._lock:
+            return [t for t, m in self.received if m == "WATCHDOG=1"]
+
+    def wait_for(self, prefix: str, count: int = 1, timeout: float = 30.0) -> list[str]:
+        """Wait until ``count`` messages start with ``prefix``; all messages so far."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.messages()
+            if sum(1 for m in found if m.startswith(prefix)) >= count:
+                return found
+            time.sleep(0.02)
+        raise AssertionError(f"no {count} x {prefix!r} after {timeout} s: {self.messages()}")
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join()
+        self.sock.close()

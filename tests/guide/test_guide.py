@@ -212,11 +212,11 @@ SECTIONS = guide_sections()
 
 def test_create_the_plugin(shell: Shell) -> None:
     """Outcome 1: the guide's files are the example's, laid out as a drop-in folder."""
-    files = [b for b in SECTIONS["1"] + SECTIONS["3"] + SECTIONS["4"] if b.marker]
+    files = [b for b in SECTIONS["1"] + SECTIONS["2"] + SECTIONS["3"] + SECTIONS["4"] if b.marker]
     shown = {
         b.marker.split(":", 1)[1].strip(): b.text for b in files if b.marker.startswith("file:")
     }
-    assert len(shown) == 4
+    assert len(shown) == 5
     for path, text in shown.items():
         assert (ROOT / path).read_text() == text, f"docs/guide.md shows an outdated {path}"
     plugin_dir = shell.cwd / "MyProject" / "tapster" / "plugins"

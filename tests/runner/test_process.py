@@ -35,9 +35,12 @@ def test_systemd_notify_ready_then_stopping(project: Path, tapster_proc, tmp_pat
         ready = systemd.recv(4096).decode()
         # READY=1 is sent only once the port listens.
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        assert ready == f"READY=1\nMAINPID={proc.pid}"
+        assert ready == (
+            f"READY=1\nSTATUS=serving myproject on tcp:127.0.0.1:{port}\nMAINPID={proc.pid}"
+        )
         proc.send_signal(signal.SIGTERM)
-        assert systemd.recv(4096) == b"STOPPING=1"
+        stopping = b"STOPPING=1\nSTATUS=stopping myproject: draining (within 30 s)"
+        assert systemd.recv(4096) == stopping
         proc.communicate(timeout=15)
 
 

@@ -124,5 +124,18 @@ class Portal:
             interface, avatar, logout = await self.realm.request_avatar(
                 avatar_id, mind, *interfaces
             )
+            _count_login(checker, "succeeded")
             return LoginResult(interface, avatar, logout)
+        _count_login(candidates[-1], "failed")
         raise failure
+
+
+def _count_login(checker: object, result: str) -> None:
+    """``tapster_cred_logins_total{checker, result}``: logins by checker type and outcome."""
+    from tapster.metrics import counter
+
+    counter(
+        "tapster_cred_logins",
+        "Logins checked, by checker type and result (succeeded, failed).",
+        labels=("checker", "result"),
+    ).labels(type(checker).__name__, result).inc()

@@ -19,7 +19,7 @@ from tapster.cred.errors import (
     UnsupportedAuthTypeError,
 )
 from tapster.plugin import PluginKind, get_plugins
-from tapster.usage import UsageError
+from tapster.usage import UsageError, secret
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,6 +95,12 @@ def _names(kinds: tuple[type, ...]) -> str:
     return ", ".join(k.__name__ for k in kinds) or "nothing"
 
 
+def _mask_auth(description: str) -> str:
+    """``TYPE:***``: an ``--auth`` value's arguments may hold passwords (``memory:``)."""
+    auth_type, colon, _ = description.partition(":")
+    return f"{auth_type}:***" if colon else auth_type
+
+
 class AuthOptionMixin:
     """Adds ``--auth``, ``--help-auth`` and ``--help-auth-type`` to an Options class.
 
@@ -138,6 +144,7 @@ class AuthOptionMixin:
 
     # -- options -------------------------------------------------------------------------
 
+    @secret(_mask_auth)
     def opt_auth(self, description: str) -> None:
         """Accept logins checked by TYPE[:ARGS]; repeat to accept several (see --help-auth)."""
         auth_type, _, arg_string = description.partition(":")

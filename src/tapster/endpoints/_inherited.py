@@ -47,6 +47,7 @@ __all__ = [
     "is_shared",
     "recording",
     "start_listening",
+    "stop_inheriting",
 ]
 
 #: A bound listener as handed over: the endpoint's description and its descriptors.
@@ -63,6 +64,7 @@ class _Table:
         self.depth = 0
         self.reuse_port = False  # recording: reserve plain TCP endpoints
         self.defer_listen = False  # inheriting: own listeners wait for start_listening()
+        self.keep_reserved = False  # inheriting: a reservation stays one (an upgraded supervisor)
         self.pending: list[tuple[socket.socket, int]] = []  # (own listener, backlog)
         self.shared: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
@@ -112,7 +114,7 @@ def _bind(
             sock = socket.socket(fileno=os.dup(fd))
             sock.setblocking(False)
             sockets.append(sock)
-            if _is_reserved(sock):
+            if not _table.keep_reserved and _is_reserved(sock):
                 sockets[-1] = _own_listener(sock, getattr(endpoint, "backlog", DEFAULT_BACKLOG))
                 sock.close()
             else:
@@ -121,6 +123,8 @@ def _bind(
         for sock in sockets:
             sock.close()
         raise ListenError(description, f"the inherited socket cannot be used: {exc}") from None
+    if _table.recorded is not None:
+        _table.recorded.append((endpoint, sockets))
     return sockets
 
 
@@ -195,13 +199,17 @@ def recording(
         _table.reuse_port = False
 
 
-def inherit(listeners: list[Listener], *, defer_listen: bool = False) -> None:
+def inherit(
+    listeners: list[Listener], *, defer_listen: bool = False, keep_reserved: bool = False
+) -> None:
     """From now on, binds take these inherited descriptors (the worker's side).
 
     The descriptors are made non-inheritable, so that programs the service
     starts do not keep the listeners open. With ``defer_listen``, listeners of
     this process's own (``--reuse-port``) are bound but listen only once
-    :func:`start_listening` is called.
+    :func:`start_listening` is called. With ``keep_reserved`` (a supervisor
+    re-executed by an upgrade, inside :func:`recording`) a ``--reuse-port``
+    reservation is taken as it is.
     """
     table: dict[str, list[list[int]]] = {}
     for description, fds in listeners:
@@ -211,12 +219,20 @@ def inherit(listeners: list[Listener], *, defer_listen: bool = False) -> None:
     _table.inherited = table
     _table.used = {}
     _table.defer_listen = defer_listen
+    _table.keep_reserved = keep_reserved
     _table.pending = []
 
 
 def is_shared(sock: socket.socket) -> bool:
     """True for a listener whose queue this process shares with other workers."""
     return sock in _table.shared
+
+
+def stop_inheriting() -> None:
+    """Binds bind again (an upgraded supervisor, once it adopted its listeners)."""
+    _table.inherited = None
+    _table.used = {}
+    _table.keep_reserved = False
 
 
 def inheriting() -> bool:

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 from tapster.endpoints import ServerEndpoint, TCPServerEndpoint, UNIXServerEndpoint, _inherited
+from tapster.metrics import CounterSeries, counter, gauge
 from tapster.service import Service, remaining_budget
 
 from ._tracking import TrackedProtocol, track
@@ -76,6 +77,18 @@ def resolve_endpoint(endpoint_or_description: ServerEndpoint | str) -> ServerEnd
     return endpoint_or_description
 
 
+_ACCEPTED = counter(
+    "tapster_listener_connections_accepted",
+    "Connections accepted, per listener (its addresses).",
+    labels=("listener",),
+)
+_OPEN = gauge(
+    "tapster_listener_connections_open",
+    "Connections open now, per listener (its addresses).",
+    labels=("listener",),
+)
+
+
 class StreamServerService(Service):
     """Serve stream connections (TCP, TLS, Unix) on one endpoint.
 
@@ -124,6 +137,7 @@ class StreamServerService(Service):
         self._connections: set[TrackedProtocol] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._addresses: list[str] = []
+        self._accepted: CounterSeries | None = None
 
     def privileged_start(self) -> None:
         """Bind the endpoint; a failure raises ``ListenError`` naming the address."""
@@ -137,6 +151,9 @@ class StreamServerService(Service):
     async def start(self) -> None:
         """Begin accepting on every bound socket."""
         loop = asyncio.get_running_loop()
+        label = self._where()
+        self._accepted = _ACCEPTED.labels(label)
+        _OPEN.labels(label).set_function(self._connections.__len__)
         self._accepting = [
             loop.create_task(self._accept_loop(sock), name=f"accept {address}")
             for sock, address in zip(self._sockets, self._addresses, strict=True)
@@ -239,6 +256,8 @@ class StreamServerService(Service):
         return functools.partial(self._tracked_protocol, make)
 
     def _tracked_protocol(self, make: ProtocolFactory) -> asyncio.BaseProtocol:
+        if self._accepted is not None:
+            self._accepted.value += 1
         return track(make(), self._connections)
 
     def _stream_protocol(self, loop: asyncio.AbstractEventLoop) -> asyncio.BaseProtocol:
@@ -287,6 +306,7 @@ class StreamServerService(Service):
             task.cancel()
         if accepting:
             await asyncio.wait(accepting)
+        await self._take_backlog()
         self._close_listeners()
         self._announce_stop()
         budget = remaining_budget()
@@ -298,7 +318,32 @@ class StreamServerService(Service):
         self._close_everything()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=1.0)
+        if self._accepted is not None:
+            _OPEN.remove(self._where())
+            self._accepted = None
         self._addresses = []
+
+    async def _take_backlog(self) -> None:
+        """Accept what waits in the listen queues, to be served and drained like the rest.
+
+        Closing a listener resets every connection still queued on it: clients
+        that connected before the stop would see a reset, not an answer.
+        """
+        tls = self.endpoint.ssl_context
+        before = set(self._tasks)
+        for sock in self._sockets:
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    break  # nothing waiting (or not listening: a spare's own listener)
+                conn.setblocking(False)
+                self._spawn(conn, tls)
+        taken = self._tasks - before
+        if taken:
+            logger.debug("took %d queued connection(s) on %s", len(taken), self._where())
+            # Set up before the stop is announced, so that they hear it too.
+            await asyncio.wait(taken, timeout=1.0)
 
     def _announce_stop(self) -> None:
         """Tell protocols that have a ``stop_requested()`` method that the server stops."""

@@ -15,6 +15,7 @@ from tapster.endpoints import (
     UNIXClientEndpoint,
     server_from_string,
 )
+from tapster.portforward import _metrics
 from tapster.portforward._proxy import (
     DEFAULT_HIGH_WATER,
     Connector,
@@ -167,6 +168,7 @@ class PortForwardService(Service):
                 )
                 self._servers.append(server)
         self._serving = True
+        _metrics.watch(self)
         if self.idle_timeout:
             self._sweeper = asyncio.get_running_loop().create_task(
                 self._sweep(self.idle_timeout), name="portforward idle sweep"
@@ -182,6 +184,7 @@ class PortForwardService(Service):
         """Stop listening, drain or close open connections, log the counters."""
         fw = self.forwarder
         self._serving = False
+        _metrics.unwatch(self)
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

@@ -25,6 +25,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from tapster.metrics import counter
 from tapster.procmon._backoff import Backoff, RestartPolicy
 from tapster.procmon._output import LineLogger
 from tapster.procmon._reaper import ExitWatcher, make_exit_watcher
@@ -47,6 +48,13 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit status {code}"
+
+
+_RESTARTS = counter(
+    "tapster_procmon_restarts",
+    "Children restarted after they ended (or failed to start), per command name.",
+    labels=("command",),
+)
 
 
 @dataclass
@@ -187,6 +195,7 @@ class ProcessMonitor(Service):
                     runtime = loop.time() - began
                 if self._halted():
                     break
+                _RESTARTS.labels(child.name).inc()
                 # A failed start (runtime None) takes the same delays as a quick exit.
                 delay = backoff.after_exit(runtime)
                 if delay > 0:

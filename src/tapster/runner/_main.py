@@ -203,6 +203,14 @@ def _parse_and_run(args: list[str], before_run: Callable[[], None] | None) -> Ou
         return Outcome(_rebuild_caches())
     if options["completion"]:
         return Outcome(_completion(options, options["completion"]))
+    if options["print_config"]:
+        from tapster.config._print import print_config
+
+        return Outcome(print_config(options), text_only=True)
+    if options["reload"] and "TAPSTER_RELOADED" not in os.environ:
+        from tapster.runner._reload import reload_command
+
+        return Outcome(reload_command(options, args))
     if options.bare:
         sys.stderr.write(options.help_text())
         _say("error: no subcommand given (choose one of the commands above, or -y FILE.tac)")

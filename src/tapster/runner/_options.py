@@ -132,6 +132,20 @@ def _group(value: str) -> int:
     return group_id(value)
 
 
+@documented(
+    "An endpoint: tcp:9100:interface=127.0.0.1, unix:/run/app/admin.sock:mode=600, ...",
+    metavar="ENDPOINT",
+)
+def _admin_endpoint(value: str) -> str:
+    from tapster.endpoints import EndpointError, server_from_string  # only when given
+
+    try:
+        server_from_string(value)
+    except EndpointError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 @documented("auto, asyncio, uvloop or module:factory.", ("auto", "asyncio", "uvloop"), "LOOP")
 def _loop(value: str) -> str:
     from tapster.runner import _loops  # here: --help needs no loop module
@@ -183,6 +197,13 @@ def install_app_dir(directory: str | None) -> str | None:
     return path
 
 
+def _other_sources(options: Any, given: Any, rest: list[str]) -> list[str]:
+    """The environment and the config file, below the command line (tapster.config)."""
+    from tapster.config._sources import runner_sources
+
+    return runner_sources(options, given, rest)
+
+
 def _twisted_plugins(taken: list[str]) -> list[Any]:
     """Twisted's service makers as commands: none unless Twisted is importable (twisted_compat)."""
     from tapster.plugin._folders import twisted_package
@@ -228,6 +249,8 @@ class RunnerOptions(Options):
             "With --workers: keep no spare worker started ahead (saves its memory; "
             "a replacement then takes a full start-up).",
         ),
+        ("print_config", None, "Print the effective settings, with where each came from; exit."),
+        ("reload", None, "Restart the service when a .py file of the app changes (development)."),
     ]
 
     parameters = [
@@ -263,6 +286,28 @@ class RunnerOptions(Options):
         ("profile", None, None, "Profile the run and write the report to this file.", _file),
         ("profiler", None, "cprofile", "The profiler.", choice("cprofile", "profile")),
         ("shutdown_timeout", None, 30.0, "Seconds a graceful stop may take.", _seconds),
+        (
+            "admin",
+            None,
+            None,
+            "Serve /livez, /readyz, /metrics and /status on this endpoint "
+            "(control actions only on a unix socket).",
+            _admin_endpoint,
+        ),
+        (
+            "loop_stall",
+            None,
+            0.5,
+            "Log where the event loop is stuck when it has not turned for this long (0: off).",
+            _seconds,
+        ),
+        (
+            "shutdown_delay",
+            None,
+            0.0,
+            "On SIGTERM: not ready at once, keep accepting this long, then stop.",
+            _seconds,
+        ),
         ("workers", "w", None, "Run a supervisor and N worker processes.", _workers),
         (
             "worker_timeout",
@@ -294,6 +339,14 @@ class RunnerOptions(Options):
             existing_dir,
         ),
         (
+            "config",
+            None,
+            None,
+            "Read settings from this TOML file (default: tapster.toml in the app directory, "
+            "else [tool.tapster] in its pyproject.toml); see docs/configuration.md.",
+            _file,
+        ),
+        (
             "completion",
             None,
             None,
@@ -308,6 +361,8 @@ class RunnerOptions(Options):
         self.maker: Any = None
         self.app_path: str | None = None
         self.bare = False
+        self.config_sources: Any = None  # tapster.config, once the command line is read
+        self._tapster_sources = _other_sources
 
     def opt_help(self) -> None:
         """Display this help and exit."""
@@ -331,6 +386,10 @@ class RunnerOptions(Options):
     def opt_version(self) -> None:
         """Display the version and exit."""
         _show(f"{self.command_path()} {self.version}\n")
+
+    def opt_reload_include(self, pattern: str) -> None:
+        """With --reload, also watch files matching this glob, e.g. '*.html' (repeatable)."""
+        self.setdefault("reload_include", []).append(pattern)
 
     def opt_help_loops(self) -> None:
         """List the event loops available here and exit."""
@@ -385,6 +444,8 @@ class RunnerOptions(Options):
                 )
             self.maker = maker
             sub = options_class()
+            if self.config_sources is not None:
+                sub._tapster_sources = self.config_sources.subcommand_sources(name)
             if not getattr(options_class, "synopsis", None):
                 sub.synopsis = f"tapster [options] {name} [{name} options]"
             return sub
@@ -400,6 +461,8 @@ class RunnerOptions(Options):
             self.bare = True
         if self["daemon"] and self["nodaemon"]:
             raise UsageError("choose -n/--nodaemon or -D/--daemon, not both")
+        if self["daemon"] and self["reload"]:
+            raise UsageError("--reload runs in the foreground; drop --daemon")
         if self["daemon"] and self["debug"]:
             raise UsageError("--debug runs in the foreground; drop --daemon")
         if self["daemon"] and self["logfile"] == "-":
@@ -460,11 +523,14 @@ class RunnerOptions(Options):
             spew=bool(self["spew"]),
             originalname=bool(self["originalname"]),
             shutdown_timeout=float(self["shutdown_timeout"]),
+            shutdown_delay=float(self["shutdown_delay"]),
             app_dir=self.app_path,
             workers=self["workers"],
             worker_timeout=float(self["worker_timeout"]),
             max_worker_memory=self["max_worker_memory"],
             max_worker_age=self["max_worker_age"],
+            admin=self["admin"] or None,
+            loop_stall=float(self["loop_stall"]),
             no_spare_worker=bool(self["no_spare_worker"]),
             reuse_port=bool(self["reuse_port"]),
         )

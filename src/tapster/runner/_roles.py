@@ -39,6 +39,8 @@ class Role(Protocol):
     title: str
     #: Whether this process switches to ``--uid``/``--gid`` (a supervisor does not).
     switches_user: bool
+    #: True in a supervisor re-executed by an upgrade: already a daemon if it was one.
+    upgraded: bool
 
     def adjust(self, settings: RunSettings) -> RunSettings:
         """The settings this process runs with."""
@@ -66,6 +68,7 @@ class SingleProcess:
 
     title = ""
     switches_user = True
+    upgraded = False
 
     def adjust(self, settings: RunSettings) -> RunSettings:
         """The settings, unchanged."""

@@ -34,7 +34,7 @@ from typing import Any
 
 from tapster import __version__
 from tapster._lazy import import_deferred
-from tapster.runner import _app, _daemon, _loops, _privileges, _systemd
+from tapster.runner import _app, _daemon, _lifecycle, _loops, _privileges, _systemd
 from tapster.runner._files import describe_kind, masked, open_regular
 from tapster.runner._logs import (
     FILE_MODE,
@@ -92,6 +92,8 @@ class Runner:
         self.pidfile: PidFile | None = None
         self.logs: Logs | None = None
         self.readiness = _daemon.Readiness(None)
+        #: What this process is doing, told to systemd and readiness probes.
+        self.lifecycle = _lifecycle.current()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_name = _loops.resolved_name(settings.loop)
         self._capture: EarlyRecords | None = None
@@ -100,6 +102,7 @@ class Runner:
         self._null_fd: int | None = None  # /dev/null, opened before a chroot
         self._loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
         self._profile: _ProfileReport | None = None
+        self.ops: Any = None  # runner._operations.Operations with --admin or --loop-stall
         root = settings.chroot
         self.base_dir = (
             os.path.join(os.path.abspath(root), settings.rundir.lstrip("/"))
@@ -162,7 +165,7 @@ class Runner:
             self.build()
             self.open_logs()
             self.enter_environment()
-            if self.settings.daemon:
+            if self.settings.daemon and not self.role.upgraded:
                 status = self.daemonize()
                 if status is not None:
                     return status
@@ -225,6 +228,9 @@ class Runner:
             else:
                 self.pidfile.remove()
             self.pidfile = None
+        if self.ops is not None:
+            self.ops.close()
+            self.ops = None
         if self._profile is not None:
             self._profile.close(discard=not self._launcher)
             self._profile = None
@@ -398,6 +404,15 @@ class Runner:
     def privileged_start(self) -> None:
         """Step 6b: bind sockets and whatever else needs the launching user's rights."""
         assert self.root is not None
+        settings = self.settings
+        if settings.admin or settings.loop_stall > 0:
+            from tapster.runner._operations import Operations
+
+            self.ops = Operations(self)
+            try:
+                self.ops.bind()
+            except Exception as exc:
+                raise StartupError(f"cannot serve --admin: {_describe(exc)}") from exc
         try:
             with self.role.binding():
                 self.root.privileged_start()
@@ -473,6 +488,10 @@ class Runner:
         watcher = SignalWatcher(self.loop)
         watcher.install()
         self.role.loop_started(self)
+        if self.ops is not None:
+            self.ops.loop_started(self.loop)
+        watchdog = _systemd.Watchdog(self.loop, self.lifecycle.notifier)
+        watchdog.start()
         try:
             logger.info(
                 "tapster %s on %s %s, loop %s, pid %d",
@@ -504,22 +523,40 @@ class Runner:
             self.readiness.ready()
             if self.logs is not None:
                 self.logs.serving()
-            _systemd.notify(f"READY=1\nMAINPID={os.getpid()}")
+            self.lifecycle.set_ready(
+                f"serving {self.app_name} on {', '.join(where) if where else 'nothing'}"
+            )
             return await self._wait_and_stop(watcher)
         finally:
+            watchdog.stop()
             watcher.restore()
 
     async def _wait_and_stop(self, watcher: SignalWatcher) -> int:
         assert self.root is not None
         while True:
             signum = await watcher.next()
-            if signum in (signal.SIGUSR1, signal.SIGHUP):
+            if signum == signal.SIGHUP:
+                # systemd's Type=notify-reload sends SIGHUP and waits for RELOADING=1
+                # and READY=1: a single process's reload is reopening its log.
+                status = self.lifecycle.status
+                self.lifecycle.set_reloading("reloading: reopening the log")
+                self._reopen_logs(signum)
+                self.lifecycle.set_ready(status)
+                continue
+            if signum == signal.SIGUSR1:
                 self._reopen_logs(signum)
                 continue
             break
+        if self.ops is not None:
+            self.ops.stopping(f"{signal.Signals(signum).name} received")
         timeout = self.settings.shutdown_timeout
-        logger.info("%s received: stopping (within %gs)", signal.Signals(signum).name, timeout)
-        _systemd.notify("STOPPING=1")
+        name = signal.Signals(signum).name
+        delay = self.settings.shutdown_delay
+        if delay > 0 and signum == signal.SIGTERM:
+            await self._delay_stop(watcher, name, delay, timeout)
+        logger.info("%s received: stopping (within %gs)", name, timeout)
+        self.lifecycle.set_stopping(f"stopping {self.app_name}: draining (within {timeout:g} s)")
+        self.lifecycle.notifier.extend_timeout(timeout + 1.0)
         stopping = asyncio.ensure_future(shutdown(self.root, timeout))
         while not stopping.done():
             waiting = asyncio.ensure_future(watcher.next())
@@ -541,6 +578,38 @@ class Runner:
             return EXIT_RUNTIME
         logger.info("application %r stopped", self.app_name)
         return EXIT_OK
+
+    async def _delay_stop(
+        self, watcher: SignalWatcher, name: str, delay: float, timeout: float
+    ) -> None:
+        """``--shutdown-delay``: not ready at once, keep serving ``delay`` seconds.
+
+        Load balancers (a Kubernetes Service) stop sending new connections a
+        moment after the stop was asked; until then the listeners keep
+        accepting. A SIGINT meanwhile ends the delay (the stop begins at once).
+        """
+        logger.info(
+            "%s received: not ready any more; accepting for %gs more, then stopping (within %gs)",
+            name,
+            delay,
+            timeout,
+        )
+        self.lifecycle.set_draining(
+            f"stopping {self.app_name}: not ready, accepting for {delay:g} s more"
+        )
+        self.lifecycle.notifier.extend_timeout(delay + timeout + 1.0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                signum = await asyncio.wait_for(watcher.next(), remaining)
+            except TimeoutError:
+                break
+            if signum == signal.SIGINT:
+                logger.info("SIGINT received: ending the delay")
+                break
+            if signum in (signal.SIGUSR1, signal.SIGHUP):
+                self._reopen_logs(signum)
 
     def _check_log(self) -> None:
         """A log file that cannot be written at start-up fails the start (Logs.check_written)."""

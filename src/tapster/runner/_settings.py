@@ -45,5 +45,8 @@ class RunSettings(NamedTuple):
     worker_timeout: float = 30.0
     max_worker_memory: int | None = None
     max_worker_age: float | None = None
+    admin: str | None = None
+    loop_stall: float = 0.5
     no_spare_worker: bool = False
     reuse_port: bool = False
+    shutdown_delay: float = 0.0

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tapster.service._application import Application
     from tapster.service._budget import remaining_budget, shutdown
     from tapster.service._maker import ServiceMaker
+    from tapster.service._readiness import READINESS_TIMEOUT, not_ready
     from tapster.service._service import (
         MultiService,
         Service,
@@ -26,23 +27,27 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "READINESS_TIMEOUT",
     "Application",
     "MultiService",
     "Service",
     "ServiceError",
     "ServiceMaker",
     "ServiceStartError",
+    "not_ready",
     "remaining_budget",
     "shutdown",
 ]
 
 _HOMES = {
+    "READINESS_TIMEOUT": "_readiness",
     "Application": "_application",
     "MultiService": "_service",
     "Service": "_service",
     "ServiceError": "_service",
     "ServiceMaker": "_maker",
     "ServiceStartError": "_service",
+    "not_ready": "_readiness",
     "remaining_budget": "_budget",
     "shutdown": "_budget",
 }

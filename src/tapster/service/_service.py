@@ -231,6 +231,17 @@ class Service:
         """What this service listens on, e.g. ``["tcp:127.0.0.1:8080"]`` (empty if nothing)."""
         return []
 
+    async def readiness(self) -> str | None:
+        """Whether this service can take work now: None when it can, else why not.
+
+        Override it to check what the service depends on (ping a database, look
+        at a queue's depth). The admin endpoint's ``/readyz`` calls it on every
+        running service of the tree, at once, each within
+        ``tapster.service.READINESS_TIMEOUT`` seconds; raising or overrunning
+        counts as not ready. It must not block the loop. The default: ready.
+        """
+        return None
+
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         name = f" {self.name!r}" if self.name is not None else ""

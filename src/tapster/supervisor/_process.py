@@ -33,6 +33,7 @@ from tapster.procmon._reaper import ExitWatcher
 from tapster.runner._roles import WORKER_ENV
 from tapster.supervisor._channel import LineSplitter, decode, encode
 from tapster.supervisor._output import WorkerOutput
+from tapster.supervisor._upgrade import AdoptedWorker
 from tapster.supervisor._worker import WorkerSpec
 
 __all__ = ["WorkerProcess"]
@@ -66,7 +67,6 @@ class WorkerProcess:
         #: and killed), ``stopping``.
         self.state = "starting"
         self._on_message = on_message
-        loop = asyncio.get_running_loop()
         channel_r, channel_w = os.pipe()
         watch_r, watch_w = os.pipe()
         output_r, output_w = os.pipe()
@@ -76,6 +76,7 @@ class WorkerProcess:
         extra_fds = (control_r,) if control_r >= 0 else ()
         env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
         env[WORKER_ENV] = spec.to_json()
+        self.proc: subprocess.Popen[bytes] | None
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tapster", *argv],
@@ -95,7 +96,60 @@ class WorkerProcess:
             for fd in (channel_w, watch_r, output_w, control_r):
                 if fd >= 0:
                     os.close(fd)
-        self.pid = self.proc.pid
+        self._attach(
+            self.proc.pid,
+            channel_r=channel_r,
+            output_r=output_r,
+            watch_w=watch_w,
+            log_handler=log_handler,
+            exits=exits,
+        )
+
+    @classmethod
+    def adopt(
+        cls,
+        worker: AdoptedWorker,
+        *,
+        log_handler: logging.Handler | None,
+        exits: ExitWatcher,
+        on_message: Callable[[WorkerProcess, dict[str, object]], None],
+    ) -> WorkerProcess:
+        """A worker the previous supervisor image started, from its handed-over pipes."""
+        self = cls.__new__(cls)
+        self.number = worker.number
+        self.started = time.monotonic() - worker.age
+        self.last_beat = time.monotonic()
+        self.ready_at = self.started if worker.state == "ready" else None
+        self.thread = None
+        self.failure = None
+        self.state = worker.state
+        self._on_message = on_message
+        self._control_w = -1
+        self.proc = None
+        for fd in (worker.channel, worker.output, worker.watch):
+            os.set_inheritable(fd, False)
+        self._attach(
+            worker.pid,
+            channel_r=worker.channel,
+            output_r=worker.output,
+            watch_w=worker.watch,
+            log_handler=log_handler,
+            exits=exits,
+        )
+        return self
+
+    def _attach(
+        self,
+        pid: int,
+        *,
+        channel_r: int,
+        output_r: int,
+        watch_w: int,
+        log_handler: logging.Handler | None,
+        exits: ExitWatcher,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.pid = pid
         # Watch before yielding to the loop (see procmon's _reaper).
         self.exited: asyncio.Future[int] = exits.watch(self.pid)
         self.exited.add_done_callback(self._settle)
@@ -103,12 +157,28 @@ class WorkerProcess:
         self._channel_fd = channel_r
         self._output_fd = output_r
         self._channel = LineSplitter()
-        self.output = WorkerOutput(log_handler, number, self.pid)
+        self.output = WorkerOutput(log_handler, self.number, self.pid)
         self._loop = loop
         for fd, reader in ((channel_r, self._read_channel), (output_r, self._read_output)):
             os.set_blocking(fd, False)
             loop.add_reader(fd, reader)
         self.output_closed: asyncio.Future[None] = loop.create_future()
+
+    def handover(self) -> AdoptedWorker | None:
+        """What a new supervisor image needs to adopt this worker; None for a spare."""
+        if not self.number or self.state not in ("ready", "stopping") or self.exited.done():
+            return None
+        if min(self._channel_fd, self._output_fd, self._watch_w) < 0:
+            return None
+        return AdoptedWorker(
+            number=self.number,
+            pid=self.pid,
+            channel=self._channel_fd,
+            output=self._output_fd,
+            watch=self._watch_w,
+            state=self.state,
+            age=self.uptime,
+        )
 
     def __repr__(self) -> str:
         if not self.number:
@@ -136,7 +206,7 @@ class WorkerProcess:
         return time.monotonic() - self.started
 
     def _settle(self, fut: asyncio.Future[int]) -> None:
-        if not fut.cancelled():
+        if not fut.cancelled() and self.proc is not None:
             self.proc.returncode = fut.result()  # Popen must not wait for it again
 
     def signal(self, signum: int) -> None:

@@ -22,15 +22,24 @@ event loop, it:
   in, and the worker is killed, its replacement already starting;
 * recycles workers (``--max-worker-memory``, ``--max-worker-age``), one at a
   time, the replacement ready before the old worker is told to drain;
+* upgrades in place on ``SIGUSR2`` (``_upgrade``): re-executes itself, same
+  PID, handing the listeners and the workers to the new image, which then
+  reloads them;
+* reloads on ``SIGHUP``: each worker in turn is replaced by a
+  fresh interpreter (new code), ready before the old one drains; a new
+  worker that cannot start ends the reload there, the old ones serving;
 * adds or removes a worker on ``SIGTTIN`` / ``SIGTTOU``, reopens its log on
   ``SIGUSR1`` / ``SIGHUP``, and on ``SIGTERM`` / ``SIGINT`` lets every worker
-  drain within ``--shutdown-timeout``, then exits 0.
+  drain within ``--shutdown-timeout`` (after ``--shutdown-delay``), then exits 0;
+* tells systemd each step (``tapster.runner._lifecycle``) and pings its
+  watchdog while its loop runs and every worker's heartbeat is fresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -41,15 +50,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from tapster import __version__
-from tapster.endpoints._inherited import Listener, recording
+from tapster.endpoints._inherited import Listener, inherit, recording, stop_inheriting
 from tapster.procmon._backoff import Backoff, RestartPolicy
 from tapster.procmon._monitor import describe_exit
 from tapster.procmon._reaper import ExitWatcher, make_exit_watcher
-from tapster.runner import _systemd
 from tapster.runner._signals import HANDLED, SignalWatcher
+from tapster.runner._systemd import Watchdog
+from tapster.supervisor._operations import SupervisorSubject
 from tapster.supervisor._process import WorkerProcess
 from tapster.supervisor._recycle import MEMORY_INTERVAL, AgeLimit, MemoryLimit, resident_memory
 from tapster.supervisor._stack import stuck_frame
+from tapster.supervisor._upgrade import UPGRADE_ENV, Handover, execute
 from tapster.supervisor._worker import DUMP_SIGNAL
 
 TYPE_CHECKING = False
@@ -75,7 +86,7 @@ DUMP_WAIT = 0.25
 RESTARTS = RestartPolicy(threshold=1.0, min_restart_delay=0.1, max_restart_delay=10.0)
 
 _EXIT_OK, _EXIT_FAILURE, _EXIT_FORCED = 0, 1, 130
-_SIGNALS = (*HANDLED, signal.SIGTTIN, signal.SIGTTOU)
+_SIGNALS = (*HANDLED, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2)
 
 
 class SupervisorRole:
@@ -92,6 +103,17 @@ class SupervisorRole:
         self.launch_dir = os.getcwd()
         self.reuse_port = settings.reuse_port
         self.bound: list[tuple[ServerEndpoint, list[socket.socket]]] = []
+        #: What the previous image handed over, when this supervisor was re-executed.
+        self.handover: Handover | None = None
+        spec = os.environ.pop(UPGRADE_ENV, None)
+        if spec is not None:
+            try:
+                self.handover = Handover.from_json(spec)
+            except ValueError as exc:
+                sys.stderr.write(f"tapster: bad ${UPGRADE_ENV}: {exc}\n")
+                raise SystemExit(1) from None
+        #: An upgraded supervisor is a daemon already, if it was one: no second fork.
+        self.upgraded = self.handover is not None
 
     def adjust(self, settings: RunSettings) -> RunSettings:
         """The settings, unchanged."""
@@ -103,9 +125,24 @@ class SupervisorRole:
     @contextlib.contextmanager
     def binding(self) -> Iterator[None]:
         """Bind as usual, noting every listener for the workers (``--reuse-port``: reserve TCP)."""
-        with recording(reuse_port=self.reuse_port) as found:
-            yield
+        handover = self.handover
+        if handover is None:
+            with recording(reuse_port=self.reuse_port) as found:
+                yield
+            self.bound = found
+            return
+        # Re-executed: the listeners are the previous image's, taken as they are.
+        with recording() as found:
+            inherit(handover.listeners, keep_reserved=True)
+            try:
+                yield
+            finally:
+                stop_inheriting()
         self.bound = found
+        for _, fds in handover.listeners:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)  # the table took duplicates
 
     def loop_started(self, runner: Runner) -> None:
         """Not called: the supervisor runs its own loop."""
@@ -117,7 +154,10 @@ class SupervisorRole:
             (endpoint.description, [sock.fileno() for sock in sockets])
             for endpoint, sockets in self.bound
         ]
-        supervisor = Supervisor(runner, self.argv, self.launch_dir, listeners)
+        sockets = [sock for _, socks in self.bound for sock in socks]
+        supervisor = Supervisor(
+            runner, self.argv, self.launch_dir, listeners, sockets=sockets, handover=self.handover
+        )
         status = runner.loop.run_until_complete(supervisor.run())
         if status == _EXIT_FORCED:
             runner._exit_now(status)
@@ -155,6 +195,16 @@ class _Watch:
     recycling: str = ""
 
 
+@dataclass(eq=False)
+class _Reload:
+    """A reload under way: the slots still to replace, and the one being replaced."""
+
+    pending: list[_Slot]
+    started: float = field(default_factory=time.monotonic)
+    slot: _Slot | None = None
+    replaced: int = 0
+
+
 class _FatalError(Exception):
     """A worker cannot start: stop everything, exit 1 with this line."""
 
@@ -163,9 +213,24 @@ class Supervisor:
     """The supervising loop (see the module docstring)."""
 
     def __init__(
-        self, runner: Runner, argv: Sequence[str], cwd: str, listeners: list[Listener]
+        self,
+        runner: Runner,
+        argv: Sequence[str],
+        cwd: str,
+        listeners: list[Listener],
+        *,
+        sockets: Sequence[socket.socket] = (),
+        handover: Handover | None = None,
     ) -> None:
         self.runner = runner
+        self.handover = handover
+        self.upgrading = False
+        self.lifecycle = runner.lifecycle
+        self.notifier = runner.lifecycle.notifier
+        self.sockets = list(sockets)
+        self.reload: _Reload | None = None
+        self.last_reload = ""
+        self.last_error = ""
         self.settings = runner.settings
         self.argv = argv
         self.cwd = cwd
@@ -182,6 +247,9 @@ class Supervisor:
         self._next_memory_check = 0.0
         self._recycle_after = 0.0
         self._handler = runner.logs.handler if runner.logs is not None else None
+        ops = runner.ops
+        self.admin = ops.admin if ops is not None else None
+        self.subject = SupervisorSubject(self) if self.admin is not None else None
         timeout = self.settings.worker_timeout
         self._start_time = max(timeout, MIN_START_TIME)
 
@@ -194,7 +262,10 @@ class Supervisor:
         watcher.install()
         forward = loop.create_task(self._forward_signals(watcher))
         self._exits = make_exit_watcher(loop)
+        watchdog = Watchdog(loop, self.notifier, self._healthy)
+        watchdog.start()
         try:
+            await self._serve_admin()
             runner_log.info(
                 "tapster %s supervisor on %s, loop %s, pid %d",
                 __version__,
@@ -207,10 +278,13 @@ class Supervisor:
                 self.runner.app_name,
                 self.settings.workers,
             )
-            for number in range(1, int(self.settings.workers or 1) + 1):
-                slot = _Slot(number)
-                self.slots.append(slot)
-                self._fill(slot)
+            if not self._adopt():
+                for number in range(1, int(self.settings.workers or 1) + 1):
+                    slot = _Slot(number)
+                    self.slots.append(slot)
+                    self._fill(slot)
+                self.lifecycle.set_status(f"starting {len(self.slots)} workers")
+                self.notifier.extend_timeout(self._start_time + 5.0)
             try:
                 return await self._supervise()
             except _FatalError as exc:
@@ -221,12 +295,28 @@ class Supervisor:
 
                 raise StartupError(str(exc)) from None
         finally:
+            watchdog.stop()
             forward.cancel()
             await asyncio.gather(forward, return_exceptions=True)
             await self._kill_all()
+            if self.admin is not None:
+                await self.admin.aclose()
             watcher.restore()
             self._exits.close()
             self._release_listeners()
+
+    async def _serve_admin(self) -> None:
+        """Serve ``--admin`` on this loop, which runs no user code (see ``_operations``)."""
+        if self.admin is None or self.subject is None:
+            return
+        assert self.runner.ops is not None
+        self.runner.ops.recent.attach()
+        await self.admin.serve(self.subject)
+        self.admin.announce()
+
+    def request_signal(self, signum: int) -> None:
+        """Act as if ``signum`` had arrived (the admin endpoint's control actions)."""
+        self._events.put_nowait(("signal", signum))
 
     async def _forward_signals(self, watcher: SignalWatcher) -> None:
         while True:
@@ -250,10 +340,11 @@ class Supervisor:
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
         if signum in (signal.SIGUSR1, signal.SIGHUP):
-            logs = self.runner.logs
-            if logs is not None and logs.file is not None:
-                logs.reopen()
-                runner_log.info("%s received: log reopened", name)
+            self._reopen_logs(name)
+            if signum == signal.SIGHUP:
+                self._start_reload(name)
+        elif signum == signal.SIGUSR2:
+            self._start_upgrade(name)
         elif signum == signal.SIGTTIN:
             slot = _Slot(max((s.number for s in self.slots), default=0) + 1)
             self.slots.append(slot)
@@ -274,6 +365,196 @@ class Supervisor:
             for worker in (slot.current, slot.candidate):
                 if worker is not None:
                     self._drain(worker, "removed")
+
+    def _reopen_logs(self, name: str) -> None:
+        logs = self.runner.logs
+        if logs is not None and logs.file is not None:
+            try:
+                logs.reopen()
+            except Exception as exc:  # said in the file still open
+                runner_log.warning("%s received: %s", name, exc)
+            else:
+                runner_log.info("%s received: log reopened", name)
+
+    def _healthy(self) -> bool:
+        """For the watchdog: every serving worker's loop beat within ``WatchdogSec=``.
+
+        The supervisor's own loop is alive, or this would not run at all.
+        """
+        limit = self.notifier.watchdog or 0.0
+        now = time.monotonic()
+        return all(
+            now - worker.last_beat < limit for worker in self.workers if worker.state == "ready"
+        )
+
+    def summary(self) -> str:
+        """The one-line status: workers ready, the last reload, the last error."""
+        ready = sum(1 for w in self.workers if w.number and w.state == "ready")
+        parts = [f"{ready} of {len(self.slots)} workers ready"]
+        if self.last_reload:
+            parts.append(self.last_reload)
+        if self.last_error:
+            parts.append(f"last error: {self.last_error}")
+        return "; ".join(parts)
+
+    # -- reload: fresh workers, one at a time --------------------------------------------
+
+    def _start_reload(self, name: str) -> None:
+        """Replace every worker, one at a time, by a fresh interpreter (new code)."""
+        if not self.announced or self.stopping:
+            log.info("%s received: not serving yet, nothing to reload", name)
+            return
+        if self.reload is not None or self.upgrading:
+            log.info("%s received: a reload or an upgrade is already under way", name)
+            return
+        count = len(self.slots)
+        log.info("%s received: reloading, replacing %d workers one at a time", name, count)
+        self.lifecycle.set_reloading(f"reloading: replacing {count} workers one at a time")
+        self._roll()
+
+    def _roll(self) -> None:
+        """Start replacing every worker, one at a time (a reload, or after an upgrade)."""
+        self.reload = _Reload(pending=list(self.slots))
+        spare = self.spare
+        if spare.restart is not None:
+            spare.restart.cancel()
+            spare.restart = None
+        if spare.current is not None:  # it runs the old code
+            old, spare.current = spare.current, None
+            self._drain(old, "runs the old code")
+        self._reload_next()
+
+    def _reload_next(self) -> None:
+        reload = self.reload
+        if reload is None:
+            return
+        reload.slot = None
+        while reload.pending:
+            slot = reload.pending[0]
+            if slot not in self.slots or slot.current is None:
+                reload.pending.pop(0)  # removed, or being restarted (fresh) anyway
+                continue
+            if slot.candidate is not None:
+                return  # a recycle of this slot is under way: after it (see _tick)
+            reload.pending.pop(0)
+            reload.slot = slot
+            slot.candidate = self._spawn(slot)  # never the spare: it runs the old code
+            if slot.candidate is None:
+                self._reload_failed(slot, "its process could not be started")
+            return
+        took = time.monotonic() - reload.started
+        self.reload = None
+        done = "upgraded" if self.handover is not None else "reloaded"
+        self.handover = None
+        self.last_reload = f"{done} at {time.strftime('%H:%M:%S')}"
+        log.info("reload done: %d workers replaced in %.2f s", reload.replaced, took)
+        self.lifecycle.set_ready(self.summary())
+
+    def _reload_failed(self, slot: _Slot, message: str) -> None:
+        """A fresh worker could not start: the reload stops, the old workers keep serving."""
+        self.reload = None
+        self.handover = None
+        self.last_error = f"reload failed at {time.strftime('%H:%M:%S')}: {message}"
+        log.error(
+            "reload failed: the new worker %d cannot start: %s; the old workers keep serving",
+            slot.number,
+            message,
+        )
+        self.lifecycle.set_ready(self.summary())
+
+    # -- upgrade: re-execute in place --------------------------------------------------
+
+    def _start_upgrade(self, name: str) -> None:
+        """Check the new code with a fresh spare; once it is warm, re-execute (``_upgrade``)."""
+        if not self.announced or self.stopping:
+            log.info("%s received: not serving yet, no upgrade", name)
+            return
+        if self.reload is not None or self.upgrading:
+            log.info("%s received: a reload or an upgrade is already under way", name)
+            return
+        self.upgrading = True
+        runner_log.info("%s received: upgrading in place; checking the new code first", name)
+        self.lifecycle.set_reloading("upgrading: checking the new code")
+        spare = self.spare
+        if spare.restart is not None:
+            spare.restart.cancel()
+            spare.restart = None
+        if spare.current is not None:
+            old, spare.current = spare.current, None
+            self._drain(old, "runs the old code")
+        spare.current = self._spawn(spare)
+        if spare.current is None:
+            self._upgrade_failed("its process could not be started")
+
+    def _upgrade_failed(self, message: str) -> None:
+        self.upgrading = False
+        self.last_error = f"upgrade failed at {time.strftime('%H:%M:%S')}: {message}"
+        log.error("upgrade failed: the new code cannot start: %s; this supervisor goes on", message)
+        self.lifecycle.set_ready(self.summary())
+
+    def _exec_upgrade(self, check: WorkerProcess) -> None:
+        """The new code started: hand everything over and re-execute this process."""
+        handed = []
+        for worker in list(self.workers):
+            adopted = worker.handover()
+            if adopted is not None:
+                handed.append(adopted)
+                continue
+            # A spare (the check among them), a start under way, a hung worker: not kept.
+            worker.signal(signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(worker.pid, 0)
+        handover = Handover(self.listeners, handed, self.summary())
+        runner_log.info(
+            "upgrading: the new code started (pid %d); re-executing the supervisor (pid %d), "
+            "handing over %d workers",
+            check.pid,
+            os.getpid(),
+            len(handed),
+        )
+        if self._handler is not None:
+            self._handler.flush()
+        error = execute(list(self.argv), self.cwd, handover)
+        # Only when the exec failed: this image goes on, without the killed spare.
+        self._upgrade_failed(f"cannot re-execute {sys.executable}: {error.strerror or error}")
+
+    def _adopt(self) -> bool:
+        """Take the workers the previous image handed over; False when there is nothing."""
+        handover = self.handover
+        if handover is None:
+            return False
+        assert self._exits is not None
+        now = time.monotonic()
+        for adopted in sorted(handover.workers, key=lambda w: w.number):
+            worker = WorkerProcess.adopt(
+                adopted, log_handler=self._handler, exits=self._exits, on_message=self._on_message
+            )
+            slot = _Slot(adopted.number)
+            watch = _Watch(slot)
+            self.workers[worker] = watch
+            worker.exited.add_done_callback(functools.partial(self._exited, worker))
+            if adopted.state == "ready":
+                slot.current = worker
+                self.slots.append(slot)
+            else:
+                watch.stop_deadline = now + self.settings.shutdown_timeout + 1.0
+        if not self.slots:
+            self.handover = None
+            log.warning("upgraded, but no worker was handed over: starting them afresh")
+            return False
+        self.announced = True
+        self.runner._ready = True
+        runner_log.info(
+            "upgraded in place: supervisor pid %d adopted %d workers (pids %s); "
+            "replacing them with the new code",
+            os.getpid(),
+            len(self.slots),
+            ", ".join(str(s.current.pid) for s in self.slots if s.current is not None),
+        )
+        self.lifecycle.phase = "reloading"
+        self.lifecycle.set_status(f"upgraded in place: replacing {len(self.slots)} workers")
+        self._roll()
+        return True
 
     # -- workers coming and going ------------------------------------------------------
 
@@ -326,6 +607,8 @@ class Supervisor:
         """
         spare = self.spare.current
         watch = self.workers.get(spare) if spare is not None else None
+        if self.upgrading:
+            return None  # the spare is the check of the new code
         if spare is None or watch is None or spare.state not in ("starting", "spare"):
             return None
         self.spare.current = None
@@ -341,6 +624,8 @@ class Supervisor:
             not self.keep_spare
             or not self.announced
             or self.stopping
+            or self.reload is not None
+            or self.upgrading
             or spare.current is not None
             or spare.restart is not None
         ):
@@ -363,9 +648,13 @@ class Supervisor:
         elif kind == "warm" and worker.state == "starting" and watch.slot is self.spare:
             worker.state = "spare"
             log.info("%r warm in %.2f s, ready to take over", worker, worker.uptime)
+            if self.upgrading:
+                self._exec_upgrade(worker)
         elif kind == "failed":
             text = message.get("message")
             worker.failure = str(text) if text else "start-up failed"
+        elif kind == "metrics" and self.subject is not None:
+            self.subject.worker_metrics(worker, message)
 
     def _ready(self, worker: WorkerProcess, watch: _Watch) -> None:
         worker.state = "ready"
@@ -380,9 +669,17 @@ class Supervisor:
         log.info("%r ready in %.2f s", worker, worker.ready_at - worker.started)
         if slot.candidate is worker:
             old, slot.current, slot.candidate = slot.current, worker, None
+            reloading = self.reload is not None and self.reload.slot is slot
             if old is not None:
                 reason = self.workers[old].recycling if old in self.workers else ""
+                reason = "reload" if reloading else reason
                 self._drain(old, f"replaced ({reason})" if reason else "replaced")
+            if reloading:
+                assert self.reload is not None
+                self.reload.replaced += 1
+                self._reload_next()
+        if not self.announced and not self.stopping:
+            self.notifier.extend_timeout(self._start_time + 5.0)  # progress: more time
         self._check_ready()
 
     def _check_ready(self) -> None:
@@ -403,7 +700,7 @@ class Supervisor:
         )
         runner._ready = True
         runner.readiness.ready()
-        _systemd.notify(f"READY=1\nMAINPID={os.getpid()}")
+        self.lifecycle.set_ready(self.summary())
 
     def _exited(self, worker: WorkerProcess, fut: asyncio.Future[int]) -> None:
         watch = self.workers.pop(worker, None)
@@ -413,6 +710,8 @@ class Supervisor:
         code = fut.result()
         slot = watch.slot
         self._events.put_nowait(("exited", worker))
+        if self.subject is not None:
+            self.subject.worker_exited(worker, replaced=not self.stopping)
         if worker.state in ("stopping", "hung"):
             log.info("%r stopped: %s", worker, describe_exit(code))
             return
@@ -425,6 +724,9 @@ class Supervisor:
         if slot.candidate is worker:
             slot.candidate = None
             message = worker.failure or f"it ended during start-up: {describe_exit(code)}"
+            if self.reload is not None and self.reload.slot is slot:
+                self._reload_failed(slot, message)
+                return
             delay = slot.backoff.after_exit(0.0)
             self._recycle_after = time.monotonic() + delay
             log.warning("the replacement of worker %d failed to start: %s", slot.number, message)
@@ -458,6 +760,10 @@ class Supervisor:
             spare.current = None
         if worker.state == "starting":
             message = worker.failure or f"it ended during start-up: {describe_exit(code)}"
+            if self.upgrading:
+                self._upgrade_failed(message)
+                self._schedule(spare, 0.0)
+                return
             log.warning("the spare worker failed to start: %s", message)
             self._schedule(spare, 0.0)
         else:
@@ -516,6 +822,8 @@ class Supervisor:
                 worker.signal(signal.SIGKILL)
                 watch.stop_deadline = now + 3600.0
         self._keep_a_spare()
+        if self.reload is not None and self.reload.slot is None:
+            self._reload_next()  # it waited for a recycle to end
         if now >= self._next_memory_check:
             self._next_memory_check = now + MEMORY_INTERVAL
             self._check_recycling(now)
@@ -585,17 +893,56 @@ class Supervisor:
 
     async def _stop(self, signum: int) -> int:
         timeout = self.settings.shutdown_timeout
-        runner_log.info(
-            "%s received: stopping %d workers (within %gs)",
-            signal.Signals(signum).name,
-            sum(1 for worker in self.workers if worker.number),
-            timeout,
+        name = signal.Signals(signum).name
+        delay = self.settings.shutdown_delay
+        if delay > 0 and signum == signal.SIGTERM:
+            await self._delay_stop(name, delay, timeout)
+        count = sum(1 for worker in self.workers if worker.number)
+        runner_log.info("%s received: stopping %d workers (within %gs)", name, count, timeout)
+        self.lifecycle.set_stopping(
+            f"stopping {self.runner.app_name}: draining {count} workers (within {timeout:g} s)"
         )
-        _systemd.notify("STOPPING=1")
+        self.notifier.extend_timeout(timeout + 2.0)
+        # Only the workers hold the listeners now: the last one to stop takes what
+        # is queued before the socket closes, instead of the supervisor resetting it.
+        for sock in self.sockets:
+            sock.close()
         status = await self._stop_all(timeout)
         if status == _EXIT_OK:
             runner_log.info("application %r stopped", self.runner.app_name)
         return status
+
+    async def _delay_stop(self, name: str, delay: float, timeout: float) -> None:
+        """``--shutdown-delay``: not ready at once; the workers keep serving ``delay`` seconds.
+
+        Supervision goes on meanwhile (a crashed worker is replaced); a SIGINT
+        ends the delay.
+        """
+        runner_log.info(
+            "%s received: not ready any more; accepting for %gs more, then stopping (within %gs)",
+            name,
+            delay,
+            timeout,
+        )
+        self.lifecycle.set_draining(
+            f"stopping {self.runner.app_name}: not ready, accepting for {delay:g} s more"
+        )
+        self.notifier.extend_timeout(delay + timeout + 2.0)
+        self.reload = None
+        deadline = time.monotonic() + delay
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                kind, value = await asyncio.wait_for(self._events.get(), min(TICK, remaining))
+            except TimeoutError:
+                kind, value = "tick", None
+            if kind == "fatal":
+                break
+            if kind == "signal" and value == signal.SIGINT:
+                runner_log.info("SIGINT received: ending the delay")
+                break
+            if kind == "signal" and value in (signal.SIGUSR1, signal.SIGHUP):
+                self._reopen_logs(signal.Signals(int(value)).name)  # type: ignore[call-overload]
+            self._tick()
 
     async def _stop_all(self, timeout: float) -> int:
         """Drain every worker within ``timeout``; SIGKILL what is left; wait for them all."""
@@ -620,7 +967,7 @@ class Supervisor:
                 await self._kill_all()
                 return _EXIT_FORCED
             if kind == "signal" and value in (signal.SIGUSR1, signal.SIGHUP):
-                self._on_signal(int(value))  # type: ignore[call-overload]
+                self._reopen_logs(signal.Signals(int(value)).name)  # type: ignore[call-overload]
             now = time.monotonic()
             for worker, watch in list(self.workers.items()):
                 if now > watch.stop_deadline:

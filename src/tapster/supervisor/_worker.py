@@ -43,6 +43,7 @@ from tapster.endpoints._inherited import Listener, inherit, start_listening
 from tapster.runner._signals import SignalWatcher
 from tapster.supervisor._channel import ChannelWriter, LineSplitter, decode
 from tapster.supervisor._heartbeat import Heartbeat, beat_interval
+from tapster.supervisor._operations import MetricsSender
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -99,8 +100,10 @@ class WorkerRole:
         self.spec = spec
         self.title = f" [worker {spec.number}]" if spec.number else " [spare]"
         self.switches_user = True
+        self.upgraded = False
         self.channel = ChannelWriter(spec.channel)
         self._heartbeat: Heartbeat | None = None
+        self._metrics: MetricsSender | None = None
         if spec.control >= 0:
             os.set_inheritable(spec.control, False)
         _die_with(spec.supervisor, spec.watch)
@@ -129,6 +132,8 @@ class WorkerRole:
             profile=None,
             savestats=False,
             workers=None,
+            admin=None,  # the supervisor serves it
+            shutdown_delay=0.0,  # the supervisor waits it out; told to stop, a worker stops
         )
 
     def setup(self, runner: Runner) -> None:
@@ -148,6 +153,8 @@ class WorkerRole:
         self.channel.send("hello", thread=threading.get_ident())
         self._heartbeat = Heartbeat(runner.loop, self.channel, beat_interval(self.spec.timeout))
         self._heartbeat.start()
+        self._metrics = MetricsSender(runner.loop, self.channel)
+        self._metrics.start()
 
     def serve(self, runner: Runner) -> int:
         """Serve like a single process (a spare first waits for its number)."""
@@ -164,6 +171,8 @@ class WorkerRole:
         finally:
             if self._heartbeat is not None:
                 self._heartbeat.stop()
+            if self._metrics is not None:
+                self._metrics.stop()  # the last counts, before the supervisor sees the exit
 
     def _wait_for_go(self, runner: Runner) -> int | None:
         """Say ``warm``, then wait for ``go``: the number it got, None when told to stop."""

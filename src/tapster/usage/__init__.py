@@ -16,6 +16,7 @@ from tapster.usage.coerce import (
     octal_mode,
     port,
     positive_int,
+    secret,
 )
 
 TYPE_CHECKING = False
@@ -44,6 +45,7 @@ __all__ = [
     "octal_mode",
     "port",
     "positive_int",
+    "secret",
     "zsh_completion",
 ]
 

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
     from tapster.usage._declarations import Option
 
+    Sources = Callable[["Options", dict[Option, list[str | None]], list[str]], list[str]]
+
 _TWISTED_NAMES = {
     "optParameters": "parameters",
     "optFlags": "flags",
@@ -70,6 +72,12 @@ class Options(_MappingBase):
     parent: Options | None
 
     _values: dict[str, Any]
+
+    # Other sources of values (tapster.config: environment, files), asked after the
+    # command line for what it left unset: a callable ``(options, given, rest) ->
+    # rest``, ``given`` mapping each option the command line gave to its raw
+    # values. None (the default) costs parsing nothing.
+    _tapster_sources: Sources | None = None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         # The values exist before any __init__ runs, so a subclass or mixin may
@@ -134,7 +142,11 @@ class Options(_MappingBase):
         if argv is None:
             argv = sys.argv[1:]
         try:
-            rest = tokenize(class_spec(type(self)), argv, self._apply)
+            sources = self._tapster_sources
+            if sources is None:
+                rest = tokenize(class_spec(type(self)), argv, self._apply)
+            else:
+                rest = _with_sources(self, sources, argv)
             rows = self.subcommands
             if rows:
                 self._parse_subcommand(rows, rest)
@@ -165,10 +177,15 @@ class Options(_MappingBase):
         ``post_options``. Raise :class:`UsageError` to reject the combination.
         """
 
-    def _apply(self, option: Option, spelled: str, raw: str | None) -> None:
+    def _apply(self, option: Option, spelled: str, raw: str | None, where: str = "") -> None:
+        """Coerce ``raw`` and store it or hand it to the option's handler.
+
+        ``where`` names a source other than the command line (``TAPSTER_PORT='x'``):
+        a refused value is then reported as ``WHERE: REASON``.
+        """
         value: Any = raw
         if raw is not None and option.coerce is not None:
-            value = _coerce(option.coerce, spelled, raw)
+            value = _coerce(option.coerce, spelled, raw, where)
         if option.method is not None:
             handler = getattr(self, option.method)
             try:
@@ -179,7 +196,7 @@ class Options(_MappingBase):
             except UsageError:
                 raise
             except ValueError as error:
-                raise UsageError(f"option {spelled}: {error}") from None
+                raise UsageError(f"{where or 'option ' + spelled}: {error}") from None
         elif option.kind == PARAMETER:
             self._values[option.key] = value
         elif option.kind == FLAG:
@@ -293,7 +310,23 @@ def _unknown_command(name: str, known: list[str]) -> str:
     return f"{message} (commands: {', '.join(known)})"
 
 
-def _coerce(coerce: Callable[[str], Any], spelled: str, raw: str) -> Any:
+def _with_sources(
+    options: Options,
+    sources: Sources,
+    argv: Sequence[str],
+) -> list[str]:
+    """Tokenize ``argv`` noting what it gives, then let ``sources`` fill in the rest."""
+    given: dict[Option, list[str | None]] = {}
+
+    def apply(option: Option, spelled: str, raw: str | None) -> None:
+        given.setdefault(option, []).append(raw)
+        options._apply(option, spelled, raw)
+
+    rest = tokenize(class_spec(type(options)), argv, apply)
+    return sources(options, given, rest)
+
+
+def _coerce(coerce: Callable[[str], Any], spelled: str, raw: str, where: str = "") -> Any:
     try:
         return coerce(raw)
     except UsageError:
@@ -305,6 +338,8 @@ def _coerce(coerce: Callable[[str], Any], spelled: str, raw: str) -> Any:
             detail = "expected a number"
         else:
             detail = str(error) or str(getattr(coerce, "coerce_doc", "") or "not accepted")
+        if where:
+            raise UsageError(f"{where}: {detail}") from None
         raise UsageError(f"option {spelled}: invalid value {show(raw)}: {detail}") from None
 
 

@@ -5,7 +5,8 @@ A coercer is any callable taking the text and returning the value; it raises
 into a :class:`~tapster.usage.UsageError` naming the option and the value). It
 may carry ``coerce_doc`` (a sentence shown in ``--help``), ``metavar`` (the
 value's placeholder in ``--help``, e.g. ``FILE``) and ``completion`` (``"file"``,
-``"dir"`` or a tuple of choices, used by shell completion).
+``"dir"`` or a tuple of choices, used by shell completion) and ``secret`` (see
+:func:`secret`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,20 @@ def documented(
             function.completion = completion  # type: ignore[attr-defined]
         if metavar is not None:
             function.metavar = metavar  # type: ignore[attr-defined]
+        return function
+
+    return attach
+
+
+def secret(mask: Callable[[str], str] | None = None) -> Callable[[F], F]:
+    """Mark a coercer or an ``opt_*`` handler's option as secret.
+
+    ``tapster --print-config`` then shows its values as ``***``, or as ``mask(value)``
+    when given (``memory:***`` keeps the part that is not secret).
+    """
+
+    def attach(function: F) -> F:
+        function.secret = mask or True  # type: ignore[attr-defined]
         return function
 
     return attach

@@ -212,6 +212,7 @@ class Request:
         "path",
         "query",
         "remote_user",
+        "started",
         "target",
         "version",
     )
@@ -238,6 +239,8 @@ class Request:
         self.body = b""
         self.remote_user: str | None = None
         self._map: dict[bytes, bytes] | None = None
+        #: When the head was parsed (``time.monotonic()``): the request duration's start.
+        self.started = time.monotonic()
 
     def get(self, name: bytes, default: bytes | None = None) -> bytes | None:
         """The value of header ``name`` (lower-case bytes), or ``default``."""

@@ -33,6 +33,7 @@ from ._http import (
     error_response,
     status_line,
 )
+from ._metrics import count_rejected, count_request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -552,6 +553,7 @@ class HttpConnection(asyncio.Protocol):
             (status_line(status), date_cache.line(), _SERVER_LINE, resp.headers, _CLOSE, b"\r\n")
         )
         transport.write(head + resp.body)  # type: ignore[operator]
+        count_rejected(status, resp.body_length)
         access = self._server.access
         if access.enabled:
             access.write(format_line(None, self._client, status, resp.body_length))
@@ -615,6 +617,7 @@ class HttpConnection(asyncio.Protocol):
     # -- logging -----------------------------------------------------------------
 
     def _log(self, req: Request, resp: Response) -> None:
+        count_request(req, resp.status, resp.body_length)
         access = self._server.access
         if access.enabled:
             access.write(format_line(req, req.client, resp.status, resp.body_length))
