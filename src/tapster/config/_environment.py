@@ -14,9 +14,16 @@ from tapster.usage._parser import show
 
 __all__ = ["RESERVED", "flag_value", "list_value", "tapster_variables"]
 
-#: Variables tapster itself sets or reads that are not options.
+#: Variables tapster itself sets or reads that are not options (``TAPSTER_UPGRADE``: a
+#: supervisor re-executed in place, ``tapster.supervisor._upgrade.UPGRADE_ENV``).
 RESERVED = frozenset(
-    {"TAPSTER_WORKER", "TAPSTER_CONFIG", "TAPSTER_RELOADED", "TAPSTER_RELOAD_WATCHER"}
+    {
+        "TAPSTER_WORKER",
+        "TAPSTER_CONFIG",
+        "TAPSTER_RELOADED",
+        "TAPSTER_RELOAD_WATCHER",
+        "TAPSTER_UPGRADE",
+    }
 )
 
 _TRUE = frozenset({"1", "true", "yes"})
