@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import weakref
 from collections.abc import Callable, Iterator
 
 from tapster.endpoints._errors import ListenError
@@ -43,6 +44,7 @@ __all__ = [
     "bind",
     "inherit",
     "inheriting",
+    "is_shared",
     "recording",
     "start_listening",
     "stop_inheriting",
@@ -64,6 +66,7 @@ class _Table:
         self.defer_listen = False  # inheriting: own listeners wait for start_listening()
         self.keep_reserved = False  # inheriting: a reservation stays one (an upgraded supervisor)
         self.pending: list[tuple[socket.socket, int]] = []  # (own listener, backlog)
+        self.shared: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
 
 _table = _Table()
@@ -114,6 +117,8 @@ def _bind(
             if not _table.keep_reserved and _is_reserved(sock):
                 sockets[-1] = _own_listener(sock, getattr(endpoint, "backlog", DEFAULT_BACKLOG))
                 sock.close()
+            else:
+                _table.shared.add(sock)
     except OSError as exc:
         for sock in sockets:
             sock.close()
@@ -216,6 +221,11 @@ def inherit(
     _table.defer_listen = defer_listen
     _table.keep_reserved = keep_reserved
     _table.pending = []
+
+
+def is_shared(sock: socket.socket) -> bool:
+    """True for a listener whose queue this process shares with other workers."""
+    return sock in _table.shared
 
 
 def stop_inheriting() -> None:

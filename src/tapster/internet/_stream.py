@@ -19,12 +19,13 @@ import errno
 import functools
 import inspect
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
-from tapster.endpoints import ServerEndpoint, TCPServerEndpoint, UNIXServerEndpoint
+from tapster.endpoints import ServerEndpoint, TCPServerEndpoint, UNIXServerEndpoint, _inherited
 from tapster.metrics import CounterSeries, counter, gauge
 from tapster.service import Service, remaining_budget
 
@@ -176,6 +177,7 @@ class StreamServerService(Service):
         tls = self.endpoint.ssl_context
         quiet_until = 0.0  # no repeat of the same complaint before this loop time
         last_errno: int | None = None
+        shared = _inherited.is_shared(sock)
         while True:
             try:
                 conn, _ = await loop.sock_accept(sock)
@@ -201,6 +203,14 @@ class StreamServerService(Service):
                 continue
             backoff = 0.0
             self._spawn(conn, tls)
+            if shared:
+                # A worker of ``tapster --workers`` shares this queue with the others:
+                # one connection a pass, and the CPU offered to them (they were woken
+                # by the same connection, maybe on this core), so that a burst is spread
+                # over the workers instead of taken whole by the first to wake.
+                os.sched_yield()
+                await asyncio.sleep(0)
+                continue
             # Take the rest of the listen queue now. One accept per pass of the
             # loop would keep a burst of new clients waiting behind every pass
             # the busy connections make (the last of 50 waited over 100 ms).
