@@ -180,7 +180,10 @@ class StreamServerService(Service):
         shared = _inherited.is_shared(sock)
         while True:
             try:
-                conn, _ = await loop.sock_accept(sock)
+                await _readable(loop, sock)
+                conn, _ = sock.accept()
+            except BlockingIOError:
+                continue  # another worker (or the kernel's wake-up of several) took it
             except OSError as exc:
                 if sock.fileno() == -1:
                     return
@@ -434,3 +437,25 @@ class UNIXServer(StreamServerService):
         name: str | None = None,
     ) -> None:
         super().__init__(UNIXServerEndpoint(path, mode, backlog), handler, name=name)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Wait until ``sock`` has a connection to accept, without accepting it.
+
+    ``loop.sock_accept`` accepts inside the loop's callback: a stop that cancels
+    the accepting task after that callback ran, but before the task resumed,
+    drops the accepted socket, and its client sees a reset. Waiting only for
+    readiness leaves nothing to lose; the accept itself runs in the task.
+    """
+    ready: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
