@@ -336,13 +336,17 @@ class Runner:
             self._loop_factory = _loops.loop_factory(s.loop)
         except _loops.LoopError as exc:
             raise StartupError(str(exc)) from None
-        if s.chroot:
+        # A supervisor stays outside the chroot (it starts fresh interpreters); each
+        # worker enters it, as a single process does.
+        jailed = s.chroot is not None and self.role.switches_user
+        if s.chroot is not None and jailed:
             _preload(s)
             try:
                 _privileges.enter_chroot(s.chroot)
             except _privileges.PrivilegeError as exc:
                 raise StartupError(str(exc)) from None
-        rundir = s.rundir if not s.chroot else "/" + s.rundir.lstrip("/")
+        # Outside a chroot (or a supervisor beside one), the run directory as seen from here.
+        rundir = "/" + s.rundir.lstrip("/") if jailed else self.base_dir
         try:
             os.chdir(rundir)
         except OSError as exc:
