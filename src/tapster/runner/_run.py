@@ -712,6 +712,8 @@ def _preload(settings: RunSettings) -> None:
         names.append("pdb")
     if settings.admin or settings.loop_stall > 0:
         names.append("tapster.runner._operations")  # bound in privileged_start, after a chroot
+    if settings.admin:
+        names.append("tapster.admin")
     for name in names:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
