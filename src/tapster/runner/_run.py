@@ -403,6 +403,8 @@ class Runner:
             self.loop = premade if premade is not None else factory()
         except _loops.LoopError as exc:
             raise StartupError(str(exc)) from None
+        if premade is not None:  # say the loop it really is (a daemon's is the standard one)
+            self.loop_name = type(premade).__module__.partition(".")[0]
         asyncio.set_event_loop(self.loop)
 
     def privileged_start(self) -> None:
