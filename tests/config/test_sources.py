@@ -443,3 +443,21 @@ def test_help_names_each_options_variable(app: Path) -> None:
     # The names shown are the ones the run reads.
     found = settings(["greet-er"], app, {"TAPSTER_GREET_ER_GREETING": "hi"})
     assert found["[greet-er] greeting"] == ('"hi"', "environment TAPSTER_GREET_ER_GREETING")
+
+
+def test_every_variable_tapster_sets_for_itself_is_reserved() -> None:
+    """A ``TAPSTER_*`` name the runner passes to its own children is never read as an option.
+
+    (``TAPSTER_UPGRADE`` was not: a supervisor re-executed for an upgrade refused
+    its own hand-over as an unknown variable.)
+    """
+    import re
+
+    from tapster.config._environment import RESERVED
+
+    src = Path(__file__).resolve().parents[2] / "src" / "tapster"
+    names = set()
+    for path in src.rglob("*.py"):
+        names.update(re.findall(r'^\w+ = "(TAPSTER_[A-Z_]+)"', path.read_text(), re.M))
+    assert names, "the pattern found no constant at all"
+    assert names <= RESERVED, names - RESERVED

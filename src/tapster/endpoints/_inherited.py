@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import weakref
 from collections.abc import Callable, Iterator
 
 from tapster.endpoints._errors import ListenError
@@ -43,6 +44,7 @@ __all__ = [
     "bind",
     "inherit",
     "inheriting",
+    "is_shared",
     "recording",
     "start_listening",
     "stop_inheriting",
@@ -65,6 +67,7 @@ class _Table:
         self.keep_reserved = False  # inheriting: a reservation stays one (an upgraded supervisor)
         self.bind_missing = False  # inheriting: bind what was not inherited (a --reload child)
         self.pending: list[tuple[socket.socket, int]] = []  # (own listener, backlog)
+        self.shared: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
 
 _table = _Table()
@@ -120,6 +123,8 @@ def _bind(
             if not _table.keep_reserved and _is_reserved(sock):
                 sockets[-1] = _own_listener(sock, getattr(endpoint, "backlog", DEFAULT_BACKLOG))
                 sock.close()
+            else:
+                _table.shared.add(sock)
     except OSError as exc:
         for sock in sockets:
             sock.close()
@@ -228,6 +233,11 @@ def inherit(
     _table.keep_reserved = keep_reserved
     _table.bind_missing = bind_missing
     _table.pending = []
+
+
+def is_shared(sock: socket.socket) -> bool:
+    """True for a listener whose queue this process shares with other workers."""
+    return sock in _table.shared
 
 
 def stop_inheriting() -> None:

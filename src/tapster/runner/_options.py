@@ -492,8 +492,6 @@ class RunnerOptions(Options):
                 if self[flag]:
                     raise UsageError(f"--{flag.replace('_', '-')} needs --workers N")
             return
-        if self["chroot"]:
-            raise UsageError("--chroot cannot be combined with --workers yet")
         if self["debug"]:
             raise UsageError("--debug runs one process; drop --workers")
         if self["worker_timeout"] <= 0:

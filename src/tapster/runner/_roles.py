@@ -39,7 +39,8 @@ class Role(Protocol):
 
     #: Appended to the process title, e.g. `` [worker 2]``.
     title: str
-    #: Whether this process switches to ``--uid``/``--gid`` (a supervisor does not).
+    #: Whether this process enters ``--chroot`` and switches to ``--uid``/``--gid``
+    #: (a supervisor does neither: it starts fresh interpreters).
     switches_user: bool
     #: True in a supervisor re-executed by an upgrade: already a daemon if it was one.
     upgraded: bool
