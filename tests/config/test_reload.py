@@ -104,7 +104,11 @@ def test_reload_picks_up_an_edit_and_survives_a_syntax_error(
     assert "greeter_plugin.py does not compile: invalid syntax" in err
     assert "tapster: cannot build greet-er: RuntimeError: no database here (at " in err
     assert "reload: not restarted, the new code failed to start (above); the previous" in err
-    assert "Traceback" not in err
+    # A developer is watching: the failed start's traceback follows its one line,
+    # down to the plugin's own raise.
+    assert "Traceback (most recent call last)" in err
+    assert 'raise RuntimeError("no database here")' in err or "no database here" in err
+    assert "greeter_plugin.py" in err.split("Traceback (most recent call last)")[1]
 
 
 def test_reload_is_for_the_foreground(app: Path) -> None:

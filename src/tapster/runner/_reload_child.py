@@ -50,6 +50,8 @@ class ReloadedRole:
     title = ""
     switches_user = True
     upgraded = False
+    #: A developer is watching: a failed start shows its traceback after the one line.
+    shows_tracebacks = True
 
     def __init__(self, channel: int, listeners: list[Listener]) -> None:
         self.channel = socket.socket(fileno=channel)

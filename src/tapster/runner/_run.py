@@ -215,6 +215,12 @@ class Runner:
         else:
             sys.stderr.write(f"tapster: {message}\n")
             sys.stderr.flush()
+        if exc is not None and getattr(self.role, "shows_tracebacks", False):
+            import traceback
+
+            cause = _original(exc)
+            traceback.print_exception(type(cause), cause, cause.__traceback__)
+            sys.stderr.flush()
 
     def _cleanup(self) -> None:
         if self._capture is not None:
@@ -740,13 +746,18 @@ _WRAPPERS = (StartupError, _app.AppError, ServiceStartError)
 """tapster's own exceptions that carry the user's error as ``__cause__``."""
 
 
+def _original(exc: BaseException) -> BaseException:
+    """The user's error inside tapster's wrappers (``StartupError`` and the like)."""
+    while isinstance(exc, _WRAPPERS) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
 def _post_mortem(exc: BaseException) -> None:
     """``--debug``: pdb where the user's error was raised, not where tapster re-raised it."""
     import pdb
 
-    while isinstance(exc, _WRAPPERS) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    pdb.post_mortem(exc.__traceback__)
+    pdb.post_mortem(_original(exc).__traceback__)
 
 
 def _debug_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
