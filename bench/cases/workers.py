@@ -79,7 +79,9 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
                 f"CPU-bound WSGI (2 ms a request), -w {workers}",
                 (REQUESTS_PER_S, P99_MS, WRK_CORES),
                 tapster=lambda s=tap: _load(s, "/", duration),
-                twistd=lambda g=gun: _load(g, "/", duration),
+                twistd=_unavailable(gun)
+                if isinstance(gun, str)
+                else lambda g=gun: _load(g, "/", duration),
                 note=gunicorn_note,
             )
     with _tapster(ctx, folder, 2, "--wsgi", "burn:application", reuse_port=True) as tap:
@@ -118,7 +120,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
             "4 idle workers",
             (IDLE_CPU,),
             tapster=lambda: _idle_cpu(tap, idle),
-            twistd=lambda: _idle_cpu(gun, idle),
+            twistd=_unavailable(gun) if isinstance(gun, str) else lambda: _idle_cpu(gun, idle),
             runs=1 if ctx.quick else 3,
             warmup=0,
             note=f"second column: gunicorn's arbiter; {idle:g} s a run",
@@ -148,8 +150,13 @@ def _tapster(
 
 
 @contextlib.contextmanager
-def _gunicorn(ctx: Context, folder: Path, workers: int) -> Iterator[Server]:
-    python = ctx.peer_python("gunicorn", GUNICORN_VERSION)
+def _gunicorn(ctx: Context, folder: Path, workers: int) -> Iterator[Server | str]:
+    """gunicorn serving the app, or why it cannot (no venv with --no-setup): its column says so."""
+    try:
+        python = ctx.peer_python("gunicorn", GUNICORN_VERSION)
+    except Unavailable as exc:
+        yield str(exc)
+        return
     port = free_port()
     log = folder / f"gunicorn-{port}.log"
     argv = [str(python.parent / "gunicorn"), "-k", "sync", "-w", str(workers)]
