@@ -199,11 +199,12 @@ def _server(ctx: Context, folder: Path, tapster: bool, *extra: str) -> Iterator[
         time.sleep(0.5)
         yield port, server.pid
     finally:
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-            master = int(pidfile.read_text())  # a new master after upgrades
-            if master != server.pid:
-                os.kill(master, signal.SIGTERM)
-                _wait(lambda: not _alive(master), 30, "gunicorn's last master")
+        for path in (pidfile, pidfile.with_name(pidfile.name + ".2")):  # masters of upgrades
+            with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+                master = int(path.read_text())
+                if master != server.pid:
+                    os.kill(master, signal.SIGTERM)
+                    _wait(lambda m=master: not _alive(m), 30, "gunicorn's last master")
         server.stop(30)
 
 
