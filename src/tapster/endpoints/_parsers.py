@@ -9,6 +9,7 @@ a type the same way, with a module-level instance of an
 from __future__ import annotations
 
 import math
+import os
 import socket
 from typing import ClassVar
 
@@ -209,6 +210,8 @@ class SystemdParser(EndpointParser):
     Checked when parsed: the environment must hand sockets to this process
     (``LISTEN_PID``) and the index or name must exist. ``domain=INET|INET6|UNIX``
     is accepted and checked against the socket, whose family is what counts.
+    With ``--workers`` the supervisor adopts the socket and a worker takes the
+    supervisor's copy (see :func:`_from_supervisor`).
     """
 
     prefix = "systemd"
@@ -222,22 +225,11 @@ class SystemdParser(EndpointParser):
             raise description.error("give exactly one of index=N or name=NAME")
         if domain is not None and domain.upper() not in _FAMILIES:
             raise description.error(f"domain must be INET, INET6 or UNIX, not {domain!r}")
-        try:
-            passed = _systemd.listen_fds()
-        except ValueError as exc:
-            raise description.error(str(exc)) from None
-        if index is not None:
-            if index >= len(passed):
-                raise description.error(
-                    f"index {index} is out of range: {len(passed)} socket(s) were passed"
-                )
-            fd, fd_name = passed[index]
+        inherited = _from_supervisor(description)
+        if inherited is not None:
+            fd, fd_name = inherited
         else:
-            matches = [pair for pair in passed if pair[1] == name]
-            if not matches:
-                known = ", ".join(sorted({pair[1] for pair in passed}))
-                raise description.error(f"no socket named {name!r} was passed (names: {known})")
-            fd, fd_name = matches[0]
+            fd, fd_name = _passed_fd(description, index, name)
         endpoint = AdoptedServerEndpoint(
             fd, description=description.text, origin=f"systemd socket {fd_name!r} (fd {fd})"
         )
@@ -246,6 +238,45 @@ class SystemdParser(EndpointParser):
             if family != _FAMILIES[domain.upper()]:
                 raise description.error(f"the passed socket is not of domain {domain}")
         return endpoint
+
+
+def _passed_fd(description: Description, index: int | None, name: str | None) -> tuple[int, str]:
+    """The descriptor systemd passed for ``index=`` or ``name=``, checked against LISTEN_*."""
+    try:
+        passed = _systemd.listen_fds()
+    except ValueError as exc:
+        raise description.error(str(exc)) from None
+    if index is not None:
+        if index >= len(passed):
+            raise description.error(
+                f"index {index} is out of range: {len(passed)} socket(s) were passed"
+            )
+        return passed[index]
+    matches = [pair for pair in passed if pair[1] == name]
+    if not matches:
+        known = ", ".join(sorted({pair[1] for pair in passed}))
+        raise description.error(f"no socket named {name!r} was passed (names: {known})")
+    return matches[0]
+
+
+def _from_supervisor(description: Description) -> tuple[int, str] | None:
+    """In a worker: the supervisor's copy of the socket ``description`` names, else None.
+
+    A supervisor adopts systemd's sockets like any listener and passes them on
+    (``$TAPSTER_WORKER``); a worker never sees ``LISTEN_*`` (they name the
+    supervisor's PID), so it parses the same command line against those.
+    """
+    from tapster.runner._roles import WORKER_ENV
+
+    spec = os.environ.get(WORKER_ENV)
+    if spec is None:
+        return None
+    from tapster.supervisor._worker import WorkerSpec
+
+    for text, fds in WorkerSpec.from_json(spec).listeners:
+        if text == description.text and fds:
+            return fds[0], "from the supervisor"
+    raise description.error("the supervisor passed no socket for it")
 
 
 def _socket_family(fd: int) -> int:
