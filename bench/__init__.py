@@ -38,18 +38,21 @@ from bench._procs import (
     CommandError,
     Server,
     TimedRun,
+    child_pids,
     cpu_seconds,
     echo_probe,
     free_port,
     http_probe,
     launch,
     machine_ticks,
+    read_log,
     read_rss,
     refuse_devices,
     run_timed,
     start_server,
     steal_share,
     stop_process,
+    wait_until,
 )
 
 __all__ = [
@@ -77,6 +80,7 @@ __all__ = [
     "Unavailable",
     "bundled_tapster_plugins",
     "bundled_twisted_plugins",
+    "child_pids",
     "clear_plugin_caches",
     "cpu_seconds",
     "echo_probe",
@@ -87,6 +91,7 @@ __all__ = [
     "machine_ticks",
     "measured_env",
     "parse_wrk",
+    "read_log",
     "read_rss",
     "refuse_devices",
     "run_login_load",
@@ -100,4 +105,5 @@ __all__ = [
     "tapster_plugin_dir",
     "twisted_maker_source",
     "twisted_plugin_dir",
+    "wait_until",
 ]

@@ -385,3 +385,31 @@ def start_server(
         yield server
     finally:
         server.stop(grace)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (none once it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def read_log(path: Path) -> str:
+    """A server's log as it is now ("" before the server made it)."""
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 20 ms; ``Unavailable`` naming ``what`` after ``timeout``."""
+    from bench._model import Unavailable
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise Unavailable(f"timed out waiting for {what}")
+        time.sleep(0.02)

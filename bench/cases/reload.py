@@ -30,10 +30,21 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-from bench import Case, Comparison, Context, Metric, Unavailable, free_port, http_probe, launch
+from bench import (
+    Case,
+    Comparison,
+    Context,
+    Metric,
+    child_pids,
+    free_port,
+    http_probe,
+    launch,
+    read_log,
+    wait_until,
+)
 from bench._env import GUNICORN_VERSION
 
 FAILED = Metric("failed", "requests", label="failed requests")
@@ -183,7 +194,7 @@ def _server(ctx: Context, folder: Path, tapster: bool, *extra: str) -> Iterator[
         argv += ["--wsgi", "app:application"]
         server = launch(argv, port=port, env=ctx.env(), cwd=folder, probe=http_probe())
         try:
-            _wait(lambda: "ready: 2 workers" in _text(log), 60, "the workers")
+            wait_until(lambda: "ready: 2 workers" in read_log(log), 60, "the workers")
             yield port, server.pid  # the supervisor (no -D)
         finally:
             server.stop(30)
@@ -195,7 +206,7 @@ def _server(ctx: Context, folder: Path, tapster: bool, *extra: str) -> Iterator[
     argv += ["--bind", f"127.0.0.1:{port}", "--chdir", str(folder), "app:application"]
     server = launch(argv, port=port, env=ctx.env(), cwd=folder, probe=http_probe(), log=log)
     try:
-        _wait(lambda: _text(log).count("Booting worker") >= 2, 60, "gunicorn's workers")
+        wait_until(lambda: read_log(log).count("Booting worker") >= 2, 60, "gunicorn's workers")
         time.sleep(0.5)
         yield port, server.pid
     finally:
@@ -204,7 +215,7 @@ def _server(ctx: Context, folder: Path, tapster: bool, *extra: str) -> Iterator[
                 master = int(path.read_text())
                 if master != server.pid:
                     os.kill(master, signal.SIGTERM)
-                    _wait(lambda m=master: not _alive(m), 30, "gunicorn's last master")
+                    wait_until(lambda m=master: not _alive(m), 30, "gunicorn's last master")
         server.stop(30)
 
 
@@ -214,7 +225,7 @@ def _tapster_reloads(ctx: Context, folder: Path, reloads: int, upgrades: int) ->
         time.sleep(1.0)
         for number, sig in enumerate([signal.SIGHUP] * reloads + [signal.SIGUSR2] * upgrades):
             os.kill(pid, sig)
-            _wait(lambda n=number: _text(log).count("reload done:") > n, 120, "the reload")
+            wait_until(lambda n=number: read_log(log).count("reload done:") > n, 120, "the reload")
         time.sleep(1.0)
         return client.result()
 
@@ -230,15 +241,15 @@ def _gunicorn_reloads(ctx: Context, folder: Path, reloads: int, upgrades: int) -
             old = int(pidfile.read_text())
             os.kill(old, signal.SIGUSR2)
             second = pidfile.with_name(pidfile.name + ".2")  # where the new master writes
-            _wait(lambda p=second, o=old: _pid_in(p, o), 60, "gunicorn's new master")
+            wait_until(lambda p=second, o=old: _pid_in(p, o), 60, "gunicorn's new master")
             new = int(second.read_text())
-            _wait(lambda n=new: len(_children(n)) >= 2, 60, "the new master's workers")
+            wait_until(lambda n=new: len(child_pids(n)) >= 2, 60, "the new master's workers")
             time.sleep(1.0)  # its workers import the app
             os.kill(old, signal.SIGWINCH)
             time.sleep(1.0)
             os.kill(old, signal.SIGQUIT)
-            _wait(lambda o=old: not _alive(o), 60, "the old master to exit")
-            _wait(lambda o=old: _pid_in(pidfile, o), 60, "the new master's pidfile")
+            wait_until(lambda o=old: not _alive(o), 60, "the old master to exit")
+            wait_until(lambda o=old: _pid_in(pidfile, o), 60, "the new master's pidfile")
         time.sleep(1.0)
         return client.result()
 
@@ -307,29 +318,6 @@ def _alive(pid: int) -> bool:
     with contextlib.suppress(FileNotFoundError):
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
     return False
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except FileNotFoundError:
-        return []
-    return [int(p) for p in text.split()]
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise Unavailable(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 CASE = Case(

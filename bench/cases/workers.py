@@ -35,11 +35,14 @@ from bench import (
     Metric,
     Server,
     Unavailable,
+    child_pids,
     cpu_seconds,
     free_port,
     http_probe,
+    read_log,
     run_wrk,
     start_server,
+    wait_until,
 )
 from bench._env import GUNICORN_VERSION
 
@@ -143,9 +146,9 @@ def _tapster(
     probe = http_probe("/" if "--wsgi" in args else "/1k.bin")
     with start_server(argv, port=port, env=ctx.env(), cwd=folder, probe=probe) as server:
         server = dataclasses.replace(server, log=log)  # the supervisor's log, for its time stamps
-        _wait(lambda: f"ready: {workers} workers" in _text(log), 60, "the workers")
+        wait_until(lambda: f"ready: {workers} workers" in read_log(log), 60, "the workers")
         if "--no-spare-worker" not in argv:
-            _wait(lambda: " warm in " in _text(log), 60, "the spare worker")
+            wait_until(lambda: " warm in " in read_log(log), 60, "the spare worker")
         yield server
 
 
@@ -162,7 +165,9 @@ def _gunicorn(ctx: Context, folder: Path, workers: int) -> Iterator[Server | str
     argv = [str(python.parent / "gunicorn"), "-k", "sync", "-w", str(workers)]
     argv += ["--bind", f"127.0.0.1:{port}", "--chdir", str(folder), "burn:application"]
     with start_server(argv, port=port, env=ctx.env(), cwd=folder, probe=http_probe(), log=log) as s:
-        _wait(lambda: _text(log).count("Booting worker") >= workers, 60, "gunicorn's workers")
+        wait_until(
+            lambda: read_log(log).count("Booting worker") >= workers, 60, "gunicorn's workers"
+        )
         time.sleep(0.5)  # a forked worker imports the app after saying it boots
         yield s
 
@@ -183,19 +188,19 @@ def _unavailable(why: str) -> Callable[[], dict[str, float]]:
 def _kill_and_wait(server: Server, *, spare: bool) -> float:
     """Kill one serving worker; milliseconds until the supervisor logged its replacement ready."""
     log = Path(server.log)
-    ready_lines = _text(log).count(") ready in ")
-    warm = _text(log).count(" warm in ")
-    serving = [int(m.group(2)) for m in map(_READY.match, _text(log).splitlines()) if m]
-    victim = next(p for p in reversed(serving) if p in _children(server.pid))
+    ready_lines = read_log(log).count(") ready in ")
+    warm = read_log(log).count(" warm in ")
+    serving = [int(m.group(2)) for m in map(_READY.match, read_log(log).splitlines()) if m]
+    victim = next(p for p in reversed(serving) if p in child_pids(server.pid))
     # The replacement is at once only for a worker that ran a second or more (else backoff).
     time.sleep(1.2)
     killed = time.time()
     os.kill(victim, signal.SIGKILL)
-    _wait(lambda: _text(log).count(") ready in ") > ready_lines, 30, "the replacement")
-    line = [m for m in map(_READY.match, _text(log).splitlines()) if m][ready_lines]
+    wait_until(lambda: read_log(log).count(") ready in ") > ready_lines, 30, "the replacement")
+    line = [m for m in map(_READY.match, read_log(log).splitlines()) if m][ready_lines]
     stamp = datetime.datetime.strptime(line.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
     if spare:  # the next run needs a warm spare again
-        _wait(lambda: _text(log).count(" warm in ") > warm, 60, "a new spare worker")
+        wait_until(lambda: read_log(log).count(" warm in ") > warm, 60, "a new spare worker")
     return max(0.0, (stamp - killed) * 1000.0)
 
 
@@ -203,26 +208,6 @@ def _idle_cpu(server: Server, seconds: float) -> dict[str, float]:
     before = cpu_seconds(server.pid)
     time.sleep(seconds)
     return {"idle_cpu_pct": 100.0 * (cpu_seconds(server.pid) - before) / seconds}
-
-
-def _children(pid: int) -> list[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(p) for p in text.split()]
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise Unavailable(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 CASE = Case(
