@@ -220,7 +220,7 @@ class _CollectorPaused:
             gc.enable()
 
 
-def _warn(problems: list[PluginProblem]) -> None:
+def warn_once(problems: list[PluginProblem]) -> None:
     """Log each broken plugin once per process (``logging`` is imported only then)."""
     fresh = [p for p in problems if p.broken and p.message not in _warned]
     if not fresh:
@@ -252,7 +252,7 @@ def describe_plugins(kind: type | str) -> list[PluginInfo]:
 
 def _describe(wanted: str) -> list[PluginInfo]:
     scan = _scan()
-    _warn(scan.problems(duplicates=False))
+    warn_once(scan.problems(duplicates=False))
     infos: list[PluginInfo] = []
     append = infos.append
     for folder in scan.folders:
@@ -302,7 +302,7 @@ def describe_field(kind: str, field: str) -> tuple[list[str], list[str]]:
 
 def _describe_field(wanted: str, field: str) -> tuple[list[str], list[str]]:
     scan = _scan()
-    _warn(scan.problems(duplicates=False))
+    warn_once(scan.problems(duplicates=False))
     names: list[str] = []
     values: list[str] = []
     for folder in scan.folders:
@@ -385,7 +385,7 @@ def get_plugins(kind: type[K]) -> list[K]:
 
             message = f"plugin {info.module}:{info.attribute} ({info.origin}) failed to load: "
             problem = PluginProblem(info.module, info.origin, message + error_line(exc), "broken")
-            _warn([problem])
+            warn_once([problem])
             continue
         if isinstance(obj, kind) and id(obj) not in seen:
             seen.add(id(obj))

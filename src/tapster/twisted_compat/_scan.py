@@ -18,7 +18,7 @@ import sys
 
 from tapster.plugin import _cache
 from tapster.plugin._folders import module_files, twisted_folders
-from tapster.plugin._registry import PluginProblem
+from tapster.plugin._registry import PluginProblem, warn_once
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ PREFIX = "twisted-"
 
 PROBE_TIMEOUT = 120.0
 """Seconds the child scan may take (it imports every Twisted plugin module once)."""
-
-_warned: set[str] = set()
 
 
 class TwistedPluginInfo:
@@ -202,18 +200,5 @@ def describe(taken: set[str] | list[str]) -> tuple[list[TwistedPluginInfo], list
             continue
         used.add(name)
         infos.append(TwistedPluginInfo(name, description, module, attribute, origin, from_cache))
-    _warn(problems)
+    warn_once(problems)  # as tapster's own broken plugins are
     return infos, problems
-
-
-def _warn(problems: list[PluginProblem]) -> None:
-    """Log each broken Twisted plugin once per process, as tapster's own are."""
-    fresh = [p for p in problems if p.broken and p.message not in _warned]
-    if not fresh:
-        return
-    import logging
-
-    logger = logging.getLogger("tapster.plugin")
-    for problem in fresh:
-        _warned.add(problem.message)
-        logger.warning("tapster: %s", problem.message)
