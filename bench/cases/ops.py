@@ -42,9 +42,8 @@ from bench import (
     run_wrk,
     start_server,
 )
+from bench.cases.web import EFFICIENCY
 
-#: Requests served per CPU second the server used: steadier than the raw rate on a busy machine.
-EFFICIENCY = Metric("req_per_cpu_s", "req/CPU-s", lower_is_better=False, label="server efficiency")
 PROBE_P50 = Metric("probe_p50_ms", "ms", label="probe p50")
 PROBE_P99 = Metric("probe_p99_ms", "ms", label="probe p99")
 PROBE_MAX = Metric("probe_max_ms", "ms", label="probe max")
@@ -202,41 +201,43 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
     def serve(argv: list[str], port: int) -> AbstractContextManager[Server]:
         return start_server(argv, port=port, env=env, cwd=ctx.tmpdir, probe=http_probe("/1k.bin"))
 
-    # 1. --admin and metrics on, against neither.
-    on, off, admin = free_port(), free_port(), free_port()
-    with (
-        serve(web_argv(on, *admin_at(admin)), on) as with_admin,
-        serve(web_argv(off, plugin="bench-web-bare"), off) as bare,
-    ):
-        wait_answers(admin, "/readyz")
-        yield Comparison(
+    # 1. --admin and metrics on, against neither; 2. the stall detector on, against off.
+    admin = free_port()
+    rows = (
+        (
             "web with --admin and metrics",
-            (REQUESTS_PER_S, EFFICIENCY),
-            tapster=wrk_run(with_admin, f"{with_admin.url}/1k.bin", duration),
-            twistd=wrk_run(bare, f"{bare.url}/1k.bin", duration),
-            note="second column: tapster web without --admin, per-request metric updates off",
-        )
-
-    # 2. The stall detector on (the default), against off.
-    on, off = free_port(), free_port()
-    with (
-        serve(web_argv(on, "--loop-stall", "0.5"), on) as watched,
-        serve(web_argv(off, "--loop-stall", "0"), off) as unwatched,
-    ):
-        yield Comparison(
+            admin_at(admin), "web", (), "bench-web-bare",
+            "second column: tapster web without --admin, per-request metric updates off",
+        ),
+        (
             "web with --loop-stall 0.5",
-            (REQUESTS_PER_S, EFFICIENCY),
-            tapster=wrk_run(watched, f"{watched.url}/1k.bin", duration),
-            twistd=wrk_run(unwatched, f"{unwatched.url}/1k.bin", duration),
-            note="second column: --loop-stall 0",
-        )
-        yield Comparison(
-            "idle with --loop-stall 0.5",
-            (IDLE_CPU,),
-            tapster=idle_cpu(watched, duration),
-            twistd=idle_cpu(unwatched, duration),
-            note="the detector's fixed cost; second column: --loop-stall 0",
-        )
+            ("--loop-stall", "0.5"), "web", ("--loop-stall", "0"), "web",
+            "second column: --loop-stall 0",
+        ),
+    )  # fmt: skip
+    for label, on_args, on_plugin, off_args, off_plugin, note in rows:
+        on, off = free_port(), free_port()
+        with (
+            serve(web_argv(on, *on_args, plugin=on_plugin), on) as with_it,
+            serve(web_argv(off, *off_args, plugin=off_plugin), off) as without,
+        ):
+            if on_args[0] == "--admin":
+                wait_answers(admin, "/readyz")
+            yield Comparison(
+                label,
+                (REQUESTS_PER_S, EFFICIENCY),
+                tapster=wrk_run(with_it, f"{with_it.url}/1k.bin", duration),
+                twistd=wrk_run(without, f"{without.url}/1k.bin", duration),
+                note=note,
+            )
+            if on_args[0] == "--loop-stall":
+                yield Comparison(
+                    "idle with --loop-stall 0.5",
+                    (IDLE_CPU,),
+                    tapster=idle_cpu(with_it, duration),
+                    twistd=idle_cpu(without, duration),
+                    note="the detector's fixed cost; second column: --loop-stall 0",
+                )
 
     # 3. /livez under full web load: one process, then the supervisor of two workers.
     for workers in ((), ("-w", "2")):
