@@ -706,6 +706,8 @@ def _preload(settings: RunSettings) -> None:
         names += ["cProfile", "profile", "pstats"]
     if settings.debug:
         names.append("pdb")
+    if settings.admin or settings.loop_stall > 0:
+        names.append("tapster.runner._operations")  # bound in privileged_start, after a chroot
     for name in names:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
