@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-setup",
         action="store_true",
-        help="never create the Twisted venv; the twistd side is unavailable without it",
+        help="never create the Twisted venv (nor gunicorn's); a side without its venv is "
+        "unavailable",
     )
     return parser
 

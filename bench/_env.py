@@ -3,6 +3,8 @@
 tapster side: the project's own ``.venv`` (editable install of this working tree), so every run
 measures the code as it is on disk. twistd side: ``bench/.venv-twisted``, made on first use with
 ``python3 -m venv`` and ``pip install twisted==TWISTED_VERSION`` from the same base interpreter.
+Other peers a case compares with (gunicorn) get a venv of their own the same way
+(:meth:`Context.peer_python`), never installed into tapster's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 TWISTED_VERSION = "26.10.0"
 TWISTED_VENV = BENCH / ".venv-twisted"
+GUNICORN_VERSION = "27.0.1"
 RESULTS = BENCH / "results"
 
 # Variables removed from every measured command's environment so that both sides run with
@@ -78,10 +81,18 @@ def find_tapster_python() -> Path:
 
 def ensure_twisted_venv(venv: Path = TWISTED_VENV, version: str = TWISTED_VERSION) -> Path:
     """Return the baseline venv's python, creating the venv with Twisted ``version`` if needed."""
+    return ensure_peer_venv(venv, "twisted", version)
+
+
+def ensure_peer_venv(venv: Path, package: str, version: str) -> Path:
+    """Return ``venv``'s python, creating it with ``package==version`` if needed.
+
+    Made with the base interpreter of the project's venv, so both sides share one CPython build.
+    """
     python = venv / "bin" / "python"
-    if python.is_file() and _twisted_version(python) == version:
+    if python.is_file() and _package_version(python, package) == version:
         return python
-    print(f"bench: installing Twisted {version} into {venv} (first use) ...", file=sys.stderr)
+    print(f"bench: installing {package} {version} into {venv} (first use) ...", file=sys.stderr)
     if not python.is_file():
         made = subprocess.run(
             [_base_python(), "-m", "venv", str(venv)], capture_output=True, text=True, check=False
@@ -90,20 +101,72 @@ def ensure_twisted_venv(venv: Path = TWISTED_VENV, version: str = TWISTED_VERSIO
             last = (made.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise Unavailable(f"could not create the Twisted venv {venv}: {last}")
     result = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"twisted=={version}"],
+        [str(python), "-m", "pip", "install", "-q", f"{package}=={version}"],
         check=False,
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise Unavailable(f"could not install twisted=={version} into {venv}: {last}")
+        raise Unavailable(f"could not install {package}=={version} into {venv}: {last}")
     return python
 
 
-def _twisted_version(python: Path) -> str | None:
+#: The servers the ``apps`` case measures tapster against, each pinned; never a dependency
+#: of tapster itself. uvicorn gets httptools and uvloop, its fast path; starlette serves the
+#: same framework application on every side.
+PEERS_VENV = BENCH / ".venv-peers"
+PEER_PACKAGES = (
+    "uvicorn==0.54.0",
+    "httptools",
+    "uvloop",
+    "granian==2.8.7",
+    "gunicorn",
+    "starlette",
+    "wsproto",
+)
+
+
+def ensure_peers_venv(venv: Path = PEERS_VENV) -> Path:
+    """Return the peer servers' venv python, creating it with ``PEER_PACKAGES`` if needed."""
+    python = venv / "bin" / "python"
+    probe = "import uvicorn, granian, gunicorn, starlette, httptools, uvloop, wsproto"
+    if python.is_file() and _runs(python, probe):
+        return python
+    print(f"bench: installing the peer servers into {venv} (first use) ...", file=sys.stderr)
+    if not python.is_file():
+        made = subprocess.run(
+            [_base_python(), "-m", "venv", str(venv)], capture_output=True, text=True, check=False
+        )
+        if made.returncode != 0:
+            last = (made.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise Unavailable(f"could not create the peers venv {venv}: {last}")
     result = subprocess.run(
-        [str(python), "-c", "import twisted; print(twisted.__version__)"],
+        [str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0 or not _runs(python, probe):
+        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise Unavailable(f"could not install the peer servers into {venv}: {last}")
+    return python
+
+
+def _runs(python: Path, code: str) -> bool:
+    done = subprocess.run([str(python), "-c", code], capture_output=True, env=measured_env())
+    return done.returncode == 0
+
+
+def _twisted_version(python: Path) -> str | None:
+    return _package_version(python, "twisted")
+
+
+def _package_version(python: Path, package: str) -> str | None:
+    """The installed version of ``package`` in ``python``'s environment, or None."""
+    code = f"from importlib.metadata import version; print(version({package!r}))"
+    result = subprocess.run(
+        [str(python), "-c", code],
         capture_output=True,
         text=True,
         env=measured_env(),
@@ -148,6 +211,7 @@ class Context:
         self._twisted_python = twisted_python
         self._setup_twisted = setup_twisted
         self._twisted_error: str | None = None
+        self._peer_errors: dict[str, str] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="tapster-bench-")
         self.tmpdir = Path(self._tmp.name)
 
@@ -183,6 +247,26 @@ class Context:
                     self._twisted_error = str(exc)  # don't retry the install for every run
                     raise
         return self._twisted_python
+
+    def peer_python(self, package: str, version: str) -> Path:
+        """The interpreter of ``bench/.venv-PACKAGE`` with ``package==version`` (made on first use).
+
+        With ``--no-setup`` nothing is installed: a missing venv makes the side unavailable.
+        """
+        venv = BENCH / f".venv-{package}"
+        python = venv / "bin" / "python"
+        error = self._peer_errors.get(package)
+        if error is not None:
+            raise Unavailable(error)
+        if not self._setup_twisted:
+            if not python.is_file():
+                raise Unavailable(f"no {package} venv at {venv} and --no-setup was given")
+            return python
+        try:
+            return ensure_peer_venv(venv, package, version)
+        except Unavailable as exc:
+            self._peer_errors[package] = str(exc)  # don't retry the install for every run
+            raise
 
     @property
     def has_twisted(self) -> bool:

@@ -305,6 +305,36 @@ def test_error_messages_name_their_source(app: Path) -> None:
     )
 
 
+def test_errors_of_post_options_name_the_source_too(app: Path) -> None:
+    # A plugin's post_options speaks of --listen; the message names where the value came from.
+    line = fails(["web"], app, {"TAPSTER_WEB_LISTEN": "tcp:notaport"})
+    assert line == (
+        "tapster: error: TAPSTER_WEB_LISTEN='tcp:notaport': bad endpoint 'tcp:notaport': port: "
+        "expected a whole number, not 'notaport'"
+    )
+    line = fails(["web"], app, {"TAPSTER_WEB_LISTEN": "udp:53"})
+    assert line == (
+        "tapster: error: --listen 'udp:53': HTTP needs a stream endpoint such as tcp:8080, "
+        "ssl:8443:cert=FILE or unix:PATH (--listen: TAPSTER_WEB_LISTEN='udp:53')"
+    )
+    write(app, '[web]\nlisten = ["tcp:8080", "tcp:99999"]\n')
+    assert fails(["web"], app) == (
+        "tapster: error: tapster.toml, [web] listen (line 2): bad endpoint 'tcp:99999': port "
+        "must be 0 to 65535, not 99999"
+    )
+    # The command line wins, and is named as before.
+    assert fails(["web", "--listen", "tcp:99999"], app) == (
+        "tapster: error: --listen: bad endpoint 'tcp:99999': port must be 0 to 65535, not 99999"
+    )
+    # The runner's own checks of several options name each one's source.
+    write(app, "nodaemon = true\n")
+    line = fails(["greet-er"], app, {"TAPSTER_DAEMON": "1"})
+    assert line == (
+        "tapster: error: choose -n/--nodaemon or -D/--daemon, not both (--nodaemon: "
+        "tapster.toml, nodaemon (line 1); --daemon: TAPSTER_DAEMON='1')"
+    )
+
+
 def test_unknown_keys_and_variables_are_errors_with_a_suggestion(app: Path) -> None:
     write(app, "[greet-er]\n\nshoot = true\n")
     assert fails(["greet-er"], app) == (
@@ -358,3 +388,76 @@ def test_the_command_line_alone_is_what_it_was(app: Path) -> None:
     )
     assert result.stderr.strip() == "[]", result.stderr
     assert "--print-config" in result.stdout
+
+
+LOG = """
+from tapster.service import ServiceMaker
+from tapster.usage import Options
+
+
+class LogOptions(Options):
+    parameters = [("level", None, "x", "The runner's --log-level has its variable."), ("size",)]
+
+
+class LogMaker(ServiceMaker):
+    tapname = "log"
+    description = "A plugin whose variable TAPSTER_LOG_LEVEL is the runner's."
+    options = LogOptions
+
+    def make_service(self, options):
+        raise NotImplementedError
+
+
+maker = LogMaker()
+"""
+
+
+def test_help_names_each_options_variable(app: Path) -> None:
+    (app / "tapster" / "plugins" / "log_plugin.py").write_text(LOG)
+    env = {"COLUMNS": "1000"}  # one line per option
+
+    def rows(args: list[str]) -> dict[str, str]:
+        result = run_tapster([*args, "--help"], cwd=app, env=env)
+        assert result.returncode == 0, result.stderr
+        found = {}
+        for line in result.stdout.splitlines():
+            if line.lstrip().startswith("-") and "--" in line:
+                option = line.split("--", 1)[1].split("=")[0].split()[0]
+                found[option] = line.partition("[env: ")[2].rstrip("]")
+        return found
+
+    runner = rows([])
+    assert runner["log-level"] == "TAPSTER_LOG_LEVEL"
+    assert runner["shutdown-timeout"] == "TAPSTER_SHUTDOWN_TIMEOUT"
+    for own in ("help", "version", "help-loops", "config", "reload", "print-config", "plugins"):
+        assert runner[own] == "", own  # shows something and exits, or only on the command line
+    web = rows(["web"])
+    assert web["max-body"] == "TAPSTER_WEB_MAX_BODY"
+    assert web["listen"] == "TAPSTER_WEB_LISTEN"
+    assert web["help-auth"] == ""
+    third_party = rows(["greet-er"])
+    assert third_party["greeting"] == "TAPSTER_GREET_ER_GREETING"
+    assert third_party["shout"] == "TAPSTER_GREET_ER_SHOUT"
+    clash = rows(["log"])
+    assert clash == {"help": "", "level": "", "size": "TAPSTER_LOG_SIZE"}
+    # The names shown are the ones the run reads.
+    found = settings(["greet-er"], app, {"TAPSTER_GREET_ER_GREETING": "hi"})
+    assert found["[greet-er] greeting"] == ('"hi"', "environment TAPSTER_GREET_ER_GREETING")
+
+
+def test_every_variable_tapster_sets_for_itself_is_reserved() -> None:
+    """A ``TAPSTER_*`` name the runner passes to its own children is never read as an option.
+
+    (``TAPSTER_UPGRADE`` was not: a supervisor re-executed for an upgrade refused
+    its own hand-over as an unknown variable.)
+    """
+    import re
+
+    from tapster.config._environment import RESERVED
+
+    src = Path(__file__).resolve().parents[2] / "src" / "tapster"
+    names = set()
+    for path in src.rglob("*.py"):
+        names.update(re.findall(r'^\w+ = "(TAPSTER_[A-Z_]+)"', path.read_text(), re.M))
+    assert names, "the pattern found no constant at all"
+    assert names <= RESERVED, names - RESERVED

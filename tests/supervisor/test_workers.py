@@ -334,7 +334,8 @@ def test_daemon_with_workers(tmp_path: Path) -> None:
     assert not any(alive(p) for p in workers)
 
 
-def test_privilege_drop_with_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [(), ("--reuse-port",)], ids=["shared", "reuse-port"])
+def test_privilege_drop_with_workers(tmp_path: Path, mode: tuple[str, ...]) -> None:
     command = tapster_cmd_for("nobody")
     if command is None or os.geteuid() != 0:
         pytest.skip("needs root and a Python that nobody can run")
@@ -343,7 +344,7 @@ def test_privilege_drop_with_workers(tmp_path: Path) -> None:
     os.chmod(tmp_path, 0o755)
     write_app(tmp_path, port)
     proc = subprocess.Popen(
-        [*argv, "-u", "nobody", "--logfile", "app.log", "-w", "2", "-y", "app.tac"],
+        [*argv, "-u", "nobody", "--logfile", "app.log", "-w", "2", *mode, "-y", "app.tac"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -363,6 +364,13 @@ def test_privilege_drop_with_workers(tmp_path: Path) -> None:
         assert {uid(p) for p in children(proc.pid)} == {65534}  # the spare too
         assert uid(proc.pid) == 0
         assert get(port) in serving(proc.pid)
+        # The spare takes over after its switch (with --reuse-port it listens only now).
+        (spare,) = (p for p in children(proc.pid) if is_spare(p))
+        os.kill(serving(proc.pid)[0], signal.SIGKILL)
+        log = tmp_path / "app.log"
+        wait_for(lambda: f"(pid {spare}) ready in" in log.read_text(), 5, "the spare to serve")
+        assert listeners(port) == (2 if mode else 1)
+        assert {get(port) for _ in range(10)} <= set(serving(proc.pid))
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0, proc.stderr.read() if proc.stderr else ""
@@ -505,3 +513,32 @@ def test_reuse_port_gives_each_worker_its_own_listener(tapster_proc, tmp_path) -
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
     assert listeners(port) == 0
+
+
+def test_a_burst_of_connections_is_shared_by_the_workers(tapster_proc, tmp_path) -> None:
+    """Workers on one listener accept one connection a pass: a burst is not taken by one."""
+    port = free_port()
+    write_app(tmp_path, port)
+    _proc, log = start(tapster_proc, tmp_path, "-w", "2", "-y", "app.tac")
+    wait_ready(log)
+    wait_warm(log)
+
+    def burst() -> list[int]:
+        barrier = threading.Barrier(16)
+        pids: list[int] = []
+
+        def client() -> None:
+            barrier.wait()
+            pids.append(get(port, "/block"))
+
+        threads = [threading.Thread(target=client) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sorted(pids.count(pid) for pid in set(pids))
+
+    shares = [burst() for _ in range(5)]
+    # Each request holds its worker's loop for 50 ms: a worker that took the whole
+    # burst at once (as a single process does) would serve most of it alone.
+    assert all(len(share) == 2 and max(share) <= 10 for share in shares), shares

@@ -88,6 +88,20 @@ def test_help_layout_at_80_columns() -> None:
     assert Web().help_text(80) == WEB_HELP_80
 
 
+def test_a_variable_hook_adds_each_options_name_in_the_environment() -> None:
+    # The runner sets the hook (tapster._env_names); a plain Options shows no [env: ...].
+    options = Web()
+    options._tapster_variable = lambda o: None if o.key == "logfile" else "APP_" + o.key.upper()
+    text = options.help_text(80)
+    assert (
+        "  -p, --port=PORT        The port number to listen on. A port number, 0-65535.\n"
+        "                         [default: 8080] [env: APP_PORT]\n"
+    ) in text
+    assert "  -n, --nodaemon         Stay in the foreground. [env: APP_NODAEMON]\n" in text
+    assert "  -l, --logfile=LOGFILE  Where to log.\n" in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+
+
 def test_columns_environment_sets_the_width(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     assert Web().help_text() == WEB_HELP_80

@@ -115,3 +115,17 @@ def test_without_chroot_a_folder_removed_before_start_fails_it(tmp_path: Path) -
     root.rmdir()
     with pytest.raises(RootFolderError, match=f"^the folder to serve {root} does not exist$"):
         asyncio.run(service.start())
+
+
+@needs_root
+@pytest.mark.slow
+def test_workers_each_enter_the_jail(serve: Any, tmp_path: Path) -> None:
+    """``--workers``: the supervisor stays outside (it starts fresh interpreters), each worker
+    enters the chroot and drops to ``nobody``, and serves what is only inside the jail."""
+    jail = tmp_path / "jail"
+    (jail / "srv" / "www").mkdir(parents=True)
+    (jail / "srv" / "www" / "index.html").write_text("inside the jail")
+    runner = ["--chroot", str(jail), "-w", "2", "-u", "nobody"]
+    web = serve("--path", "/srv/www", runner=runner, cwd=tmp_path)
+    for _ in range(4):
+        assert web.get("/")[0::2] == (200, b"inside the jail")

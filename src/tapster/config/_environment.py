@@ -14,9 +14,17 @@ from tapster.usage._parser import show
 
 __all__ = ["RESERVED", "flag_value", "list_value", "tapster_variables"]
 
-#: Variables tapster itself sets or reads that are not options.
+#: Variables tapster itself sets or reads that are not options: a worker's spec
+#: (runner._roles), an upgrade's hand-over (supervisor._upgrade), --reload's child
+#: (runner._reload), and the config file's own name.
 RESERVED = frozenset(
-    {"TAPSTER_WORKER", "TAPSTER_CONFIG", "TAPSTER_RELOADED", "TAPSTER_RELOAD_WATCHER"}
+    {
+        "TAPSTER_WORKER",
+        "TAPSTER_UPGRADE",
+        "TAPSTER_CONFIG",
+        "TAPSTER_RELOADED",
+        "TAPSTER_RELOAD_WATCHER",
+    }
 )
 
 _TRUE = frozenset({"1", "true", "yes"})

@@ -3,11 +3,13 @@
 One rule for the runner and every plugin, read from the option declarations alone
 (``parameters``, ``flags``, ``opt_*`` handlers), so a plugin needs no code of its
 own: an option ``--max-body`` of the subcommand ``web`` is ``TAPSTER_WEB_MAX_BODY``
-in the environment and ``max-body`` in the ``[web]`` table of a config file.
+in the environment and ``max-body`` in the ``[web]`` table of a config file. The
+variable's name follows ``tapster._env_names``, which ``--help`` shares.
 """
 
 from __future__ import annotations
 
+from tapster._env_names import env_prefix, has_sources, variable_stem
 from tapster.usage._declarations import class_spec
 
 TYPE_CHECKING = False
@@ -16,34 +18,16 @@ if TYPE_CHECKING:
     from tapster.usage._declarations import Option
 
 __all__ = [
-    "RUNNER_ONLY",
     "env_prefix",
     "file_key",
     "is_repeatable",
     "is_secret",
     "settable",
+    "variable_stem",
 ]
-
-#: Runner options that act instead of running (or choose the sources): never set elsewhere.
-RUNNER_ONLY = frozenset(
-    {"plugins", "rebuild-plugin-cache", "completion", "print-config", "config"}
-    | {"reload", "reload-include"}  # the reloader's child reads the same sources
-)
 
 #: Words that make an option's value a secret even when its declaration does not say so.
 _SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "credential")
-
-
-def env_prefix(subcommand: str | None) -> str:
-    """``TAPSTER_`` for the runner, ``TAPSTER_WEB_`` for ``web``.
-
-    Every character of the subcommand's name outside ``[A-Za-z0-9]`` becomes ``_``
-    (``twisted-web`` is ``TAPSTER_TWISTED_WEB_``).
-    """
-    if subcommand is None:
-        return "TAPSTER_"
-    name = "".join(c if c.isascii() and c.isalnum() else "_" for c in subcommand)
-    return "TAPSTER_" + name.upper() + "_"
 
 
 def file_key(option: Option) -> str:
@@ -56,18 +40,15 @@ def settable(options: Options, runner: bool) -> dict[str, Option]:
 
     Every option with a long name except those that show something and exit
     (``--help``, ``--help-*``, ``--version``) and, for the runner, the actions
-    of :data:`RUNNER_ONLY`.
+    of ``tapster._env_names.RUNNER_ONLY``.
     """
     found: dict[str, Option] = {}
     for option in class_spec(type(options)).options:
         if not option.longs:
             continue
         name = option.longs[0]
-        if name == "help" or name.startswith("help-") or name == "version":
-            continue
-        if runner and name in RUNNER_ONLY:
-            continue
-        found[name] = option
+        if has_sources(name, runner):
+            found[name] = option
     return found
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 
 from tapster.config._environment import flag_value, list_value, tapster_variables
-from tapster.config._names import env_prefix, file_key, is_repeatable, settable
+from tapster.config._names import env_prefix, file_key, is_repeatable, settable, variable_stem
 from tapster.config._toml import ConfigFile, find_config
 from tapster.usage import UsageError
 from tapster.usage._parser import show
@@ -44,7 +44,7 @@ COMMAND_LINE = "command line"
 class Setting:
     """Where one option's value came from (``origin``), and the raw values given there."""
 
-    __slots__ = ("from_file", "option", "origin", "raws", "typed")
+    __slots__ = ("from_file", "option", "origin", "raws", "typed", "where")
 
     def __init__(
         self,
@@ -53,12 +53,16 @@ class Setting:
         raws: list[str | None],
         from_file: bool = False,
         typed: list[Any] | None = None,
+        *,
+        where: str = "",
     ) -> None:
         self.option = option
         self.origin = origin
         self.raws = raws
         self.from_file = from_file
         self.typed = raws if typed is None else typed  # as written: numbers stay numbers
+        #: How an error names this value (``TAPSTER_WEB_LISTEN='x'``); "" on the command line.
+        self.where = where
 
 
 class Level:
@@ -81,6 +85,32 @@ class Config:
         self.levels: list[Level] = []
         self.subcommand_origin: str | None = None
         self.names: list[str] = []  # every subcommand's name
+
+    def name_sources(self, error: UsageError) -> str:
+        """``error``'s message, naming where the options it mentions came from.
+
+        A plugin's ``post_options`` speaks of ``--listen``, whatever set it. A message
+        that starts ``--listen: `` starts with the value's source instead
+        (``TAPSTER_WEB_LISTEN='tcp:x': bad endpoint ...``); other options it mentions that
+        the environment or the file set are named at the end (``(--daemon:
+        TAPSTER_DAEMON='1')``). Options from the command line are left as they are.
+        """
+        import re
+
+        message = error.message
+        level = next((lv for lv in self.levels if lv.options is error.options), None)
+        if level is None:
+            return message
+        named: list[str] = []
+        for name in dict.fromkeys(re.findall(r"--([A-Za-z0-9][\w-]*)", message)):
+            setting = level.settings.get(name)
+            if setting is None or not setting.where or setting.where in message:
+                continue
+            if message.startswith(f"--{name}: "):
+                message = f"{setting.where}: {message[len(name) + 4 :]}"
+            else:
+                named.append(f"--{name}: {setting.where}")
+        return message + (f" ({'; '.join(named)})" if named else "")
 
     # -- the runner ------------------------------------------------------------------------
 
@@ -182,7 +212,7 @@ class Config:
         ``strict``, every other variable under ``prefix`` (and not under a longer
         prefix of another subcommand, in ``longer``) is an error.
         """
-        by_stem = {key.upper().replace("-", "_"): key for key in level.settable}
+        by_stem = {variable_stem(key): key for key in level.settable}
         claimed: dict[str, tuple[str, str, bool]] = {}
         for variable in sorted(self.unclaimed):
             if not variable.startswith(prefix) or any(variable.startswith(o) for o in longer or ()):
@@ -229,7 +259,7 @@ class Config:
             origin = f"environment {variable}"
             if from_file:
                 origin = f"file {text} (environment {variable})"
-            level.settings[key] = Setting(option, origin, raws, from_file)
+            level.settings[key] = Setting(option, origin, raws, from_file, where=where)
             for raw in raws:
                 shown = where if from_file or raw is None else f"{variable}={show(raw)}"
                 _apply(level.options, option, raw, shown)
@@ -241,8 +271,8 @@ class Config:
         for variable in sorted(self.unclaimed):
             if any(variable.startswith(env_prefix(name)) for name in self.names):
                 continue  # another subcommand's: not this run's business
-            names = [k.upper().replace("-", "_") for k in runner or {}]
-            names += [prefix[8:] + k.upper().replace("-", "_") for k in own]
+            names = [variable_stem(k) for k in runner or {}]
+            names += [prefix[8:] + variable_stem(k) for k in own]
             raise UsageError(
                 f"unknown variable {variable} (no such option)"
                 + _did_you_mean(variable[8:], names, lambda s: "TAPSTER_" + s)
@@ -292,7 +322,7 @@ class Config:
             raws = _file_raws(option, value, where, from_file, file.folder)
             typed = None if from_file else value if isinstance(value, list) else [value]
             origin = file.origin(name, written)
-            level.settings[key] = Setting(option, origin, raws, from_file, typed)
+            level.settings[key] = Setting(option, origin, raws, from_file, typed, where=where)
             for raw in raws:
                 _apply(level.options, option, raw, where)
 

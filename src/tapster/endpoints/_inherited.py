@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import weakref
 from collections.abc import Callable, Iterator
 
 from tapster.endpoints._errors import ListenError
@@ -43,6 +44,7 @@ __all__ = [
     "bind",
     "inherit",
     "inheriting",
+    "is_shared",
     "recording",
     "start_listening",
     "stop_inheriting",
@@ -63,7 +65,9 @@ class _Table:
         self.reuse_port = False  # recording: reserve plain TCP endpoints
         self.defer_listen = False  # inheriting: own listeners wait for start_listening()
         self.keep_reserved = False  # inheriting: a reservation stays one (an upgraded supervisor)
+        self.bind_missing = False  # inheriting: bind what was not inherited (a --reload child)
         self.pending: list[tuple[socket.socket, int]] = []  # (own listener, backlog)
+        self.shared: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
 
 _table = _Table()
@@ -96,6 +100,11 @@ def _bind(
     index = _table.used.get(description, 0)
     entries = inherited.get(description, [])
     if index >= len(entries):
+        if _table.bind_missing:  # a --reload child: a new endpoint of the new code
+            sockets = real_bind(endpoint)
+            if _table.recorded is not None:
+                _table.recorded.append((endpoint, sockets))
+            return sockets
         raise ListenError(
             description,
             "the supervisor did not bind it (a worker must build the same listeners "
@@ -114,6 +123,8 @@ def _bind(
             if not _table.keep_reserved and _is_reserved(sock):
                 sockets[-1] = _own_listener(sock, getattr(endpoint, "backlog", DEFAULT_BACKLOG))
                 sock.close()
+            else:
+                _table.shared.add(sock)
     except OSError as exc:
         for sock in sockets:
             sock.close()
@@ -195,7 +206,11 @@ def recording(
 
 
 def inherit(
-    listeners: list[Listener], *, defer_listen: bool = False, keep_reserved: bool = False
+    listeners: list[Listener],
+    *,
+    defer_listen: bool = False,
+    keep_reserved: bool = False,
+    bind_missing: bool = False,
 ) -> None:
     """From now on, binds take these inherited descriptors (the worker's side).
 
@@ -204,7 +219,8 @@ def inherit(
     this process's own (``--reuse-port``) are bound but listen only once
     :func:`start_listening` is called. With ``keep_reserved`` (a supervisor
     re-executed by an upgrade, inside :func:`recording`) a ``--reuse-port``
-    reservation is taken as it is.
+    reservation is taken as it is. With ``bind_missing`` (a ``--reload`` child, whose
+    new code may listen somewhere new) an endpoint not inherited is bound, not refused.
     """
     table: dict[str, list[list[int]]] = {}
     for description, fds in listeners:
@@ -215,7 +231,13 @@ def inherit(
     _table.used = {}
     _table.defer_listen = defer_listen
     _table.keep_reserved = keep_reserved
+    _table.bind_missing = bind_missing
     _table.pending = []
+
+
+def is_shared(sock: socket.socket) -> bool:
+    """True for a listener whose queue this process shares with other workers."""
+    return sock in _table.shared
 
 
 def stop_inheriting() -> None:
@@ -223,6 +245,7 @@ def stop_inheriting() -> None:
     _table.inherited = None
     _table.used = {}
     _table.keep_reserved = False
+    _table.bind_missing = False
 
 
 def inheriting() -> bool:

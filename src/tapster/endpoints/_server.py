@@ -324,6 +324,10 @@ class UNIXServerEndpoint(ServerEndpoint):
             probe.close()
         raise ListenError(self.path, "another process is listening on it")
 
+    def disown(self) -> None:
+        """Leave the socket file in place on release: another process serves it on."""
+        self._identity = None
+
     def release(self, sockets: list[socket.socket]) -> None:
         """Close the socket and remove its file, if the file is still ours."""
         super().release(sockets)

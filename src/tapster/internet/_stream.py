@@ -19,12 +19,13 @@ import errno
 import functools
 import inspect
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
-from tapster.endpoints import ServerEndpoint, TCPServerEndpoint, UNIXServerEndpoint
+from tapster.endpoints import ServerEndpoint, TCPServerEndpoint, UNIXServerEndpoint, _inherited
 from tapster.metrics import CounterSeries, counter, gauge
 from tapster.service import Service, remaining_budget
 
@@ -176,9 +177,13 @@ class StreamServerService(Service):
         tls = self.endpoint.ssl_context
         quiet_until = 0.0  # no repeat of the same complaint before this loop time
         last_errno: int | None = None
+        shared = _inherited.is_shared(sock)
         while True:
             try:
-                conn, _ = await loop.sock_accept(sock)
+                await _readable(loop, sock)
+                conn, _ = sock.accept()
+            except BlockingIOError:
+                continue  # another worker (or the kernel's wake-up of several) took it
             except OSError as exc:
                 if sock.fileno() == -1:
                     return
@@ -201,6 +206,14 @@ class StreamServerService(Service):
                 continue
             backoff = 0.0
             self._spawn(conn, tls)
+            if shared:
+                # A worker of ``tapster --workers`` shares this queue with the others:
+                # one connection a pass, and the CPU offered to them (they were woken
+                # by the same connection, maybe on this core), so that a burst is spread
+                # over the workers instead of taken whole by the first to wake.
+                os.sched_yield()
+                await asyncio.sleep(0)
+                continue
             # Take the rest of the listen queue now. One accept per pass of the
             # loop would keep a burst of new clients waiting behind every pass
             # the busy connections make (the last of 50 waited over 100 ms).
@@ -424,3 +437,25 @@ class UNIXServer(StreamServerService):
         name: str | None = None,
     ) -> None:
         super().__init__(UNIXServerEndpoint(path, mode, backlog), handler, name=name)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Wait until ``sock`` has a connection to accept, without accepting it.
+
+    ``loop.sock_accept`` accepts inside the loop's callback: a stop that cancels
+    the accepting task after that callback ran, but before the task resumed,
+    drops the accepted socket, and its client sees a reset. Waiting only for
+    readiness leaves nothing to lose; the accept itself runs in the task.
+    """
+    ready: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)

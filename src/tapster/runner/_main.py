@@ -45,6 +45,8 @@ def _usage_error(error: UsageError, options: RunnerOptions) -> int:
     where = error.options if error.options is not None else options
     if where is options and error.unknown_command is not None:
         message = _unknown_command(options, error.unknown_command)
+    elif options.config_sources is not None:  # a value the environment or a file gave
+        message = options.config_sources.name_sources(error)
     _say(f"error: {message}")
     command = where.command_path() if hasattr(where, "command_path") else "tapster"
     sys.stderr.write(f"Run '{command} --help' for usage.\n")

@@ -21,13 +21,14 @@ import time
 from typing import Any
 
 from tapster import __version__
-from tapster.admin import AdminServer, ControlError, RecentProblems
 from tapster.loopwatch import LoopWatch
-from tapster.metrics import REGISTRY, Family
+from tapster.metrics import REGISTRY
 from tapster.metrics._process import process_families
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from tapster.admin import AdminServer, RecentProblems
+    from tapster.metrics import Family
     from tapster.runner._run import Runner
 
 __all__ = ["LIVENESS_DEFAULT", "Operations", "SingleSubject", "services_status"]
@@ -43,8 +44,15 @@ class Operations:
         self.runner = runner
         settings = runner.settings
         self.watch = LoopWatch(settings.loop_stall)
-        self.admin = AdminServer(settings.admin) if settings.admin else None
-        self.recent = RecentProblems()
+        self.admin: AdminServer | None = None
+        self.recent: RecentProblems | None = None
+        if settings.admin:
+            # Only with --admin: the HTTP side costs ~10 ms of start-up that a run
+            # with just the loop-stall watch (the default) does not need.
+            from tapster.admin import AdminServer, RecentProblems
+
+            self.admin = AdminServer(settings.admin)
+            self.recent = RecentProblems()
         self.stopping_since: str = ""
         self.started_at = time.time()
         REGISTRY.add_collector(process_families)
@@ -56,7 +64,8 @@ class Operations:
 
     def loop_started(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the running main loop: start the watch and serve the admin endpoint."""
-        self.recent.attach()
+        if self.recent is not None:
+            self.recent.attach()
         self.watch.start(loop)
         if self.admin is not None:
             self.admin.serve_in_thread(SingleSubject(self, loop))
@@ -71,7 +80,8 @@ class Operations:
         self.watch.stop()
         if self.admin is not None:
             self.admin.close()
-        self.recent.detach()
+        if self.recent is not None:
+            self.recent.detach()
         REGISTRY.remove_collector(process_families)
 
     def stall_reason(self) -> str:
@@ -168,7 +178,7 @@ class SingleSubject:
             "services": services_status(runner.root),
             "workers": None,
             "loop_blocked_at": self.ops.watch.stuck_at,
-            "recent": self.ops.recent.recent(),
+            "recent": self.ops.recent.recent() if self.ops.recent is not None else [],
         }
 
     async def control(self, action: str, count: int | None) -> str:
@@ -179,4 +189,6 @@ class SingleSubject:
         if action == "stop":
             os.kill(os.getpid(), signal.SIGTERM)
             return "stopping (as SIGTERM)"
+        from tapster.admin import ControlError
+
         raise ControlError(409, f"{action} needs --workers: a single process has no workers")

@@ -14,6 +14,7 @@ import os
 import sys
 
 from tapster import __version__
+from tapster._env_names import variable_namer
 from tapster._ids import group_id, user_id
 from tapster.usage import Options, UsageError, choice, documented, existing_dir, octal_mode
 
@@ -222,7 +223,9 @@ class RunnerOptions(Options):
     long_description = (
         "Runs a service from a plugin (a SUBCOMMAND, listed below) or from a .tac file (-y), "
         "in the foreground (the default) or as a daemon. "
-        "'tapster SUBCOMMAND --help' shows a subcommand's own options."
+        "'tapster SUBCOMMAND --help' shows a subcommand's own options. "
+        "An option may also be set by the environment variable shown with it "
+        "([env: ...]) or in a config file (see --config)."
     )
     version = __version__
 
@@ -363,6 +366,7 @@ class RunnerOptions(Options):
         self.bare = False
         self.config_sources: Any = None  # tapster.config, once the command line is read
         self._tapster_sources = _other_sources
+        self._tapster_variable = variable_namer(None)
 
     def opt_help(self) -> None:
         """Display this help and exit."""
@@ -444,6 +448,7 @@ class RunnerOptions(Options):
                 )
             self.maker = maker
             sub = options_class()
+            sub._tapster_variable = variable_namer(name, type(self))
             if self.config_sources is not None:
                 sub._tapster_sources = self.config_sources.subcommand_sources(name)
             if not getattr(options_class, "synopsis", None):
@@ -463,6 +468,8 @@ class RunnerOptions(Options):
             raise UsageError("choose -n/--nodaemon or -D/--daemon, not both")
         if self["daemon"] and self["reload"]:
             raise UsageError("--reload runs in the foreground; drop --daemon")
+        if self["workers"] and self["reload"]:
+            raise UsageError("--reload runs one process; drop --workers")
         if self["daemon"] and self["debug"]:
             raise UsageError("--debug runs in the foreground; drop --daemon")
         if self["daemon"] and self["logfile"] == "-":
@@ -485,8 +492,6 @@ class RunnerOptions(Options):
                 if self[flag]:
                     raise UsageError(f"--{flag.replace('_', '-')} needs --workers N")
             return
-        if self["chroot"]:
-            raise UsageError("--chroot cannot be combined with --workers yet")
         if self["debug"]:
             raise UsageError("--debug runs one process; drop --workers")
         if self["worker_timeout"] <= 0:

@@ -1,26 +1,33 @@
 """``tapster --reload``: for development, run the service in a child and restart it on a save.
 
-The reloader runs the same command line in a child process (``$TAPSTER_RELOADED`` tells
-the child not to reload in turn) and watches the app directory and the plugin folders
-for changed ``.py`` files (and ``--reload-include`` globs): with ``watchfiles`` when it is
-installed (extra ``tapster[reload]``), else by polling modification times twice a
-second. On a change it first checks the new code without stopping anything: the changed
-files must compile, and ``tapster --print-config`` with the same arguments must load the
-plugin and accept its options. When that fails the error is shown (the syntax error with
-its line, or the one-line error) and the running child keeps serving until the next
-save; otherwise the child is stopped (SIGTERM) and a new one started.
+The reloader runs the same command line in a child process and watches the app
+directory and the plugin folders for changed ``.py`` files (and ``--reload-include``
+globs): with ``watchfiles`` when it is installed (extra ``tapster[reload]``), else by
+polling modification times every 0.4 s. On a change the changed files must first
+compile (checked here, in milliseconds); then the next child starts *beside* the
+running one, on the same listening sockets (``runner._reload_child``: the first child
+hands its listeners to the reloader, which keeps them open and passes them on). Only
+once the new child says it is ready does the old one get SIGTERM: until then, and for
+good when the new code fails anywhere in its start (an import, ``make_service``, a new
+port in use), the old child keeps serving and its socket never closes.
 
 Imported only when ``--reload`` is given: ``tapster --help`` never loads it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
+
+from tapster.runner._reload_child import MAX_FDS, RELOADED, child_spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,16 +35,18 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import Any
 
+    from tapster.endpoints._inherited import Listener
+
 __all__ = ["RELOADED", "WATCHER", "reload_command", "run_reload"]
 
-RELOADED = "TAPSTER_RELOADED"
-"""Set in the child's environment: it runs the service and does not reload itself."""
 WATCHER = "TAPSTER_RELOAD_WATCHER"
 """``poll`` or ``watchfiles`` to choose the watcher (default: watchfiles when installed)."""
 
-POLL_INTERVAL = 0.5
+POLL_INTERVAL = 0.4
 _SKIPPED = frozenset({"__pycache__", "node_modules", ".git", ".venv", "venv", ".tox"})
 _STOP_WAIT = 15.0
+#: Seconds a new child may take to be ready before it is given up (and the old one kept).
+_START_WAIT = 120.0
 
 
 def reload_command(options: Any, args: list[str]) -> int:
@@ -48,11 +57,75 @@ def reload_command(options: Any, args: list[str]) -> int:
     return run_reload(args, folders, list(options.get("reload_include") or ()))
 
 
+class _Child:
+    """One ``tapster`` child and the reloader's end of its channel."""
+
+    def __init__(self, command: list[str], listeners: list[Listener]) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fds = [fd for _, group in listeners for fd in group]
+        env = dict(os.environ)
+        env[RELOADED] = child_spec(theirs.fileno(), listeners)
+        try:
+            self.proc = subprocess.Popen(command, env=env, pass_fds=(theirs.fileno(), *fds))
+        finally:
+            theirs.close()
+        self.channel = mine
+        self.listeners: list[Listener] | None = None  # what it reported, descriptors ours
+        self.state = "starting"  # then "ready" or "failed"
+
+    def read(self, timeout: float) -> None:
+        """Take the child's messages; wait up to ``timeout`` seconds for "ready" or "failed"."""
+        deadline = time.monotonic() + timeout
+        while self.state == "starting":
+            left = max(deadline - time.monotonic(), 0.0)
+            ready, _, _ = select.select([self.channel], [], [], left)
+            if not ready:
+                return
+            try:
+                data, fds, _, _ = socket.recv_fds(self.channel, 65536, MAX_FDS)
+            except OSError:
+                data, fds = b"", []
+            if data == b"ready":
+                self.state = "ready"
+            elif data.startswith(b"["):
+                self._take(data, fds)
+            else:  # "failed", or the end of the channel: the child is gone
+                for fd in fds:
+                    os.close(fd)
+                self.state = "failed"
+
+    def _take(self, data: bytes, fds: list[int]) -> None:
+        listeners: list[Listener] = []
+        position = 0
+        for description, count in json.loads(data):
+            listeners.append((str(description), fds[position : position + int(count)]))
+            position += int(count)
+        self.listeners = listeners
+
+    def stop(self, wait: bool = True) -> int | None:
+        """SIGTERM, then (with ``wait``) the exit status (killed after a while).
+
+        A child that said "failed" is on its way out: it gets the time to go by itself.
+        """
+        if self.state == "failed" and self.proc.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(_STOP_WAIT)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            if not wait:
+                return None
+            try:
+                self.proc.wait(_STOP_WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.channel.close()
+        return int(self.proc.returncode)
+
+
 def run_reload(args: list[str], folders: list[str], include: list[str]) -> int:
     """Run ``tapster ARGS`` in a child, restarting it when ``folders`` change; the exit status."""
     folders = _outermost(folders)
-    env = dict(os.environ)
-    env[RELOADED] = "1"
     command = [sys.executable, "-m", "tapster", *args]
     stopping: list[int] = []
 
@@ -62,28 +135,66 @@ def run_reload(args: list[str], folders: list[str], include: list[str]) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     watcher, changes = _changes(folders, include, stopping)
     _say(f"reload: watching {', '.join(folders)} with {watcher}")
-    child = subprocess.Popen(command, env=env)
+    listeners: list[Listener] = []
+    child = _Child(command, listeners)
+    retiring: list[_Child] = []
     reported = False
     try:
         for changed in changes:
             if stopping:
                 break
-            if child.poll() is not None and not reported:
-                _say(f"reload: the service exited with status {child.returncode}; save to restart")
+            child.read(0)
+            listeners = _newer(listeners, child)
+            for old in [old for old in retiring if old.proc.poll() is not None]:
+                old.stop()  # reaped
+                retiring.remove(old)
+            if child.proc.poll() is not None and not reported:
+                status = child.proc.returncode
+                _say(f"reload: the service exited with status {status}; save to restart")
                 reported = True
-            if not changed:
+            if not changed or not _compiles(sorted(changed)):
                 continue
-            if not _new_code_works(sorted(changed), args, env):
-                continue
-            _stop(child)
+            if child.state == "starting" and child.proc.poll() is None:
+                child.read(_START_WAIT)  # its listeners are the next one's
+                listeners = _newer(listeners, child)
             _say(f"reload: {_shown(sorted(changed))} changed; restarting")
-            child = subprocess.Popen(command, env=env)
+            new = _Child(command, listeners)
+            new.read(_START_WAIT)
+            if new.state != "ready" or stopping:
+                new.stop()
+                if new.listeners is not None:
+                    _close(new.listeners)
+                if not stopping:
+                    kept = "; the previous process serves on" if child.proc.poll() is None else ""
+                    _say(f"reload: not restarted, the new code failed to start (above){kept}")
+                continue
+            listeners = _newer(listeners, new)
+            child.stop(wait=False)
+            retiring.append(child)
+            child = new
             reported = False
     finally:
-        status = _stop(child)
+        status = child.stop()
+        for old in retiring:
+            old.stop()
+        _close(listeners)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return status
+    return status or 0
+
+
+def _newer(listeners: list[Listener], child: _Child) -> list[Listener]:
+    """The listeners ``child`` reported, once it did (the older ones closed), else ``listeners``."""
+    if child.listeners is None or child.listeners is listeners:
+        return listeners
+    _close(listeners)
+    return child.listeners
+
+
+def _close(listeners: list[Listener]) -> None:
+    for _, fds in listeners:
+        for fd in fds:
+            os.close(fd)
 
 
 def _say(message: str) -> None:
@@ -96,20 +207,15 @@ def _shown(paths: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def _stop(child: subprocess.Popen[bytes]) -> int:
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(_STOP_WAIT)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    return int(child.returncode)
+def _compiles(changed: list[str]) -> bool:
+    """Whether every changed ``.py`` file compiles; the syntax error is shown when not.
 
-
-def _new_code_works(changed: list[str], args: list[str], env: dict[str, str]) -> bool:
-    """Compile the changed files, then load the plugin and its options in a throwaway child."""
+    The file's cached bytecode is removed: ``__pycache__`` tells a stale ``.pyc`` by the
+    source's size and its mtime in whole seconds, so two saves of the same size within a
+    second would otherwise start the next child on the previous code.
+    """
     import traceback
+    from importlib.util import cache_from_source
 
     for path in changed:
         if not path.endswith(".py") or not os.path.isfile(path):
@@ -121,20 +227,8 @@ def _new_code_works(changed: list[str], args: list[str], env: dict[str, str]) ->
             _say(f"reload: not restarted, {_shown([path])} does not compile: {error}")
             sys.stderr.write("".join(traceback.format_exception_only(error)))
             return False
-    check = subprocess.run(
-        [sys.executable, "-m", "tapster", "--print-config", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    if check.returncode != 0:
-        lines = check.stderr.strip().splitlines() or [f"status {check.returncode}"]
-        _say(f"reload: not restarted, the new code fails: {lines[0].removeprefix('tapster: ')}")
-        for line in lines[1:]:
-            sys.stderr.write(line + "\n")
-        return False
+        with contextlib.suppress(OSError, ValueError):
+            os.unlink(cache_from_source(path))
     return True
 
 
@@ -199,7 +293,11 @@ def _poll(folders: list[str], include: list[str], stopping: list[int]) -> Iterat
 
 
 def _snapshot(folders: list[str], include: list[str]) -> dict[str, tuple[int, int]]:
-    """``{path: (mtime_ns, size)}`` of every watched file below ``folders``."""
+    """``{path: (mtime_ns, size)}`` of every watched file below ``folders``.
+
+    Every :data:`POLL_INTERVAL` over the whole tree: the common entry, a ``.py`` file,
+    costs one ``stat`` and no other call (about 3 us: 1,000 files take 0.7 % of a core).
+    """
     found: dict[str, tuple[int, int]] = {}
     pending = list(folders)
     while pending:
@@ -209,13 +307,21 @@ def _snapshot(folders: list[str], include: list[str]) -> dict[str, tuple[int, in
             continue
         with entries:
             for entry in entries:
+                name = entry.name
                 try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if entry.name not in _SKIPPED and not entry.name.startswith("."):
-                            pending.append(entry.path)
-                    elif _wanted(entry.path, include):
+                    if name.endswith(".py") or (
+                        include
+                        and not entry.is_dir(follow_symlinks=False)
+                        and _wanted(entry.path, include)
+                    ):
                         st = entry.stat()
-                        found[entry.path] = (st.st_mtime_ns, st.st_size)
+                        found[entry.path] = st.st_mtime_ns, st.st_size
+                    elif (
+                        entry.is_dir(follow_symlinks=False)
+                        and name not in _SKIPPED
+                        and name[0] != "."
+                    ):
+                        pending.append(entry.path)
                 except OSError:
                     continue
     return found

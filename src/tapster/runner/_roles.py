@@ -8,7 +8,9 @@ them (the one place that decides "single process or supervisor"):
   supervises workers instead of serving (``tapster.supervisor``);
 * a worker (started by a supervisor, ``$TAPSTER_WORKER`` set) inherits those
   listeners instead of binding, reports to the supervisor instead of to a
-  daemon's launcher, and serves.
+  daemon's launcher, and serves;
+* a ``--reload`` child (``$TAPSTER_RELOADED`` set) serves on the reloader's listeners
+  and hands them back (``runner._reload_child``).
 
 ``tapster.supervisor`` is imported only when the role is not the single
 process, so neither ``--help`` nor a single process ever loads it.
@@ -37,7 +39,8 @@ class Role(Protocol):
 
     #: Appended to the process title, e.g. `` [worker 2]``.
     title: str
-    #: Whether this process switches to ``--uid``/``--gid`` (a supervisor does not).
+    #: Whether this process enters ``--chroot`` and switches to ``--uid``/``--gid``
+    #: (a supervisor does neither: it starts fresh interpreters).
     switches_user: bool
     #: True in a supervisor re-executed by an upgrade: already a daemon if it was one.
     upgraded: bool
@@ -97,6 +100,11 @@ def choose_role(settings: RunSettings, argv: Sequence[str] | None) -> Role:
         from tapster.supervisor import WorkerRole
 
         return WorkerRole.from_environment(spec)
+    spec = os.environ.get("TAPSTER_RELOADED")
+    if spec is not None:
+        from tapster.runner._reload_child import ReloadedRole
+
+        return ReloadedRole.from_environment(spec)
     if settings.workers:
         from tapster.supervisor import SupervisorRole
 

@@ -215,6 +215,12 @@ class Runner:
         else:
             sys.stderr.write(f"tapster: {message}\n")
             sys.stderr.flush()
+        if exc is not None and getattr(self.role, "shows_tracebacks", False):
+            import traceback
+
+            cause = _original(exc)
+            traceback.print_exception(type(cause), cause, cause.__traceback__)
+            sys.stderr.flush()
 
     def _cleanup(self) -> None:
         if self._capture is not None:
@@ -336,13 +342,17 @@ class Runner:
             self._loop_factory = _loops.loop_factory(s.loop)
         except _loops.LoopError as exc:
             raise StartupError(str(exc)) from None
-        if s.chroot:
+        # A supervisor stays outside the chroot (it starts fresh interpreters); each
+        # worker enters it, as a single process does.
+        jailed = s.chroot is not None and self.role.switches_user
+        if s.chroot is not None and jailed:
             _preload(s)
             try:
                 _privileges.enter_chroot(s.chroot)
             except _privileges.PrivilegeError as exc:
                 raise StartupError(str(exc)) from None
-        rundir = s.rundir if not s.chroot else "/" + s.rundir.lstrip("/")
+        # Outside a chroot (or a supervisor beside one), the run directory as seen from here.
+        rundir = "/" + s.rundir.lstrip("/") if jailed else self.base_dir
         try:
             os.chdir(rundir)
         except OSError as exc:
@@ -399,6 +409,8 @@ class Runner:
             self.loop = premade if premade is not None else factory()
         except _loops.LoopError as exc:
             raise StartupError(str(exc)) from None
+        if premade is not None:  # say the loop it really is (a daemon's is the standard one)
+            self.loop_name = type(premade).__module__.partition(".")[0]
         asyncio.set_event_loop(self.loop)
 
     def privileged_start(self) -> None:
@@ -708,6 +720,8 @@ def _preload(settings: RunSettings) -> None:
         names.append("pdb")
     if settings.admin or settings.loop_stall > 0:
         names.append("tapster.runner._operations")  # bound in privileged_start, after a chroot
+    if settings.admin:
+        names.append("tapster.admin")
     for name in names:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
@@ -732,13 +746,18 @@ _WRAPPERS = (StartupError, _app.AppError, ServiceStartError)
 """tapster's own exceptions that carry the user's error as ``__cause__``."""
 
 
+def _original(exc: BaseException) -> BaseException:
+    """The user's error inside tapster's wrappers (``StartupError`` and the like)."""
+    while isinstance(exc, _WRAPPERS) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
 def _post_mortem(exc: BaseException) -> None:
     """``--debug``: pdb where the user's error was raised, not where tapster re-raised it."""
     import pdb
 
-    while isinstance(exc, _WRAPPERS) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    pdb.post_mortem(exc.__traceback__)
+    pdb.post_mortem(_original(exc).__traceback__)
 
 
 def _debug_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

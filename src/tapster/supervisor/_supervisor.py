@@ -561,7 +561,8 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> WorkerProcess | None:
         """Start a worker for ``slot`` (the spare's: a spare); None when it cannot start.
 
-        A failure to start the process counts as a failed start of the slot.
+        A failure to start the process counts as a failed start of the slot (the
+        spare's is retried with backoff).
         """
         assert self._exits is not None
         try:
@@ -576,7 +577,12 @@ class Supervisor:
                 on_message=self._on_message,
             )
         except OSError as exc:
-            self._start_failed(slot, f"cannot start {slot.name}: {exc.strerror or exc}")
+            message = f"cannot start {slot.name}: {exc.strerror or exc}"
+            if slot is self.spare:  # never fatal: the workers serve without it
+                log.warning("%s", message)
+                self._schedule(slot, 0.0)
+            else:
+                self._start_failed(slot, message)
             return None
         watch = _Watch(slot)
         self.workers[worker] = watch
@@ -641,7 +647,6 @@ class Supervisor:
             self._ready(worker, watch)
         elif kind == "warm" and worker.state == "starting" and watch.slot is self.spare:
             worker.state = "spare"
-            self.spare.failures = 0
             log.info("%r warm in %.2f s, ready to take over", worker, worker.uptime)
             if self.upgrading:
                 self._exec_upgrade(worker)

@@ -205,7 +205,7 @@ class WorkerRole:
                     got.set_result(number)
 
         async def wait() -> int | None:
-            watcher = SignalWatcher(loop)
+            watcher = SignalWatcher(loop, (signal.SIGTERM, signal.SIGINT))
             watcher.install()
             stop: asyncio.Future[int] = asyncio.ensure_future(watcher.next())
             try:

@@ -2,7 +2,8 @@
 
 Layout: the ``Usage:`` line, the long description, the options sorted by name
 (short forms first, then long ones, ``=METAVAR`` for a value), each followed by
-its doc, the coercer's ``coerce_doc`` and ``[default: X]``, then the commands
+its doc, the coercer's ``coerce_doc``, ``[default: X]`` and, when the options say
+(``_tapster_variable``), ``[env: NAME]``, then the commands
 with the first line of their doc. Everything is wrapped to the terminal width
 (``COLUMNS`` wins, as with :func:`shutil.get_terminal_size`).
 """
@@ -164,8 +165,8 @@ def option_label(option: Option) -> str:
     return label if option.shorts else "    " + label
 
 
-def option_doc(option: Option) -> str:
-    """The doc, the coercer's ``coerce_doc`` and the default, as one text."""
+def option_doc(option: Option, variable: str | None = None) -> str:
+    """The doc, the coercer's ``coerce_doc``, the default and the ``variable``, as one text."""
     parts = [option.doc] if option.doc else []
     coerce_doc = getattr(option.coerce, "coerce_doc", None) if option.coerce else None
     if isinstance(coerce_doc, str) and coerce_doc.strip():
@@ -173,6 +174,8 @@ def option_doc(option: Option) -> str:
     if option.kind == PARAMETER and option.default is not None:
         shown = str(option.default)
         parts.append(f"[default:{_GLUE}{shown if shown else chr(34) * 2}]")
+    if variable:
+        parts.append(f"[env:{_GLUE}{variable}]")
     return " ".join(parts)
 
 
@@ -282,7 +285,11 @@ def help_text(
                 out.extend(wrap(paragraph, width))
 
     spec = class_spec(type(options))
-    rows = [(option_label(o), option_doc(o)) for o in spec.options]
+    variable = options._tapster_variable
+    if variable is None:
+        rows = [(option_label(o), option_doc(o)) for o in spec.options]
+    else:
+        rows = [(option_label(o), option_doc(o, variable(o))) for o in spec.options]
     if rows:
         out += ["", "Options:"]
         out += _table(rows, width)

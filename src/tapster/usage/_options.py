@@ -79,6 +79,10 @@ class Options(_MappingBase):
     # values. None (the default) costs parsing nothing.
     _tapster_sources: Sources | None = None
 
+    # What --help shows as each option's name in another source ("[env: NAME]"): a
+    # callable ``option -> name or None``. None (the default) shows nothing.
+    _tapster_variable: Callable[[Option], str | None] | None = None
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         # The values exist before any __init__ runs, so a subclass or mixin may
         # set them before (or without) calling super().__init__().

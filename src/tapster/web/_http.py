@@ -15,6 +15,11 @@ from tapster._lazy import import_later
 
 import_later("html")  # error_response
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._body import RequestBody
+    from ._protocol import HttpConnection
+
 SERVER: Final = b"tapster"
 _SERVER_LINE: Final = b"Server: " + SERVER + b"\r\n"
 
@@ -205,6 +210,7 @@ class Request:
     __slots__ = (
         "_map",
         "body",
+        "channel",
         "client",
         "headers",
         "keep_alive",
@@ -212,7 +218,9 @@ class Request:
         "path",
         "query",
         "remote_user",
+        "scheme",
         "started",
+        "stream",
         "target",
         "version",
     )
@@ -241,6 +249,13 @@ class Request:
         self._map: dict[bytes, bytes] | None = None
         #: When the head was parsed (``time.monotonic()``): the request duration's start.
         self.started = time.monotonic()
+        #: ``http``, ``https``; ``ws`` or ``wss`` for a WebSocket upgrade (set with ASGI only).
+        self.scheme = "http"
+        #: The connection, for handlers that answer on it themselves (ASGI); else None.
+        self.channel: HttpConnection | None = None
+        #: The body as it streams in (ASGI, when nothing was queued before it); else None
+        #: and ``body`` holds it whole.
+        self.stream: RequestBody | None = None
 
     def get(self, name: bytes, default: bytes | None = None) -> bytes | None:
         """The value of header ``name`` (lower-case bytes), or ``default``."""
@@ -296,11 +311,16 @@ class Response:
 
 
 #: What a handler gives back: the response when it has it at once (a cached
-#: file), else an awaitable of it (a first read, a login, a WSGI call).
-Handled = Response | Awaitable[Response]
+#: file), else an awaitable of it (a first read, a login, a WSGI call). An
+#: awaitable of ``None`` answered on ``Request.channel`` itself (ASGI, WebSocket).
+Handled = Response | Awaitable[Response | None]
 
 
-async def resolve(result: Handled) -> Response:
+#: What static files, WSGI and login give back: never ``None``.
+Answer = Response | Awaitable[Response]
+
+
+async def resolve(result: Answer) -> Response:
     """The response ``result`` is or will give, for code that may wait anyway."""
     if isinstance(result, Response):
         return result

@@ -14,7 +14,7 @@ from tapster.cred.credentials import Anonymous, UsernamePassword
 from tapster.cred.strcred import AuthOptionMixin
 from tapster.usage import Options, UsageError, existing_dir, positive_int
 
-from ._config import Limits, WebConfig, WsgiApp
+from ._config import Limits, WebConfig
 
 #: Loopback only, as uvicorn and gunicorn do: ``tapster web --path .`` must not
 #: publish a folder to the network by accident; ``--listen tcp:8080`` does that on purpose.
@@ -66,6 +66,48 @@ def realm(text: str) -> str:
 realm.coerce_doc = 'Printable ASCII, without " or \\.'  # type: ignore[attr-defined]
 
 
+def lifespan_mode(text: str) -> str:
+    """``auto``, ``on`` or ``off``."""
+    if text not in ("auto", "on", "off"):
+        raise ValueError(f"{text!r} is not one of auto, on, off")
+    return text
+
+
+lifespan_mode.coerce_doc = "auto, on or off."  # type: ignore[attr-defined]
+
+
+def root_path(text: str) -> str:
+    """A URL path prefix such as ``/api`` (no trailing slash kept)."""
+    if text and not text.startswith("/"):
+        raise ValueError(f"{text!r} must start with /")
+    if any(c in text for c in "?#\r\n") or not text.isprintable():
+        raise ValueError(f"{text!r} is not a plain URL path")
+    return text.rstrip("/")
+
+
+def forwarded_allow(text: str) -> tuple[str, ...]:
+    """Comma-separated proxy addresses or networks, or ``*``."""
+    import ipaddress
+
+    entries = tuple(part.strip() for part in text.split(",") if part.strip())
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            if "/" in entry:
+                ipaddress.ip_network(entry, strict=False)
+            else:
+                ipaddress.ip_address(entry)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address, a network or *") from None
+    return entries
+
+
+forwarded_allow.coerce_doc = (  # type: ignore[attr-defined]
+    "Comma-separated addresses or networks (10.0.0.0/8), or *."
+)
+
+
 class WebOptions(AuthOptionMixin, Options):
     """Options of ``tapster web``."""
 
@@ -75,7 +117,8 @@ class WebOptions(AuthOptionMixin, Options):
 
     long_description = (
         "Serve static files from a folder (with listings, ranges, conditional "
-        "requests and gzip) and/or a WSGI application, over HTTP/1.1."
+        "requests and gzip) and/or a WSGI or ASGI application, over HTTP/1.1 "
+        "(and WebSockets, for ASGI)."
     )
     parameters = [
         (
@@ -95,10 +138,52 @@ class WebOptions(AuthOptionMixin, Options):
             "(files from --path are served first when both are given).",
         ),
         (
+            "asgi",
+            None,
+            None,
+            "Run this ASGI 3 application, named as module:attribute "
+            "(files from --path are served first when both are given).",
+        ),
+        (
+            "lifespan",
+            None,
+            "auto",
+            "ASGI lifespan events: auto uses them when the application supports them.",
+            lifespan_mode,
+        ),
+        (
+            "root_path",
+            None,
+            "",
+            "ASGI root_path: the URL prefix a proxy strips before passing requests on.",
+            root_path,
+        ),
+        (
+            "forwarded_allow_ips",
+            None,
+            "127.0.0.1",
+            "With --proxy-headers: the proxies to believe.",
+            forwarded_allow,
+        ),
+        (
+            "limit_concurrency",
+            None,
+            None,
+            "Most ASGI requests and WebSockets at once; more get 503.",
+            positive_int,
+        ),
+        (
+            "ws_max_size",
+            None,
+            16 * 1024 * 1024,
+            "Largest WebSocket message (ASGI); larger closes the socket (1009).",
+            size,
+        ),
+        (
             "max_body",
             None,
             10 * 1024 * 1024,
-            "Largest request body accepted (WSGI); larger gets 413.",
+            "Largest request body accepted (WSGI, ASGI); larger gets 413.",
             size,
         ),
         ("threads", None, 10, "Worker threads for the WSGI application.", positive_int),
@@ -142,6 +227,12 @@ class WebOptions(AuthOptionMixin, Options):
         ("no_listing", None, "Do not list folders that have no index file (403 instead)."),
         ("follow_symlinks", None, "Serve symlinks that point outside --path."),
         ("no_gzip", None, "Never compress responses."),
+        (
+            "proxy_headers",
+            None,
+            "Take the client's address and scheme from X-Forwarded-For/Proto or "
+            "Forwarded when the peer is in --forwarded-allow-ips.",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -204,8 +295,13 @@ class WebOptions(AuthOptionMixin, Options):
         self["listen_endpoints"] = endpoints
         if not self["index"]:
             self["index"] = ["index.html"]
-        self["wsgi_app"] = load_wsgi_app(self["wsgi"]) if self["wsgi"] else None
-        if self["path"] is None and self["wsgi_app"] is None:
+        if isinstance(self["forwarded_allow_ips"], str):  # the default, as text
+            self["forwarded_allow_ips"] = forwarded_allow(self["forwarded_allow_ips"])
+        if self["wsgi"] and self["asgi"]:
+            raise UsageError("--wsgi and --asgi: give one application, not both")
+        self["wsgi_app"] = load_app("--wsgi", self["wsgi"]) if self["wsgi"] else None
+        self["asgi_app"] = load_app("--asgi", self["asgi"]) if self["asgi"] else None
+        if self["path"] is None and self["wsgi_app"] is None and self["asgi_app"] is None:
             self["path"] = os.getcwd()
 
     def _check_path(self) -> None:
@@ -233,30 +329,30 @@ class WebOptions(AuthOptionMixin, Options):
             raise UsageError(f"option --path: invalid value {path!r}: {exc}") from None
 
 
-def load_wsgi_app(spec: str) -> WsgiApp:
-    """Import ``module:attribute`` (the current folder is searched too)."""
+def load_app(option: str, spec: str) -> Any:
+    """Import ``module:attribute`` for ``option`` (the current folder is searched too)."""
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise UsageError(f"--wsgi {spec!r}: expected module:attribute, e.g. myapp:application")
+        raise UsageError(f"{option} {spec!r}: expected module:attribute, e.g. myapp:application")
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UsageError(f"--wsgi {spec!r}: cannot import {module_name!r} ({exc})") from None
+        raise UsageError(f"{option} {spec!r}: cannot import {module_name!r} ({exc})") from None
     except Exception as exc:
         raise UsageError(
-            f"--wsgi {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+            f"{option} {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
         ) from None
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise UsageError(f"--wsgi {spec!r}: {module_name!r} has no {attribute!r}") from None
+            raise UsageError(f"{option} {spec!r}: {module_name!r} has no {attribute!r}") from None
     if not callable(target):
-        raise UsageError(f"--wsgi {spec!r}: {attribute!r} is not callable")
-    return target  # type: ignore[no-any-return]
+        raise UsageError(f"{option} {spec!r}: {attribute!r} is not callable")
+    return target
 
 
 def config_from_options(options: Options, portal: Any = None) -> WebConfig:
@@ -266,6 +362,8 @@ def config_from_options(options: Options, portal: Any = None) -> WebConfig:
         request_timeout=options["request_timeout"],
         keep_alive_timeout=options["keep_alive_timeout"],
         send_timeout=options["send_timeout"],
+        ws_max_size=options["ws_max_size"],
+        limit_concurrency=options["limit_concurrency"],
     )
     return WebConfig(
         root=options["path"] or None,
@@ -278,6 +376,10 @@ def config_from_options(options: Options, portal: Any = None) -> WebConfig:
         gzip=not options["no_gzip"],
         wsgi_app=options["wsgi_app"],
         wsgi_threads=options["threads"],
+        asgi_app=options["asgi_app"],
+        root_path=options["root_path"],
+        lifespan=options["lifespan"],
+        forwarded_allow=options["forwarded_allow_ips"] if options["proxy_headers"] else (),
         portal=portal,
         realm=options["realm"],
         limits=limits,

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 import httptools
 
 from ._accesslog import format_line, printable
+from ._body import RequestBody
 from ._http import (
     SERVER,
     FileSpan,
@@ -37,9 +38,21 @@ from ._metrics import count_rejected, count_request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from typing import BinaryIO, Protocol
 
     from ._server import WebServer
+
+    class Upgraded(Protocol):
+        """What takes a connection's bytes after an upgrade (a WebSocket session)."""
+
+        def data_received(self, data: bytes) -> None: ...
+        def connection_lost(self) -> None: ...
+        def going_away(self) -> None: ...
+
+    class _Watcher(Protocol):
+        def lost(self) -> None: ...
+        def ended(self) -> None: ...
+
 
 log = logging.getLogger("tapster.web")
 
@@ -85,6 +98,17 @@ class HttpConnection(asyncio.Protocol):
         #: Monotonic time after which this connection is cut off; None while we work.
         #: Changed only through ``_set_deadline``.
         self._deadline: float | None = None
+        #: ASGI: requests go to the handler as soon as their head is parsed, their
+        #: bodies stream, and the handler answers on this connection itself.
+        self._streams: bool = server.app.streams
+        self._tls = False
+        #: Told when the client leaves, instead of cancelling the task (an ASGI call).
+        self._watcher: _Watcher | None = None
+        #: After a WebSocket upgrade: the session that takes every byte from now on.
+        self._upgraded: Upgraded | None = None
+        #: Bytes that followed an upgrade request's head, for the session.
+        self._leftover = b""
+        self._addresses: tuple[object, object] | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -102,6 +126,10 @@ class HttpConnection(asyncio.Protocol):
         elif peer:
             self._client = str(peer)
         self._server.connections.add(self)
+        if self._streams:
+            from tapster.internet import is_tls
+
+            self._tls = is_tls(transport)
         self._set_deadline(self._limits.request_timeout)
         if self._server.draining:
             self._closing = True
@@ -110,7 +138,12 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._server.connections.discard(self)
-        if self._task is not None and not self._task.done():
+        if self._upgraded is not None:
+            self._upgraded.connection_lost()
+        elif self._watcher is not None:
+            # An ASGI application is told (http.disconnect), not cancelled.
+            self._watcher.lost()
+        elif self._task is not None and not self._task.done():
             self._task.cancel()
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
@@ -121,6 +154,10 @@ class HttpConnection(asyncio.Protocol):
         # The client will send nothing more (it may still read): answer what it
         # asked, then close. A half-sent request is simply dropped.
         self._eof = True
+        if self._upgraded is not None:
+            return False  # a WebSocket client that stops sending has gone
+        if self._watcher is not None:
+            self._watcher.ended()  # ASGI: http.disconnect, as other servers say it
         if not self._busy and not self._queue:
             self._close()
         from tapster.internet import is_tls
@@ -143,13 +180,20 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
+        upgraded = self._upgraded
+        if upgraded is not None:
+            upgraded.data_received(data)
+            return
         progress = self._progress
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # No protocol upgrades here: answer what was asked, then hang up.
+        except httptools.HttpParserUpgrade as exc:
+            # Answer what was asked, then hang up; or (ASGI) hand the connection
+            # to a WebSocket session, with what came after the request's head.
             self._upgrade = True
             self._stop_reading()
+            if self._streams and exc.args:
+                self._leftover = data[exc.args[0] :]
         except httptools.HttpParserError as exc:
             if not self._closing:
                 cause = exc.__context__
@@ -231,6 +275,27 @@ class HttpConnection(asyncio.Protocol):
         incoming.request = req
         if incoming.framed:
             self._check_framing(req)
+        if self._streams:
+            self._dispatch_early(req, incoming)
+
+    def _dispatch_early(self, req: Request, incoming: _Incoming) -> None:
+        """ASGI: hand the request over now, its body to follow as it arrives.
+
+        Only on an idle connection: a request pipelined behind another waits in
+        the queue with its body whole, as with files and WSGI.
+        """
+        req.channel = self
+        if self._tls:
+            req.scheme = "https"
+        if self._parser.should_upgrade():
+            upgrade = req.get(b"upgrade")
+            if upgrade is not None and b"websocket" in upgrade.lower():
+                req.scheme = "wss" if self._tls else "ws"
+            return
+        if not self._busy and not self._queue:
+            body = RequestBody(self)
+            req.stream = incoming.stream = body
+            self._queue.append(req)
 
     def _check_framing(self, req: Request) -> None:
         """Refuse a body that is too large before reading it; answer 100-continue."""
@@ -258,7 +323,11 @@ class HttpConnection(asyncio.Protocol):
         incoming.body_len += len(body)
         if incoming.body_len > self._limits.max_body:
             raise _RejectError(413, "The request body is too large.")
-        incoming.body.append(body)
+        stream = incoming.stream
+        if stream is not None:
+            stream.feed(body)
+        else:
+            incoming.body.append(body)
 
     def on_message_complete(self) -> None:
         incoming = self._incoming
@@ -266,6 +335,9 @@ class HttpConnection(asyncio.Protocol):
         if incoming is None or incoming.request is None or self._closing:
             return
         req = incoming.request
+        if incoming.stream is not None:
+            incoming.stream.finish()  # queued when its head came
+            return
         if incoming.body:
             req.body = b"".join(incoming.body)
         self._queue.append(req)
@@ -291,6 +363,8 @@ class HttpConnection(asyncio.Protocol):
                 log.exception("Error while handling %s %s", req.method, printable(req.target))
                 result = error_response(500, "The server failed to handle this request.")
             if type(result) is Response and type(result.body) is bytes:
+                if req.stream is not None:
+                    req.stream.discard()  # answered before its body: drop that
                 self._emit(out, req, result)
             else:
                 if out:
@@ -365,13 +439,13 @@ class HttpConnection(asyncio.Protocol):
             except Exception:
                 log.exception("Error while handling %s %s", req.method, printable(req.target))
                 resp = error_response(500, "The server failed to handle this request.")
-            assert isinstance(resp, Response)
-            try:
-                await self._send(req, resp)
-            finally:
-                aclose = getattr(resp.body, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+            if resp is not None:  # else answered on the connection (ASGI)
+                try:
+                    await self._send(req, resp)
+                finally:
+                    aclose = getattr(resp.body, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
         except asyncio.CancelledError:
             self._abort()
             raise
@@ -385,7 +459,11 @@ class HttpConnection(asyncio.Protocol):
         finally:
             self._busy = False
             self._task = None
-        if not self._closing:
+            self._watcher = None
+            body = req.stream
+            if body is not None:
+                body.discard()
+        if not self._closing and self._upgraded is None:
             if self._queue:
                 self._answer_queue()
             else:
@@ -567,7 +645,13 @@ class HttpConnection(asyncio.Protocol):
                 self._transport.close()
 
     def abort(self) -> None:
-        """Close the connection at once, dropping anything unsent."""
+        """Close the connection at once, dropping anything unsent; stop its handler."""
+        self._abort()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def cut(self) -> None:
+        """Close the connection at once (a handler's response went wrong)."""
         self._abort()
 
     def _reset(self) -> None:
@@ -611,8 +695,92 @@ class HttpConnection(asyncio.Protocol):
 
     def begin_drain(self) -> None:
         """The server is stopping: close if idle, else after the response in progress."""
-        if not self._busy and not self._queue and self._incoming is None:
+        if self._upgraded is not None:
+            self._upgraded.going_away()
+        elif not self._busy and not self._queue and self._incoming is None:
             self._close()
+
+    # -- for handlers that answer on the connection (ASGI) -------------------------
+
+    def addresses(self) -> tuple[object, object]:
+        """The ASGI ``client`` and ``server``: ``(host, port)`` pairs, or ``None``."""
+        pair = self._addresses
+        if pair is None:
+            transport = self._transport
+            peer = transport.get_extra_info("peername") if transport is not None else None
+            here = transport.get_extra_info("sockname") if transport is not None else None
+            pair = self._addresses = (_address(peer), _address(here))
+        return pair
+
+    @property
+    def peer(self) -> str:
+        """The client's address as the connection sees it (before any proxy header)."""
+        return self._client
+
+    def watch(self, watcher: _Watcher) -> None:
+        """Tell ``watcher`` when the client leaves, rather than cancel the handler's task."""
+        self._watcher = watcher
+
+    def pause_body(self) -> None:
+        """Too much body waits unread: stop reading from the client."""
+        self._stop_reading()
+
+    def resume_body(self) -> None:
+        """The application took the body it had: read again (unless other limits hold)."""
+        if (
+            self._read_paused
+            and not self._closing
+            and (self._upgraded is not None or not self._upgrade)
+            and len(self._queue) < self._limits.max_pipeline
+            and self._transport is not None
+        ):
+            self._read_paused = False
+            self._transport.resume_reading()
+
+    def waiting_for_body(self, waiting: bool) -> None:
+        """Time the client while the application waits for its body; not otherwise."""
+        self._set_deadline(self._limits.request_timeout if waiting else None)
+
+    def response_head(self, req: Request, resp: Response, extra: bytes = b"") -> tuple[bytes, bool]:
+        """The head of ``resp``, and whether to close after it (see ``_head``)."""
+        return self._head(req, resp, extra)
+
+    def write(self, data: bytes) -> None:
+        """Write to the client unless the connection is closing."""
+        if not self._closing and self._transport is not None:
+            self._transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the client is not reading; raises ``ConnectionResetError`` once closed."""
+        await self._drain()
+
+    def response_done(self, req: Request, resp: Response, close: bool) -> None:
+        """Log a response the handler wrote, and close after it if it said so."""
+        self._log(req, resp)
+        if close:
+            self._close()
+
+    def take_over(self, session: Upgraded) -> bytes:
+        """Give the connection to ``session`` (a WebSocket): every byte goes to it now.
+
+        Returns the bytes that came after the upgrade request's head.
+        """
+        self._upgraded = session
+        leftover, self._leftover = self._leftover, b""
+        self._set_deadline(None)
+        if self._read_paused and self._transport is not None and not self._closing:
+            self._read_paused = False
+            self._transport.resume_reading()
+        return leftover
+
+    def close(self) -> None:
+        """Close after what was written has gone out."""
+        self._close()
+
+    @property
+    def closing(self) -> bool:
+        """Whether the connection is closing or closed."""
+        return self._closing
 
     # -- logging -----------------------------------------------------------------
 
@@ -621,6 +789,13 @@ class HttpConnection(asyncio.Protocol):
         access = self._server.access
         if access.enabled:
             access.write(format_line(req, req.client, resp.status, resp.body_length))
+
+
+def _address(info: object) -> object:
+    """An address as ASGI gives it: ``[host, port]`` for IP, else ``None``."""
+    if isinstance(info, tuple) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None
 
 
 def _flush(transport: asyncio.Transport, out: list[bytes]) -> None:
@@ -644,7 +819,17 @@ class _Incoming:
     next; ``request`` is set once the head is parsed (the body may follow).
     """
 
-    __slots__ = ("body", "body_len", "framed", "head_size", "headers", "request", "url", "url_len")
+    __slots__ = (
+        "body",
+        "body_len",
+        "framed",
+        "head_size",
+        "headers",
+        "request",
+        "stream",
+        "url",
+        "url_len",
+    )
 
     def __init__(self) -> None:
         self.url: list[bytes] = []
@@ -656,6 +841,8 @@ class _Incoming:
         self.body: list[bytes] = []
         self.body_len = 0
         self.request: Request | None = None
+        #: ASGI: the body streams to the application, not into ``body``.
+        self.stream: RequestBody | None = None
 
 
 class _RejectError(Exception):

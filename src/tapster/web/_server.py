@@ -16,6 +16,10 @@ from ._app import WebApp
 from ._config import WebConfig
 from ._protocol import HttpConnection
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._lifespan import Lifespan
+
 
 class WebServer:
     """One configured web server, independent of where it listens."""
@@ -26,6 +30,13 @@ class WebServer:
         self.access = AccessLog(config.access_log, config.access_log_file)
         self.connections: set[HttpConnection] = set()
         self.draining = False
+        #: The ASGI application's lifespan (``--asgi``), else None.
+        self.lifespan: Lifespan | None = None
+        asgi = self.app.asgi
+        if asgi is not None:
+            from ._lifespan import Lifespan
+
+            self.lifespan = Lifespan(asgi.app, asgi.state, config.lifespan)
         self._sweeper: asyncio.Task[None] | None = None
         self._all_closed: asyncio.Event | None = None
         limits = config.limits
@@ -55,6 +66,18 @@ class WebServer:
         self.draining = False
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def startup(self) -> None:
+        """Run the ASGI application's lifespan start-up (``LifespanError`` if it fails)."""
+        if self.lifespan is not None:
+            await self.lifespan.startup()
+
+    async def wait_drained(self, timeout: float) -> None:
+        """Wait until every connection is closed, at most ``timeout`` seconds."""
+        self._all_closed = asyncio.Event()
+        if self.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), timeout)
 
     async def _sweep(self) -> None:
         while True:
@@ -89,6 +112,8 @@ class WebServer:
         """Cut every remaining connection (the budget ran out)."""
         for conn in list(self.connections):
             conn.abort()
+        if self.app.asgi is not None:
+            self.app.asgi.cancel_all()
 
     async def close(self) -> None:
         """Stop the sweeper and the worker threads."""

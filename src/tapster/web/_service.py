@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from tapster.endpoints import ServerEndpoint
 from tapster.internet import StreamServerService
-from tapster.service import MultiService
+from tapster.service import MultiService, remaining_budget
 
 from ._config import WebConfig
 from ._server import WebServer
@@ -15,13 +15,18 @@ from ._static import RootFolderError
 
 log = logging.getLogger("tapster.web")
 
+#: Part of the shutdown budget kept for an ASGI application's lifespan shut-down.
+_LIFESPAN_SHARE = 0.25
+
 
 class WebService(MultiService):
     """Serves ``config`` on every endpoint in ``listen``.
 
     Stopping is graceful: idle keep-alive connections close at once, responses
     in progress finish (each on a connection that then closes) within the
-    shutdown budget, and whatever is still open when it runs out is cut.
+    shutdown budget, and whatever is still open when it runs out is cut. An
+    ASGI application's lifespan starts before the listeners accept anything and
+    shuts down after the connections are gone, with what is left of the budget.
     """
 
     def __init__(
@@ -48,15 +53,25 @@ class WebService(MultiService):
             if not self.chroot:
                 raise
             raise RootFolderError(f"{exc} inside the chroot {self.chroot}") from None
+        await self.server.startup()
         await super().start()
         log.info("%s", serving_line(self.listening()))
 
     async def stop(self) -> None:
         self.server.begin_drain()
+        lifespan = self.server.lifespan
         try:
+            if lifespan is not None and lifespan.running:
+                budget = remaining_budget()
+                if budget is not None:
+                    # Leave the application's shut-down its share of the budget.
+                    await self.server.wait_drained(budget * (1 - _LIFESPAN_SHARE))
+                    self.server.abort_all()
             await super().stop()
         finally:
             self.server.abort_all()
+            if lifespan is not None:
+                await lifespan.shutdown(remaining_budget())
             await self.server.close()
 
 

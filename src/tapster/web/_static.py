@@ -22,8 +22,8 @@ from tapster._lazy import import_later
 from . import _gzip, _ranges
 from ._config import WebConfig
 from ._http import (
+    Answer,
     FileSpan,
-    Handled,
     Request,
     Response,
     error_response,
@@ -156,7 +156,7 @@ class StaticFiles:
 
     # -- entry point -------------------------------------------------------------
 
-    def handle(self, req: Request) -> Handled | None:
+    def handle(self, req: Request) -> Answer | None:
         """The response for ``req``, an awaitable of it, or ``None`` (not ours)."""
         method = req.method
         if method not in {"GET", "HEAD"}:
@@ -187,7 +187,7 @@ class StaticFiles:
     def _allowed(self, path: str) -> bool:
         return self._follow or is_within(self._root_real, os.path.realpath(path))
 
-    def _slow(self, req: Request) -> Handled | None:
+    def _slow(self, req: Request) -> Answer | None:
         try:
             segments, slash = split_path(req.path)
         except BadPathError as exc:
@@ -238,7 +238,7 @@ class StaticFiles:
             self._routes.clear()
         self._routes[raw] = _Route(kind, path, time.monotonic())
 
-    def _file(self, req: Request, path: str, st: os.stat_result) -> Handled:
+    def _file(self, req: Request, path: str, st: os.stat_result) -> Answer:
         f = self._files.get(path)
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if f is None or f.key != key:
@@ -292,7 +292,7 @@ class StaticFiles:
 
     # -- answering ---------------------------------------------------------------
 
-    def _serve(self, req: Request, f: _File) -> Handled:
+    def _serve(self, req: Request, f: _File) -> Answer:
         head = req.method == "HEAD"
         use_gzip = False
         if (
@@ -449,7 +449,7 @@ class StaticFiles:
         )
         return Response(200, headers, b"" if req.method == "HEAD" else body, len(body))
 
-    def _list(self, req: Request, path: str, url_path: str) -> Handled:
+    def _list(self, req: Request, path: str, url_path: str) -> Answer:
         return self._list_async(req, path, url_path)
 
 

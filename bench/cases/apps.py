@@ -1,0 +1,294 @@
+"""Case ``apps``: tapster web running applications, beside the servers people use for them.
+
+The same application files, one process each, on 127.0.0.1, loaded by wrk with 50
+keep-alive connections (WebSockets: a client of our own, below):
+
+* hello-world ASGI: ``tapster web --asgi`` against uvicorn (httptools, uvloop) and granian;
+* a Starlette JSON endpoint through each of those three;
+* hello-world WSGI: ``tapster web --wsgi`` against gunicorn's gthread worker (10 threads, as
+  tapster's default pool) and granian's WSGI interface;
+* WebSocket echo (messages per second over 20 sockets) against uvicorn's wsproto server.
+
+The peers come from ``bench/.venv-peers`` (made on first use, ``PEER_PACKAGES``); none is a
+dependency of tapster. Access logs are off on every side. The harness's second column
+("twistd") holds the peer each comparison names.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+
+from bench import (
+    P99_MS,
+    REQUESTS_PER_S,
+    Case,
+    Comparison,
+    Context,
+    Metric,
+    Server,
+    free_port,
+    http_probe,
+    run_wrk,
+    start_server,
+)
+from bench._env import ensure_peers_venv
+
+MESSAGES_PER_S = Metric("messages_per_s", "msg/s", lower_is_better=False, label="messages")
+
+_HELLO_ASGI = """
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": message.get("text"),
+                        "bytes": message.get("bytes")})
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")]})
+    await send({"type": "http.response.body", "body": b"Hello, world!"})
+"""
+
+_HELLO_WSGI = """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [b"Hello, world!"]
+"""
+
+_STARLETTE = """
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def items(request):
+    return JSONResponse({"id": request.path_params["n"], "name": "widget", "tags": ["a", "b"]})
+
+
+app = Starlette(routes=[Route("/items/{n:int}", items)])
+"""
+
+#: A WebSocket echo load: N sockets, each sending a 32-byte text and awaiting its echo.
+_WS_LOAD = """
+import asyncio, sys, time
+from websockets.asyncio.client import connect
+
+async def one(url, until, counts):
+    async with connect(url, compression=None, max_size=None) as ws:
+        n = 0
+        while time.monotonic() < until:
+            await ws.send("x" * 32)
+            await ws.recv()
+            n += 1
+        counts.append(n)
+
+async def main(url, sockets, seconds):
+    counts = []
+    until = time.monotonic() + seconds
+    await asyncio.gather(*(one(url, until, counts) for _ in range(sockets)))
+    print(sum(counts) / seconds)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))
+"""
+
+
+def comparisons(ctx: Context) -> Iterator[Comparison]:
+    """Start tapster and each peer on the same application; yield one comparison per pair."""
+    peers = ensure_peers_venv()
+    folder = ctx.tmpdir / "apps"
+    folder.mkdir(exist_ok=True)
+    (folder / "hello_asgi.py").write_text(_HELLO_ASGI)
+    (folder / "hello_wsgi.py").write_text(_HELLO_WSGI)
+    (folder / "star.py").write_text(_STARLETTE)
+    (folder / "ws_load.py").write_text(_WS_LOAD)
+    duration = 2.0 if ctx.quick else 5.0
+    env = ctx.env()
+    peer_bin = peers.parent
+
+    def tapster(kind: str, spec: str, port: int) -> list[str]:
+        return [
+            ctx.tapster_bin("tapster"),
+            "--loop",
+            "uvloop",
+            "web",
+            f"--{kind}",
+            spec,
+            "--no-access-log",
+            "--listen",
+            f"tcp:{port}:interface=127.0.0.1",
+        ]
+
+    def uvicorn(spec: str, port: int) -> list[str]:
+        return [
+            str(peer_bin / "uvicorn"),
+            spec,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--ws",
+            "wsproto",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+
+    def granian(interface: str, spec: str, port: int) -> list[str]:
+        return [
+            str(peer_bin / "granian"),
+            "--interface",
+            interface,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            spec,
+        ]
+
+    def gunicorn(spec: str, port: int) -> list[str]:
+        return [
+            str(peer_bin / "gunicorn"),
+            "--worker-class",
+            "gthread",
+            "--workers",
+            "1",
+            "--threads",
+            "10",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            spec,
+        ]
+
+    pairs: list[tuple[str, str, Callable[[int], list[str]], Callable[[int], list[str]]]] = [
+        (
+            "hello ASGI",
+            "uvicorn 0.54 (httptools, uvloop)",
+            lambda p: tapster("asgi", "hello_asgi:app", p),
+            lambda p: uvicorn("hello_asgi:app", p),
+        ),
+        (
+            "hello ASGI",
+            "granian 2.8.7 (Rust)",
+            lambda p: tapster("asgi", "hello_asgi:app", p),
+            lambda p: granian("asgi", "hello_asgi:app", p),
+        ),
+        (
+            "Starlette JSON",
+            "uvicorn 0.54 (httptools, uvloop)",
+            lambda p: tapster("asgi", "star:app", p),
+            lambda p: uvicorn("star:app", p),
+        ),
+        (
+            "Starlette JSON",
+            "granian 2.8.7 (Rust)",
+            lambda p: tapster("asgi", "star:app", p),
+            lambda p: granian("asgi", "star:app", p),
+        ),
+        (
+            "hello WSGI",
+            "gunicorn gthread (1 worker, 10 threads)",
+            lambda p: tapster("wsgi", "hello_wsgi:app", p),
+            lambda p: gunicorn("hello_wsgi:app", p),
+        ),
+        (
+            "hello WSGI",
+            "granian 2.8.7 (Rust)",
+            lambda p: tapster("wsgi", "hello_wsgi:app", p),
+            lambda p: granian("wsgi", "hello_wsgi:app", p),
+        ),
+    ]
+    for label, peer, ours, theirs in pairs:
+        path = "/items/7" if "Starlette" in label else "/"
+        tap_port, peer_port = free_port(), free_port()
+        with (
+            start_server(
+                ours(tap_port), port=tap_port, env=env, cwd=folder, probe=http_probe(path)
+            ) as tap,
+            start_server(
+                theirs(peer_port), port=peer_port, env=env, cwd=folder, probe=http_probe(path)
+            ) as other,
+        ):
+
+            def load(server: Server, url: str) -> dict[str, float]:
+                return run_wrk(url, connections=50, duration=duration)
+
+            yield Comparison(
+                f"{label}: tapster vs {peer}",
+                (REQUESTS_PER_S, P99_MS),
+                tapster=lambda u=f"{tap.url}{path}", s=tap: load(s, u),
+                twistd=lambda u=f"{other.url}{path}", s=other: load(s, u),
+                note="wrk -c 50 -t 1, keep-alive; second column: " + peer,
+            )
+    tap_port, peer_port = free_port(), free_port()
+    with (
+        start_server(
+            tapster("asgi", "hello_asgi:app", tap_port),
+            port=tap_port,
+            env=env,
+            cwd=folder,
+            probe=http_probe("/"),
+        ) as tap,
+        start_server(
+            uvicorn("hello_asgi:app", peer_port),
+            port=peer_port,
+            env=env,
+            cwd=folder,
+            probe=http_probe("/"),
+        ) as other,
+    ):
+
+        def echo(port: int) -> dict[str, float]:
+            done = subprocess.run(
+                [
+                    str(ctx.tapster_python),
+                    str(folder / "ws_load.py"),
+                    f"ws://127.0.0.1:{port}/",
+                    "20",
+                    str(duration),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=duration + 30,
+                check=True,
+            )
+            return {"messages_per_s": float(done.stdout.strip())}
+
+        yield Comparison(
+            "WebSocket echo: tapster vs uvicorn 0.54 (wsproto)",
+            (MESSAGES_PER_S,),
+            tapster=lambda: echo(tap_port),
+            twistd=lambda: echo(peer_port),
+            note="20 sockets, 32-byte text, one in flight each; second column: uvicorn",
+        )
+
+
+CASE = Case(
+    name="apps",
+    issue=19,
+    title="tapster web running ASGI and WSGI applications vs uvicorn, granian, gunicorn",
+    description="hello-world ASGI and WSGI, a Starlette JSON route and WebSocket echo; "
+    "one process each, wrk -c 50",
+    comparisons=comparisons,
+    runs=3,
+    warmup=1,
+    default=False,
+)

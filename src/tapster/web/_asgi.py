@@ -1,0 +1,360 @@
+"""ASGI 3 applications over HTTP/1.1: the ``http`` scope (spec 2.4), on the event loop.
+
+``AsgiHandler.handle`` gives the protocol an awaitable that runs the application
+for one request and writes its answer on the connection itself (``Request.channel``):
+the head as soon as the first body part is known (a one-part body gets a
+``Content-Length``, more parts go chunked), each part as it comes, and ``send``
+waits while the client does not read. The request body streams in (``_body``);
+``receive`` gives ``http.disconnect`` once the response is complete or the client
+has gone, and ``send`` raises ``ClientDisconnectedError`` (an ``OSError``) after
+that. Trailers are not offered (no ``http.response.trailers`` extension).
+WebSocket upgrades go to ``_websocket``, lifespan events to ``_lifespan``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from ._accesslog import printable
+from ._http import Handled, Request, Response, error_response
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._body import RequestBody
+    from ._protocol import HttpConnection
+
+log = logging.getLogger("tapster.web")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: The ``asgi`` entry of every scope.
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+_NO_BODY_STATUS = frozenset({204, 304})
+#: Response headers the server sets itself: framing and the connection's fate.
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+_FAILED = "The application failed to handle this request."
+
+
+class ClientDisconnectedError(ConnectionResetError):
+    """Raised by ``send`` once the client has gone (ASGI spec 2.4: an ``OSError``)."""
+
+
+class AsgiHandler:
+    """Runs one ASGI application for the requests the files do not answer."""
+
+    def __init__(
+        self,
+        app: AsgiApp,
+        *,
+        root_path: str = "",
+        limit_concurrency: int | None = None,
+        ws_max_size: int = 16 * 1024 * 1024,
+    ) -> None:
+        self.app = app
+        self.root_path = root_path.rstrip("/")
+        self._raw_root = self.root_path.encode("utf-8")
+        self.limit = limit_concurrency
+        self.ws_max_size = ws_max_size
+        #: The lifespan state: each scope gets a shallow copy (``scope["state"]``).
+        self.state: dict[str, Any] = {}
+        #: Requests and WebSocket sessions in progress (``--limit-concurrency``).
+        self.active = 0
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def handle(self, req: Request) -> Handled:
+        """An awaitable that answers ``req`` on its connection."""
+        limit = self.limit
+        if limit is not None and self.active >= limit:
+            return error_response(503, "The server is too busy; try again soon.", close=True)
+        if req.scheme[0] == "w":
+            from ._websocket import WebSocketSession
+
+            return WebSocketSession(self, req).run()
+        return _HttpCycle(self, req).run()
+
+    def scope(self, req: Request, kind: str) -> dict[str, Any]:
+        """The scope ``req`` gives an application (``kind``: ``http`` or ``websocket``)."""
+        conn = req.channel
+        assert conn is not None
+        client, server = conn.addresses()
+        if req.client != conn.peer:
+            client = (req.client, 0)  # a trusted proxy named the client (--proxy-headers)
+        raw = req.path
+        if b"%" in raw:
+            path = unquote_to_bytes(raw).decode("utf-8", "replace")
+        else:
+            path = raw.decode("utf-8", "replace")
+        root = self.root_path
+        scope = {
+            "type": kind,
+            "asgi": ASGI_VERSION,
+            "http_version": req.version,
+            "method": req.method,
+            "scheme": req.scheme,
+            "path": root + path if root else path,
+            "raw_path": self._raw_root + raw if root else raw,
+            "root_path": root,
+            "query_string": req.query,
+            "headers": req.headers,
+            "client": client,
+            "server": server,
+            "state": self.state.copy(),
+        }
+        if kind == "websocket":
+            del scope["method"]
+            offered = (req.get(b"sec-websocket-protocol") or b"").split(b",")
+            scope["subprotocols"] = [p.strip().decode("latin-1") for p in offered if p.strip()]
+        return scope
+
+    def spawned(self, task: asyncio.Task[Any]) -> None:
+        """Keep ``task`` (a WebSocket's application call) until it ends."""
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def cancel_all(self) -> None:
+        """The shutdown budget ran out: cancel calls still running."""
+        for task in list(self.tasks):
+            task.cancel()
+
+
+class _HttpCycle:
+    """One request's trip through the application, answered on its connection."""
+
+    __slots__ = (
+        "_conn",
+        "_declared",
+        "_done",
+        "_gone",
+        "_handler",
+        "_head_out",
+        "_lost",
+        "_mode",
+        "_received",
+        "_req",
+        "_resp",
+        "_sent",
+        "_started",
+    )
+
+    def __init__(self, handler: AsgiHandler, req: Request) -> None:
+        self._handler = handler
+        self._req = req
+        conn = req.channel
+        assert conn is not None
+        self._conn: HttpConnection = conn
+        self._resp: Response | None = None
+        self._started = False
+        self._head_out = False
+        self._done = False
+        self._lost = False
+        self._received = False
+        self._gone: asyncio.Future[None] | None = None
+        self._declared: int | None = None
+        self._sent = 0
+        #: How the body goes out: 0 length-framed, 1 chunked, 2 until close.
+        self._mode = 0
+
+    async def run(self) -> None:
+        handler = self._handler
+        req = self._req
+        conn = self._conn
+        handler.active += 1
+        conn.watch(self)
+        try:
+            await handler.app(handler.scope(req, "http"), self.receive, self.send)
+        except ClientDisconnectedError:
+            pass  # the client left and the application let send() tell it so
+        except Exception:
+            log.exception("The ASGI application failed on %s %s", req.method, printable(req.target))
+            if not self._started:
+                self._fail()
+            elif not self._done:
+                conn.cut()
+            return
+        finally:
+            handler.active -= 1
+        if not self._done and not self._lost and not conn.closing:
+            if not self._started:
+                log.error(
+                    "The ASGI application returned without answering %s %s",
+                    req.method,
+                    printable(req.target),
+                )
+                self._fail()
+            else:
+                log.error(
+                    "The ASGI application returned before finishing its response to %s %s",
+                    req.method,
+                    printable(req.target),
+                )
+                conn.cut()
+
+    def _fail(self) -> None:
+        """Answer 500 (nothing went out yet)."""
+        self._started = self._done = True
+        resp = error_response(500, _FAILED)
+        req = self._req
+        head, close = self._conn.response_head(req, resp)
+        body = resp.body if req.method != "HEAD" else b""
+        self._conn.write(head + body)  # type: ignore[operator]
+        self._conn.response_done(req, resp, close)
+
+    def ended(self) -> None:
+        """The client will send no more (it may still read): ``receive`` says
+        ``http.disconnect``, while ``send`` still works."""
+        stream = self._req.stream
+        if stream is not None and not stream.done:
+            stream.lost()
+        gone = self._gone
+        if gone is None:
+            gone = self._gone = asyncio.get_running_loop().create_future()
+        if not gone.done():
+            gone.set_result(None)
+
+    def lost(self) -> None:
+        """The client went away (called by the connection)."""
+        self._lost = True
+        stream = self._req.stream
+        if stream is not None:
+            stream.lost()
+        gone = self._gone
+        if gone is not None and not gone.done():
+            gone.set_result(None)
+
+    async def receive(self) -> Message:
+        if not self._received:
+            req = self._req
+            stream: RequestBody | None = req.stream
+            if stream is None:
+                self._received = True
+                return {"type": "http.request", "body": req.body, "more_body": False}
+            if not self._lost:
+                got = await stream.read()
+                if got is not None:
+                    data, more = got
+                    self._received = not more
+                    return {"type": "http.request", "body": data, "more_body": more}
+            self._received = True
+        if not self._done and not self._lost:
+            # Nothing more to read: wait for the response to end or the client to go.
+            gone = self._gone
+            if gone is None:
+                gone = self._gone = asyncio.get_running_loop().create_future()
+            await gone
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if self._lost or self._conn.closing:
+            raise ClientDisconnectedError("the client has gone")
+        if kind == "http.response.body":
+            if not self._started or self._resp is None:
+                raise RuntimeError("http.response.body sent before http.response.start")
+            if self._done:
+                raise RuntimeError("http.response.body sent after the response ended")
+            await self._body(message.get("body", b""), message.get("more_body", False))
+        elif kind == "http.response.start":
+            if self._started:
+                raise RuntimeError("http.response.start sent twice")
+            self._start(message)
+        elif kind == "http.response.trailers":
+            return  # never offered: nothing to send
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
+
+    def _start(self, message: Message) -> None:
+        status = message["status"]
+        if type(status) is not int or not 100 <= status <= 999:
+            raise TypeError(f"http.response.start: bad status {status!r}")
+        parts: list[bytes] = []
+        close = False
+        declared = None
+        for name, value in message.get("headers", ()):
+            lname = name.lower()
+            if lname in _FRAMING:
+                if lname == b"content-length":
+                    declared = int(value)
+                elif lname == b"connection":
+                    close = b"close" in value.lower()
+                    continue
+                else:
+                    continue
+            parts += (name, b": ", value, b"\r\n")
+        block = b"".join(parts)
+        lines = len(parts) // 4
+        if block.count(b"\n") != lines or block.count(b"\r") != lines:
+            raise ValueError("http.response.start: a header contains a line break")
+        self._declared = declared
+        self._resp = Response(status, block, close=close)
+        self._started = True
+
+    async def _body(self, body: bytes, more: bool) -> None:
+        resp = self._resp
+        assert resp is not None
+        conn = self._conn
+        req = self._req
+        declared = self._declared
+        silent = req.method == "HEAD" or resp.status in _NO_BODY_STATUS
+        if declared is not None and self._sent + len(body) > declared:
+            body = body[: declared - self._sent]
+        if not self._head_out:
+            # The head goes out with the first part, so its framing is known.
+            self._head_out = True
+            extra = b""
+            if declared is None and not silent:
+                if not more:
+                    extra = b"Content-Length: %d\r\n" % len(body)
+                elif req.version == "1.0":
+                    resp.close = True
+                    self._mode = 2
+                else:
+                    extra = _CHUNKED
+                    self._mode = 1
+            head, close = conn.response_head(req, resp, extra)
+            resp.close = close
+            if silent or not body:
+                conn.write(head)
+            elif self._mode == 1:
+                conn.write(b"%b%x\r\n%b\r\n" % (head, len(body), body))
+            else:
+                conn.write(head + body)
+        elif body and not silent:
+            if self._mode == 1:
+                conn.write(b"%x\r\n%b\r\n" % (len(body), body))
+            else:
+                conn.write(body)
+        if not silent:
+            self._sent += len(body)
+        if more:
+            try:
+                await conn.drain()
+            except ConnectionResetError:
+                raise ClientDisconnectedError("the client has gone") from None
+            return
+        self._done = True
+        if self._mode == 1:
+            conn.write(b"0\r\n\r\n")
+        if declared is not None and self._sent < declared and not silent:
+            log.error(
+                "The ASGI application sent %d of the %d bytes it declared for %s %s",
+                self._sent,
+                declared,
+                req.method,
+                printable(req.target),
+            )
+            conn.cut()
+            return
+        resp.body_length = self._sent
+        gone = self._gone
+        if gone is not None and not gone.done():
+            gone.set_result(None)
+        conn.response_done(req, resp, resp.close)

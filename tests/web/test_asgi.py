@@ -1,0 +1,454 @@
+"""``tapster web --asgi``: the HTTP scope, streamed bodies both ways, disconnects, the
+spec's error cases, lifespan, WebSockets, proxies and limits, on both loops.
+
+Every test runs a real ``tapster web`` subprocess and talks to it with real clients
+(``httpx``, the ``websockets`` library, raw sockets where the test needs control).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_apps import write_apps
+from support import free_port, run_tapster
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+
+LOOPS = [pytest.param("asyncio", id="asyncio"), pytest.param("uvloop", id="uvloop")]
+
+
+@pytest.fixture
+def apps(tmp_path: Path) -> Path:
+    return write_apps(tmp_path)
+
+
+def _start(
+    serve, apps: Path, *args: str, loop: str = "uvloop", app: str = "plainapp:app", env=None
+):
+    environ = {"MARKS": str(apps / "marks"), **(env or {})}
+    return serve("--asgi", app, *args, cwd=apps, env=environ, runner=["--loop", loop])
+
+
+def _wait_for(path: Path, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path.name} never appeared")
+
+
+def _flood(sock: socket.socket, data: bytes, seconds: float) -> int:
+    """Send ``data`` over and over for ``seconds`` without blocking; the bytes the kernel took."""
+    sock.setblocking(False)
+    sent, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            sent += sock.send(data)
+        except BlockingIOError:
+            time.sleep(0.05)
+    return sent
+
+
+def _rss_kib(web) -> int:
+    with open(f"/proc/{web.proc.pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS")).split()[1])
+
+
+def _stop(web) -> tuple[int, str]:
+    web.proc.send_signal(signal.SIGTERM)
+    _out, err = web.proc.communicate(timeout=20)
+    return web.proc.returncode, err
+
+
+# -- the HTTP scope ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_scope_and_body(serve, apps: Path, loop: str) -> None:
+    web = _start(serve, apps, loop=loop)
+    with httpx.Client(base_url=web.base) as client:
+        r = client.post("/a%20b/scope?x=1&y=%20", content=b"12345", headers={"X-Two": "2"})
+    scope = r.json()
+    assert scope["type"] == "http" and scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert scope["http_version"] == "1.1" and scope["method"] == "POST"
+    assert scope["scheme"] == "http" and scope["root_path"] == ""
+    assert scope["path"] == "/a b/scope" and scope["raw_path"] == "/a%20b/scope"
+    assert scope["query_string"] == "x=1&y=%20"
+    assert ["x-two", "2"] in scope["headers"] and ["host", f"127.0.0.1:{web.port}"] in scope[
+        "headers"
+    ]
+    assert scope["client"][0] == "127.0.0.1" and scope["client"][1] > 0
+    assert scope["server"] == ["127.0.0.1", web.port]
+    assert scope["state"] == {"started": "yes"}  # from the lifespan start-up
+    assert scope["body_length"] == 5
+    assert r.headers["content-type"] == "application/json"
+    assert int(r.headers["content-length"]) == len(r.content)
+
+
+def test_root_path(serve, apps: Path) -> None:
+    web = _start(serve, apps, "--root-path", "/api/")
+    scope = httpx.get(web.base + "/items/scope").json()
+    assert scope["root_path"] == "/api"
+    assert scope["path"] == "/api/items/scope" and scope["raw_path"] == "/api/items/scope"
+
+
+def test_keep_alive_and_pipelining(serve, apps: Path) -> None:
+    web = _start(serve, apps)
+    reply = web.raw(
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+        b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert reply.count(b"HTTP/1.1 200 OK") == 3
+    assert reply.index(b"Hello, world!") < reply.index(b"abc") < reply.index(b"part2")
+    assert b"Transfer-Encoding: chunked" in reply and reply.endswith(b"0\r\n\r\n")
+
+
+# -- bodies, both ways -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_request_body_streams(serve, apps: Path, loop: str) -> None:
+    web = _start(serve, apps, loop=loop)
+
+    def parts():
+        for _ in range(64):
+            yield os.urandom(65536)
+
+    r = httpx.post(web.base + "/count-upload", content=parts(), timeout=20)
+    total, count = map(int, r.text.split())
+    assert total == 64 * 65536 and count > 1  # arrived in parts, not as one
+
+
+def test_upload_is_held_back(serve, apps: Path) -> None:
+    """A client sending faster than the application reads is stopped by TCP, not buffered."""
+    web = _start(serve, apps, "--max-body", "1G")
+    size = 200 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", web.port)) as s:
+        s.sendall(b"POST /slow-upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        sent = _flood(s, b"\0" * 65536, 3)
+        # The kernel's buffers on both sides hold a few MiB; the server took 64 KiB more.
+        assert sent < 24 * 1024 * 1024
+    assert _wait_for(apps / "marks" / "first-part")
+
+
+def test_max_body(serve, apps: Path) -> None:
+    web = _start(serve, apps, "--max-body", "1K")
+    assert httpx.post(web.base + "/echo", content=b"x" * 1024).status_code == 200
+    assert httpx.post(web.base + "/echo", content=b"x" * 1025).status_code == 413
+    # Chunked (no length to check first): a 413, or the connection cut if the
+    # application had begun answering, once it passes the limit.
+    try:
+        r = httpx.post(web.base + "/echo", content=iter([b"x" * 1000, b"y" * 1000]))
+    except httpx.HTTPError:
+        pass
+    else:
+        assert r.status_code == 413
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_response_streams(serve, apps: Path, loop: str) -> None:
+    web = _start(serve, apps, loop=loop)
+    with httpx.stream("GET", web.base + "/stream") as r:
+        assert r.headers["transfer-encoding"] == "chunked"
+        started = time.monotonic()
+        arrivals = []
+        for chunk in r.iter_raw():
+            arrivals.append((time.monotonic() - started, chunk))
+    assert b"".join(c for _, c in arrivals) == b"part0\npart1\npart2\n"
+    assert arrivals[0][0] < 0.25 < arrivals[-1][0]  # the first part did not wait for the rest
+
+
+def test_http10_response_ends_with_close(serve, apps: Path) -> None:
+    web = _start(serve, apps)
+    reply = web.raw(b"GET /stream HTTP/1.0\r\n\r\n")
+    assert b"Connection: close" in reply and b"chunked" not in reply
+    assert reply.endswith(b"part0\npart1\npart2\n")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_slow_reader_holds_the_application_back(serve, apps: Path, loop: str) -> None:
+    web = _start(serve, apps, loop=loop)
+    marks = apps / "marks"
+    with socket.create_connection(("127.0.0.1", web.port)) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(2)
+        sent = int(_wait_for(marks / "endless-sent"))
+        time.sleep(1)
+        # Held back: no more than the socket buffers and the transport's high-water mark.
+        assert int((marks / "endless-sent").read_text()) == sent
+        assert sent * 65536 < 32 * 1024 * 1024
+        assert _rss_kib(web) < 120 * 1024
+    # The client left: the application's next send raises (spec 2.4), and it stops.
+    assert _wait_for(marks / "endless-disconnected")
+
+
+def test_disconnect_is_told(serve, apps: Path) -> None:
+    web = _start(serve, apps)
+    with socket.create_connection(("127.0.0.1", web.port)) as s:
+        s.sendall(b"GET /wait-disconnect HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"hello" in s.recv(4096)
+    assert _wait_for(apps / "marks" / "disconnect").strip() == "http.disconnect"
+
+
+# -- the spec's error cases -------------------------------------------------------
+
+
+def test_application_errors(serve, apps: Path) -> None:
+    web = _start(serve, apps)
+    for path in ("/raise-before", "/body-first", "/no-answer", "/bad-header"):
+        status, _, body = web.get(path)
+        assert status == 500, path
+        assert b"Traceback" not in body and b"boom" not in body
+    # After the head went out, the connection is cut: the body is short.
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(web.base + "/raise-after")
+    # Trailers are not offered: the response goes out without them, cleanly.
+    r = httpx.get(web.base + "/trailers")
+    assert r.status_code == 200 and r.text == "with trailers"
+    # The server goes on.
+    assert httpx.get(web.base + "/").text == "Hello, world!"
+    code, err = _stop(web)
+    assert code == 0
+    failures = [line for line in err.splitlines() if "The ASGI application failed" in line]
+    assert len(failures) == 4 and all("ERROR" in line for line in failures)
+    for text in (
+        "RuntimeError: boom before start",
+        "RuntimeError: boom after start",
+        "RuntimeError: http.response.body sent before http.response.start",
+        "ValueError: http.response.start: a header contains a line break",
+    ):
+        assert err.count(text) == 1, text
+    assert err.count("returned without answering GET /no-answer") == 1
+    assert err.count("Traceback") == 4  # raise-before, raise-after, body-first, bad-header
+
+
+# -- lifespan ----------------------------------------------------------------------
+
+
+def test_lifespan_startup_and_shutdown(serve, apps: Path) -> None:
+    web = _start(serve, apps)
+    marks = apps / "marks"
+    assert (marks / "startup").exists()
+    # A request in progress at SIGTERM finishes before the shut-down event.
+    with httpx.Client(base_url=web.base, timeout=10) as client:
+        import threading
+
+        result = {}
+
+        def slow() -> None:
+            result["r"] = client.get("/sleep?1")
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.3)
+        web.proc.send_signal(signal.SIGTERM)
+        assert not (marks / "shutdown").exists()
+        t.join()
+    assert result["r"].text == "slept"
+    web.proc.communicate(timeout=20)
+    assert web.proc.returncode == 0
+    assert (marks / "shutdown").exists()
+
+
+def test_lifespan_startup_failure(apps: Path) -> None:
+    port = free_port()
+    res = run_tapster(
+        ["web", "--asgi", "plainapp:app", "--listen", f"tcp:{port}:interface=127.0.0.1"],
+        cwd=apps,
+        env={"FAIL_STARTUP": "1", "MARKS": str(apps / "marks")},
+    )
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    errors = [line for line in res.stderr.splitlines() if "INFO" not in line]
+    assert len(errors) == 1, res.stderr
+    assert "start-up failed: RuntimeError: no database" in errors[0]
+
+
+def test_lifespan_on_requires_support(serve, apps: Path) -> None:
+    web = _start(serve, apps, app="nolifespan:app")
+    assert httpx.get(web.base + "/").text == "no lifespan"
+    res = run_tapster(
+        ["web", "--asgi", "nolifespan:app", "--lifespan", "on", "--listen", f"tcp:{free_port()}"],
+        cwd=apps,
+    )
+    assert res.returncode == 1 and "does not support lifespan" in res.stderr
+
+
+def test_bad_application_is_a_usage_error(apps: Path) -> None:
+    for argv, text in (
+        (["--asgi", "nosuch:app"], "cannot import"),
+        (["--asgi", "plainapp:nothing"], "has no"),
+        (["--asgi", "plainapp:app", "--wsgi", "plainapp:app"], "not both"),
+        (["--asgi", "plainapp:app", "--root-path", "api"], "must start with /"),
+        (["--asgi", "plainapp:app", "--forwarded-allow-ips", "10.0.0.300"], "not an IP"),
+    ):
+        res = run_tapster(["web", *argv], cwd=apps)
+        assert res.returncode == 2, argv
+        assert text in res.stderr and "Traceback" not in res.stderr
+
+
+# -- WebSockets ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_websocket_echo(serve, apps: Path, loop: str) -> None:
+    web = _start(serve, apps, loop=loop)
+    url = f"ws://127.0.0.1:{web.port}/ws"
+    with ws_connect(url) as ws:
+        ws.send("hello")
+        assert ws.recv() == "hello"
+        ws.send(b"\x00\x01" * 40000)  # several frames' worth
+        assert ws.recv() == b"\x00\x01" * 40000
+        ws.ping(b"are you there").wait(5)  # answered with a pong
+    assert _wait_for(apps / "marks" / "ws-disconnect").strip() == "1000"
+
+
+def test_websocket_subprotocols_and_close_codes(serve, apps: Path) -> None:
+    web = _start(serve, apps)
+    with ws_connect(f"ws://127.0.0.1:{web.port}/ws/proto", subprotocols=["a", "b"]) as ws:
+        assert ws.subprotocol == "b"
+        assert ws.recv() == "a,b"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd.code == 4001 and closed.value.rcvd.reason == "done"
+
+
+def test_websocket_refused_and_errors(serve, apps: Path) -> None:
+    web = _start(serve, apps)
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(f"ws://127.0.0.1:{web.port}/ws/refuse")
+    assert refused.value.response.status_code == 403
+    # A bad handshake (no key) is a 400, not a crash.
+    reply = web.raw(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    )
+    assert reply.startswith(b"HTTP/1.1 400")
+
+
+def test_websocket_limits(serve, apps: Path) -> None:
+    web = _start(serve, apps, "--ws-max-size", "64K")
+    with ws_connect(f"ws://127.0.0.1:{web.port}/ws", max_size=None) as ws:
+        ws.send("x" * 65536)
+        assert len(ws.recv()) == 65536
+        ws.send("x" * 65537)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd.code == 1009
+    # A flood while the application takes nothing: the server stops reading.
+    with ws_connect(f"ws://127.0.0.1:{web.port}/ws/slow", max_size=None) as ws:
+        frame = b"\x82\xfe\xff\xff\x00\x00\x00\x00" + b"\0" * 65535  # masked binary frames
+        assert _flood(ws.socket, frame, 2) < 24 * 1024 * 1024
+    assert _rss_kib(web) < 120 * 1024
+
+
+def test_websocket_server_stop_says_going_away(serve, apps: Path) -> None:
+    web = _start(serve, apps)
+    with ws_connect(f"ws://127.0.0.1:{web.port}/ws") as ws:
+        ws.send("x")
+        assert ws.recv() == "x"
+        web.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1001
+    web.proc.communicate(timeout=20)
+    assert web.proc.returncode == 0
+
+
+# -- in front of the application: files, auth, proxies, limits, the access log -------
+
+
+def test_files_auth_and_access_log(serve, apps: Path) -> None:
+    (apps / "static").mkdir()
+    (apps / "static" / "hello.txt").write_text("static hello")
+    web = _start(serve, apps, "--path", str(apps / "static"), "--auth", "memory:alice:secret")
+    auth = ("alice", "secret")
+    assert httpx.get(web.base + "/hello.txt").status_code == 401
+    assert httpx.get(web.base + "/hello.txt", auth=auth).text == "static hello"
+    assert httpx.get(web.base + "/other", auth=auth).text == "Hello, world!"
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(f"ws://127.0.0.1:{web.port}/ws")
+    assert refused.value.response.status_code == 401
+    _code, err = _stop(web)
+    assert '"GET /hello.txt HTTP/1.1" 200 12' in err
+    assert '"GET /other HTTP/1.1" 200 13' in err
+    assert '"GET /ws HTTP/1.1" 401' in err
+
+
+def test_proxy_headers(serve, apps: Path) -> None:
+    web = _start(serve, apps, "--proxy-headers")
+    headers = {"X-Forwarded-For": "203.0.113.7, 127.0.0.1", "X-Forwarded-Proto": "https"}
+    scope = httpx.get(web.base + "/scope", headers=headers).json()
+    assert scope["client"] == ["203.0.113.7", 0] and scope["scheme"] == "https"
+    forwarded = {"Forwarded": 'for="[2001:db8::1]:4711";proto=https, for=127.0.0.1'}
+    scope = httpx.get(web.base + "/scope", headers=forwarded).json()
+    assert scope["client"] == ["2001:db8::1", 0] and scope["scheme"] == "https"
+    # Not from a trusted proxy: the headers are ignored.
+    other = _start(serve, apps, "--proxy-headers", "--forwarded-allow-ips", "10.0.0.0/8")
+    scope = httpx.get(other.base + "/scope", headers=headers).json()
+    assert scope["client"][0] == "127.0.0.1" and scope["scheme"] == "http"
+    # Without --proxy-headers, never.
+    plain = _start(serve, apps)
+    assert httpx.get(plain.base + "/scope", headers=headers).json()["scheme"] == "http"
+
+
+def test_limit_concurrency(serve, apps: Path) -> None:
+    web = _start(serve, apps, "--limit-concurrency", "2")
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        slow = [pool.submit(httpx.get, web.base + "/sleep?1.5", timeout=10) for _ in range(2)]
+        time.sleep(0.5)
+        refused = httpx.get(web.base + "/")
+        assert refused.status_code == 503
+        assert [f.result().status_code for f in slow] == [200, 200]
+    assert httpx.get(web.base + "/").status_code == 200
+
+
+# -- a real framework -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_starlette(serve, apps: Path, loop: str) -> None:
+    web = _start(serve, apps, "--root-path", "/app", loop=loop, app="starletteapp:app")
+    marks = apps / "marks"
+    with httpx.Client(base_url=web.base) as client:
+        assert client.get("/").json() == {"db": "connected", "path": "/app/", "root_path": "/app"}
+        assert client.get("/items/7").text == "item 7"
+        assert client.get("/items/x").status_code == 404
+        assert client.get("/stream").text == "chunk 0\nchunk 1\nchunk 2\n"
+        assert client.post("/later", content=b"done later").text == "accepted"
+    assert _wait_for(marks / "background") == "done later"
+    with ws_connect(f"ws://127.0.0.1:{web.port}/ws") as ws:
+        ws.send("shout")
+        assert ws.recv() == "SHOUT"
+    code, _err = _stop(web)
+    assert code == 0 and (marks / "starlette-shutdown").read_text() == "bye"
+
+
+def test_help_mentions_asgi_and_imports_nothing_new() -> None:
+    res = run_tapster(["web", "--help"])
+    assert "--asgi" in res.stdout and "--ws-max-size" in res.stdout
+    for argv in (["--help"], ["web", "--help"]):
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "tapster", *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0
+        assert "wsproto" not in out.stderr and "_asgi" not in out.stderr
