@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 from support import tapster_cmd, tapster_env
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from browser import DevTools
+
 
 class ProcessTracker:
     """Starts ``tapster`` subprocesses and guarantees that each one is stopped."""
@@ -80,3 +84,26 @@ def run_async(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield runner.run
     finally:
         runner.close()
+
+
+@pytest.fixture(scope="session")
+def chromium_binary() -> str:
+    """The Chromium executable (installed when missing and possible), else the test is skipped."""
+    from browser import find_chromium
+
+    found = find_chromium()
+    if found is None:
+        pytest.skip(
+            "Chromium is not installed and could not be installed here "
+            "(needs root and apt-get: apt-get install -y chromium)"
+        )
+    return found
+
+
+@pytest.fixture
+def chromium(tmp_path: Path, chromium_binary: str) -> Iterator[DevTools]:
+    """A headless Chromium driven over DevTools (``tests/browser.py``), stopped at teardown."""
+    from browser import launch
+
+    with launch(chromium_binary, tmp_path / "chromium-profile") as devtools:
+        yield devtools

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -170,6 +171,16 @@ def test_probes_metrics_and_status_of_a_web_server(tapster_proc, tmp_path: Path)
 
     assert request(admin, "/nothing")[0] == 404
     assert request(admin, "/livez", method="POST")[0] == 405
+    # Kept alive between requests, closed after one that says Connection: close.
+    with socket.create_connection(("127.0.0.1", admin), timeout=5) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answers = b""
+        while chunk := sock.recv(65536):  # ends only when the server closes
+            answers += chunk
+    assert answers.count(b"HTTP/1.1 200 OK") == 3
+    assert answers.count(b"Connection: keep-alive") == 2
+    assert answers.count(b"Connection: close") == 1
     status, _, body = request(admin, "/control/stop", method="POST")
     assert status == 403 and b"unix-socket" in body
     assert proc.poll() is None

@@ -115,3 +115,67 @@ def test_the_supervisor_serves_the_admin_endpoint(tapster_proc, tmp_path: Path) 
     status, _, body = request(sock, "/control/stop", method="POST")
     assert status == 200 and json.loads(body)["done"]
     assert proc.wait(30) == 0
+
+
+READY_APP = """\
+import logging, os
+from tapster.service import Application, Service
+
+class Database(Service):
+    name = "database"
+    warned = False
+    async def readiness(self):
+        if not os.path.exists(f"db-up-{os.getpid()}") and not os.path.exists("db-up"):
+            if not self.warned:
+                self.warned = True
+                logging.getLogger("app.db").warning("database down in pid %d", os.getpid())
+            return "the database is down"
+        return None
+
+application = Application("ready-app")
+Database().set_parent(application)
+"""
+
+
+@pytest.mark.slow
+def test_workers_readiness_checks_and_warnings_reach_the_supervisor(
+    tapster_proc, tmp_path: Path
+) -> None:
+    (tmp_path / "app.tac").write_text(READY_APP)
+    sock = tmp_path / "admin.sock"
+    tapster_proc.start(
+        "--logfile", str(tmp_path / "app.log"), "--admin", f"unix:{sock}", "-w", "2",
+        "-y", "app.tac", cwd=tmp_path,
+    )  # fmt: skip
+    wait_for(lambda: sock.exists() and request(sock, "/startupz")[0] == 200, 30, "start-up")
+
+    def reasons() -> list[str]:
+        status, body = get_json(sock, "/readyz")
+        assert (status == 200) == (not body["reasons"]), (status, body)
+        return list(body["reasons"])
+
+    pids = [w["pid"] for w in get_json(sock, "/status.json")[1]["workers"]]
+    down = [
+        f"worker {n} (pid {pid}): service 'database': the database is down"
+        for n, pid in enumerate(pids, 1)
+    ]
+    wait_for(lambda: reasons() == down, 10, "both workers' checks failing in /readyz")
+    # Their warnings are on the status page, marked with the worker.
+    expected = [(n, "app.db", f"database down in pid {pid}") for n, pid in enumerate(pids, 1)]
+
+    def warnings() -> list[tuple[int, str, str]]:
+        recent = get_json(sock, "/status.json")[1]["recent"]
+        found = [(r.get("worker"), r["logger"], r["message"]) for r in recent]
+        return sorted(r for r in found if r[1] == "app.db")
+
+    wait_for(lambda: warnings() == expected, 10, "the workers' warnings in /status.json")
+    page = request(sock, "/status")[2].decode()
+    assert f"database down in pid {pids[1]}" in page and "[worker 2] app.db" in page
+    # One worker's database comes back: only the other is named.
+    (tmp_path / f"db-up-{pids[0]}").touch()
+    wait_for(lambda: reasons() == down[1:], 10, "worker 1's check passing")
+    (tmp_path / "db-up").touch()
+    wait_for(lambda: reasons() == [], 10, "every check passing")
+    assert request(sock, "/readyz")[0] == 200
+    (tmp_path / "db-up").unlink()
+    wait_for(lambda: reasons() == down[1:], 10, "worker 2's check failing again")

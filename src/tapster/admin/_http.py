@@ -4,13 +4,15 @@ httptools parses (already a dependency); requests are small (a path, a few
 headers, at most :data:`MAX_BODY` bytes of body), answers carry a
 ``Content-Length``, and connections are kept alive between requests (Prometheus
 reuses its connection) until :data:`IDLE_TIMEOUT` seconds pass with nothing.
-What breaks those rules gets a 4xx answer and the connection is closed.
+Pipelined requests are answered in order. What breaks those rules gets a 4xx
+answer and the connection is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import NamedTuple
@@ -70,6 +72,8 @@ class AdminConnection(asyncio.Protocol):
         self._body = b""
         self._head = 0
         self._busy = False
+        # Requests parsed but not answered yet, with whether each keeps the connection.
+        self._pending: deque[tuple[Request, bool]] = deque()
         self._idle: asyncio.TimerHandle | None = None
 
     # -- transport events ------------------------------------------------------------
@@ -116,11 +120,6 @@ class AdminConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self._transport is None:
             return
-        # One request at a time: hold the rest until this one is answered.
-        self._transport.pause_reading()
-        self._busy = True
-        if self._idle is not None:
-            self._idle.cancel()
         parsed = httptools.parse_url(self._url)
         query = parse_qs(parsed.query.decode("latin-1")) if parsed.query else {}
         request = Request(
@@ -130,7 +129,15 @@ class AdminConnection(asyncio.Protocol):
             self._headers,
             self._body,
         )
-        asyncio.get_running_loop().create_task(self._answer(request))
+        # Read now: the parser forgets the request's Connection header once it returns.
+        self._pending.append((request, self._parser.should_keep_alive()))
+        if not self._busy:
+            # One request at a time: hold the rest until the queue is answered.
+            self._transport.pause_reading()
+            self._busy = True
+            if self._idle is not None:
+                self._idle.cancel()
+            asyncio.get_running_loop().create_task(self._answer_pending())
 
     def _count(self, size: int) -> None:
         self._head += size
@@ -139,23 +146,29 @@ class AdminConnection(asyncio.Protocol):
 
     # -- answers ---------------------------------------------------------------------
 
-    async def _answer(self, request: Request) -> None:
-        try:
-            response = await self._handler(request)
-        except Exception:
-            log.exception("the admin endpoint failed to answer %s %s", request.method, request.path)
-            response = text_response(500, "internal error\n")
-        keep = self._parser.should_keep_alive()
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        transport.write(_encode(response, keep))
+    async def _answer_pending(self) -> None:
+        """Answer the queued requests in order (pipelined ones arrive in one read)."""
+        while self._pending:
+            request, keep = self._pending.popleft()
+            try:
+                response = await self._handler(request)
+            except Exception:
+                log.exception(
+                    "the admin endpoint failed to answer %s %s", request.method, request.path
+                )
+                response = text_response(500, "internal error\n")
+            transport = self._transport
+            if transport is None or transport.is_closing():
+                return
+            transport.write(_encode(response, keep))
+            if not keep:
+                self._pending.clear()
+                transport.close()
+                return
         self._busy = False
-        if keep:
+        if self._transport is not None and not self._transport.is_closing():
             self._arm()
-            transport.resume_reading()
-        else:
-            transport.close()
+            self._transport.resume_reading()
 
     def _refuse(self, status: int, message: str) -> None:
         transport = self._transport

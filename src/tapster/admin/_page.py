@@ -48,6 +48,12 @@ def _level_class(level: object) -> str:
     return "bad" if level in ("ERROR", "CRITICAL") else "warn"
 
 
+def _source(record: dict[str, Any]) -> str:
+    worker = record.get("worker")
+    logger = str(record.get("logger", ""))
+    return f"[worker {worker}] {logger}" if worker is not None else logger
+
+
 def _table(headings: list[str], rows: list[list[str]], table_id: str) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headings)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
@@ -128,7 +134,7 @@ def render_status(status: dict[str, Any]) -> str:
                         _e(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.get("time", 0)))),
                         f"<span class='{_level_class(r.get('level'))}'>"
                         f"{_e(r.get('level', ''))}</span>",
-                        _e(r.get("logger", "")),
+                        _e(_source(r)),
                         f"<pre>{_e(r.get('message', ''))}</pre>",
                     ]
                     for r in recent

@@ -1,7 +1,11 @@
 """Operations with ``--workers``: the supervisor serves the admin endpoint for all.
 
 Each worker sends its metrics over its channel every :data:`METRICS_INTERVAL`
-seconds and once more as it stops (:class:`MetricsSender`); the supervisor
+seconds and once more as it stops (:class:`MetricsSender`), and runs its
+services' readiness checks every :data:`READINESS_INTERVAL` seconds on its own
+loop, sending their reasons when the answer changes (:class:`ReadinessSender`:
+``/readyz`` then answers from the last report, without waiting on a worker that
+may be stuck). The supervisor
 sums them (``tapster.metrics._merge.Sum``: counters never go backwards when a
 worker is replaced) and answers ``/livez``, ``/readyz``, ``/metrics``,
 ``/status`` and control actions from its own loop, which runs no user code:
@@ -11,13 +15,15 @@ it answers when every worker is stuck.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import os
 import signal
 import time
 from typing import Any
 
 from tapster import __version__
-from tapster.admin import ControlError
+from tapster.admin import ControlError, RecentProblems
 from tapster.metrics import REGISTRY, Family
 from tapster.metrics._merge import Sum, from_snapshot, snapshot
 from tapster.metrics._process import process_families, resident_bytes
@@ -26,25 +32,37 @@ from tapster.supervisor._channel import ChannelWriter
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from tapster.runner._run import Runner
     from tapster.supervisor._process import WorkerProcess
     from tapster.supervisor._supervisor import Supervisor
 
-__all__ = ["METRICS_INTERVAL", "MetricsSender", "SupervisorSubject"]
+__all__ = [
+    "METRICS_INTERVAL",
+    "READINESS_INTERVAL",
+    "MetricsSender",
+    "ReadinessSender",
+    "SupervisorSubject",
+]
 
 #: Seconds between two metrics reports of a worker.
 METRICS_INTERVAL = 1.0
+#: Seconds between the end of a worker's readiness checks and the next round.
+READINESS_INTERVAL = 1.0
 
 
 class MetricsSender:
-    """A worker's side: its registry over the channel, from its loop."""
+    """A worker's side: its registry, and its warnings logged since the last report."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, channel: ChannelWriter) -> None:
         self._loop = loop
         self._channel = channel
         self._handle: asyncio.TimerHandle | None = None
+        self._recent = RecentProblems()
+        self._seen = 0
 
     def start(self) -> None:
-        """Send now, then every interval."""
+        """Keep the warnings logged from now on; send now, then every interval."""
+        self._recent.attach()
         self._send()
 
     def _send(self) -> None:
@@ -52,8 +70,10 @@ class MetricsSender:
         self._handle = self._loop.call_later(METRICS_INTERVAL, self._send)
 
     def send_now(self) -> None:
-        """Send the metrics as they are."""
-        self._channel.send("metrics", families=snapshot(REGISTRY.collect()))
+        """Send the metrics as they are, and the warnings logged since the last report."""
+        problems, self._seen = self._recent.since(self._seen)
+        extra = {"problems": problems} if problems else {}
+        self._channel.send("metrics", families=snapshot(REGISTRY.collect()), **extra)
 
     def stop(self) -> None:
         """One last report, then no more."""
@@ -61,6 +81,45 @@ class MetricsSender:
             self._handle.cancel()
             self._handle = None
             self.send_now()
+            self._recent.detach()
+
+
+class ReadinessSender:
+    """A worker's side: its services' readiness checks, on its loop, reported when they change.
+
+    Checks run once the tree is started; the first answer is always sent, then only a
+    different one (a reason appearing, changing or going away).
+    """
+
+    def __init__(self, runner: Runner, channel: ChannelWriter) -> None:
+        self._runner = runner
+        self._channel = channel
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin checking (on the running loop)."""
+        assert self._runner.loop is not None
+        self._task = self._runner.loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        from tapster.service import not_ready
+
+        sent: list[str] | None = None
+        while True:
+            root = self._runner.root
+            if self._runner._ready and root is not None:
+                reasons = await not_ready(root)
+                if reasons != sent:
+                    self._channel.send("readiness", reasons=reasons)
+                    sent = reasons
+            await asyncio.sleep(READINESS_INTERVAL)
+
+    def stop(self) -> None:
+        """No more checks."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                task.cancel()
 
 
 _UP = "1 when the worker is ready and its loop sends heartbeats, else 0."
@@ -79,6 +138,10 @@ class SupervisorSubject:
         self.supervisor = supervisor
         self.sum = Sum()
         self.restarts: dict[int, int] = {}
+        #: The last readiness reasons each worker reported (its services' own checks).
+        self.worker_reasons: dict[WorkerProcess, list[str]] = {}
+        #: Warnings and errors the workers logged, newest last, each marked with its worker.
+        self.worker_problems: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self.started_at = time.time()
 
     # -- fed by the supervisor -------------------------------------------------------
@@ -86,10 +149,22 @@ class SupervisorSubject:
     def worker_metrics(self, worker: WorkerProcess, message: dict[str, Any]) -> None:
         """A worker's report."""
         self.sum.update(worker, from_snapshot(message.get("families")))
+        problems = message.get("problems")
+        if isinstance(problems, list):
+            for problem in problems:
+                if isinstance(problem, dict) and isinstance(problem.get("time"), int | float):
+                    self.worker_problems.append({**problem, "worker": worker.number})
+
+    def worker_readiness(self, worker: WorkerProcess, message: dict[str, Any]) -> None:
+        """A worker's services' readiness reasons ([] when all are ready)."""
+        reasons = message.get("reasons")
+        if isinstance(reasons, list):
+            self.worker_reasons[worker] = [str(reason) for reason in reasons]
 
     def worker_exited(self, worker: WorkerProcess, replaced: bool) -> None:
         """A worker is gone; ``replaced`` when another takes its place."""
         self.sum.retire(worker)
+        self.worker_reasons.pop(worker, None)
         if replaced:
             self.restarts[worker.number] = self.restarts.get(worker.number, 0) + 1
 
@@ -120,7 +195,7 @@ class SupervisorSubject:
         return silent
 
     async def not_ready(self) -> list[str]:
-        """Starting, stopping, or a worker not ready (restarting, hung)."""
+        """Starting, stopping, a worker not ready (restarting, hung), or its services' checks."""
         sup = self.supervisor
         if sup.stopping:
             return ["stopping"]
@@ -137,6 +212,8 @@ class SupervisorSubject:
                 reasons.append(f"worker {slot.number} (pid {worker.pid}) is {worker.state}")
             elif now - worker.last_beat > sup.settings.worker_timeout:
                 reasons.append(f"worker {slot.number} (pid {worker.pid}) sent no heartbeat in time")
+            elif own := self.worker_reasons.get(worker):
+                reasons.extend(f"worker {slot.number} (pid {worker.pid}): {r}" for r in own)
             else:
                 ready += 1
         if not sup.announced:
@@ -188,7 +265,8 @@ class SupervisorSubject:
                 }
             )
         state = "stopping" if sup.stopping else ("ready" if sup.announced else "starting")
-        recent = runner.ops.recent.recent() if runner.ops is not None else []
+        own = runner.ops.recent.recent() if runner.ops is not None else []
+        recent = sorted([*own, *self.worker_problems], key=lambda r: -float(r["time"]))[:50]
         return {
             "application": runner.app_name,
             "version": __version__,

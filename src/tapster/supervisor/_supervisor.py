@@ -655,6 +655,8 @@ class Supervisor:
             worker.failure = str(text) if text else "start-up failed"
         elif kind == "metrics" and self.subject is not None:
             self.subject.worker_metrics(worker, message)
+        elif kind == "readiness" and self.subject is not None:
+            self.subject.worker_readiness(worker, message)
 
     def _ready(self, worker: WorkerProcess, watch: _Watch) -> None:
         worker.state = "ready"

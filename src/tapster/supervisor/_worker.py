@@ -43,7 +43,7 @@ from tapster.endpoints._inherited import Listener, inherit, start_listening
 from tapster.runner._signals import SignalWatcher
 from tapster.supervisor._channel import ChannelWriter, LineSplitter, decode
 from tapster.supervisor._heartbeat import Heartbeat, beat_interval
-from tapster.supervisor._operations import MetricsSender
+from tapster.supervisor._operations import MetricsSender, ReadinessSender
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ class WorkerRole:
         self.channel = ChannelWriter(spec.channel)
         self._heartbeat: Heartbeat | None = None
         self._metrics: MetricsSender | None = None
+        self._readiness: ReadinessSender | None = None
         if spec.control >= 0:
             os.set_inheritable(spec.control, False)
         _die_with(spec.supervisor, spec.watch)
@@ -147,7 +148,7 @@ class WorkerRole:
         yield
 
     def loop_started(self, runner: Runner) -> None:
-        """Say which thread runs the loop, start the heartbeat, arm the stack dump."""
+        """Say which thread runs the loop; start heartbeats, reports; arm the stack dump."""
         assert runner.loop is not None
         faulthandler.register(DUMP_SIGNAL, file=sys.stderr.fileno(), all_threads=True)
         self.channel.send("hello", thread=threading.get_ident())
@@ -155,6 +156,8 @@ class WorkerRole:
         self._heartbeat.start()
         self._metrics = MetricsSender(runner.loop, self.channel)
         self._metrics.start()
+        self._readiness = ReadinessSender(runner, self.channel)
+        self._readiness.start()
 
     def serve(self, runner: Runner) -> int:
         """Serve like a single process (a spare first waits for its number)."""
@@ -171,6 +174,8 @@ class WorkerRole:
         finally:
             if self._heartbeat is not None:
                 self._heartbeat.stop()
+            if self._readiness is not None:
+                self._readiness.stop()
             if self._metrics is not None:
                 self._metrics.stop()  # the last counts, before the supervisor sees the exit
 
