@@ -348,7 +348,9 @@ def test_websocket_limits(serve, apps: Path) -> None:
             ws.recv()
     assert closed.value.rcvd.code == 1009
     # A flood while the application takes nothing: the server stops reading.
-    with ws_connect(f"ws://127.0.0.1:{web.port}/ws/slow", max_size=None) as ws:
+    # (close_timeout: the server reads nothing more, so the closing handshake cannot finish)
+    slow = f"ws://127.0.0.1:{web.port}/ws/slow"
+    with ws_connect(slow, max_size=None, close_timeout=0.5) as ws:
         frame = b"\x82\xfe\xff\xff\x00\x00\x00\x00" + b"\0" * 65535  # masked binary frames
         assert _flood(ws.socket, frame, 2) < 24 * 1024 * 1024
     assert _rss_kib(web) < 120 * 1024
