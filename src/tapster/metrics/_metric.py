@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -57,7 +57,12 @@ def _check_name(name: str) -> str:
     return name
 
 
-class _Metric:
+_S = TypeVar("_S")
+
+
+class _Metric(Generic[_S]):
+    """What every kind shares: names, label checks, and a series per label set."""
+
     kind = ""
 
     def __init__(
@@ -72,9 +77,22 @@ class _Metric:
         self.label_names = tuple(_check_name(label) for label in labels)
         if "le" in self.label_names:
             raise ValueError(f"metric {name!r}: 'le' is reserved for histogram buckets")
-        self._series: dict[tuple[str, ...], object] = {}
+        self._series: dict[tuple[str, ...], _S] = {}
+        if not self.label_names:
+            self._series[()] = self._new_series()
         if registry is not None:
             registry.register(self)
+
+    def _new_series(self) -> _S:
+        raise NotImplementedError
+
+    def labels(self, *values: str) -> _S:
+        """The series of these label values (made on first use)."""
+        key = values if values in self._series else self._key(values)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self._new_series()
+        return series
 
     def remove(self, *values: str) -> None:
         """Forget the series of these label values (a listener that closed)."""
@@ -106,7 +124,7 @@ class CounterSeries:
         self.value += amount
 
 
-class Counter(_Metric):
+class Counter(_Metric[CounterSeries]):
     """A count that only goes up (requests, bytes, restarts). Written ``NAME_total``."""
 
     kind = "counter"
@@ -119,16 +137,9 @@ class Counter(_Metric):
         registry: Registry | None = None,
     ) -> None:
         super().__init__(name.removesuffix("_total"), help, labels, registry)
-        if not self.label_names:
-            self._series[()] = CounterSeries()
 
-    def labels(self, *values: str) -> CounterSeries:
-        """The series of these label values (made on first use)."""
-        key = values if values in self._series else self._key(values)
-        series = self._series.get(key)
-        if series is None:
-            series = self._series[key] = CounterSeries()
-        return series  # type: ignore[return-value]
+    def _new_series(self) -> CounterSeries:
+        return CounterSeries()
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` to the counter without labels."""
@@ -142,7 +153,7 @@ class Counter(_Metric):
             self.help,
             self.label_names,
             (),
-            [(k, s.value) for k, s in list(self._series.items())],  # type: ignore[attr-defined]
+            [(k, s.value) for k, s in list(self._series.items())],
         )
 
 
@@ -182,7 +193,7 @@ class GaugeSeries:
             return math.nan
 
 
-class Gauge(_Metric):
+class Gauge(_Metric[GaugeSeries]):
     """A value that goes up and down (open connections, memory)."""
 
     kind = "gauge"
@@ -195,16 +206,9 @@ class Gauge(_Metric):
         registry: Registry | None = None,
     ) -> None:
         super().__init__(name, help, labels, registry)
-        if not self.label_names:
-            self._series[()] = GaugeSeries()
 
-    def labels(self, *values: str) -> GaugeSeries:
-        """The series of these label values (made on first use)."""
-        key = values if values in self._series else self._key(values)
-        series = self._series.get(key)
-        if series is None:
-            series = self._series[key] = GaugeSeries()
-        return series  # type: ignore[return-value]
+    def _new_series(self) -> GaugeSeries:
+        return GaugeSeries()
 
     def set(self, value: float) -> None:
         """Set the gauge without labels."""
@@ -230,7 +234,7 @@ class Gauge(_Metric):
             self.help,
             self.label_names,
             (),
-            [(k, s.read()) for k, s in list(self._series.items())],  # type: ignore[attr-defined]
+            [(k, s.read()) for k, s in list(self._series.items())],
         )
 
 
@@ -250,7 +254,7 @@ class HistogramSeries:
         self.sum += value
 
 
-class Histogram(_Metric):
+class Histogram(_Metric[HistogramSeries]):
     """How values spread over buckets (request durations, loop lag)."""
 
     kind = "histogram"
@@ -268,16 +272,9 @@ class Histogram(_Metric):
             raise ValueError(f"histogram {name!r}: give distinct bucket bounds")
         self.buckets = bounds
         super().__init__(name, help, labels, registry)
-        if not self.label_names:
-            self._series[()] = HistogramSeries(bounds)
 
-    def labels(self, *values: str) -> HistogramSeries:
-        """The series of these label values (made on first use)."""
-        key = values if values in self._series else self._key(values)
-        series = self._series.get(key)
-        if series is None:
-            series = self._series[key] = HistogramSeries(self.buckets)
-        return series  # type: ignore[return-value]
+    def _new_series(self) -> HistogramSeries:
+        return HistogramSeries(self.buckets)
 
     def observe(self, value: float) -> None:
         """Observe ``value`` in the histogram without labels."""
@@ -287,7 +284,6 @@ class Histogram(_Metric):
         """The metric as read now."""
         series: list[tuple[tuple[str, ...], float | HistogramValue]] = []
         for key, s in list(self._series.items()):
-            assert isinstance(s, HistogramSeries)
             series.append((key, ([float(c) for c in s.counts], s.sum)))
         return Family(self.name, self.kind, self.help, self.label_names, self.buckets, series)
 
@@ -300,21 +296,21 @@ class Registry:
     """The metrics of one process, read together at a scrape."""
 
     def __init__(self) -> None:
-        self._metrics: dict[str, _Metric] = {}
+        self._metrics: dict[str, _Metric[Any]] = {}
         self._collectors: list[Collector] = []
 
-    def register(self, metric: _Metric) -> None:
+    def register(self, metric: _Metric[Any]) -> None:
         """Add ``metric``; a second metric of the same name is refused."""
         if metric.name in self._metrics:
             raise ValueError(f"a metric named {metric.name!r} is registered already")
         self._metrics[metric.name] = metric
 
-    def unregister(self, metric: _Metric) -> None:
+    def unregister(self, metric: _Metric[Any]) -> None:
         """Remove ``metric``."""
         if self._metrics.get(metric.name) is metric:
             del self._metrics[metric.name]
 
-    def get(self, name: str) -> _Metric | None:
+    def get(self, name: str) -> _Metric[Any] | None:
         """The metric called ``name`` (without ``_total``), or None."""
         return self._metrics.get(name)
 
