@@ -85,30 +85,36 @@ def ensure_twisted_venv(venv: Path = TWISTED_VENV, version: str = TWISTED_VERSIO
 
 
 def ensure_peer_venv(venv: Path, package: str, version: str) -> Path:
-    """Return ``venv``'s python, creating it with ``package==version`` if needed.
+    """Return ``venv``'s python, creating it with ``package==version`` if needed."""
+    python = venv / "bin" / "python"
+    if python.is_file() and _package_version(python, package) == version:
+        return python
+    return _install(venv, [f"{package}=={version}"], f"{package} {version}")
+
+
+def _install(venv: Path, requirements: list[str], what: str) -> Path:
+    """Create ``venv`` if missing and pip-install ``requirements`` into it; its python.
 
     Made with the base interpreter of the project's venv, so both sides share one CPython build.
     """
     python = venv / "bin" / "python"
-    if python.is_file() and _package_version(python, package) == version:
-        return python
-    print(f"bench: installing {package} {version} into {venv} (first use) ...", file=sys.stderr)
+    print(f"bench: installing {what} into {venv} (first use) ...", file=sys.stderr)
     if not python.is_file():
         made = subprocess.run(
             [_base_python(), "-m", "venv", str(venv)], capture_output=True, text=True, check=False
         )
         if made.returncode != 0:
             last = (made.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise Unavailable(f"could not create the Twisted venv {venv}: {last}")
+            raise Unavailable(f"could not create the venv {venv}: {last}")
     result = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"{package}=={version}"],
+        [str(python), "-m", "pip", "install", "-q", *requirements],
         check=False,
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise Unavailable(f"could not install {package}=={version} into {venv}: {last}")
+        raise Unavailable(f"could not install {what} into {venv}: {last}")
     return python
 
 
@@ -131,25 +137,10 @@ def ensure_peers_venv(venv: Path = PEERS_VENV) -> Path:
     """Return the peer servers' venv python, creating it with ``PEER_PACKAGES`` if needed."""
     python = venv / "bin" / "python"
     probe = "import uvicorn, granian, gunicorn, starlette, httptools, uvloop, wsproto"
-    if python.is_file() and _runs(python, probe):
-        return python
-    print(f"bench: installing the peer servers into {venv} (first use) ...", file=sys.stderr)
-    if not python.is_file():
-        made = subprocess.run(
-            [_base_python(), "-m", "venv", str(venv)], capture_output=True, text=True, check=False
-        )
-        if made.returncode != 0:
-            last = (made.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise Unavailable(f"could not create the peers venv {venv}: {last}")
-    result = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0 or not _runs(python, probe):
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise Unavailable(f"could not install the peer servers into {venv}: {last}")
+    if not (python.is_file() and _runs(python, probe)):
+        _install(venv, list(PEER_PACKAGES), "the peer servers")
+        if not _runs(python, probe):
+            raise Unavailable(f"the peer servers in {venv} do not import")
     return python
 
 
