@@ -44,6 +44,8 @@ class Role(Protocol):
     switches_user: bool
     #: True in a supervisor re-executed by an upgrade: already a daemon if it was one.
     upgraded: bool
+    #: Whether a failed start shows its traceback after the one line (a --reload child).
+    shows_tracebacks: bool
 
     def adjust(self, settings: RunSettings) -> RunSettings:
         """The settings this process runs with."""
@@ -72,6 +74,7 @@ class SingleProcess:
     title = ""
     switches_user = True
     upgraded = False
+    shows_tracebacks = False
 
     def adjust(self, settings: RunSettings) -> RunSettings:
         """The settings, unchanged."""

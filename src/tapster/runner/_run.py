@@ -215,7 +215,7 @@ class Runner:
         else:
             sys.stderr.write(f"tapster: {message}\n")
             sys.stderr.flush()
-        if exc is not None and getattr(self.role, "shows_tracebacks", False):
+        if exc is not None and self.role.shows_tracebacks:
             import traceback
 
             cause = _original(exc)

@@ -114,6 +114,7 @@ class SupervisorRole:
                 raise SystemExit(1) from None
         #: An upgraded supervisor is a daemon already, if it was one: no second fork.
         self.upgraded = self.handover is not None
+        self.shows_tracebacks = False
 
     def adjust(self, settings: RunSettings) -> RunSettings:
         """The settings, unchanged."""

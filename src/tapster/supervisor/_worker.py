@@ -101,6 +101,7 @@ class WorkerRole:
         self.title = f" [worker {spec.number}]" if spec.number else " [spare]"
         self.switches_user = True
         self.upgraded = False
+        self.shows_tracebacks = False
         self.channel = ChannelWriter(spec.channel)
         self._heartbeat: Heartbeat | None = None
         self._metrics: MetricsSender | None = None
