@@ -178,11 +178,15 @@ class _HttpCycle:
             if not self._started:
                 self._fail()
             elif not self._done:
-                conn.cut()
+                self._cut()
             return
         finally:
             handler.active -= 1
-        if not self._done and not self._lost and not conn.closing:
+        if self._lost:
+            if self._head_out and not self._done:
+                self._cut()  # the client left mid-response: counted as far as it went
+            return
+        if not self._done and not conn.closing:
             if not self._started:
                 log.error(
                     "The ASGI application returned without answering %s %s",
@@ -196,7 +200,7 @@ class _HttpCycle:
                     req.method,
                     printable(req.target),
                 )
-                conn.cut()
+                self._cut()
 
     def _fail(self) -> None:
         """Answer 500 (nothing went out yet)."""
@@ -207,6 +211,20 @@ class _HttpCycle:
         body = resp.body if req.method != "HEAD" else b""
         self._conn.write(head + body)  # type: ignore[operator]
         self._conn.response_done(req, resp, close)
+
+    def _cut(self) -> None:
+        """Cut a response the application began but did not finish.
+
+        Counted and logged once, as far as it went: the status of the head that
+        went out, or 500 when none did (the client sees only a closed connection).
+        """
+        self._done = True
+        resp = self._resp
+        assert resp is not None
+        if not self._head_out:
+            resp.status = 500
+        resp.body_length = self._sent
+        self._conn.response_cut(self._req, resp)
 
     def ended(self) -> None:
         """The client will send no more (it may still read): ``receive`` says
@@ -351,7 +369,7 @@ class _HttpCycle:
                 req.method,
                 printable(req.target),
             )
-            conn.cut()
+            self._cut()
             return
         resp.body_length = self._sent
         gone = self._gone
