@@ -773,6 +773,11 @@ class HttpConnection(asyncio.Protocol):
         if close:
             self._close()
 
+    async def send_file(self, span: FileSpan, fh: BinaryIO) -> None:
+        """Send ``span`` of the open file ``fh`` the way file bodies go (an ASGI
+        ``pathsend``); the head went out already. Raises ``OSError`` if it cannot."""
+        await self._send_file(span, fh)
+
     def response_cut(self, req: Request, resp: Response) -> None:
         """Log a response the handler could not finish (as far as it went), then
         close the connection at once: the client must not take it as complete."""
