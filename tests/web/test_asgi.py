@@ -7,6 +7,7 @@ Every test runs a real ``tapster web`` subprocess and talks to it with real clie
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import socket
@@ -412,8 +413,6 @@ def test_proxy_headers(serve, apps: Path) -> None:
 
 def test_limit_concurrency(serve, apps: Path) -> None:
     web = _start(serve, apps, "--limit-concurrency", "2")
-    import concurrent.futures
-
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         slow = [pool.submit(httpx.get, web.base + "/sleep?1.5", timeout=10) for _ in range(2)]
         time.sleep(0.5)
@@ -527,6 +526,60 @@ def test_pathsend_bad_paths(serve, apps: Path, files: Path) -> None:
     ):
         assert err.count(text) == 1, text
     assert err.count("Traceback") == 7
+
+
+# -- with workers -----------------------------------------------------------------------
+
+PID_APP = """
+import os, time
+
+MARKS = os.environ["MARKS"]
+
+
+def mark(text):
+    with open(os.path.join(MARKS, "lifespan"), "a") as f:
+        f.write(f"{text} {os.getpid()}\\n")
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            m = await receive()
+            kind = m["type"].split(".")[1]
+            mark(kind)
+            await send({"type": f"lifespan.{kind}.complete"})
+            if kind == "shutdown":
+                return
+    time.sleep(0.05)  # holds this worker's loop: the other takes the next connections
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+"""
+
+
+@pytest.mark.slow
+def test_asgi_with_workers(serve, apps: Path) -> None:
+    """``tapster --workers 2 web --asgi myapp:app`` (docs/web.md, the README): two
+    workers, one port, each worker with its own lifespan around its requests."""
+    (apps / "pidapp.py").write_text(PID_APP)
+    web = serve(
+        "--asgi",
+        "pidapp:app",
+        cwd=apps,
+        env={"MARKS": str(apps / "marks")},
+        runner=["--workers", "2"],
+    )
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: httpx.get(web.base + "/").text, range(40)))
+    serving = {int(pid) for pid in answers}
+    assert len(serving) == 2
+    started = _wait_for(apps / "marks" / "lifespan").split("\n")
+    for pid in serving:
+        assert f"startup {pid}" in started
+    code, err = _stop(web)
+    assert code == 0, err
+    marks = (apps / "marks" / "lifespan").read_text().splitlines()
+    for pid in serving:
+        assert f"shutdown {pid}" in marks
 
 
 # -- a real framework -----------------------------------------------------------------
