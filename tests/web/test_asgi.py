@@ -11,6 +11,7 @@ import concurrent.futures
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_apps import write_apps
-from support import free_port, run_tapster
+from support import free_port, make_tls_files, run_tapster, wait_for_port
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
@@ -487,6 +488,29 @@ def test_pathsend_sends_the_file(serve, apps: Path, files: Path, loop: str) -> N
         time.sleep(0.3)
     assert _open_files(web, files) == []
     assert httpx.get(web.base + "/raw?small.txt").text == "small\n"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_pathsend_over_tls(tapster_proc, apps: Path, files: Path, loop: str) -> None:
+    """No sendfile through TLS: the file goes out encrypted, byte for byte."""
+    tls = make_tls_files(apps)
+    port = free_port()
+    tapster_proc.start(
+        "--loop",
+        loop,
+        "web",
+        "--asgi",
+        "pathsendapp:app",
+        "--listen",
+        f"ssl:{port}:privateKey={tls['key']}:certKey={tls['cert']}:interface=127.0.0.1",
+        cwd=apps,
+        env={"FILES": str(files)},
+    )
+    wait_for_port(port, timeout=20)
+    context = ssl.create_default_context(cafile=str(tls["ca"]))
+    with httpx.Client(base_url=f"https://localhost:{port}", verify=context) as client:
+        assert client.get("/raw?big.bin").content == (files / "big.bin").read_bytes()
+        assert client.get("/starlette?small.txt").text == "small\n"
 
 
 def test_pathsend_bad_paths(serve, apps: Path, files: Path) -> None:

@@ -383,11 +383,15 @@ class _HttpCycle:
             )
             self._cut()
             return
+        self._complete(resp)
+
+    def _complete(self, resp: Response) -> None:
+        """The response went out whole: log it, tell ``receive``, close if it said so."""
         resp.body_length = self._sent
         gone = self._gone
         if gone is not None and not gone.done():
             gone.set_result(None)
-        conn.response_done(req, resp, resp.close)
+        self._conn.response_done(self._req, resp, resp.close)
 
     async def _pathsend(self, path: object) -> None:
         """The whole body from the file at ``path``, sent as files are.
@@ -440,11 +444,7 @@ class _HttpCycle:
             fh.close()
         self._sent = count
         self._done = True
-        resp.body_length = count
-        gone = self._gone
-        if gone is not None and not gone.done():
-            gone.set_result(None)
-        conn.response_done(req, resp, resp.close)
+        self._complete(resp)
 
 
 def _open_regular(path: str) -> BinaryIO:
