@@ -114,14 +114,10 @@ def launch(binary: str, profile: Path) -> Iterator[DevTools]:
             time.sleep(0.05)
         port, path = port_file.read_text().splitlines()[:2]
         # Our own socket: no proxy from the environment between us and the browser.
-        # No size limit (a page's state can be large), no keepalive pings.
+        # No size limit: a page's state can be large.
         sock = socket.create_connection(("127.0.0.1", int(port)), timeout=30)
         with connect(
-            f"ws://127.0.0.1:{port}{path}",
-            sock=sock,
-            compression=None,
-            max_size=None,
-            ping_interval=None,
+            f"ws://127.0.0.1:{port}{path}", sock=sock, compression=None, max_size=None
         ) as ws:
             yield DevTools(ws)
     finally:
