@@ -538,6 +538,11 @@ class HttpConnection(asyncio.Protocol):
                 else:
                     transport.write(chunk)
                 await self._drain()
+        except BaseException:
+            # The head went out: counted and logged as far as it went, then cut.
+            resp.body_length = sent
+            self._log(req, resp)
+            raise
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
@@ -783,7 +788,15 @@ class HttpConnection(asyncio.Protocol):
             self._transport.write(data)
 
     async def drain(self) -> None:
-        """Wait while the client is not reading; raises ``ConnectionResetError`` once closed."""
+        """Wait while the client is not reading; raises ``ConnectionResetError`` once closed.
+
+        A write that failed (the client reset the connection) closes the transport
+        at once but tells us only on a later turn of the loop: an application that
+        sends without ever waiting must learn it here, or it would spin forever.
+        """
+        transport = self._transport
+        if transport is not None and transport.is_closing():
+            raise ConnectionResetError("connection closed")
         await self._drain()
 
     def response_done(self, req: Request, resp: Response, close: bool) -> None:
@@ -791,6 +804,17 @@ class HttpConnection(asyncio.Protocol):
         self._log(req, resp)
         if close:
             self._close()
+
+    async def send_file(self, span: FileSpan, fh: BinaryIO) -> None:
+        """Send ``span`` of the open file ``fh`` the way file bodies go (an ASGI
+        ``pathsend``); the head went out already. Raises ``OSError`` if it cannot."""
+        await self._send_file(span, fh)
+
+    def response_cut(self, req: Request, resp: Response) -> None:
+        """Log a response the handler could not finish (as far as it went), then
+        close the connection at once: the client must not take it as complete."""
+        self._log(req, resp)
+        self._abort()
 
     def take_over(self, session: Upgraded) -> bytes:
         """Give the connection to ``session`` (a WebSocket): every byte goes to it now.
