@@ -28,6 +28,7 @@ from ._http import (
     SERVER,
     FileSpan,
     Handled,
+    Pending,
     Request,
     Response,
     date_cache,
@@ -40,6 +41,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO, Protocol
 
+    from ._body import BodyFeed
     from ._server import WebServer
 
     class Upgraded(Protocol):
@@ -61,7 +63,7 @@ _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CLOSE = b"Connection: close\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_FRAMING = frozenset({b"content-length", b"expect"})
+_FRAMING = frozenset({b"content-length", b"expect", b"transfer-encoding"})
 _NO_BODY_STATUS = frozenset({204, 304})
 _FALLBACK_CHUNK = 1024 * 1024
 _JOIN_LIMIT = 16 * 1024
@@ -101,6 +103,12 @@ class HttpConnection(asyncio.Protocol):
         #: ASGI: requests go to the handler as soon as their head is parsed, their
         #: bodies stream, and the handler answers on this connection itself.
         self._streams: bool = server.app.streams
+        #: WSGI: a request with a body goes to a worker as soon as its head is parsed,
+        #: and the application reads the body as it arrives (``wsgi.input``).
+        self._wsgi = server.app.wsgi
+        #: A response a worker thread is making (WSGI), and the request it answers.
+        self._pending: Pending | None = None
+        self._pending_req: Request | None = None
         self._tls = False
         #: Told when the client leaves, instead of cancelling the task (an ASGI call).
         self._watcher: _Watcher | None = None
@@ -138,6 +146,11 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._server.connections.discard(self)
+        incoming = self._incoming
+        if incoming is not None and incoming.stream is not None:
+            incoming.stream.lost()  # a reader waiting for the rest learns it will not come
+        if self._pending is not None:
+            self._pending.cancel()
         if self._upgraded is not None:
             self._upgraded.connection_lost()
         elif self._watcher is not None:
@@ -277,6 +290,15 @@ class HttpConnection(asyncio.Protocol):
             self._check_framing(req)
         if self._streams:
             self._dispatch_early(req, incoming)
+        elif (
+            self._wsgi is not None
+            and incoming.framed
+            and not self._busy
+            and not self._queue
+            and _has_body(req)
+        ):
+            req.stream = incoming.stream = self._wsgi.input_for(self)
+            self._queue.append(req)
 
     def _dispatch_early(self, req: Request, incoming: _Incoming) -> None:
         """ASGI: hand the request over now, its body to follow as it arrives.
@@ -366,6 +388,15 @@ class HttpConnection(asyncio.Protocol):
                 if req.stream is not None:
                     req.stream.discard()  # answered before its body: drop that
                 self._emit(out, req, result)
+            elif type(result) is Pending:
+                # A worker thread makes it (WSGI): no task, one callback when it comes.
+                if out:
+                    _flush(transport, out)
+                self._busy = True
+                self._set_deadline(None)
+                self._pending, self._pending_req = result, req
+                result.then(self._answered)
+                return
             else:
                 if out:
                     _flush(transport, out)
@@ -429,6 +460,29 @@ class HttpConnection(asyncio.Protocol):
             out.clear()
             self._close()
 
+    def _answered(self, resp: Response) -> None:
+        """A worker thread's response came (on the loop): write it, or stream it in a task."""
+        req = self._pending_req
+        assert req is not None
+        self._pending = self._pending_req = None
+        if type(resp.body) is not bytes:
+            self._task = asyncio.get_running_loop().create_task(self._answer_later(req, resp))
+            return
+        self._busy = False
+        transport = self._transport
+        if not self._closing and transport is not None:
+            out: list[bytes] = []
+            self._emit(out, req, resp)
+            if out:
+                _flush(transport, out)
+        if req.stream is not None:
+            req.stream.discard()
+        if not self._closing:
+            if self._queue:
+                self._answer_queue()
+            else:
+                self._after_answers()
+
     async def _answer_later(self, req: Request, result: Handled) -> None:
         try:
             try:
@@ -487,7 +541,12 @@ class HttpConnection(asyncio.Protocol):
             try:
                 if req.method != "HEAD":
                     for part in body:
-                        if isinstance(part, FileSpan) and part.path not in files:
+                        # A span with its file already open (wsgi.file_wrapper) needs none.
+                        if (
+                            isinstance(part, FileSpan)
+                            and part.file is None
+                            and part.path not in files
+                        ):
                             files[part.path] = open(part.path, "rb")  # noqa: SIM115
             except OSError:
                 for fh in files.values():
@@ -502,7 +561,7 @@ class HttpConnection(asyncio.Protocol):
                 transport.write(head)
                 for part in body if req.method != "HEAD" else ():
                     if isinstance(part, FileSpan):
-                        await self._send_file(part, files[part.path])
+                        await self._send_file(part, part.file or files[part.path])
                     else:
                         transport.write(part)
                         await self._drain()
@@ -649,6 +708,8 @@ class HttpConnection(asyncio.Protocol):
         self._abort()
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        if self._pending is not None:
+            self._pending.cancel()
 
     def cut(self) -> None:
         """Close the connection at once (a handler's response went wrong)."""
@@ -798,6 +859,14 @@ def _address(info: object) -> object:
     return None
 
 
+def _has_body(req: Request) -> bool:
+    """Whether a body follows ``req``'s head (chunked, or a length other than 0)."""
+    length = req.get(b"content-length")
+    if length is not None:
+        return length.strip() not in (b"0", b"")
+    return req.get(b"transfer-encoding") is not None
+
+
 def _flush(transport: asyncio.Transport, out: list[bytes]) -> None:
     """Write gathered responses: one buffer when small, a vector when large.
 
@@ -841,8 +910,8 @@ class _Incoming:
         self.body: list[bytes] = []
         self.body_len = 0
         self.request: Request | None = None
-        #: ASGI: the body streams to the application, not into ``body``.
-        self.stream: RequestBody | None = None
+        #: ASGI or WSGI: the body streams to the application, not into ``body``.
+        self.stream: BodyFeed | None = None
 
 
 class _RejectError(Exception):
