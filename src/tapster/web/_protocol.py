@@ -171,6 +171,9 @@ class HttpConnection(asyncio.Protocol):
             return False  # a WebSocket client that stops sending has gone
         if self._watcher is not None:
             self._watcher.ended()  # ASGI: http.disconnect, as other servers say it
+        incoming = self._incoming
+        if incoming is not None and incoming.stream is not None:
+            incoming.stream.lost()  # the rest of the body will not come (wsgi.input raises)
         if not self._busy and not self._queue:
             self._close()
         from tapster.internet import is_tls
