@@ -45,15 +45,24 @@ class ThreadPool:
         self._threads = 0
         self._closed = False
 
-    def submit(self, func: Call, arg: Any) -> bool:
-        """Queue ``func(arg)``; ``False`` once the pool is closed (the call is dropped)."""
+    def submit(self, func: Call, arg: Any, wake: bool = True) -> bool:
+        """Queue ``func(arg)``; ``False`` once the pool is closed (the call is dropped).
+
+        ``wake=False``: the caller calls ``wake`` itself later, once for many calls.
+        """
         with self._lock:
             if self._closed:
                 return False
             self._calls.append((func, arg))
-            if not self._waking:
+            if wake and not self._waking:
                 self._wake_one()
         return True
+
+    def wake(self) -> None:
+        """Make sure a thread is on its way to the calls queued (after ``submit(wake=False)``)."""
+        with self._lock:
+            if self._calls and not self._waking and not self._closed:
+                self._wake_one()
 
     def _wake_one(self) -> None:
         """Wake an idle thread, or start one if the pool is not full (lock held)."""
@@ -90,7 +99,10 @@ class ThreadPool:
                 bell.acquire()
                 woken = True
                 continue
-            func(arg)
+            try:
+                func(arg)
+            except Exception:  # a call's own failures are its business; the thread lives on
+                log.exception("Error in a %s thread", self._name)
             del func, arg  # nothing of the last call is kept while idle
 
     def close(self) -> None:

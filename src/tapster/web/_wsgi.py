@@ -48,21 +48,38 @@ class WsgiHandler:
         self._pool = ThreadPool(threads, "tapster-wsgi")
         self._environ = EnvironBuilder(FileWrapper)
         self._inbox: LoopInbox | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_soon = False
         self._closed = False
 
     def _loop_inbox(self) -> LoopInbox:
         inbox = self._inbox
         if inbox is None:
-            inbox = self._inbox = LoopInbox(asyncio.get_running_loop())
+            loop = asyncio.get_running_loop()
+            self._loop = loop
+            inbox = self._inbox = LoopInbox(loop)
         return inbox
 
     def handle(self, req: Request) -> Handled:
         """A ``Pending`` of the response the application gives for ``req``."""
-        self._loop_inbox()
+        if self._inbox is None:
+            self._loop_inbox()
         pending = Pending()
-        if not self._pool.submit(self._run, (req, pending)):
+        if not self._pool.submit(self._run, (req, pending), wake=False):
             return error_response(503, "The server is stopping.", close=True)
+        if not self._wake_soon:
+            # Wake a thread once the loop has read every request that came together,
+            # not once per request: a thread woken at once would take the GIL from the
+            # loop between two reads, and sleep again after one call.
+            self._wake_soon = True
+            loop = self._loop
+            assert loop is not None
+            loop.call_soon(self._wake)
         return pending
+
+    def _wake(self) -> None:
+        self._wake_soon = False
+        self._pool.wake()
 
     def input_for(self, conn: HttpConnection) -> WsgiInput:
         """A ``wsgi.input`` for a body that will arrive on ``conn`` after its head."""

@@ -89,7 +89,7 @@ class WsgiInput:
         with cond:
             if not self._chunks and not self._done and not self._lost and not self._discard:
                 self._inbox.post(self._conn.waiting_for_body, True)
-                while not self._chunks and not self._done and not self._lost:
+                while not (self._chunks or self._done or self._lost or self._discard):
                     cond.wait()
                 self._inbox.post(self._conn.waiting_for_body, False)
             if self._lost:
