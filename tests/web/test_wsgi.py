@@ -363,7 +363,8 @@ def test_file_wrapper(serve, app_dir: Path, loop: str) -> None:
 
 
 def test_file_wrapper_over_tls(tapster_proc, app_dir: Path) -> None:
-    """Through TLS the file goes out in blocks, not with sendfile: the same bytes."""
+    """Through TLS the file goes out in blocks, not with sendfile: the same bytes; and
+    the environ says https."""
     from support import free_port, make_tls_files, wait_for_port
 
     tls = make_tls_files(app_dir.parent)
@@ -386,8 +387,10 @@ def test_file_wrapper_over_tls(tapster_proc, app_dir: Path) -> None:
     context = ssl.create_default_context(cafile=str(tls["ca"]))
     with httpx.Client(base_url=f"https://localhost:{port}", verify=context, timeout=10) as c:
         r = c.get("/file")
+        environ = c.get("/environ").json()
     assert r.content == (app_dir / "big.bin").read_bytes()
     _wait_for(app_dir / "file-closed")
+    assert environ["wsgi.url_scheme"] == "https"
 
 
 def test_pool_is_bounded_and_blocking_calls_spread(serve, app_dir: Path) -> None:

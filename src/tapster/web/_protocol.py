@@ -109,6 +109,7 @@ class HttpConnection(asyncio.Protocol):
         #: A response a worker thread is making (WSGI), and the request it answers.
         self._pending: Pending | None = None
         self._pending_req: Request | None = None
+        #: Whether the connection is TLS: requests say ``https`` (known with ASGI and WSGI).
         self._tls = False
         #: Told when the client leaves, instead of cancelling the task (an ASGI call).
         self._watcher: _Watcher | None = None
@@ -134,7 +135,7 @@ class HttpConnection(asyncio.Protocol):
         elif peer:
             self._client = str(peer)
         self._server.connections.add(self)
-        if self._streams:
+        if self._streams or self._wsgi is not None:
             from tapster.internet import is_tls
 
             self._tls = is_tls(transport)
@@ -289,6 +290,8 @@ class HttpConnection(asyncio.Protocol):
             self._client,
         )
         incoming.request = req
+        if self._tls:
+            req.scheme = "https"
         if incoming.framed:
             self._check_framing(req)
         if self._streams:
@@ -310,8 +313,6 @@ class HttpConnection(asyncio.Protocol):
         the queue with its body whole, as with files and WSGI.
         """
         req.channel = self
-        if self._tls:
-            req.scheme = "https"
         if self._parser.should_upgrade():
             upgrade = req.get(b"upgrade")
             if upgrade is not None and b"websocket" in upgrade.lower():

@@ -41,13 +41,10 @@ def _key(name: bytes) -> str | None:
 class EnvironBuilder:
     """Makes environs for one server: the shared keys once, the request's on each call."""
 
-    def __init__(self, file_wrapper: type, url_scheme: str = "http") -> None:
-        self._url_scheme = url_scheme
-        self._default_port = "443" if url_scheme == "https" else "80"
+    def __init__(self, file_wrapper: type) -> None:
         self._template: dict[str, Any] = {
             "SCRIPT_NAME": "",
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": url_scheme,
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
@@ -59,6 +56,8 @@ class EnvironBuilder:
         """The environ for ``req``; ``body`` is its streaming ``wsgi.input``, if any."""
         environ = self._template.copy()
         path = req.path
+        scheme = req.scheme  # https through TLS, or as a trusted proxy says
+        environ["wsgi.url_scheme"] = scheme
         environ["REQUEST_METHOD"] = req.method
         environ["PATH_INFO"] = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
         environ["QUERY_STRING"] = req.query.decode("latin-1")
@@ -83,15 +82,16 @@ class EnvironBuilder:
         if req.body and "CONTENT_LENGTH" not in environ:
             environ["CONTENT_LENGTH"] = str(len(req.body))
         host = environ.get("HTTP_HOST")
+        default_port = "443" if scheme == "https" else "80"
         if host is None:
             environ["SERVER_NAME"] = "localhost"
-            environ["SERVER_PORT"] = self._default_port
+            environ["SERVER_PORT"] = default_port
         else:
             colon = host.rfind(":")
             if colon > host.rfind("]"):
                 environ["SERVER_NAME"] = host[:colon] or "localhost"
-                environ["SERVER_PORT"] = host[colon + 1 :] or self._default_port
+                environ["SERVER_PORT"] = host[colon + 1 :] or default_port
             else:
                 environ["SERVER_NAME"] = host or "localhost"
-                environ["SERVER_PORT"] = self._default_port
+                environ["SERVER_PORT"] = default_port
         return environ
