@@ -55,6 +55,19 @@ APP = textwrap.dedent(
             (HERE / self._mark).write_text("closed")
 
 
+    class Body:
+        '''A framework's response object: an iterable with close().'''
+
+        def __init__(self, parts):
+            self.parts = parts
+
+        def __iter__(self):
+            return iter(self.parts)
+
+        def close(self):
+            (HERE / "body-closed").write_text("closed")
+
+
     def app(environ, start_response):
         path = environ["PATH_INFO"]
         query = environ["QUERY_STRING"]
@@ -102,6 +115,24 @@ APP = textwrap.dedent(
             write = start_response("200 OK", [("Content-Length", "11")])
             write(b"hello ")
             return [b"world"]
+        if path == "/framework":
+            start_response("200 OK", [("Content-Length", "10")])
+            return Body([b"hello", b"", b"world"])
+        if path == "/big-list":
+            start_response("200 OK", [])
+            return [bytes([i]) * 65536 for i in range(20)]
+        if path == "/write-then-iterate":
+            write = start_response("200 OK", [("Content-Length", "9")])
+
+            def parts():
+                write(b"abc")
+                yield b"def"
+                yield b"ghi"
+
+            return parts()
+        if path == "/short-iterable":
+            start_response("200 OK", [("Content-Length", "10")])
+            return Body([b"abc"])
         if path == "/empty":
             start_response("204 No Content", [])
             return iter([])
@@ -193,6 +224,13 @@ def test_response_bodies(serve, app_dir: Path) -> None:
         assert r.headers["transfer-encoding"] == "chunked"
         r = client.get("/write")
         assert r.content == b"hello world"
+        r = client.get("/framework")
+        assert r.content == b"helloworld" and r.headers["content-length"] == "10"
+        _wait_for(app_dir / "body-closed")
+        r = client.get("/big-list")  # large: sent part by part, still framed by its length
+        assert r.content == b"".join(bytes([i]) * 65536 for i in range(20))
+        assert r.headers["content-length"] == str(20 * 65536)
+        assert client.get("/write-then-iterate").content == b"abcdefghi"
         r = client.get("/empty")
         assert r.status_code == 204 and r.content == b""
         r = client.get("/long")  # more than it declared: the extra bytes are dropped
@@ -201,8 +239,9 @@ def test_response_bodies(serve, app_dir: Path) -> None:
         assert r.content == b"" and r.headers["content-length"] == "13"
         assert client.get("/list").content == b"one two three"  # same connection still fine
     # Less than it declared: the connection is cut rather than left hanging.
-    answer = web.raw(b"GET /short HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
-    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"\r\n\r\nabc")
+    for path in (b"/short", b"/short-iterable"):
+        answer = web.raw(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
+        assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"\r\n\r\nabc")
 
 
 def test_environ(serve, app_dir: Path) -> None:
@@ -362,28 +401,16 @@ def test_file_wrapper(serve, app_dir: Path, loop: str) -> None:
         assert client.get("/list").content == b"one two three"
 
 
-def test_file_wrapper_over_tls(tapster_proc, app_dir: Path) -> None:
+def test_file_wrapper_over_tls(serve, app_dir: Path) -> None:
     """Through TLS the file goes out in blocks, not with sendfile: the same bytes; and
     the environ says https."""
-    from support import free_port, make_tls_files, wait_for_port
+    from support import free_port, make_tls_files
 
     tls = make_tls_files(app_dir.parent)
     port = free_port()
-    proc = tapster_proc.start(
-        "web",
-        "--wsgi",
-        "wapp:app",
-        "--listen",
-        f"ssl:{port}:interface=127.0.0.1:cert={tls['cert']}:key={tls['key']}",
-        cwd=app_dir,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            wait_for_port(port, timeout=0.2)
-            break
-        except TimeoutError:
-            assert proc.poll() is None and time.monotonic() < deadline
+    tls_listen = f"ssl:{port}:interface=127.0.0.1:cert={tls['cert']}:key={tls['key']}"
+    # Both listeners bind before the server starts: the plain one answering means both do.
+    serve("--wsgi", "wapp:app", "--listen", tls_listen, cwd=app_dir)
     context = ssl.create_default_context(cafile=str(tls["ca"]))
     with httpx.Client(base_url=f"https://localhost:{port}", verify=context, timeout=10) as c:
         r = c.get("/file")

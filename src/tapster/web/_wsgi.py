@@ -15,12 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 
 from ._accesslog import printable
 from ._config import WsgiApp
-from ._http import Handled, Pending, Request, Response, error_response, header_block
+from ._http import (
+    FileSpan,
+    Handled,
+    Pending,
+    Request,
+    Response,
+    error_response,
+    header_block,
+)
 from ._threadpool import LoopInbox, ThreadPool
 from ._wsgi_environ import EnvironBuilder
 from ._wsgi_file import FileBody, FileWrapper, file_span
@@ -36,6 +44,9 @@ log = logging.getLogger("tapster.web")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade"})
 _NO_BODY_STATUS = frozenset({204, 304})
 _FAILED = "The application failed to handle this request."
+#: Bodies up to this size known whole go out as one piece (and gathered from an
+#: iterable that declared its length); larger ones part by part.
+_WHOLE_LIMIT = 256 * 1024
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -250,12 +261,7 @@ class _Call:
         if self.outbox is None:
             kind = type(result)
             if kind is list or kind is tuple:
-                parts: list[bytes] = result  # type: ignore[assignment]
-                # A whole body: one response, one loop wake-up.
-                if len(parts) == 1 and type(parts[0]) is bytes:
-                    self._complete(parts[0])
-                else:
-                    self._complete(b"".join(bytes(part) for part in parts))
+                self._whole(result)  # type: ignore[arg-type]
                 return False
             if kind is FileWrapper and self.status is not None:
                 span = file_span(result, self.declared)  # type: ignore[arg-type]
@@ -266,7 +272,26 @@ class _Call:
                     files = FileBody(span, self.handler.release_later(result))
                     self._send(Response(self.status, self._block(extra), files, span.count))
                     return True
-        for part in result:
+        parts = iter(result)
+        declared = self.declared
+        if self.outbox is None and declared is not None and declared <= _WHOLE_LIMIT:
+            # A small body of known length from an iterable (a framework's response
+            # object): gather it here, so that it too goes out whole.
+            gathered: list[bytes] = []
+            size = 0
+            for part in parts:
+                if part:
+                    gathered.append(bytes(part))
+                    size += len(part)
+                if size >= declared or self.outbox is not None:
+                    break  # all it declared; or it called write(), and streams
+            opened = self._opened()  # write() may have opened a stream meanwhile
+            if opened is None:
+                self._whole(gathered)
+                return False
+            for part in gathered:
+                opened.put(part)
+        for part in parts:
             if part:
                 outbox = self.outbox
                 if outbox is None:
@@ -278,6 +303,26 @@ class _Call:
         else:
             self.outbox.end()
         return False
+
+    def _opened(self) -> Outbox | None:
+        return self.outbox
+
+    def _whole(self, parts: Sequence[bytes]) -> None:
+        """A body known whole (a list, a tuple, or gathered): one response, one wake-up."""
+        if len(parts) == 1 and type(parts[0]) is bytes:
+            self._complete(parts[0])
+            return
+        chunks = [part if type(part) is bytes else bytes(part) for part in parts]
+        total = sum(map(len, chunks))
+        status = self.status
+        if total <= _WHOLE_LIMIT or status is None or self.declared not in (None, total):
+            self._complete(b"".join(chunks))
+            return
+        # Large: its parts go out one by one (each waiting for the client), uncopied.
+        framed = self.declared is None and status >= 200 and status not in _NO_BODY_STATUS
+        block = self._block(("Content-Length", str(total)) if framed else None)
+        body: list[bytes | FileSpan] = [chunk for chunk in chunks if chunk]
+        self._send(Response(status, block, body, total))
 
     def _complete(self, body: bytes) -> None:
         """The whole body is known: one response, framed by its length."""
