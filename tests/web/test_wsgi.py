@@ -75,6 +75,7 @@ APP = textwrap.dedent(
         if path.startswith("/environ"):
             text = {k: v for k, v in environ.items() if isinstance(v, str)}
             text["has_file_wrapper"] = str(callable(environ.get("wsgi.file_wrapper")))
+            text["input_terminated"] = str(environ.get("wsgi.input_terminated"))
             start_response("200 OK", [("Content-Type", "application/json")])
             return [json.dumps(text).encode()]
         if path == "/hash":
@@ -257,6 +258,7 @@ def test_environ(serve, app_dir: Path) -> None:
     assert environ["CONTENT_TYPE"] == "text/plain" and environ["SERVER_PROTOCOL"] == "HTTP/1.1"
     assert environ["REMOTE_ADDR"] == "127.0.0.1" and environ["SCRIPT_NAME"] == ""
     assert environ["wsgi.url_scheme"] == "http" and environ["has_file_wrapper"] == "True"
+    assert environ["input_terminated"] == "True"
     raw = web.raw(b"GET /environ/%E2%82%AC/a%2Fb HTTP/1.0\r\n\r\n")
     environ = json.loads(raw.partition(b"\r\n\r\n")[2])
     assert environ["PATH_INFO"] == "/environ/\u00e2\u0082\u00ac/a/b"  # bytes as latin-1, decoded %

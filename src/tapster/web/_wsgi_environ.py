@@ -49,6 +49,9 @@ class EnvironBuilder:
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
+            # wsgi.input ends where the body does, chunked or not (the extension
+            # mod_wsgi and gunicorn offer, which werkzeug reads for a chunked body).
+            "wsgi.input_terminated": True,
             "wsgi.file_wrapper": file_wrapper,
         }
 
