@@ -7,12 +7,14 @@ Every test drives a real ``tapster`` process with real clients (raw sockets,
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
 import os
 import socket
 import ssl
+import struct
 import textwrap
 import threading
 import time
@@ -157,6 +159,10 @@ APP = textwrap.dedent(
         if path == "/bytesio":
             start_response("200 OK", [])
             return environ["wsgi.file_wrapper"](io.BytesIO(b"from memory " * 1000), 4096)
+        if path == "/late-forever":
+            time.sleep(0.5)
+            start_response("200 OK", [])
+            return (b"x" * 65536 for _ in iter(int, 1))
         if path == "/sleep":
             with _lock:
                 _active[0] += 1
@@ -446,3 +452,19 @@ def test_pool_is_bounded_and_blocking_calls_spread(serve, app_dir: Path) -> None
     took, peaks = run(7)
     assert len(peaks) == 7 and max(peaks) == 3, peaks
     assert 1.1 < took < 2.5, f"7 calls of 0.4 s on 3 threads took {took:.2f} s"
+
+
+def test_worker_freed_when_client_leaves_during_login(serve, app_dir: Path) -> None:
+    """With --auth the first request waits for its login and then for its call; a client
+    that leaves meanwhile must not leave an endless body holding the only thread."""
+    web = serve("--wsgi", "wapp:app", "--auth", "memory:u:p", "--threads", "1", cwd=app_dir)
+    token = base64.b64encode(b"u:p")
+    with socket.create_connection(("127.0.0.1", web.port), timeout=10) as s:
+        s.sendall(b"GET /late-forever HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + token)
+        s.sendall(b"\r\n\r\n")
+        time.sleep(0.2)
+        # Reset, not a polite close: the server sees the connection lost at once.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    time.sleep(1.0)
+    status, _, body = web.get("/list", {"Authorization": "Basic " + token.decode()})
+    assert status == 200 and body == b"one two three"

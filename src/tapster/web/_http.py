@@ -321,7 +321,8 @@ class Pending:
     Lighter than a future and a task per request: the connection registers one
     callback with ``then`` and the maker calls ``deliver`` on the loop thread.
     Awaitable too, for code that waits anyway (a login before the call).
-    ``cancelled`` tells the maker's thread that nobody wants the response any more.
+    ``cancelled`` tells the maker's thread that nobody wants the response any more; the
+    maker then releases what the response holds (a streaming body's ``close()``).
     """
 
     __slots__ = ("_callback", "_result", "cancelled")
@@ -365,7 +366,15 @@ class Pending:
                 fut.set_result(resp)
 
         self.then(arrived)
-        return (yield from fut.__await__())
+        try:
+            return (yield from fut.__await__())
+        except BaseException:  # cancelled: the client left while this waited
+            self.cancel()
+            if fut.done() and not fut.cancelled():
+                release = getattr(fut.result().body, "close", None)
+                if release is not None:
+                    release()  # a body still held by the worker: let it go
+            raise
 
 
 #: What a handler gives back: the response when it has it at once (a cached

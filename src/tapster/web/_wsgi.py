@@ -149,11 +149,10 @@ class WsgiHandler:
         if not pending.cancelled:
             pending.deliver(resp)
             return
-        body = resp.body  # the client left meanwhile: release what the body holds
-        if isinstance(body, BodyStream):
-            body.close()
-        elif isinstance(body, FileBody):
-            body.release()
+        # The client left meanwhile: release what the body holds (a worker, a file).
+        release = getattr(resp.body, "close", None)
+        if release is not None:
+            release()
 
     def release_later(self, result: object) -> Callable[[], None]:
         """What closes ``result`` in a worker thread once its file has been sent."""

@@ -92,3 +92,5 @@ class FileBody(list[bytes | FileSpan]):
         release, self._release = self._release, None
         if release is not None:
             release()
+
+    close = release
