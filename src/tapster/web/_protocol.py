@@ -68,6 +68,8 @@ _NO_BODY_STATUS = frozenset({204, 304})
 _FALLBACK_CHUNK = 1024 * 1024
 _JOIN_LIMIT = 16 * 1024
 _SENDFILE_SLICE = 4 * 1024 * 1024
+#: How long a connection we closed waits for the client's own close (see ``_close``).
+_LINGER = 1.0
 
 
 class HttpConnection(asyncio.Protocol):
@@ -118,6 +120,8 @@ class HttpConnection(asyncio.Protocol):
         #: Bytes that followed an upgrade request's head, for the session.
         self._leftover = b""
         self._addresses: tuple[object, object] | None = None
+        #: The timer that ends a gentle close (``_close``) if the client never closes.
+        self._linger: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -139,13 +143,14 @@ class HttpConnection(asyncio.Protocol):
             from tapster.internet import is_tls
 
             self._tls = is_tls(transport)
+        # Accepted as the server began to stop: still served (its answer says
+        # ``Connection: close``); closing now would reset a request on its way.
         self._set_deadline(self._limits.request_timeout)
-        if self._server.draining:
-            self._closing = True
-            transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        if self._linger is not None:
+            self._linger.cancel()
         self._server.connections.discard(self)
         incoming = self._incoming
         if incoming is not None and incoming.stream is not None:
@@ -168,8 +173,8 @@ class HttpConnection(asyncio.Protocol):
         # The client will send nothing more (it may still read): answer what it
         # asked, then close. A half-sent request is simply dropped.
         self._eof = True
-        if self._upgraded is not None:
-            return False  # a WebSocket client that stops sending has gone
+        if self._upgraded is not None or self._linger is not None:
+            return False  # a WebSocket client that stops sending has gone; or we closed
         if self._watcher is not None:
             self._watcher.ended()  # ASGI: http.disconnect, as other servers say it
         incoming = self._incoming
@@ -596,6 +601,11 @@ class HttpConnection(asyncio.Protocol):
                 else:
                     transport.write(chunk)
                 await self._drain()
+        except BaseException:
+            # The head went out: counted and logged as far as it went, then cut.
+            resp.body_length = sent
+            self._log(req, resp)
+            raise
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
@@ -701,11 +711,31 @@ class HttpConnection(asyncio.Protocol):
         self._close()
 
     def _close(self) -> None:
-        if not self._closing:
-            self._closing = True
-            self._set_deadline(None)
-            if self._transport is not None:
-                self._transport.close()
+        """Close from our side, gently: on plain TCP send FIN, then read and drop
+        whatever the client still sends until it closes too, for at most
+        ``_LINGER`` seconds. Closing at once would make the kernel answer a request
+        already on its way (keep-alive, or a stop racing a new client) with a reset;
+        after a FIN the client reads end of file and may retry."""
+        if self._closing:
+            return
+        self._closing = True
+        self._set_deadline(None)
+        transport = self._transport
+        if transport is None:
+            return
+        if self._eof or self._upgraded is not None or not transport.can_write_eof():
+            transport.close()
+            return
+        from tapster.internet import is_tls
+
+        if is_tls(transport):
+            transport.close()
+            return
+        transport.write_eof()
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        self._linger = asyncio.get_running_loop().call_later(_LINGER, transport.close)
 
     def abort(self) -> None:
         """Close the connection at once, dropping anything unsent; stop its handler."""
@@ -763,7 +793,14 @@ class HttpConnection(asyncio.Protocol):
         if self._upgraded is not None:
             self._upgraded.going_away()
         elif not self._busy and not self._queue and self._incoming is None:
-            self._close()
+            if self._progress:
+                self._close()
+            else:
+                # Accepted, first request not here yet: it is on its way (clients
+                # write as soon as they connect), so wait a little for it.
+                deadline = time.monotonic() + _LINGER
+                if self._deadline is None or self._deadline > deadline:
+                    self._deadline = deadline
 
     # -- for handlers that answer on the connection (ASGI) -------------------------
 
@@ -816,7 +853,15 @@ class HttpConnection(asyncio.Protocol):
             self._transport.write(data)
 
     async def drain(self) -> None:
-        """Wait while the client is not reading; raises ``ConnectionResetError`` once closed."""
+        """Wait while the client is not reading; raises ``ConnectionResetError`` once closed.
+
+        A write that failed (the client reset the connection) closes the transport
+        at once but tells us only on a later turn of the loop: an application that
+        sends without ever waiting must learn it here, or it would spin forever.
+        """
+        transport = self._transport
+        if transport is not None and transport.is_closing():
+            raise ConnectionResetError("connection closed")
         await self._drain()
 
     def response_done(self, req: Request, resp: Response, close: bool) -> None:
@@ -824,6 +869,17 @@ class HttpConnection(asyncio.Protocol):
         self._log(req, resp)
         if close:
             self._close()
+
+    async def send_file(self, span: FileSpan, fh: BinaryIO) -> None:
+        """Send ``span`` of the open file ``fh`` the way file bodies go (an ASGI
+        ``pathsend``); the head went out already. Raises ``OSError`` if it cannot."""
+        await self._send_file(span, fh)
+
+    def response_cut(self, req: Request, resp: Response) -> None:
+        """Log a response the handler could not finish (as far as it went), then
+        close the connection at once: the client must not take it as complete."""
+        self._log(req, resp)
+        self._abort()
 
     def take_over(self, session: Upgraded) -> bytes:
         """Give the connection to ``session`` (a WebSocket): every byte goes to it now.
