@@ -3,12 +3,13 @@
 The event loop never runs application code. ``WsgiHandler.handle`` queues the
 request for a worker thread and gives the protocol a ``Pending``; the thread builds
 the environ, calls the application and hands back the whole response in one go
-when it can -- a list or tuple body (the common case) goes out as one ``Response``
-with a ``Content-Length``, a ``wsgi.file_wrapper`` over a regular file as a span
-sent with sendfile -- so a request costs the loop one wake-up at most, shared with
-every other response finished meanwhile (``_threadpool``). Other bodies (generators,
-``write()``) stream through ``_wsgi_output`` with backpressure. A request body that
-is still arriving streams in through ``wsgi.input`` (``_wsgi_input``).
+when it can -- a list or tuple body (the common case), or a small one of declared
+length from any iterable, goes out as one ``Response`` with a ``Content-Length``; a
+``wsgi.file_wrapper`` over a regular file as a span sent like static files -- so a
+request costs the loop one wake-up at most, shared with every other response
+finished meanwhile (``_threadpool``). Other bodies (generators, ``write()``) stream
+through ``_wsgi_output`` with backpressure. A request body that is still arriving
+streams in through ``wsgi.input`` (``_wsgi_input``).
 """
 
 from __future__ import annotations
