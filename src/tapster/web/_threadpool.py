@@ -4,9 +4,10 @@ Made for many short calls (WSGI requests) under one GIL, where every thread woke
 every loop wake-up costs more than the call itself:
 
 * ``ThreadPool.submit`` wakes a thread only when none is already on its way to the
-  queue; a thread that takes a call while more wait wakes one more, so calls that
-  block (a database, ``time.sleep``) still spread over every thread, while fast calls
-  are taken one after another by the thread already running.
+  queue (or leaves that to one ``wake`` for many calls: the WSGI handler wakes once
+  per loop iteration); a thread that takes a call while more wait wakes one more, so
+  calls that block (a database, ``time.sleep``) still spread over every thread, while
+  fast calls are taken one after another by the thread already running.
 * ``LoopInbox.post`` hands a result to the loop: results posted while the loop has
   not yet run the previous batch ride along with it, one wake-up for them all.
 
