@@ -159,6 +159,10 @@ APP = textwrap.dedent(
         if path == "/bytesio":
             start_response("200 OK", [])
             return environ["wsgi.file_wrapper"](io.BytesIO(b"from memory " * 1000), 4096)
+        if path == "/flood":
+            start_response("200 OK", [("Content-Length", str(64 * 1024 * 1024))])
+            block = b"z" * (1024 * 1024)
+            return (block for _ in range(64))
         if path == "/late-forever":
             time.sleep(0.5)
             start_response("200 OK", [])
@@ -198,6 +202,14 @@ def _wait_for(path: Path, timeout: float = 10.0) -> None:
     while not path.exists():
         assert time.monotonic() < deadline, f"{path.name} never appeared"
         time.sleep(0.01)
+
+
+def _peak_rss(pid: int) -> int:
+    """The most memory process ``pid`` has held (``VmHWM``), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
 
 
 def _read_response(sock: socket.socket) -> tuple[bytes, bytes]:
@@ -309,15 +321,7 @@ def test_input_backpressure_bounds_memory(serve, app_dir: Path, loop: str) -> No
         runner=["--loop", loop],
     )
     web.get("/list")  # warm: the first request's imports do not count
-    status = Path(f"/proc/{web.proc.pid}/status")
-
-    def peak_rss() -> int:
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError("no VmHWM")
-
-    before = peak_rss()
+    before = _peak_rss(web.proc.pid)
     size = 64 * 1024 * 1024
     block = os.urandom(64 * 1024)
     digest = hashlib.sha256(block * (size // len(block))).hexdigest()
@@ -338,8 +342,33 @@ def test_input_backpressure_bounds_memory(serve, app_dir: Path, loop: str) -> No
         _, answer = _read_response(s)
     assert answer == f"{size} {digest}".encode()
     assert held_back_at < 24 * 1024 * 1024, f"the client sent {held_back_at} bytes unread"
-    grew = peak_rss() - before
+    grew = _peak_rss(web.proc.pid) - before
     assert grew < 24 * 1024 * 1024, f"the server grew by {grew} bytes for a {size}-byte body"
+
+
+@pytest.mark.slow
+def test_output_backpressure_bounds_memory(serve, app_dir: Path, loop: str) -> None:
+    """An application that produces faster than its client reads is held back: the
+    response never piles up in the server's memory."""
+    web = serve("--wsgi", "wapp:app", cwd=app_dir, runner=["--loop", loop])
+    web.get("/list")  # warm: the first request's imports do not count
+    before = _peak_rss(web.proc.pid)
+    size = 64 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", web.port), timeout=20) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        s.sendall(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(1.5)  # not reading: the application runs ahead, if it may
+        grew_while_stalled = _peak_rss(web.proc.pid) - before
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        received = len(data.partition(b"\r\n\r\n")[2])
+        while received < size:
+            chunk = s.recv(1024 * 1024)
+            assert chunk, f"closed after {received} bytes of the body"
+            received += len(chunk)
+    assert received == size
+    assert grew_while_stalled < 24 * 1024 * 1024, f"grew by {grew_while_stalled} bytes"
 
 
 def test_input_limits_and_lost_clients(serve, app_dir: Path) -> None:
