@@ -19,6 +19,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import pytest
@@ -192,11 +193,6 @@ def app_dir(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture(params=["uvloop", "asyncio"])
-def loop(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 def _wait_for(path: Path, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -212,25 +208,21 @@ def _peak_rss(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
-def _read_response(sock: socket.socket) -> tuple[bytes, bytes]:
-    """One response with a Content-Length from ``sock``: (head, body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"closed before a whole head: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+def _read_response(reader: BinaryIO) -> tuple[bytes, bytes]:
+    """One response with a Content-Length from ``reader`` (``sock.makefile("rb")``,
+    which keeps what follows for the next call): (head, body)."""
+    lines = []
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        lines.append(line)
+    assert lines, "closed before a response"
     length = 0
-    for line in head.split(b"\r\n")[1:]:
+    for line in lines[1:]:
         name, _, value = line.partition(b":")
         if name.lower() == b"content-length":
             length = int(value)
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "closed before the whole body"
-        body += chunk
-    assert len(body) == length, "more bytes than the Content-Length"
-    return head, body
+    body = reader.read(length)
+    assert len(body) == length, "closed before the whole body"
+    return b"".join(lines), body
 
 
 def test_response_bodies(serve, app_dir: Path) -> None:
@@ -289,13 +281,14 @@ def test_input_streams_while_the_body_arrives(serve, app_dir: Path, loop: str) -
     web = serve("--wsgi", "wapp:app", cwd=app_dir, runner=["--loop", loop])
     body = os.urandom(4 * 1024 * 1024)
     with socket.create_connection(("127.0.0.1", web.port), timeout=10) as s:
+        reader = s.makefile("rb")
         s.sendall(b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
         s.sendall(body[:100_000])
         _wait_for(app_dir / "reading")
         for start in range(100_000, len(body), 1024 * 1024):
             time.sleep(0.05)  # a slow client
             s.sendall(body[start : start + 1024 * 1024])
-        _, answer = _read_response(s)
+        _, answer = _read_response(reader)
         assert answer == f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode()
         # Chunked, read by lines (readline with a limit, then iteration), same connection.
         s.sendall(
@@ -304,7 +297,7 @@ def test_input_streams_while_the_body_arrives(serve, app_dir: Path, loop: str) -
             b"9\r\nine\nsecon\r\n"
             b"7\r\nd\nthird\r\n0\r\n\r\n"
         )
-        _, answer = _read_response(s)
+        _, answer = _read_response(reader)
         assert json.loads(answer) == ["firs", "t line\n", "second\n", "third"]
 
 
@@ -327,6 +320,7 @@ def test_input_backpressure_bounds_memory(serve, app_dir: Path, loop: str) -> No
     digest = hashlib.sha256(block * (size // len(block))).hexdigest()
     sent = [0]
     with socket.create_connection(("127.0.0.1", web.port), timeout=20) as s:
+        reader = s.makefile("rb")
         s.sendall(b"POST /hash?wait=1.5 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
 
         def send() -> None:
@@ -339,7 +333,7 @@ def test_input_backpressure_bounds_memory(serve, app_dir: Path, loop: str) -> No
         time.sleep(1.0)  # the application sleeps 1.5 s before its first read
         held_back_at = sent[0]
         sender.join(30)
-        _, answer = _read_response(s)
+        _, answer = _read_response(reader)
     assert answer == f"{size} {digest}".encode()
     assert held_back_at < 24 * 1024 * 1024, f"the client sent {held_back_at} bytes unread"
     grew = _peak_rss(web.proc.pid) - before
@@ -401,8 +395,9 @@ def test_unread_body_is_skipped(serve, app_dir: Path) -> None:
     web = serve("--wsgi", "wapp:app", cwd=app_dir)
     big = b"y" * (2 * 1024 * 1024)
     with socket.create_connection(("127.0.0.1", web.port), timeout=10) as s:
+        reader = s.makefile("rb")
         s.sendall(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(big))
-        _, answer = _read_response(s)
+        _, answer = _read_response(reader)
         assert answer == b"ignored"
         s.sendall(big)
         # Pipelined: two requests with bodies in one send.
@@ -410,8 +405,8 @@ def test_unread_body_is_skipped(serve, app_dir: Path) -> None:
             b"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
             b"POST /read-all HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
         )
-        _, first = _read_response(s)
-        _, second = _read_response(s)
+        _, first = _read_response(reader)
+        _, second = _read_response(reader)
     assert first == f"3 {hashlib.sha256(b'abc').hexdigest()}".encode()
     assert second == b"5"
 
