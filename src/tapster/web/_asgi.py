@@ -21,7 +21,7 @@ import logging
 import os
 import stat
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
 from ._accesslog import printable
@@ -257,7 +257,7 @@ class _HttpCycle:
     async def receive(self) -> Message:
         if not self._received:
             req = self._req
-            stream: RequestBody | None = req.stream
+            stream = cast("RequestBody | None", req.stream)  # ASGI's own kind
             if stream is None:
                 self._received = True
                 return {"type": "http.request", "body": req.body, "more_body": False}

@@ -28,6 +28,7 @@ from ._http import (
     SERVER,
     FileSpan,
     Handled,
+    Pending,
     Request,
     Response,
     date_cache,
@@ -40,6 +41,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO, Protocol
 
+    from ._body import BodyFeed
     from ._server import WebServer
 
     class Upgraded(Protocol):
@@ -61,7 +63,7 @@ _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CLOSE = b"Connection: close\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_FRAMING = frozenset({b"content-length", b"expect"})
+_FRAMING = frozenset({b"content-length", b"expect", b"transfer-encoding"})
 _NO_BODY_STATUS = frozenset({204, 304})
 _FALLBACK_CHUNK = 1024 * 1024
 _JOIN_LIMIT = 16 * 1024
@@ -103,6 +105,13 @@ class HttpConnection(asyncio.Protocol):
         #: ASGI: requests go to the handler as soon as their head is parsed, their
         #: bodies stream, and the handler answers on this connection itself.
         self._streams: bool = server.app.streams
+        #: WSGI: a request with a body goes to a worker as soon as its head is parsed,
+        #: and the application reads the body as it arrives (``wsgi.input``).
+        self._wsgi = server.app.wsgi
+        #: A response a worker thread is making (WSGI), and the request it answers.
+        self._pending: Pending | None = None
+        self._pending_req: Request | None = None
+        #: Whether the connection is TLS: requests say ``https`` (known with ASGI and WSGI).
         self._tls = False
         #: Told when the client leaves, instead of cancelling the task (an ASGI call).
         self._watcher: _Watcher | None = None
@@ -130,7 +139,7 @@ class HttpConnection(asyncio.Protocol):
         elif peer:
             self._client = str(peer)
         self._server.connections.add(self)
-        if self._streams:
+        if self._streams or self._wsgi is not None:
             from tapster.internet import is_tls
 
             self._tls = is_tls(transport)
@@ -143,6 +152,11 @@ class HttpConnection(asyncio.Protocol):
         if self._linger is not None:
             self._linger.cancel()
         self._server.connections.discard(self)
+        incoming = self._incoming
+        if incoming is not None and incoming.stream is not None:
+            incoming.stream.lost()  # a reader waiting for the rest learns it will not come
+        if self._pending is not None:
+            self._pending.cancel()
         if self._upgraded is not None:
             self._upgraded.connection_lost()
         elif self._watcher is not None:
@@ -163,6 +177,9 @@ class HttpConnection(asyncio.Protocol):
             return False  # a WebSocket client that stops sending has gone; or we closed
         if self._watcher is not None:
             self._watcher.ended()  # ASGI: http.disconnect, as other servers say it
+        incoming = self._incoming
+        if incoming is not None and incoming.stream is not None:
+            incoming.stream.lost()  # the rest of the body will not come (wsgi.input raises)
         if not self._busy and not self._queue:
             self._close()
         from tapster.internet import is_tls
@@ -278,10 +295,21 @@ class HttpConnection(asyncio.Protocol):
             self._client,
         )
         incoming.request = req
+        if self._tls:
+            req.scheme = "https"
         if incoming.framed:
             self._check_framing(req)
         if self._streams:
             self._dispatch_early(req, incoming)
+        elif (
+            self._wsgi is not None
+            and incoming.framed
+            and not self._busy
+            and not self._queue
+            and _has_body(req)
+        ):
+            req.stream = incoming.stream = self._wsgi.input_for(self)
+            self._queue.append(req)
 
     def _dispatch_early(self, req: Request, incoming: _Incoming) -> None:
         """ASGI: hand the request over now, its body to follow as it arrives.
@@ -290,8 +318,6 @@ class HttpConnection(asyncio.Protocol):
         the queue with its body whole, as with files and WSGI.
         """
         req.channel = self
-        if self._tls:
-            req.scheme = "https"
         if self._parser.should_upgrade():
             upgrade = req.get(b"upgrade")
             if upgrade is not None and b"websocket" in upgrade.lower():
@@ -371,6 +397,15 @@ class HttpConnection(asyncio.Protocol):
                 if req.stream is not None:
                     req.stream.discard()  # answered before its body: drop that
                 self._emit(out, req, result)
+            elif type(result) is Pending:
+                # A worker thread makes it (WSGI): no task, one callback when it comes.
+                if out:
+                    _flush(transport, out)
+                self._busy = True
+                self._set_deadline(None)
+                self._pending, self._pending_req = result, req
+                result.then(self._answered)
+                return
             else:
                 if out:
                     _flush(transport, out)
@@ -434,6 +469,29 @@ class HttpConnection(asyncio.Protocol):
             out.clear()
             self._close()
 
+    def _answered(self, resp: Response) -> None:
+        """A worker thread's response came (on the loop): write it, or stream it in a task."""
+        req = self._pending_req
+        assert req is not None
+        self._pending = self._pending_req = None
+        if type(resp.body) is not bytes:
+            self._task = asyncio.get_running_loop().create_task(self._answer_later(req, resp))
+            return
+        self._busy = False
+        transport = self._transport
+        if not self._closing and transport is not None:
+            out: list[bytes] = []
+            self._emit(out, req, resp)
+            if out:
+                _flush(transport, out)
+        if req.stream is not None:
+            req.stream.discard()
+        if not self._closing:
+            if self._queue:
+                self._answer_queue()
+            else:
+                self._after_answers()
+
     async def _answer_later(self, req: Request, result: Handled) -> None:
         try:
             try:
@@ -492,7 +550,12 @@ class HttpConnection(asyncio.Protocol):
             try:
                 if req.method != "HEAD":
                     for part in body:
-                        if isinstance(part, FileSpan) and part.path not in files:
+                        # A span with its file already open (wsgi.file_wrapper) needs none.
+                        if (
+                            isinstance(part, FileSpan)
+                            and part.file is None
+                            and part.path not in files
+                        ):
                             files[part.path] = open(part.path, "rb")  # noqa: SIM115
             except OSError:
                 for fh in files.values():
@@ -507,7 +570,7 @@ class HttpConnection(asyncio.Protocol):
                 transport.write(head)
                 for part in body if req.method != "HEAD" else ():
                     if isinstance(part, FileSpan):
-                        await self._send_file(part, files[part.path])
+                        await self._send_file(part, part.file or files[part.path])
                     else:
                         transport.write(part)
                         await self._drain()
@@ -679,6 +742,8 @@ class HttpConnection(asyncio.Protocol):
         self._abort()
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        if self._pending is not None:
+            self._pending.cancel()
 
     def cut(self) -> None:
         """Close the connection at once (a handler's response went wrong)."""
@@ -854,6 +919,14 @@ def _address(info: object) -> object:
     return None
 
 
+def _has_body(req: Request) -> bool:
+    """Whether a body follows ``req``'s head (chunked, or a length other than 0)."""
+    length = req.get(b"content-length")
+    if length is not None:
+        return length.strip() not in (b"0", b"")
+    return req.get(b"transfer-encoding") is not None
+
+
 def _flush(transport: asyncio.Transport, out: list[bytes]) -> None:
     """Write gathered responses: one buffer when small, a vector when large.
 
@@ -897,8 +970,8 @@ class _Incoming:
         self.body: list[bytes] = []
         self.body_len = 0
         self.request: Request | None = None
-        #: ASGI: the body streams to the application, not into ``body``.
-        self.stream: RequestBody | None = None
+        #: ASGI or WSGI: the body streams to the application, not into ``body``.
+        self.stream: BodyFeed | None = None
 
 
 class _RejectError(Exception):
