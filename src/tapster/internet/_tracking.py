@@ -56,14 +56,20 @@ class TrackedProtocol(asyncio.BaseProtocol):
 
 
 class _TrackedStream(TrackedProtocol, asyncio.Protocol):
-    """Wraps a protocol that reads through ``data_received``."""
+    """Wraps a protocol that reads through ``data_received``.
 
-    __slots__ = ()
+    ``data_received`` is the wrapped protocol's own bound method, stored on the
+    instance: the loop looks it up there (uvloop once per connection, asyncio per
+    read) and calls it with no hop through the wrapper, once per read.
+    """
+
+    __slots__ = ("data_received",)
 
     protocol: asyncio.Protocol
 
-    def data_received(self, data: bytes) -> None:
-        self.protocol.data_received(data)
+    def __init__(self, protocol: asyncio.Protocol, connections: set[TrackedProtocol]) -> None:
+        super().__init__(protocol, connections)
+        self.data_received = protocol.data_received  # type: ignore[method-assign]
 
     def eof_received(self) -> bool | None:
         return self.protocol.eof_received()
@@ -94,4 +100,4 @@ def track(protocol: asyncio.BaseProtocol, connections: set[TrackedProtocol]) -> 
     """
     if isinstance(protocol, asyncio.BufferedProtocol):
         return _TrackedBuffered(protocol, connections)
-    return _TrackedStream(protocol, connections)
+    return _TrackedStream(cast(asyncio.Protocol, protocol), connections)

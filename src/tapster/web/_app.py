@@ -60,6 +60,15 @@ class WebApp:
             # Files only: nothing to route, so requests go straight to the files.
             # (Without a WSGI fallback the static handler never answers None.)
             self.handle = self._static.handle  # type: ignore[method-assign,assignment]
+        elif (
+            self.asgi is not None
+            and self._auth is None
+            and self._proxy is None
+            and self._static is None
+            and self._wsgi is None
+        ):
+            # The application alone: every request goes straight to it.
+            self.handle = self.asgi.handle  # type: ignore[method-assign]
 
     def start(self) -> None:
         """Check what must exist once the server runs (the root folder, after any chroot)."""

@@ -315,7 +315,9 @@ class HttpConnection(asyncio.Protocol):
         """ASGI: hand the request over now, its body to follow as it arrives.
 
         Only on an idle connection: a request pipelined behind another waits in
-        the queue with its body whole, as with files and WSGI.
+        the queue with its body whole, as with files and WSGI. A request without
+        ``Content-Length`` or ``Transfer-Encoding`` has no body: it is queued whole
+        as it completes (the next moment, in the same parse), with no stream.
         """
         req.channel = self
         if self._parser.should_upgrade():
@@ -323,7 +325,7 @@ class HttpConnection(asyncio.Protocol):
             if upgrade is not None and b"websocket" in upgrade.lower():
                 req.scheme = "wss" if self._tls else "ws"
             return
-        if not self._busy and not self._queue:
+        if incoming.framed and not self._busy and not self._queue:
             body = RequestBody(self)
             req.stream = incoming.stream = body
             self._queue.append(req)
