@@ -89,40 +89,55 @@ class AsgiHandler:
         return _HttpCycle(self, req).run()
 
     def scope(self, req: Request, kind: str) -> dict[str, Any]:
-        """The scope ``req`` gives an application (``kind``: ``http`` or ``websocket``)."""
+        """The scope ``req`` gives an application (``kind``: ``http`` or ``websocket``).
+
+        A copy of the connection's own part (``_scope_base``), then the request's.
+        """
         conn = req.channel
         assert conn is not None
-        client, server = conn.addresses()
-        if req.client != conn.peer:
-            client = (req.client, 0)  # a trusted proxy named the client (--proxy-headers)
+        base = conn.scope_base
+        if base is None:
+            base = conn.scope_base = self._scope_base(conn)
+        scope = base[0].copy()
+        if req.client != base[1]:
+            scope["client"] = (req.client, 0)  # a trusted proxy named the client (--proxy-headers)
         raw = req.path
         if b"%" in raw:
             path = unquote_to_bytes(raw).decode("utf-8", "replace")
         else:
             path = raw.decode("utf-8", "replace")
         root = self.root_path
-        scope = {
-            "type": kind,
-            "asgi": ASGI_VERSION,
-            "http_version": req.version,
-            "method": req.method,
-            "scheme": req.scheme,
-            "path": root + path if root else path,
-            "raw_path": self._raw_root + raw if root else raw,
-            "root_path": root,
-            "query_string": req.query,
-            "headers": req.headers,
-            "client": client,
-            "server": server,
-            "state": self.state.copy(),
-        }
+        if root:
+            path = root + path
+            scope["raw_path"] = self._raw_root + raw
+        else:
+            scope["raw_path"] = raw
+        scope["path"] = path
+        scope["http_version"] = req.version
+        scope["scheme"] = req.scheme
+        scope["query_string"] = req.query
+        scope["headers"] = req.headers
+        scope["state"] = self.state.copy()
         if kind == "http":
+            scope["method"] = req.method
             scope["extensions"] = {"http.response.pathsend": {}}
         else:
-            del scope["method"]
+            scope["type"] = kind
             offered = (req.get(b"sec-websocket-protocol") or b"").split(b",")
             scope["subprotocols"] = [p.strip().decode("latin-1") for p in offered if p.strip()]
         return scope
+
+    def _scope_base(self, conn: HttpConnection) -> tuple[dict[str, Any], str]:
+        """What every scope on ``conn`` shares, and the peer address it was made for."""
+        client, server = conn.addresses()
+        base = {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "root_path": self.root_path,
+            "client": client,
+            "server": server,
+        }
+        return base, conn.peer
 
     def spawned(self, task: asyncio.Task[Any]) -> None:
         """Keep ``task`` (a WebSocket's application call) until it ends."""
@@ -285,7 +300,11 @@ class _HttpCycle:
                 raise RuntimeError("http.response.body sent before http.response.start")
             if self._done:
                 raise RuntimeError("http.response.body sent after the response ended")
-            await self._body(message.get("body", b""), message.get("more_body", False))
+            if self._body(message.get("body", b""), message.get("more_body", False)):
+                try:
+                    await self._conn.drain()
+                except ConnectionResetError:
+                    raise ClientDisconnectedError("the client has gone") from None
         elif kind == "http.response.start":
             if self._started:
                 raise RuntimeError("http.response.start sent twice")
@@ -327,7 +346,10 @@ class _HttpCycle:
         self._resp = Response(status, block, close=close)
         self._started = True
 
-    async def _body(self, body: bytes, more: bool) -> None:
+    def _body(self, body: bytes, more: bool) -> bool:
+        """Write one part of the body (the head with the first); whether more follows,
+        in which case ``send`` waits while the client does not read. A plain function,
+        not a coroutine: a one-part body, the usual, waits for nothing."""
         resp = self._resp
         assert resp is not None
         conn = self._conn
@@ -365,11 +387,7 @@ class _HttpCycle:
         if not silent:
             self._sent += len(body)
         if more:
-            try:
-                await conn.drain()
-            except ConnectionResetError:
-                raise ClientDisconnectedError("the client has gone") from None
-            return
+            return True
         self._done = True
         if self._mode == 1:
             conn.write(b"0\r\n\r\n")
@@ -382,8 +400,9 @@ class _HttpCycle:
                 printable(req.target),
             )
             self._cut()
-            return
+            return False
         self._complete(resp)
+        return False
 
     def _complete(self, resp: Response) -> None:
         """The response went out whole: log it, tell ``receive``, close if it said so."""
@@ -407,7 +426,7 @@ class _HttpCycle:
         assert resp is not None
         req = self._req
         if req.method == "HEAD" or resp.status in _NO_BODY_STATUS:
-            await self._body(b"", False)  # the head alone, as with a body
+            self._body(b"", False)  # the head alone, as with a body
             return
         fh = _open_regular(path)
         try:

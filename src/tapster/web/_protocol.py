@@ -39,7 +39,7 @@ from ._metrics import count_rejected, count_request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import BinaryIO, Protocol
+    from typing import Any, BinaryIO, Protocol
 
     from ._body import BodyFeed
     from ._server import WebServer
@@ -120,6 +120,8 @@ class HttpConnection(asyncio.Protocol):
         #: Bytes that followed an upgrade request's head, for the session.
         self._leftover = b""
         self._addresses: tuple[object, object] | None = None
+        #: ASGI: what every scope on this connection shares (``AsgiHandler.scope``).
+        self.scope_base: tuple[dict[str, Any], str] | None = None
         #: The timer that ends a gentle close (``_close``) if the client never closes.
         self._linger: asyncio.TimerHandle | None = None
 
@@ -845,9 +847,8 @@ class HttpConnection(asyncio.Protocol):
         """Time the client while the application waits for its body; not otherwise."""
         self._set_deadline(self._limits.request_timeout if waiting else None)
 
-    def response_head(self, req: Request, resp: Response, extra: bytes = b"") -> tuple[bytes, bool]:
-        """The head of ``resp``, and whether to close after it (see ``_head``)."""
-        return self._head(req, resp, extra)
+    # The head of ``resp``, and whether to close after it (``_head`` itself: no extra call).
+    response_head = _head
 
     def write(self, data: bytes) -> None:
         """Write to the client unless the connection is closing."""
@@ -868,7 +869,10 @@ class HttpConnection(asyncio.Protocol):
 
     def response_done(self, req: Request, resp: Response, close: bool) -> None:
         """Log a response the handler wrote, and close after it if it said so."""
-        self._log(req, resp)
+        count_request(req, resp.status, resp.body_length)  # ``_log``, inlined: once a response
+        access = self._server.access
+        if access.enabled:
+            access.write(format_line(req, req.client, resp.status, resp.body_length))
         if close:
             self._close()
 
