@@ -99,7 +99,8 @@ class AccessLog:
     """Where access lines go; ``enabled`` is False when there is nowhere to write."""
 
     def __init__(self, enabled: bool, path: str | None = None) -> None:
-        self._on = enabled
+        #: False with ``--no-access-log``: one field read on every response, before ``enabled``.
+        self.on = enabled
         self._path = os.path.abspath(path) if path else None
         self._fd = -1
         self._ino: tuple[int, int] | None = None
@@ -114,7 +115,7 @@ class AccessLog:
     @property
     def enabled(self) -> bool:
         """Whether a line would be written at all (checked before formatting one)."""
-        if not self._on:
+        if not self.on:
             return False
         return self._path is not None or logger.isEnabledFor(logging.INFO)
 

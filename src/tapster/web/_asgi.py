@@ -25,7 +25,7 @@ from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
 from ._accesslog import printable
-from ._http import FileSpan, Handled, Request, Response, error_response
+from ._http import ChannelCall, FileSpan, Handled, Request, Response, error_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class AsgiHandler:
             from ._websocket import WebSocketSession
 
             return WebSocketSession(self, req).run()
-        return _HttpCycle(self, req).run()
+        return _HttpCycle(self, req)
 
     def scope(self, req: Request, kind: str) -> dict[str, Any]:
         """The scope ``req`` gives an application (``kind``: ``http`` or ``websocket``).
@@ -150,7 +150,7 @@ class AsgiHandler:
             task.cancel()
 
 
-class _HttpCycle:
+class _HttpCycle(ChannelCall):
     """One request's trip through the application, answered on its connection."""
 
     __slots__ = (
@@ -187,12 +187,13 @@ class _HttpCycle:
         #: How the body goes out: 0 length-framed, 1 chunked, 2 until close.
         self._mode = 0
 
-    async def run(self) -> None:
+    async def run(self, own_turn: bool = False) -> None:
         handler = self._handler
         req = self._req
         conn = self._conn
         handler.active += 1
-        conn.watch(self)
+        if not own_turn:
+            conn.watch(self)
         try:
             await handler.app(handler.scope(req, "http"), self.receive, self.send)
         except ClientDisconnectedError:
@@ -201,28 +202,41 @@ class _HttpCycle:
             log.exception("The ASGI application failed on %s %s", req.method, printable(req.target))
             if not self._done:
                 self._cut()
-            return
-        finally:
+        except BaseException:  # cancelled: the connection is being cut off
             handler.active -= 1
+            if own_turn:
+                conn.cut()
+                conn.call_done(req)
+            raise
+        handler.active -= 1
+        if not self._done:
+            self._unfinished()
+        if own_turn:
+            conn.call_done(req)
+
+    def _unfinished(self) -> None:
+        """The application returned without finishing its response."""
+        req = self._req
         if self._lost:
-            if self._head_out and not self._done:
+            if self._head_out:
                 self._cut()  # the client left mid-response: counted as far as it went
             return
-        if not self._done and not conn.closing:
-            if not self._started:
-                log.error(
-                    "The ASGI application returned without answering %s %s",
-                    req.method,
-                    printable(req.target),
-                )
-                self._fail()
-            else:
-                log.error(
-                    "The ASGI application returned before finishing its response to %s %s",
-                    req.method,
-                    printable(req.target),
-                )
-                self._cut()
+        if self._conn.closing:
+            return
+        if not self._started:
+            log.error(
+                "The ASGI application returned without answering %s %s",
+                req.method,
+                printable(req.target),
+            )
+            self._fail()
+        else:
+            log.error(
+                "The ASGI application returned before finishing its response to %s %s",
+                req.method,
+                printable(req.target),
+            )
+            self._cut()
 
     def _fail(self) -> None:
         """Answer 500 (nothing went out yet)."""
@@ -292,25 +306,50 @@ class _HttpCycle:
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
+        # Every response passes here twice: the start inline, one call for a body
+        # part, and the connection's ``_closing`` read as a field, not a property.
         kind = message["type"]
-        if self._lost or self._conn.closing:
+        conn = self._conn
+        if self._lost or conn._closing:
             raise ClientDisconnectedError("the client has gone")
         if kind == "http.response.body":
-            if not self._started or self._resp is None:
+            resp = self._resp
+            if resp is None:
                 raise RuntimeError("http.response.body sent before http.response.start")
             if self._done:
                 raise RuntimeError("http.response.body sent after the response ended")
-            if self._body(message.get("body", b""), message.get("more_body", False)):
+            if self._body(resp, message.get("body", b""), message.get("more_body", False)):
                 try:
-                    await self._conn.drain()
+                    await conn.drain()
                 except ConnectionResetError:
                     raise ClientDisconnectedError("the client has gone") from None
         elif kind == "http.response.start":
             if self._started:
                 raise RuntimeError("http.response.start sent twice")
-            self._start(message)
+            status = message["status"]
+            if type(status) is not int or not 100 <= status <= 999:
+                raise TypeError(f"http.response.start: bad status {status!r}")
+            parts: list[bytes] = []
+            close = False
+            for name, value in message.get("headers", ()):
+                lname = name.lower()
+                if lname in _FRAMING:
+                    if lname == b"content-length":
+                        self._declared = int(value)
+                    elif lname == b"connection":
+                        close = b"close" in value.lower()
+                        continue
+                    else:
+                        continue
+                parts += (name, b": ", value, b"\r\n")
+            block = b"".join(parts)
+            lines = len(parts) // 4
+            if block.count(b"\n") != lines or block.count(b"\r") != lines:
+                raise ValueError("http.response.start: a header contains a line break")
+            self._resp = Response(status, block, close=close)
+            self._started = True
         elif kind == "http.response.pathsend":
-            if not self._started or self._resp is None:
+            if self._resp is None:
                 raise RuntimeError("http.response.pathsend sent before http.response.start")
             if self._head_out or self._done:
                 raise RuntimeError("http.response.pathsend sent after the response's body began")
@@ -320,38 +359,10 @@ class _HttpCycle:
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
 
-    def _start(self, message: Message) -> None:
-        status = message["status"]
-        if type(status) is not int or not 100 <= status <= 999:
-            raise TypeError(f"http.response.start: bad status {status!r}")
-        parts: list[bytes] = []
-        close = False
-        declared = None
-        for name, value in message.get("headers", ()):
-            lname = name.lower()
-            if lname in _FRAMING:
-                if lname == b"content-length":
-                    declared = int(value)
-                elif lname == b"connection":
-                    close = b"close" in value.lower()
-                    continue
-                else:
-                    continue
-            parts += (name, b": ", value, b"\r\n")
-        block = b"".join(parts)
-        lines = len(parts) // 4
-        if block.count(b"\n") != lines or block.count(b"\r") != lines:
-            raise ValueError("http.response.start: a header contains a line break")
-        self._declared = declared
-        self._resp = Response(status, block, close=close)
-        self._started = True
-
-    def _body(self, body: bytes, more: bool) -> bool:
+    def _body(self, resp: Response, body: bytes, more: bool) -> bool:
         """Write one part of the body (the head with the first); whether more follows,
         in which case ``send`` waits while the client does not read. A plain function,
         not a coroutine: a one-part body, the usual, waits for nothing."""
-        resp = self._resp
-        assert resp is not None
         conn = self._conn
         req = self._req
         declared = self._declared
@@ -400,8 +411,8 @@ class _HttpCycle:
                 printable(req.target),
             )
             self._cut()
-            return False
-        self._complete(resp)
+        else:
+            self._complete(resp)
         return False
 
     def _complete(self, resp: Response) -> None:
@@ -426,7 +437,7 @@ class _HttpCycle:
         assert resp is not None
         req = self._req
         if req.method == "HEAD" or resp.status in _NO_BODY_STATUS:
-            self._body(b"", False)  # the head alone, as with a body
+            self._body(resp, b"", False)  # the head alone, as with a body
             return
         fh = _open_regular(path)
         try:

@@ -7,7 +7,7 @@ serialises the responses that the handlers give back.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterable
 from http import HTTPStatus
 from typing import Any, BinaryIO, Final
 
@@ -375,6 +375,33 @@ class Pending:
                 if release is not None:
                     release()  # a body still held by the worker: let it go
             raise
+
+
+class ChannelCall:
+    """A call that answers on ``Request.channel`` itself (an ASGI application's).
+
+    Awaitable like any answer (``None`` when done); the connection instead runs
+    ``run(True)`` as its task, which ends the connection's turn itself
+    (``HttpConnection.call_done``): no wrapping coroutine per request.
+    """
+
+    __slots__ = ()
+
+    def run(self, own_turn: bool = False) -> Coroutine[Any, Any, None]:
+        """The call; ``own_turn``: run as the connection's task (which has made this
+        call its watcher already), and end its turn."""
+        raise NotImplementedError
+
+    def lost(self) -> None:
+        """The client went away."""
+        raise NotImplementedError
+
+    def ended(self) -> None:
+        """The client will send no more (it may still read)."""
+        raise NotImplementedError
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.run().__await__()
 
 
 #: What a handler gives back: the response when it has it at once (a cached

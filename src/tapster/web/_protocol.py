@@ -26,6 +26,7 @@ from ._accesslog import format_line, printable
 from ._body import RequestBody
 from ._http import (
     SERVER,
+    ChannelCall,
     FileSpan,
     Handled,
     Pending,
@@ -302,7 +303,9 @@ class HttpConnection(asyncio.Protocol):
         if incoming.framed:
             self._check_framing(req)
         if self._streams:
-            self._dispatch_early(req, incoming)
+            req.channel = self
+            if incoming.framed or self._parser.should_upgrade():
+                self._dispatch_early(req, incoming)
         elif (
             self._wsgi is not None
             and incoming.framed
@@ -314,20 +317,20 @@ class HttpConnection(asyncio.Protocol):
             self._queue.append(req)
 
     def _dispatch_early(self, req: Request, incoming: _Incoming) -> None:
-        """ASGI: hand the request over now, its body to follow as it arrives.
+        """ASGI, a request that has a body or asks for an upgrade: hand it over now,
+        its body to follow as it arrives.
 
         Only on an idle connection: a request pipelined behind another waits in
         the queue with its body whole, as with files and WSGI. A request without
-        ``Content-Length`` or ``Transfer-Encoding`` has no body: it is queued whole
-        as it completes (the next moment, in the same parse), with no stream.
+        ``Content-Length`` or ``Transfer-Encoding`` has no body and does not come
+        here: it is queued whole as it completes (in the same parse), with no stream.
         """
-        req.channel = self
         if self._parser.should_upgrade():
             upgrade = req.get(b"upgrade")
             if upgrade is not None and b"websocket" in upgrade.lower():
                 req.scheme = "wss" if self._tls else "ws"
             return
-        if incoming.framed and not self._busy and not self._queue:
+        if not self._busy and not self._queue:
             body = RequestBody(self)
             req.stream = incoming.stream = body
             self._queue.append(req)
@@ -415,7 +418,12 @@ class HttpConnection(asyncio.Protocol):
                     _flush(transport, out)
                 self._busy = True
                 self._set_deadline(None)
-                self._task = asyncio.get_running_loop().create_task(self._answer_later(req, result))
+                loop = asyncio.get_running_loop()
+                if isinstance(result, ChannelCall):
+                    self._watcher = result
+                    self._task = loop.create_task(result.run(True))  # ends with ``call_done``
+                else:
+                    self._task = loop.create_task(self._answer_later(req, result))
                 return
         if out:
             _flush(transport, out)
@@ -867,11 +875,26 @@ class HttpConnection(asyncio.Protocol):
             raise ConnectionResetError("connection closed")
         await self._drain()
 
+    def call_done(self, req: Request) -> None:
+        """A ``ChannelCall`` run as this connection's task ended: on to the next request
+        (what ``_answer_later`` does after the answers it awaits)."""
+        self._busy = False
+        self._task = None
+        self._watcher = None
+        body = req.stream
+        if body is not None:
+            body.discard()
+        if not self._closing and self._upgraded is None:
+            if self._queue:
+                self._answer_queue()
+            else:
+                self._after_answers()
+
     def response_done(self, req: Request, resp: Response, close: bool) -> None:
         """Log a response the handler wrote, and close after it if it said so."""
         count_request(req, resp.status, resp.body_length)  # ``_log``, inlined: once a response
         access = self._server.access
-        if access.enabled:
+        if access.on and access.enabled:
             access.write(format_line(req, req.client, resp.status, resp.body_length))
         if close:
             self._close()
@@ -914,7 +937,7 @@ class HttpConnection(asyncio.Protocol):
     def _log(self, req: Request, resp: Response) -> None:
         count_request(req, resp.status, resp.body_length)
         access = self._server.access
-        if access.enabled:
+        if access.on and access.enabled:
             access.write(format_line(req, req.client, resp.status, resp.body_length))
 
 
