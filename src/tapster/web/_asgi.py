@@ -16,6 +16,7 @@ WebSocket upgrades go to ``_websocket``, lifespan events to ``_lifespan``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -329,23 +330,14 @@ class _HttpCycle(ChannelCall):
             status = message["status"]
             if type(status) is not int or not 100 <= status <= 999:
                 raise TypeError(f"http.response.start: bad status {status!r}")
-            parts: list[bytes] = []
-            close = False
-            for name, value in message.get("headers", ()):
-                lname = name.lower()
-                if lname in _FRAMING:
-                    if lname == b"content-length":
-                        self._declared = int(value)
-                    elif lname == b"connection":
-                        close = b"close" in value.lower()
-                        continue
-                    else:
-                        continue
-                parts += (name, b": ", value, b"\r\n")
-            block = b"".join(parts)
-            lines = len(parts) // 4
-            if block.count(b"\n") != lines or block.count(b"\r") != lines:
-                raise ValueError("http.response.start: a header contains a line break")
+            pairs = tuple(message.get("headers", ()))
+            try:
+                found = _BLOCKS.get(pairs)
+            except TypeError:  # unhashable pairs (lists, bytearrays)
+                found = None
+            if found is None:
+                found = _head_block(pairs)
+            block, self._declared, close = found
             self._resp = Response(status, block, close=close)
             self._started = True
         elif kind == "http.response.pathsend":
@@ -475,6 +467,45 @@ class _HttpCycle(ChannelCall):
         self._sent = count
         self._done = True
         self._complete(resp)
+
+
+#: Header blocks already checked and encoded, by the application's header pairs:
+#: an application's responses mostly repeat a few header lists (the same type and
+#: length), and one dict lookup is much cheaper than the loop of ``_head_block``.
+#: Cleared when full, so varied headers (cookies, ETags) cost a miss, never memory.
+_BLOCKS: dict[tuple[Any, ...], tuple[bytes, int | None, bool]] = {}
+_BLOCKS_MAX = 256
+
+
+def _head_block(pairs: tuple[Any, ...]) -> tuple[bytes, int | None, bool]:
+    """An ``http.response.start``'s headers as lines, less the framing ones the
+    server writes itself; the declared ``Content-Length``; whether it said
+    ``Connection: close``; kept in ``_BLOCKS``. Raises ``ValueError`` for a line
+    break in a header."""
+    parts: list[bytes] = []
+    close = False
+    declared = None
+    for name, value in pairs:
+        lname = name.lower()
+        if lname in _FRAMING:
+            if lname == b"content-length":
+                declared = int(value)
+            elif lname == b"connection":
+                close = b"close" in value.lower()
+                continue
+            else:
+                continue
+        parts += (name, b": ", value, b"\r\n")
+    block = b"".join(parts)
+    lines = len(parts) // 4
+    if block.count(b"\n") != lines or block.count(b"\r") != lines:
+        raise ValueError("http.response.start: a header contains a line break")
+    found = block, declared, close
+    if len(_BLOCKS) >= _BLOCKS_MAX:
+        _BLOCKS.clear()
+    with contextlib.suppress(TypeError):  # unhashable pairs: encoded every time
+        _BLOCKS[pairs] = found
+    return found
 
 
 def _open_regular(path: str) -> BinaryIO:
