@@ -103,10 +103,9 @@ class AsgiHandler:
         if req.client != base[1]:
             scope["client"] = (req.client, 0)  # a trusted proxy named the client (--proxy-headers)
         raw = req.path
-        if b"%" in raw:
+        path = raw.decode("utf-8", "replace")
+        if "%" in path:  # (in the text: ``in`` on bytes first tries an int, then formats an error)
             path = unquote_to_bytes(raw).decode("utf-8", "replace")
-        else:
-            path = raw.decode("utf-8", "replace")
         root = self.root_path
         if root:
             path = root + path

@@ -18,7 +18,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 
 import httptools
 
@@ -275,7 +275,7 @@ class HttpConnection(asyncio.Protocol):
         self._progress += 1
         parser = self._parser
         target = b"".join(incoming.url)
-        if target.startswith(b"/"):
+        if target[:1] == b"/":  # a slice, not startswith: no argument parsing
             path, _, query = target.partition(b"?")
             path = path.partition(b"#")[0]
         elif target == b"*":
@@ -421,7 +421,7 @@ class HttpConnection(asyncio.Protocol):
                 loop = asyncio.get_running_loop()
                 if isinstance(result, ChannelCall):
                     self._watcher = result
-                    self._task = loop.create_task(result.run(True))  # ends with ``call_done``
+                    self._task = _call_task(loop, result.run(True))  # ends with ``call_done``
                 else:
                     self._task = loop.create_task(self._answer_later(req, result))
                 return
@@ -939,6 +939,16 @@ class HttpConnection(asyncio.Protocol):
         access = self._server.access
         if access.on and access.enabled:
             access.write(format_line(req, req.client, resp.status, resp.body_length))
+
+
+def _call_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
+    """A task for an application's call, named up front: a task made without a name
+    formats one (``Task-N``), which costs more than anything else in making it."""
+    if loop.get_task_factory() is None:
+        return asyncio.Task(coro, loop=loop, name="tapster.web call")
+    return loop.create_task(coro)
 
 
 def _address(info: object) -> object:
