@@ -337,7 +337,7 @@ class _HttpCycle(ChannelCall):
             if found is None:
                 found = _head_block(pairs)
             block, self._declared, close = found
-            self._resp = Response(status, block, close=close)
+            self._resp = Response(status, block, b"", 0, close)  # positional: no keyword dict
             self._started = True
         elif kind == "http.response.pathsend":
             if self._resp is None:
