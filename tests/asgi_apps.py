@@ -131,6 +131,18 @@ async def app(scope, receive, send):
         await respond(send, 200, b"slept")
     elif path == "/bad-header":
         await respond(send, 200, b"x", [(b"x-evil", b"a\r\nSet-Cookie: 1")])
+    elif path == "/headers":
+        # Headers from the query: "list..." as [name, value] lists, "close..." adds
+        # Connection: close, "evil..." a header with a line break.
+        value = scope["query_string"]
+        pairs = [(b"x-echo", value), (b"content-type", b"text/plain")]
+        if value.startswith(b"list"):
+            pairs = [list(p) for p in pairs]
+        if value.startswith(b"close"):
+            pairs.append((b"connection", b"close"))
+        if value.startswith(b"evil"):
+            pairs.append((b"x-evil", b"a\r\nb"))
+        await respond(send, 200, value, pairs)
     else:
         await respond(send, 200, b"Hello, world!")
 

@@ -240,6 +240,24 @@ def test_application_errors(serve, apps: Path) -> None:
 # -- lifespan ----------------------------------------------------------------------
 
 
+def test_response_headers_are_each_their_own(serve, apps: Path) -> None:
+    """Encoded header blocks are kept by their pairs (``_asgi._BLOCKS``): each response
+    still carries its own headers, new or repeated, tuples or lists, past the store's
+    bound; a bad header fails every time; a kept ``Connection: close`` closes every time."""
+    web = _start(serve, apps)
+    with httpx.Client(base_url=web.base) as client:
+        for query in [*map(str, range(300)), "5", "5", "7", "list1", "list1", "list2"]:
+            r = client.get(f"/headers?{query}")
+            assert r.status_code == 200 and r.headers["x-echo"] == query == r.text
+            assert "connection" not in r.headers
+        for _ in range(2):
+            assert client.get("/headers?evil").status_code == 500
+            r = client.get("/headers?close")
+            assert r.headers["x-echo"] == "close" and r.headers["connection"] == "close"
+    code, err = _stop(web)
+    assert code == 0 and err.count("ValueError: http.response.start: a header contains") == 2
+
+
 def test_lifespan_startup_and_shutdown(serve, apps: Path) -> None:
     web = _start(serve, apps)
     marks = apps / "marks"
