@@ -11,6 +11,13 @@ that. Trailers are not offered (no ``http.response.trailers`` extension); the
 ``http.response.pathsend`` extension is: the file at the path the application names
 goes out the way ``--path`` sends files (``HttpConnection.send_file``).
 WebSocket upgrades go to ``_websocket``, lifespan events to ``_lifespan``.
+
+The hot path (a hello-world request: about 98,000 machine instructions, 122,900
+before, uvicorn 111,500; docs/benchmarks.md) is kept lean in a few measured ways,
+each with its comment: the call is the connection's task itself (``ChannelCall``),
+made with a name (``_protocol._call_task``); the scope is a copy of the
+connection's shared part; header blocks are kept by their pairs (``_BLOCKS``); a
+body part is written by a plain function; a request without a body gets no stream.
 """
 
 from __future__ import annotations
