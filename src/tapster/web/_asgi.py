@@ -209,11 +209,14 @@ class _HttpCycle(ChannelCall):
             log.exception("The ASGI application failed on %s %s", req.method, printable(req.target))
             if not self._done:
                 self._cut()
-        except BaseException:  # cancelled: the connection is being cut off
+        except asyncio.CancelledError:  # the connection is being cut off (``abort``)
             handler.active -= 1
             if own_turn:
                 conn.cut()
                 conn.call_done(req)
+            raise
+        except BaseException:  # the loop is going away (the coroutine closed), or exiting
+            handler.active -= 1
             raise
         handler.active -= 1
         if not self._done:
