@@ -270,14 +270,26 @@ class Request:
 
 
 class FileSpan:
-    """``count`` bytes of the file at ``path`` from ``offset``, sent with sendfile."""
+    """``count`` bytes of the file at ``path`` from ``offset``, sent with sendfile.
 
-    __slots__ = ("count", "offset", "path")
+    ``data``, when given, is the whole file as it was read (the version the headers
+    describe): where sendfile cannot go (TLS) the span is written from it instead.
+    """
 
-    def __init__(self, path: str, offset: int, count: int) -> None:
+    __slots__ = ("count", "data", "offset", "path")
+
+    def __init__(self, path: str, offset: int, count: int, data: bytes | None = None) -> None:
         self.path = path
         self.offset = offset
         self.count = count
+        self.data = data
+
+    def from_memory(self) -> bytes | None:
+        """The span's bytes from ``data``, or ``None`` when the file is not in memory."""
+        data = self.data
+        if data is None or (self.offset == 0 and self.count == len(data)):
+            return data
+        return data[self.offset : self.offset + self.count]
 
 
 Body = bytes | list[bytes | FileSpan] | AsyncIterator[bytes]
