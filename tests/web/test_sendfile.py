@@ -138,6 +138,39 @@ def test_keep_alive_mixed_sizes_and_pipelining(
         assert not pending
 
 
+def test_file_after_a_buffered_response(
+    serve, root: Path, files: dict[str, bytes], loop: str
+) -> None:
+    """A file asked for behind a large response still in the transport's buffer (a
+    compressed text, written from memory) waits for that buffer to empty before its
+    sendfile: the bytes come in order, to a client that reads slowly."""
+    import base64
+    import gzip
+
+    text = base64.encodebytes(os.urandom(3 * 1024 * 1024))  # compresses to about 3/4
+    (root / "noise.css").write_bytes(text)
+    web = serve("--path", str(root), "--no-access-log", runner=["--loop", loop])
+    assert web.get("/noise.css", {"Accept-Encoding": "gzip"})[0] == 200  # compressed once
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", web.port))
+        s.sendall(
+            b"GET /noise.css HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"
+            b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /above.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        got = bytearray()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            got += s.recv(8192)
+            time.sleep(0.002)
+        _, headers, body = _read_response(s, got)
+        assert headers["content-encoding"] == "gzip" and gzip.decompress(body) == text
+        assert _read_response(s, got)[2] == files["large.bin"]
+        assert _read_response(s, got)[2] == files["above.bin"]
+
+
 def test_head_then_get_on_one_connection(
     serve, root: Path, files: dict[str, bytes], loop: str
 ) -> None:
@@ -223,6 +256,38 @@ def test_slow_reader_gets_every_byte_in_bounded_memory(
     before = _cpu_seconds(pid)
     time.sleep(1.0)
     assert _cpu_seconds(pid) - before < 0.2
+
+
+@pytest.mark.slow
+def test_multipart_ranges_to_a_slow_reader(
+    serve, root: Path, files: dict[str, bytes], loop: str
+) -> None:
+    """Part heads written by the transport and parts sent with sendfile, to a client
+    that keeps the socket full: a part is sent only once the head before it is out."""
+    web = serve("--path", str(root), "--no-access-log", runner=["--loop", loop])
+    data = files["large.bin"]
+    spans = ((0, 3_000_000), (5_000_000, 9_000_000), (len(data) - 2_000_000, len(data) - 1))
+    ranges = ",".join(f"{first}-{last}" for first, last in spans)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", web.port))
+        s.sendall(f"GET /large.bin HTTP/1.1\r\nHost: x\r\nRange: bytes={ranges}\r\n\r\n".encode())
+        got = bytearray()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            got += s.recv(4096)
+            time.sleep(0.002)
+        status, headers, body = _read_response(s, got)
+    assert status == b"HTTP/1.1 206 Partial Content"
+    boundary = headers["content-type"].partition("boundary=")[2].encode()
+    parts = body.split(b"--" + boundary)
+    assert parts[0] == b"\r\n" or parts[0] == b""
+    assert parts[-1].strip() == b"--"
+    for part, (first, last) in zip(parts[1:-1], spans, strict=True):
+        head, _, content = part.partition(b"\r\n\r\n")
+        assert f"Content-Range: bytes {first}-{last}/{len(data)}".encode() in head
+        assert content.removesuffix(b"\r\n") == data[first : last + 1]
 
 
 @pytest.mark.slow
@@ -340,3 +405,58 @@ def test_tls_downloads_are_exact(
             data = files[name]
             r = client.get(f"/{name}", headers={"Range": f"bytes=5-{SENDFILE_FROM + 5}"})
             assert r.status_code == 206 and r.content == data[5 : SENDFILE_FROM + 6], name
+
+
+def test_sendfile_waits_for_what_the_transport_holds(run_async: Any, tmp_path: Path) -> None:
+    """In process, so the transport can be made to hold a response: with its flow
+    control's high mark raised, a large compressed answer stays in the transport's
+    buffer while the client reads nothing, and the file asked for behind it must wait
+    until that buffer is empty before its sendfile (on each loop)."""
+    import asyncio
+    import base64
+    import gzip
+
+    from tapster.web._config import WebConfig
+    from tapster.web._server import WebServer
+
+    root = tmp_path / "site"
+    root.mkdir()
+    # Compressed, still more than the kernel's socket buffers hold (up to 4 MiB here).
+    text = base64.encodebytes(os.urandom(5_500_000))
+    (root / "noise.css").write_bytes(text)
+    data = os.urandom(5 * 1024 * 1024)
+    (root / "big.bin").write_bytes(data)
+    ask_text = b"GET /noise.css HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"
+
+    async def response(reader: asyncio.StreamReader) -> tuple[dict[str, str], bytes]:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")[1:]
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        return headers, await reader.readexactly(int(headers["content-length"]))
+
+    async def main() -> None:
+        server = WebServer(WebConfig(root=str(root), access_log=False))
+        server.start()
+        listener = await asyncio.get_running_loop().create_server(server.protocol, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        try:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+            reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+            writer.write(ask_text)  # compressed once, before the test proper
+            assert gzip.decompress((await response(reader))[1]) == text
+            (conn,) = server.connections
+            conn._transport.set_write_buffer_limits(high=64 * 1024 * 1024)  # type: ignore[union-attr]
+            writer.write(ask_text + b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.sleep(0.5)  # read nothing meanwhile
+            headers, body = await response(reader)
+            assert headers["content-encoding"] == "gzip" and gzip.decompress(body) == text
+            assert (await response(reader))[1] == data
+            writer.close()
+        finally:
+            listener.close()
+            await server.close()
+
+    run_async(main())
