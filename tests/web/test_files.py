@@ -273,11 +273,11 @@ def test_first_requests_in_a_crowd(serve, site: Path, tmp_path: Path) -> None:
     answered from memory, below ``SENDFILE_FROM``); the server's debug log has one
     line per compression.
     """
-    from tapster.web._static import SENDFILE_FROM
-
     import http.client
     import signal
     import socket
+
+    from tapster.web._static import SENDFILE_FROM
 
     text = b"".join(b"row %d of a fresh stylesheet;\n" % i for i in range(20000))
     blob = os.urandom(SENDFILE_FROM - 1000)  # in memory once read, and answered from there
