@@ -363,28 +363,31 @@ class HttpConnection(asyncio.Protocol):
             except Exception:
                 log.exception("Error while handling %s %s", req.method, printable(req.target))
                 result = error_response(500, "The server failed to handle this request.")
-            if type(result) is Response and type(result.body) is list and _one_span(result.body):
-                span: FileSpan = result.body[0]  # type: ignore[assignment]
-                if self._sock_fd < 0 and span.data is not None:
-                    result.body = span.from_memory() or b""  # TLS: from memory, as below
-                elif self._sock_fd >= 0 and req.method != "HEAD":
-                    if out:
-                        _flush(transport, out)
-                        out = []
-                    if self._send_file_now(req, result, span):
-                        continue
-                    return
-            if type(result) is Response and type(result.body) is bytes:
-                if req.stream is not None:
-                    req.stream.discard()  # answered before its body: drop that
-                self._emit(out, req, result)
-            else:
-                if out:
-                    _flush(transport, out)
-                self._busy = True
-                self._set_deadline(None)
-                self._task = asyncio.get_running_loop().create_task(self._answer_later(req, result))
-                return
+            if type(result) is Response:
+                body = result.body
+                if type(body) is list and _one_span(body):
+                    # One file span (``_static``): sendfile where it can go, else from memory.
+                    span: FileSpan = body[0]  # type: ignore[assignment]
+                    if self._sock_fd >= 0 and req.method != "HEAD":
+                        if out:
+                            _flush(transport, out)
+                            out = []
+                        if self._send_file_now(req, result, span):
+                            continue
+                        return
+                    if span.data is not None:
+                        body = result.body = span.from_memory() or b""
+                if type(body) is bytes:
+                    if req.stream is not None:
+                        req.stream.discard()  # answered before its body: drop that
+                    self._emit(out, req, result)
+                    continue
+            if out:
+                _flush(transport, out)
+            self._busy = True
+            self._set_deadline(None)
+            self._task = asyncio.get_running_loop().create_task(self._answer_later(req, result))
+            return
         if out:
             _flush(transport, out)
         self._after_answers()
