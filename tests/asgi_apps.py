@@ -107,6 +107,10 @@ async def app(scope, receive, send):
         mark("disconnect", m["type"])
     elif path == "/raise-before":
         raise RuntimeError("boom before start")
+    elif path == "/raise-after-start":
+        # Nothing went out yet (the head waits for the first body part): a 500.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("boom before the body")
     elif path == "/raise-after":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", b"100")]})
@@ -227,10 +231,53 @@ app = Starlette(
 """
 
 
+PATHSEND = r"""
+import os
+from starlette.responses import FileResponse
+
+FILES = os.environ.get("FILES", ".")
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    path, query = scope["path"], scope["query_string"].decode()
+    if path == "/extensions":
+        body = repr(sorted(scope.get("extensions", {}))).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+    elif path == "/starlette":
+        # A real framework's file response: it uses the extension when offered.
+        await FileResponse(os.path.join(FILES, query))(scope, receive, send)
+    elif path == "/raw":
+        # The file named by the query string, relative to FILES unless absolute;
+        # no Content-Length (the server adds it) unless ?declare=N.
+        name, _, declare = query.partition("&declare=")
+        headers = [(b"content-type", b"application/octet-stream")]
+        if declare:
+            headers.append((b"content-length", declare.encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        target = name if name.startswith("/") else os.path.join(FILES, name)
+        await send({"type": "http.response.pathsend", "path": target})
+    elif path == "/not-a-string":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.pathsend", "path": FILES.encode()})
+    elif path == "/before-start":
+        await send({"type": "http.response.pathsend", "path": os.path.join(FILES, "small.txt")})
+    elif path == "/after-body":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"begun", "more_body": True})
+        await send({"type": "http.response.pathsend", "path": os.path.join(FILES, "small.txt")})
+"""
+
+
 def write_apps(folder: Path) -> Path:
     """Write every application module into ``folder`` (and a ``marks`` folder); return it."""
     (folder / "plainapp.py").write_text(PLAIN)
     (folder / "nolifespan.py").write_text(NO_LIFESPAN)
     (folder / "starletteapp.py").write_text(STARLETTE)
+    (folder / "pathsendapp.py").write_text(PATHSEND)
     (folder / "marks").mkdir(exist_ok=True)
     return folder

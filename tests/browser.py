@@ -1,104 +1,38 @@
 """Headless Chromium for the tests, driven over the DevTools protocol.
 
-A minimal WebSocket client (:class:`WebSocket`), commands and events over it
-(:class:`DevTools`), and :func:`launch` (a private profile, stopped when the
+Commands and events (:class:`DevTools`) over the ``websockets`` library's
+synchronous client, and :func:`launch` (a private profile, stopped when the
 ``with`` ends). The ``chromium`` fixture in ``conftest.py`` uses them; the
 browser tests (``web``'s listing, the admin status page) share them.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import shutil
 import socket
-import struct
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import support
-
-
-class WebSocket:
-    """Just enough RFC 6455 client for DevTools: masked text frames out, frames in."""
-
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
-        parts = urlsplit(url)
-        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            (
-                f"GET {parts.path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("DevTools closed the WebSocket handshake")
-            data += chunk
-        head, _, self.buf = data.partition(b"\r\n\r\n")
-        if b" 101 " not in head.split(b"\r\n", 1)[0]:
-            raise ConnectionError(head.decode(errors="replace"))
-
-    def _read(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("DevTools closed the WebSocket")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def send(self, text: str) -> None:
-        payload = text.encode()
-        n = len(payload)
-        if n < 126:
-            head = struct.pack("!BB", 0x81, 0x80 | n)
-        elif n < 65536:
-            head = struct.pack("!BBH", 0x81, 0x80 | 126, n)
-        else:
-            head = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(head + mask + masked)
-
-    def recv(self) -> str:
-        message = b""
-        while True:
-            b0, b1 = self._read(2)
-            n = b1 & 0x7F
-            if n == 126:
-                (n,) = struct.unpack("!H", self._read(2))
-            elif n == 127:
-                (n,) = struct.unpack("!Q", self._read(8))
-            payload = self._read(n)
-            opcode = b0 & 0x0F
-            if opcode == 0x8:
-                raise ConnectionError("DevTools closed the WebSocket")
-            if opcode in (0x9, 0xA):
-                continue
-            message += payload
-            if b0 & 0x80:
-                return message.decode()
-
-    def close(self) -> None:
-        self.sock.close()
+from websockets.sync.client import ClientConnection, connect
 
 
 class DevTools:
-    """Commands and events over one browser-level DevTools connection."""
+    """Commands and events over one browser-level DevTools connection.
 
-    def __init__(self, ws: WebSocket) -> None:
+    Each reply or event is one JSON text message; a reply is matched to its
+    command by ``id``, and events that arrive meanwhile are kept for
+    :meth:`wait_event`. A command gets ``timeout`` seconds for its reply.
+    """
+
+    def __init__(self, ws: ClientConnection, timeout: float = 30.0) -> None:
         self.ws = ws
+        self.timeout = timeout
         self.next_id = 0
         self.events: list[dict[str, Any]] = []
 
@@ -109,7 +43,7 @@ class DevTools:
             msg["sessionId"] = session
         self.ws.send(json.dumps(msg))
         while True:
-            reply = json.loads(self.ws.recv())
+            reply = json.loads(self.ws.recv(timeout=self.timeout))
             if reply.get("id") == self.next_id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
@@ -126,9 +60,13 @@ class DevTools:
                 ):
                     del self.events[: i + 1]
                     return params
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise TimeoutError(f"no {method} event within {timeout}s")
-            self.events.append(json.loads(self.ws.recv()))
+            try:
+                self.events.append(json.loads(self.ws.recv(timeout=left)))
+            except TimeoutError:
+                raise TimeoutError(f"no {method} event within {timeout}s") from None
 
     def evaluate(self, session: str, expression: str) -> Any:
         result = self.call("Runtime.evaluate", session, expression=expression, returnByValue=True)
@@ -175,11 +113,13 @@ def launch(binary: str, profile: Path) -> Iterator[DevTools]:
                 raise RuntimeError("Chromium did not start its DevTools endpoint")
             time.sleep(0.05)
         port, path = port_file.read_text().splitlines()[:2]
-        ws = WebSocket(f"ws://127.0.0.1:{port}{path}")
-        try:
+        # Our own socket: no proxy from the environment between us and the browser.
+        # No size limit: a page's state can be large.
+        sock = socket.create_connection(("127.0.0.1", int(port)), timeout=30)
+        with connect(
+            f"ws://127.0.0.1:{port}{path}", sock=sock, compression=None, max_size=None
+        ) as ws:
             yield DevTools(ws)
-        finally:
-            ws.close()
     finally:
         proc.terminate()
         try:

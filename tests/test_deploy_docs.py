@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import ROOT, FakeServiceManager, free_port
+from support import ROOT, FakeServiceManager, free_port, wait_for
 
 
 def http_get(port: int, path: str, timeout: float = 5.0) -> int:
@@ -28,15 +28,6 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> int:
         while chunk := sock.recv(4096):
             data += chunk
     return int(data.split(b" ", 2)[1])
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def code_blocks(page: str, language: str) -> list[str]:

@@ -96,28 +96,30 @@ class LoadClient:
 
     def _run(self, keep_alive: bool) -> None:
         conn = self._connection()
-        used = 0
         while not self.stop.is_set():
             if not keep_alive:
                 conn = self._connection()
-                used = 0
+            # http.client opens a new connection by itself after one the server said it
+            # would close; only a connection that already answered is a reused one.
+            reused = conn.sock is not None
             try:
                 self._request(conn)
-                used += 1
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+            except http.client.RemoteDisconnected as e:
+                # End of file before any byte of an answer (RemoteDisconnected is a
+                # ConnectionResetError without an errno: no reset happened).
                 conn.close()
-                if keep_alive and used and not isinstance(e, ConnectionResetError):
+                if reused:
                     with self.lock:  # closed between requests: retry once, as clients do
                         self.ka_closed += 1
-                    conn, used = self._connection(), 0
+                    conn = self._connection()
                     self._attempt(conn, keep_alive)
                 else:
                     self._failed(e, keep_alive)
-                    conn, used = self._connection(), 0
+                    conn = self._connection()
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
                 self._failed(e, keep_alive)
-                conn, used = self._connection(), 0
+                conn = self._connection()
                 time.sleep(0.01)
             if not keep_alive:
                 conn.close()

@@ -565,8 +565,7 @@ def test_reload_case_quick_run(tmp_path: Path) -> None:
         return float(rows[label]["metrics"][key]["tapster"]["median"])
 
     assert median(reload, "requests") > 500
-    # A keep-alive request racing a draining worker's close is the rare failure seen so far.
-    assert median(reload, "failed") <= 0.01 * median(reload, "requests")
+    assert median(reload, "failed") == 0  # issue 16: no request lost to a reload or upgrade
     assert median(stop, "failed_in_delay") == 0
     assert median(stop, "backlog_resets") == 0
     assert median(stop, "requests") > 500

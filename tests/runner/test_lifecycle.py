@@ -6,57 +6,14 @@ from __future__ import annotations
 import itertools
 import re
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from pid_server import ask_pid as get
+from pid_server import write_pid_server as write_app
 from support import FakeServiceManager, free_port
-
-# A tiny HTTP/1.0 server whose answer is its PID. /block holds the loop for 1.5 s.
-# Its server's stop() first holds the loop for STOP_HOLD seconds, so that
-# connections made meanwhile wait in the listen queue when the listener closes.
-APP = """\
-import os, time
-from tapster.internet import TCPServer
-from tapster.service import Application
-
-class SlowToStop(TCPServer):
-    async def stop(self):
-        time.sleep(STOP_HOLD)
-        await super().stop()
-
-async def handle(reader, writer):
-    line = await reader.readline()
-    path = line.split()[1].decode() if len(line.split()) > 1 else "/"
-    while (await reader.readline()).strip():
-        pass
-    if path == "/block":
-        time.sleep(1.5)
-    writer.write(b"HTTP/1.0 200 OK\\r\\n\\r\\n" + str(os.getpid()).encode())
-    await writer.drain()
-    writer.close()
-
-application = Application("app")
-SlowToStop(PORT, handle, interface="127.0.0.1").set_parent(application)
-"""
-
-
-def write_app(folder: Path, port: int, stop_hold: float = 0.0) -> None:
-    text = APP.replace("PORT", str(port)).replace("STOP_HOLD", str(stop_hold))
-    (folder / "app.tac").write_text(text)
-
-
-def get(port: int, path: str = "/pid", timeout: float = 5.0) -> int:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.0 200"), data
-    return int(body)
 
 
 @pytest.fixture
@@ -83,7 +40,7 @@ def test_notifications_and_watchdog_of_a_single_process(tapster_proc, tmp_path, 
     assert len(pings) >= 4, pings
     assert max(b - a for a, b in zip(pings[-4:], pings[-3:], strict=False)) < 0.35
     # ... and none while a handler blocks the loop.
-    get(port, "/block")
+    get(port, "/sleep/1.5")
     time.sleep(0.5)
     pings = manager.pings()
     gaps = [b - a for a, b in itertools.pairwise(pings)]

@@ -9,68 +9,15 @@ from __future__ import annotations
 import itertools
 import re
 import signal
-import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import FakeServiceManager, free_port
-
-# An HTTP/1.0 server answering "VERSION PID". /hang holds the worker's loop for
-# 3 s. Its build fails while a file fail-build exists.
-APP = """\
-import os, time
-from tapster.internet import TCPServer
-from tapster.service import Application
-
-VERSION = "v1"
-if os.path.exists("fail-build"):
-    raise RuntimeError("the build is broken")
-
-async def handle(reader, writer):
-    line = await reader.readline()
-    path = line.split()[1].decode() if len(line.split()) > 1 else "/"
-    while (await reader.readline()).strip():
-        pass
-    if path == "/hang":
-        time.sleep(3)
-    writer.write(f"HTTP/1.0 200 OK\\r\\n\\r\\n{VERSION} {os.getpid()}".encode())
-    await writer.drain()
-    writer.close()
-
-application = Application("app")
-TCPServer(PORT, handle, interface="127.0.0.1").set_parent(application)
-"""
-
-
-def write_app(folder: Path, port: int, version: str = "v1") -> None:
-    text = APP.replace("PORT", str(port)).replace('"v1"', repr(version))
-    (folder / "app.tac").write_text(text)
-
-
-def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[str, int]:
-    """The version and PID of the worker that answered."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.0 200"), data
-    version, pid = body.decode().split()
-    return version, int(pid)
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from pid_server import BUILD_FAILS_AT
+from pid_server import ask as get
+from pid_server import write_pid_server as write_app
+from support import FakeServiceManager, free_port, wait_for
 
 
 class Load:
@@ -192,7 +139,7 @@ def test_reload_with_broken_code_keeps_the_old_workers_serving(
     text = log.read_text()
     (line,) = [ln for ln in text.splitlines() if "reload failed" in ln]
     assert line.endswith(
-        "reload failed: the new worker 1 cannot start: app.tac:7: "
+        f"reload failed: the new worker 1 cannot start: app.tac:{BUILD_FAILS_AT}: "
         "RuntimeError: the build is broken; the old workers keep serving"
     ), line
     after = {get(port)[1] for _ in range(10)}
@@ -201,7 +148,7 @@ def test_reload_with_broken_code_keeps_the_old_workers_serving(
     assert messages[-2].startswith("RELOADING=1\n")
     assert re.fullmatch(
         rf"READY=1\n{STATUS_READY}; last error: reload failed at \d\d:\d\d:\d\d: "
-        r"app.tac:7: RuntimeError: the build is broken"
+        rf"app.tac:{BUILD_FAILS_AT}: RuntimeError: the build is broken"
         rf"\nMAINPID={proc.pid}",
         messages[-1],
     ), messages[-1]
@@ -224,7 +171,7 @@ def test_watchdog_pings_stop_while_a_worker_is_stuck(tapster_proc, tmp_path, man
     assert max(b - a for a, b in itertools.pairwise(pings)) < 0.8
     # The worker's loop is held 3 s: the supervisor's loop runs, but pings stop
     # once its heartbeat is older than WatchdogSec.
-    get(port, "/hang")
+    get(port, "/sleep/3")
     time.sleep(0.5)
     pings = manager.pings()
     gaps = [b - a for a, b in itertools.pairwise(pings)]
@@ -321,7 +268,8 @@ def test_upgrade_with_broken_code_leaves_the_old_supervisor(
     assert load.failed == 0, (load.failed, load.errors[:3])
     (line,) = [ln for ln in log.read_text().splitlines() if "upgrade failed" in ln]
     assert line.endswith(
-        "upgrade failed: the new code cannot start: app.tac:7: RuntimeError: the build is "
+        f"upgrade failed: the new code cannot start: app.tac:{BUILD_FAILS_AT}: RuntimeError: "
+        "the build is "
         "broken; this supervisor goes on"
     ), line
     assert "re-executing" not in log.read_text()

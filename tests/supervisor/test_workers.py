@@ -7,7 +7,6 @@ import datetime
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -15,39 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import free_port, tapster_cmd_for
-
-# The application the tests serve: a tiny HTTP/1.0 server whose answer is the
-# worker's PID; /block holds the worker's loop for 50 ms (so that the other
-# worker accepts meanwhile), /hang forever, /leak keeps 256 KiB per request,
-# /pid answers at once. Its build fails while a file fail-build exists.
-APP = """\
-import os, time
-from tapster.internet import TCPServer
-from tapster.service import Application
-
-LEAK = []
-if os.path.exists("fail-build"):
-    raise RuntimeError("the build is broken")
-
-async def handle(reader, writer):
-    line = await reader.readline()
-    path = line.split()[1].decode() if len(line.split()) > 1 else "/"
-    while (await reader.readline()).strip():
-        pass
-    if path == "/block":
-        time.sleep(0.05)
-    elif path == "/hang":
-        time.sleep(3600)  # HANG-LINE
-    elif path == "/leak":
-        LEAK.append(bytearray(os.urandom(1)) * (256 * 1024))
-    writer.write(b"HTTP/1.0 200 OK\\r\\n\\r\\n" + str(os.getpid()).encode())
-    await writer.drain()
-    writer.close()
-
-application = Application("app")
-TCPServer(PORT, handle, interface="127.0.0.1").set_parent(application)
-"""
+from pid_server import ask_pid as get
+from pid_server import write_pid_server as write_app
+from support import free_port, tapster_cmd_for, wait_for
 
 BROKEN = """\
 from tapster.service import Application, Service
@@ -59,34 +28,6 @@ class Broken(Service):
 application = Application("broken")
 Broken().set_parent(application)
 """
-
-
-def write_app(folder: Path, port: int) -> Path:
-    tac = folder / "app.tac"
-    tac.write_text(APP.replace("PORT", str(port)))
-    return tac
-
-
-def get(port: int, path: str = "/pid", timeout: float = 5.0) -> int:
-    """The PID of the worker that answered ``path``."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.0 200"), data
-    return int(body)
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def children(pid: int) -> list[int]:
@@ -166,7 +107,7 @@ def test_workers_serve_one_port_and_stop_cleanly(tapster_proc, tmp_path: Path) -
 
     def client() -> None:
         for _ in range(5):
-            pid = get(port, "/block")
+            pid = get(port, "/sleep/0.05")
             with lock:
                 seen.add(pid)
 
@@ -496,7 +437,7 @@ def test_reuse_port_gives_each_worker_its_own_listener(tapster_proc, tmp_path) -
 
     def client() -> None:
         for _ in range(5):
-            pid = get(port, "/block")
+            pid = get(port, "/sleep/0.05")
             with lock:
                 seen.add(pid)
 
@@ -532,7 +473,7 @@ def test_a_burst_of_connections_is_shared_by_the_workers(tapster_proc, tmp_path)
 
         def client() -> None:
             barrier.wait()
-            pids.append(get(port, "/block"))
+            pids.append(get(port, "/sleep/0.05"))
 
         threads = [threading.Thread(target=client) for _ in range(16)]
         for t in threads:

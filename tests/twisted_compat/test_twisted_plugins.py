@@ -245,3 +245,31 @@ def test_bind_failure_is_one_line(project: Path, env: dict[str, str]) -> None:
     assert result.returncode == 1
     assert "cannot start myproject" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_rebuild_plugin_cache_rescans_twisted_plugins(project: Path, env: dict[str, str]) -> None:
+    """The Twisted listing is cached by its plugin files' stamps; a change elsewhere (a module
+    a plugin imports its description from) shows after ``--rebuild-plugin-cache``."""
+    (project / "extrahelp.py").write_text('DESCRIPTION = "first words"\n')
+    (project / "twisted" / "plugins" / "extra_plugin.py").write_text(
+        "from zope.interface import implementer\n"
+        "from twisted.application.service import IServiceMaker\n"
+        "from twisted.plugin import IPlugin\n"
+        "from twisted.python import usage\n"
+        "import extrahelp\n\n"
+        "@implementer(IServiceMaker, IPlugin)\n"
+        "class Maker:\n"
+        "    tapname = 'extra'\n"
+        "    description = extrahelp.DESCRIPTION\n"
+        "    options = usage.Options\n"
+        "    def makeService(self, options):\n"
+        "        raise NotImplementedError\n\n"
+        "maker = Maker()\n"
+    )
+    assert "first words" in run_tapster(["--help"], cwd=project, env=env).stdout
+    (project / "extrahelp.py").write_text('DESCRIPTION = "second words"\n')
+    assert "first words" in run_tapster(["--help"], cwd=project, env=env).stdout  # cached
+    rebuilt = run_tapster(["--rebuild-plugin-cache"], cwd=project, env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "twisted-" in rebuilt.stdout, rebuilt.stdout
+    assert "second words" in run_tapster(["--help"], cwd=project, env=env).stdout

@@ -95,6 +95,14 @@ def serve(tapster_proc: Any) -> Iterator[Callable[..., Web]]:
     yield start
 
 
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop(request: pytest.FixtureRequest) -> str:
+    """The name of an event loop for ``--loop``: each test runs on both."""
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+    return str(request.param)
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """A folder with files of the sizes and kinds the tests need."""

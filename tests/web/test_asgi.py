@@ -7,9 +7,11 @@ Every test runs a real ``tapster web`` subprocess and talks to it with real clie
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_apps import write_apps
-from support import free_port, run_tapster
+from support import free_port, make_tls_files, run_tapster, wait_for_port
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
@@ -206,7 +208,7 @@ def test_disconnect_is_told(serve, apps: Path) -> None:
 
 def test_application_errors(serve, apps: Path) -> None:
     web = _start(serve, apps)
-    for path in ("/raise-before", "/body-first", "/no-answer", "/bad-header"):
+    for path in ("/raise-before", "/raise-after-start", "/body-first", "/no-answer", "/bad-header"):
         status, _, body = web.get(path)
         assert status == 500, path
         assert b"Traceback" not in body and b"boom" not in body
@@ -221,16 +223,18 @@ def test_application_errors(serve, apps: Path) -> None:
     code, err = _stop(web)
     assert code == 0
     failures = [line for line in err.splitlines() if "The ASGI application failed" in line]
-    assert len(failures) == 4 and all("ERROR" in line for line in failures)
+    assert len(failures) == 5 and all("ERROR" in line for line in failures)
     for text in (
         "RuntimeError: boom before start",
+        "RuntimeError: boom before the body",
         "RuntimeError: boom after start",
         "RuntimeError: http.response.body sent before http.response.start",
         "ValueError: http.response.start: a header contains a line break",
     ):
         assert err.count(text) == 1, text
     assert err.count("returned without answering GET /no-answer") == 1
-    assert err.count("Traceback") == 4  # raise-before, raise-after, body-first, bad-header
+    # raise-before, raise-after-start, raise-after, body-first, bad-header
+    assert err.count("Traceback") == 5
 
 
 # -- lifespan ----------------------------------------------------------------------
@@ -410,8 +414,6 @@ def test_proxy_headers(serve, apps: Path) -> None:
 
 def test_limit_concurrency(serve, apps: Path) -> None:
     web = _start(serve, apps, "--limit-concurrency", "2")
-    import concurrent.futures
-
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         slow = [pool.submit(httpx.get, web.base + "/sleep?1.5", timeout=10) for _ in range(2)]
         time.sleep(0.5)
@@ -419,6 +421,189 @@ def test_limit_concurrency(serve, apps: Path) -> None:
         assert refused.status_code == 503
         assert [f.result().status_code for f in slow] == [200, 200]
     assert httpx.get(web.base + "/").status_code == 200
+
+
+# -- the pathsend extension ------------------------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    (folder / "small.txt").write_text("small\n")
+    return folder
+
+
+def _open_files(web, folder: Path) -> list[str]:
+    """What the server holds open inside ``folder`` a moment after its last response
+    (the client may read the last bytes just before the server closes the file)."""
+    deadline = time.monotonic() + 2
+    while True:
+        held = []
+        for fd in Path(f"/proc/{web.proc.pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except FileNotFoundError:
+                continue
+            if target.startswith(str(folder)):
+                held.append(target)
+        if not held or time.monotonic() > deadline:
+            return held
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_pathsend_sends_the_file(serve, apps: Path, files: Path, loop: str) -> None:
+    big = (files / "big.bin").read_bytes()
+    web = _start(serve, apps, loop=loop, app="pathsendapp:app", env={"FILES": str(files)})
+    with httpx.Client(base_url=web.base) as client:
+        assert client.get("/extensions").text == "['http.response.pathsend']"
+        # Starlette's FileResponse takes the extension: its headers, the server's bytes.
+        r = client.get("/starlette?big.bin")
+        assert r.status_code == 200 and r.content == big
+        assert r.headers["content-length"] == str(len(big)) and "etag" in r.headers
+        head = client.head("/starlette?big.bin")
+        assert head.content == b"" and head.headers["content-length"] == str(len(big))
+        # A raw application on the same connection: Content-Length added when missing,
+        # or the file's first bytes when the application declares fewer.
+        r = client.get("/raw?small.txt")
+        assert r.content == b"small\n" and r.headers["content-length"] == "6"
+        r = client.get(f"/raw?{files / 'big.bin'}&declare=100")
+        assert r.content == big[:100] and r.headers["content-length"] == "100"
+        assert client.get("/raw?big.bin").content == big
+    # Pipelined, the framing exact: three responses, nothing more, nothing less.
+    reply = web.raw(
+        b"GET /raw?small.txt HTTP/1.1\r\nHost: x\r\n\r\n" * 2
+        + b"GET /raw?small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    responses = [r.split(b"\r\n\r\n") for r in reply.split(b"HTTP/1.1 ")[1:]]
+    assert [body for _head, body in responses] == [b"small\n"] * 3
+    assert all(head.startswith(b"200 OK") and b"Content-Length: 6" in head for head, _ in responses)
+    # A client that leaves in the middle of a large file: the file is closed all the same.
+    with socket.create_connection(("127.0.0.1", web.port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET /raw?big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK")
+        time.sleep(0.3)
+    assert _open_files(web, files) == []
+    assert httpx.get(web.base + "/raw?small.txt").text == "small\n"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_pathsend_over_tls(tapster_proc, apps: Path, files: Path, loop: str) -> None:
+    """No sendfile through TLS: the file goes out encrypted, byte for byte."""
+    tls = make_tls_files(apps)
+    port = free_port()
+    tapster_proc.start(
+        "--loop",
+        loop,
+        "web",
+        "--asgi",
+        "pathsendapp:app",
+        "--listen",
+        f"ssl:{port}:privateKey={tls['key']}:certKey={tls['cert']}:interface=127.0.0.1",
+        cwd=apps,
+        env={"FILES": str(files)},
+    )
+    wait_for_port(port, timeout=20)
+    context = ssl.create_default_context(cafile=str(tls["ca"]))
+    with httpx.Client(base_url=f"https://localhost:{port}", verify=context) as client:
+        assert client.get("/raw?big.bin").content == (files / "big.bin").read_bytes()
+        assert client.get("/starlette?small.txt").text == "small\n"
+
+
+def test_pathsend_bad_paths(serve, apps: Path, files: Path) -> None:
+    (files / "folder").mkdir()
+    os.mkfifo(files / "fifo")  # nobody writes to it: opening must not wait
+    web = _start(serve, apps, app="pathsendapp:app", env={"FILES": str(files)})
+    with httpx.Client(base_url=web.base, timeout=5) as client:
+        for path in (
+            "/raw?missing.bin",
+            "/raw?folder",
+            "/raw?fifo",
+            "/raw?small.txt&declare=100",
+            "/not-a-string",
+            "/before-start",
+        ):
+            r = client.get(path)
+            assert r.status_code == 500, path
+            assert b"Traceback" not in r.content and str(files).encode() not in r.content
+    # After the body began, the response cannot change: the connection is cut.
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(web.base + "/after-body")
+    assert httpx.get(web.base + "/raw?small.txt").text == "small\n"
+    assert _open_files(web, files) == []
+    code, err = _stop(web)
+    assert code == 0
+    failures = [line for line in err.splitlines() if "The ASGI application failed" in line]
+    assert len(failures) == 7 and all("ERROR" in line for line in failures)
+    for text in (
+        "FileNotFoundError: [Errno 2] No such file or directory: "
+        + repr(str(files / "missing.bin")),
+        "IsADirectoryError: [Errno 21] Is a directory: " + repr(str(files / "folder")),
+        "OSError: [Errno 22] Not a regular file: " + repr(str(files / "fifo")),
+        f"the response declares 100 bytes, but {files / 'small.txt'} has 6",
+        "http.response.pathsend: the path must be a string, not b",
+        "RuntimeError: http.response.pathsend sent before http.response.start",
+        "RuntimeError: http.response.pathsend sent after the response's body began",
+    ):
+        assert err.count(text) == 1, text
+    assert err.count("Traceback") == 7
+
+
+# -- with workers -----------------------------------------------------------------------
+
+PID_APP = """
+import os, time
+
+MARKS = os.environ["MARKS"]
+
+
+def mark(text):
+    with open(os.path.join(MARKS, "lifespan"), "a") as f:
+        f.write(f"{text} {os.getpid()}\\n")
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            m = await receive()
+            kind = m["type"].split(".")[1]
+            mark(kind)
+            await send({"type": f"lifespan.{kind}.complete"})
+            if kind == "shutdown":
+                return
+    time.sleep(0.05)  # holds this worker's loop: the other takes the next connections
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+"""
+
+
+@pytest.mark.slow
+def test_asgi_with_workers(serve, apps: Path) -> None:
+    """``tapster --workers 2 web --asgi myapp:app`` (docs/web.md, the README): two
+    workers, one port, each worker with its own lifespan around its requests."""
+    (apps / "pidapp.py").write_text(PID_APP)
+    web = serve(
+        "--asgi",
+        "pidapp:app",
+        cwd=apps,
+        env={"MARKS": str(apps / "marks")},
+        runner=["--workers", "2"],
+    )
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: httpx.get(web.base + "/").text, range(40)))
+    serving = {int(pid) for pid in answers}
+    assert len(serving) == 2
+    started = _wait_for(apps / "marks" / "lifespan").split("\n")
+    for pid in serving:
+        assert f"startup {pid}" in started
+    code, err = _stop(web)
+    assert code == 0, err
+    marks = (apps / "marks" / "lifespan").read_text().splitlines()
+    for pid in serving:
+        assert f"shutdown {pid}" in marks
 
 
 # -- a real framework -----------------------------------------------------------------

@@ -1,5 +1,5 @@
 """A real browser against ``tapster web``: headless Chromium driven over the
-DevTools protocol (``tests/browser.py``: a minimal WebSocket client, no extra packages).
+DevTools protocol (``tests/browser.py``, through the ``websockets`` client).
 
 Chromium loads a directory listing, the test reads what the page shows, clicks
 a folder link, then clicks a file link and checks the downloaded bytes.

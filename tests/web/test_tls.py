@@ -15,19 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from support import free_port, make_tls_files
 
 #: Larger than what the socket buffers can hold, so a download is still in
 #: flight when the stop begins if the client reads slowly.
 BIG = 24 * 1024 * 1024
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def loop(request: pytest.FixtureRequest) -> str:
-    if request.param == "uvloop":
-        pytest.importorskip("uvloop")
-    return str(request.param)
 
 
 class Https:

@@ -402,6 +402,9 @@ def plugin_problems() -> list[PluginProblem]:
 def rebuild_caches() -> list[str]:
     """Import every plugin module afresh and rewrite every cache; return the files written.
 
+    Twisted's plugin folders, when Twisted is installed, are scanned afresh too
+    (their listing lives in the running user's cache folder).
+
     For packagers: run it (``tapster --rebuild-plugin-cache``) after
     installing, as the user who owns the installation, so that the caches
     beside read-only folders are ready for everyone.
@@ -409,12 +412,22 @@ def rebuild_caches() -> list[str]:
     with _CollectorPaused():
         scan = _scan(force=True)
     written = [f.cache_file for f in scan.folders if f.cache_file is not None]
+    import os
+
     from tapster.plugin._entrypoints import cache_file
 
     ep_file = cache_file()
-    if ep_file is not None:
-        import os
+    if ep_file is not None and os.path.exists(ep_file):
+        written.append(ep_file)
+    from tapster.plugin._folders import twisted_folders
 
-        if os.path.exists(ep_file):
-            written.append(ep_file)
+    folders = twisted_folders()
+    if folders:
+        # Twisted's plugin folders: this user's listing, scanned afresh.
+        from tapster.twisted_compat import _scan as twisted_scan
+
+        twisted_scan.scan(force=True)
+        twisted_file = twisted_scan.cache_file(folders)
+        if twisted_file is not None and os.path.exists(twisted_file):
+            written.append(twisted_file)
     return written

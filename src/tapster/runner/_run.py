@@ -706,7 +706,12 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
         logger.debug("closing the loop failed", exc_info=True)
     finally:
         asyncio.set_event_loop(None)
-        loop.close()
+        if loop.is_running():
+            # A signal's exception left the loop mid-turn (seen once with uvloop, a
+            # spare stopped as it started): the process is leaving, let it be.
+            logger.debug("the event loop was left running; not closing it")
+        else:
+            loop.close()
 
 
 def _preload(settings: RunSettings) -> None:

@@ -38,6 +38,8 @@ class WebApp:
             )
         #: Whether requests go out as soon as their head is parsed (ASGI streams bodies).
         self.streams = self.asgi is not None
+        #: WSGI: makes the ``wsgi.input`` of a body that arrives after its request goes out.
+        self.wsgi = self._wsgi
         self._proxy = None
         if config.forwarded_allow:
             from ._proxy import ProxyHeaders

@@ -7,23 +7,30 @@ the head as soon as the first body part is known (a one-part body gets a
 waits while the client does not read. The request body streams in (``_body``);
 ``receive`` gives ``http.disconnect`` once the response is complete or the client
 has gone, and ``send`` raises ``ClientDisconnectedError`` (an ``OSError``) after
-that. Trailers are not offered (no ``http.response.trailers`` extension).
+that. Trailers are not offered (no ``http.response.trailers`` extension); the
+``http.response.pathsend`` extension is: the file at the path the application names
+goes out the way ``--path`` sends files (``HttpConnection.send_file``).
 WebSocket upgrades go to ``_websocket``, lifespan events to ``_lifespan``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
+import stat
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
 from ._accesslog import printable
-from ._http import Handled, Request, Response, error_response
+from ._http import FileSpan, Handled, Request, Response, error_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from ._body import RequestBody
     from ._protocol import HttpConnection
 
@@ -109,7 +116,9 @@ class AsgiHandler:
             "server": server,
             "state": self.state.copy(),
         }
-        if kind == "websocket":
+        if kind == "http":
+            scope["extensions"] = {"http.response.pathsend": {}}
+        else:
             del scope["method"]
             offered = (req.get(b"sec-websocket-protocol") or b"").split(b",")
             scope["subprotocols"] = [p.strip().decode("latin-1") for p in offered if p.strip()]
@@ -175,14 +184,16 @@ class _HttpCycle:
             pass  # the client left and the application let send() tell it so
         except Exception:
             log.exception("The ASGI application failed on %s %s", req.method, printable(req.target))
-            if not self._started:
-                self._fail()
-            elif not self._done:
-                conn.cut()
+            if not self._done:
+                self._cut()
             return
         finally:
             handler.active -= 1
-        if not self._done and not self._lost and not conn.closing:
+        if self._lost:
+            if self._head_out and not self._done:
+                self._cut()  # the client left mid-response: counted as far as it went
+            return
+        if not self._done and not conn.closing:
             if not self._started:
                 log.error(
                     "The ASGI application returned without answering %s %s",
@@ -196,7 +207,7 @@ class _HttpCycle:
                     req.method,
                     printable(req.target),
                 )
-                conn.cut()
+                self._cut()
 
     def _fail(self) -> None:
         """Answer 500 (nothing went out yet)."""
@@ -207,6 +218,19 @@ class _HttpCycle:
         body = resp.body if req.method != "HEAD" else b""
         self._conn.write(head + body)  # type: ignore[operator]
         self._conn.response_done(req, resp, close)
+
+    def _cut(self) -> None:
+        """End a response the application did not finish: a 500 while nothing
+        went out, else cut the connection (the client must not take a short body
+        as whole). Counted and logged once either way, as far as it went."""
+        if not self._head_out:
+            self._fail()
+            return
+        self._done = True
+        resp = self._resp
+        assert resp is not None
+        resp.body_length = self._sent
+        self._conn.response_cut(self._req, resp)
 
     def ended(self) -> None:
         """The client will send no more (it may still read): ``receive`` says
@@ -233,7 +257,7 @@ class _HttpCycle:
     async def receive(self) -> Message:
         if not self._received:
             req = self._req
-            stream: RequestBody | None = req.stream
+            stream = cast("RequestBody | None", req.stream)  # ASGI's own kind
             if stream is None:
                 self._received = True
                 return {"type": "http.request", "body": req.body, "more_body": False}
@@ -266,6 +290,12 @@ class _HttpCycle:
             if self._started:
                 raise RuntimeError("http.response.start sent twice")
             self._start(message)
+        elif kind == "http.response.pathsend":
+            if not self._started or self._resp is None:
+                raise RuntimeError("http.response.pathsend sent before http.response.start")
+            if self._head_out or self._done:
+                raise RuntimeError("http.response.pathsend sent after the response's body began")
+            await self._pathsend(message.get("path"))
         elif kind == "http.response.trailers":
             return  # never offered: nothing to send
         else:
@@ -351,10 +381,83 @@ class _HttpCycle:
                 req.method,
                 printable(req.target),
             )
-            conn.cut()
+            self._cut()
             return
+        self._complete(resp)
+
+    def _complete(self, resp: Response) -> None:
+        """The response went out whole: log it, tell ``receive``, close if it said so."""
         resp.body_length = self._sent
         gone = self._gone
         if gone is not None and not gone.done():
             gone.set_result(None)
-        conn.response_done(req, resp, resp.close)
+        self._conn.response_done(self._req, resp, resp.close)
+
+    async def _pathsend(self, path: object) -> None:
+        """The whole body from the file at ``path``, sent as files are.
+
+        The application gives the headers (a missing ``Content-Length`` is added
+        from the file's size). The file is opened before the head goes out, so a
+        path that cannot be sent raises here and the client gets a 500; once the
+        head is out, a failure cuts the connection (and ``send`` raises).
+        """
+        if type(path) is not str:
+            raise TypeError(f"http.response.pathsend: the path must be a string, not {path!r}")
+        resp = self._resp
+        assert resp is not None
+        req = self._req
+        if req.method == "HEAD" or resp.status in _NO_BODY_STATUS:
+            await self._body(b"", False)  # the head alone, as with a body
+            return
+        fh = _open_regular(path)
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            declared = self._declared
+            if declared is not None and declared > size:
+                raise ValueError(
+                    f"http.response.pathsend: the response declares {declared} bytes, "
+                    f"but {path} has {size}"
+                )
+            count = size if declared is None else declared
+            conn = self._conn
+            self._head_out = True
+            extra = b"" if declared is not None else b"Content-Length: %d\r\n" % size
+            head, close = conn.response_head(req, resp, extra)
+            resp.close = close
+            conn.write(head)
+            try:
+                await conn.send_file(FileSpan(path, 0, count), fh)
+            except ConnectionAbortedError as exc:  # the file shrank while it went out
+                log.error(
+                    "Cutting the response to %s %s: %s: %s",
+                    req.method,
+                    printable(req.target),
+                    path,
+                    exc,
+                )
+                self._cut()
+                raise ClientDisconnectedError("the response was cut") from None
+            except OSError:
+                self._cut()
+                raise ClientDisconnectedError("the client has gone") from None
+        finally:
+            fh.close()
+        self._sent = count
+        self._done = True
+        self._complete(resp)
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """``path`` opened for reading: a regular file only, and never blocking on a
+    pipe or a device (``O_NONBLOCK`` while opening and checking)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+            text = os.strerror(code) if stat.S_ISDIR(mode) else "Not a regular file"
+            raise OSError(code, text, path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -13,7 +13,20 @@ import asyncio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from ._protocol import HttpConnection
+
+    class BodyFeed(Protocol):
+        """What the protocol feeds a streaming body through (``RequestBody``, ``WsgiInput``)."""
+
+        def feed(self, data: bytes) -> None: ...
+        def finish(self) -> None: ...
+        def lost(self) -> None: ...
+        def discard(self) -> None: ...
+        @property
+        def done(self) -> bool: ...
+
 
 #: Unread body bytes above which the connection stops reading from its client.
 HIGH_WATER = 64 * 1024

@@ -7,9 +7,9 @@ serialises the responses that the handlers give back.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from http import HTTPStatus
-from typing import Final
+from typing import Any, BinaryIO, Final
 
 from tapster._lazy import import_later
 
@@ -17,7 +17,7 @@ import_later("html")  # error_response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._body import RequestBody
+    from ._body import BodyFeed
     from ._protocol import HttpConnection
 
 SERVER: Final = b"tapster"
@@ -253,9 +253,9 @@ class Request:
         self.scheme = "http"
         #: The connection, for handlers that answer on it themselves (ASGI); else None.
         self.channel: HttpConnection | None = None
-        #: The body as it streams in (ASGI, when nothing was queued before it); else None
-        #: and ``body`` holds it whole.
-        self.stream: RequestBody | None = None
+        #: The body as it streams in (ASGI, or WSGI's ``wsgi.input``, when nothing was
+        #: queued before it); else None and ``body`` holds it whole.
+        self.stream: BodyFeed | None = None
 
     def get(self, name: bytes, default: bytes | None = None) -> bytes | None:
         """The value of header ``name`` (lower-case bytes), or ``default``."""
@@ -272,16 +272,26 @@ class Request:
 class FileSpan:
     """``count`` bytes of the file at ``path`` from ``offset``, sent with sendfile.
 
+    ``file``: the file already open (a WSGI ``wsgi.file_wrapper``); the protocol then
+    sends from it rather than opening ``path``, and leaves closing it to its owner.
     ``data``, when given, is the whole file as it was read (the version the headers
     describe): where sendfile cannot go (TLS) the span is written from it instead.
     """
 
-    __slots__ = ("count", "data", "offset", "path")
+    __slots__ = ("count", "data", "file", "offset", "path")
 
-    def __init__(self, path: str, offset: int, count: int, data: bytes | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        offset: int,
+        count: int,
+        file: BinaryIO | None = None,
+        data: bytes | None = None,
+    ) -> None:
         self.path = path
         self.offset = offset
         self.count = count
+        self.file = file
         self.data = data
 
     def from_memory(self) -> bytes | None:
@@ -322,9 +332,71 @@ class Response:
         self.close = close
 
 
+class Pending:
+    """A response another thread is making (a WSGI call), delivered once on the loop.
+
+    Lighter than a future and a task per request: the connection registers one
+    callback with ``then`` and the maker calls ``deliver`` on the loop thread.
+    Awaitable too, for code that waits anyway (a login before the call).
+    ``cancelled`` tells the maker's thread that nobody wants the response any more; the
+    maker then releases what the response holds (a streaming body's ``close()``).
+    """
+
+    __slots__ = ("_callback", "_result", "cancelled")
+
+    def __init__(self) -> None:
+        self._callback: Callable[[Response], None] | None = None
+        self._result: Response | None = None
+        self.cancelled = False
+
+    def then(self, callback: Callable[[Response], None]) -> None:
+        """Call ``callback(response)`` on delivery (at once if it has come)."""
+        result = self._result
+        if result is None:
+            self._callback = callback
+        else:
+            self._result = None
+            callback(result)
+
+    def deliver(self, resp: Response) -> None:
+        """The response is ready (on the loop thread)."""
+        callback = self._callback
+        if callback is None:
+            if not self.cancelled:
+                self._result = resp
+        else:
+            self._callback = None
+            callback(resp)
+
+    def cancel(self) -> None:
+        """The client left: drop the callback, and let the maker see it."""
+        self.cancelled = True
+        self._callback = None
+
+    def __await__(self) -> Generator[Any, None, Response]:
+        import asyncio
+
+        fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+
+        def arrived(resp: Response) -> None:
+            if not fut.done():
+                fut.set_result(resp)
+
+        self.then(arrived)
+        try:
+            return (yield from fut.__await__())
+        except BaseException:  # cancelled: the client left while this waited
+            self.cancel()
+            if fut.done() and not fut.cancelled():
+                release = getattr(fut.result().body, "close", None)
+                if release is not None:
+                    release()  # a body still held by the worker: let it go
+            raise
+
+
 #: What a handler gives back: the response when it has it at once (a cached
-#: file), else an awaitable of it (a first read, a login, a WSGI call). An
-#: awaitable of ``None`` answered on ``Request.channel`` itself (ASGI, WebSocket).
+#: file), else an awaitable of it (a first read, a login, a WSGI call: ``Pending``).
+#: An awaitable of ``None`` answered on ``Request.channel`` itself (ASGI, WebSocket).
 Handled = Response | Awaitable[Response | None]
 
 

@@ -1,7 +1,9 @@
 """``web``'s metrics: requests by method and status class, their duration, bytes sent.
 
-Counted where the access log line is written, once per response: a dict
-lookup for the (method, status) pair's series, then a few number updates.
+Counted where the access log line is written, once per response, whoever
+answered (files, WSGI, ASGI, a refusal), and also for a response cut short
+after its head went out: a dict lookup for the (method, status) pair's series,
+then a few number updates.
 Methods outside the usual set are counted as ``other``, so a client cannot
 make the label set grow.
 """

@@ -28,6 +28,7 @@ from ._http import (
     SERVER,
     FileSpan,
     Handled,
+    Pending,
     Request,
     Response,
     date_cache,
@@ -38,8 +39,9 @@ from ._metrics import count_rejected, count_request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import BinaryIO, Protocol
 
+    from ._body import BodyFeed
     from ._server import WebServer
 
     class Upgraded(Protocol):
@@ -61,11 +63,13 @@ _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CLOSE = b"Connection: close\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_FRAMING = frozenset({b"content-length", b"expect"})
+_FRAMING = frozenset({b"content-length", b"expect", b"transfer-encoding"})
 _NO_BODY_STATUS = frozenset({204, 304})
 _FALLBACK_CHUNK = 1024 * 1024
 _JOIN_LIMIT = 16 * 1024
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+#: How long a connection we closed waits for the client's own close (see ``_close``).
+_LINGER = 1.0
 
 
 class HttpConnection(asyncio.Protocol):
@@ -101,6 +105,13 @@ class HttpConnection(asyncio.Protocol):
         #: ASGI: requests go to the handler as soon as their head is parsed, their
         #: bodies stream, and the handler answers on this connection itself.
         self._streams: bool = server.app.streams
+        #: WSGI: a request with a body goes to a worker as soon as its head is parsed,
+        #: and the application reads the body as it arrives (``wsgi.input``).
+        self._wsgi = server.app.wsgi
+        #: A response a worker thread is making (WSGI), and the request it answers.
+        self._pending: Pending | None = None
+        self._pending_req: Request | None = None
+        #: Whether the connection is TLS: requests say ``https`` (known with ASGI and WSGI).
         self._tls = False
         #: Told when the client leaves, instead of cancelling the task (an ASGI call).
         self._watcher: _Watcher | None = None
@@ -111,6 +122,8 @@ class HttpConnection(asyncio.Protocol):
         self._addresses: tuple[object, object] | None = None
         #: The socket's descriptor, for sendfile; -1 where sendfile cannot go (TLS).
         self._sock_fd = -1
+        #: The timer that ends a gentle close (``_close``) if the client never closes.
+        self._linger: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -133,14 +146,20 @@ class HttpConnection(asyncio.Protocol):
         elif peer:
             self._client = str(peer)
         self._server.connections.add(self)
+        # Accepted as the server began to stop: still served (its answer says
+        # ``Connection: close``); closing now would reset a request on its way.
         self._set_deadline(self._limits.request_timeout)
-        if self._server.draining:
-            self._closing = True
-            transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        if self._linger is not None:
+            self._linger.cancel()
         self._server.connections.discard(self)
+        incoming = self._incoming
+        if incoming is not None and incoming.stream is not None:
+            incoming.stream.lost()  # a reader waiting for the rest learns it will not come
+        if self._pending is not None:
+            self._pending.cancel()
         if self._upgraded is not None:
             self._upgraded.connection_lost()
         elif self._watcher is not None:
@@ -157,10 +176,13 @@ class HttpConnection(asyncio.Protocol):
         # The client will send nothing more (it may still read): answer what it
         # asked, then close. A half-sent request is simply dropped.
         self._eof = True
-        if self._upgraded is not None:
-            return False  # a WebSocket client that stops sending has gone
+        if self._upgraded is not None or self._linger is not None:
+            return False  # a WebSocket client that stops sending has gone; or we closed
         if self._watcher is not None:
             self._watcher.ended()  # ASGI: http.disconnect, as other servers say it
+        incoming = self._incoming
+        if incoming is not None and incoming.stream is not None:
+            incoming.stream.lost()  # the rest of the body will not come (wsgi.input raises)
         if not self._busy and not self._queue:
             self._close()
         # Stay half-open to reply on plain TCP; a TLS connection closes regardless.
@@ -274,10 +296,21 @@ class HttpConnection(asyncio.Protocol):
             self._client,
         )
         incoming.request = req
+        if self._tls:
+            req.scheme = "https"
         if incoming.framed:
             self._check_framing(req)
         if self._streams:
             self._dispatch_early(req, incoming)
+        elif (
+            self._wsgi is not None
+            and incoming.framed
+            and not self._busy
+            and not self._queue
+            and _has_body(req)
+        ):
+            req.stream = incoming.stream = self._wsgi.input_for(self)
+            self._queue.append(req)
 
     def _dispatch_early(self, req: Request, incoming: _Incoming) -> None:
         """ASGI: hand the request over now, its body to follow as it arrives.
@@ -286,8 +319,6 @@ class HttpConnection(asyncio.Protocol):
         the queue with its body whole, as with files and WSGI.
         """
         req.channel = self
-        if self._tls:
-            req.scheme = "https"
         if self._parser.should_upgrade():
             upgrade = req.get(b"upgrade")
             if upgrade is not None and b"websocket" in upgrade.lower():
@@ -368,7 +399,7 @@ class HttpConnection(asyncio.Protocol):
                 if type(body) is list and _one_span(body):
                     # One file span (``_static``): sendfile where it can go, else from memory.
                     span: FileSpan = body[0]  # type: ignore[assignment]
-                    if self._sock_fd >= 0 and req.method != "HEAD":
+                    if self._sock_fd >= 0 and span.file is None and req.method != "HEAD":
                         if out:
                             _flush(transport, out)
                             out = []
@@ -382,6 +413,15 @@ class HttpConnection(asyncio.Protocol):
                         req.stream.discard()  # answered before its body: drop that
                     self._emit(out, req, result)
                     continue
+            elif type(result) is Pending:
+                # A worker thread makes it (WSGI): no task, one callback when it comes.
+                if out:
+                    _flush(transport, out)
+                self._busy = True
+                self._set_deadline(None)
+                self._pending, self._pending_req = result, req
+                result.then(self._answered)
+                return
             if out:
                 _flush(transport, out)
             self._busy = True
@@ -443,6 +483,29 @@ class HttpConnection(asyncio.Protocol):
                 _flush(self._transport, out)
             out.clear()
             self._close()
+
+    def _answered(self, resp: Response) -> None:
+        """A worker thread's response came (on the loop): write it, or stream it in a task."""
+        req = self._pending_req
+        assert req is not None
+        self._pending = self._pending_req = None
+        if type(resp.body) is not bytes:
+            self._task = asyncio.get_running_loop().create_task(self._answer_later(req, resp))
+            return
+        self._busy = False
+        transport = self._transport
+        if not self._closing and transport is not None:
+            out: list[bytes] = []
+            self._emit(out, req, resp)
+            if out:
+                _flush(transport, out)
+        if req.stream is not None:
+            req.stream.discard()
+        if not self._closing:
+            if self._queue:
+                self._answer_queue()
+            else:
+                self._after_answers()
 
     async def _answer_later(
         self, req: Request, result: Handled, resume: _Resume | None = None
@@ -512,7 +575,12 @@ class HttpConnection(asyncio.Protocol):
             try:
                 if req.method != "HEAD":
                     for part in body:
-                        if isinstance(part, FileSpan) and part.path not in files:
+                        # A span with its file already open (wsgi.file_wrapper) needs none.
+                        if (
+                            isinstance(part, FileSpan)
+                            and part.file is None
+                            and part.path not in files
+                        ):
                             files[part.path] = os.open(part.path, _OPEN_FLAGS)
             except OSError:
                 for fd in files.values():
@@ -524,7 +592,8 @@ class HttpConnection(asyncio.Protocol):
                 transport.write(head)
                 for part in body if req.method != "HEAD" else ():
                     if isinstance(part, FileSpan):
-                        await self._send_span(part, files[part.path])
+                        fd = files[part.path] if part.file is None else part.file.fileno()
+                        await self._send_span(part, fd)
                     else:
                         transport.write(part)
                         await self._drain()
@@ -555,6 +624,11 @@ class HttpConnection(asyncio.Protocol):
                 else:
                     transport.write(chunk)
                 await self._drain()
+        except BaseException:
+            # The head went out: counted and logged as far as it went, then cut.
+            resp.body_length = sent
+            self._log(req, resp)
+            raise
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
@@ -744,17 +818,39 @@ class HttpConnection(asyncio.Protocol):
         self._close()
 
     def _close(self) -> None:
-        if not self._closing:
-            self._closing = True
-            self._set_deadline(None)
-            if self._transport is not None:
-                self._transport.close()
+        """Close from our side, gently: on plain TCP send FIN, then read and drop
+        whatever the client still sends until it closes too, for at most
+        ``_LINGER`` seconds. Closing at once would make the kernel answer a request
+        already on its way (keep-alive, or a stop racing a new client) with a reset;
+        after a FIN the client reads end of file and may retry."""
+        if self._closing:
+            return
+        self._closing = True
+        self._set_deadline(None)
+        transport = self._transport
+        if transport is None:
+            return
+        if self._eof or self._upgraded is not None or not transport.can_write_eof():
+            transport.close()
+            return
+        from tapster.internet import is_tls
+
+        if is_tls(transport):
+            transport.close()
+            return
+        transport.write_eof()
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        self._linger = asyncio.get_running_loop().call_later(_LINGER, transport.close)
 
     def abort(self) -> None:
         """Close the connection at once, dropping anything unsent; stop its handler."""
         self._abort()
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        if self._pending is not None:
+            self._pending.cancel()
 
     def cut(self) -> None:
         """Close the connection at once (a handler's response went wrong)."""
@@ -804,7 +900,14 @@ class HttpConnection(asyncio.Protocol):
         if self._upgraded is not None:
             self._upgraded.going_away()
         elif not self._busy and not self._queue and self._incoming is None:
-            self._close()
+            if self._progress:
+                self._close()
+            else:
+                # Accepted, first request not here yet: it is on its way (clients
+                # write as soon as they connect), so wait a little for it.
+                deadline = time.monotonic() + _LINGER
+                if self._deadline is None or self._deadline > deadline:
+                    self._deadline = deadline
 
     # -- for handlers that answer on the connection (ASGI) -------------------------
 
@@ -857,7 +960,15 @@ class HttpConnection(asyncio.Protocol):
             self._transport.write(data)
 
     async def drain(self) -> None:
-        """Wait while the client is not reading; raises ``ConnectionResetError`` once closed."""
+        """Wait while the client is not reading; raises ``ConnectionResetError`` once closed.
+
+        A write that failed (the client reset the connection) closes the transport
+        at once but tells us only on a later turn of the loop: an application that
+        sends without ever waiting must learn it here, or it would spin forever.
+        """
+        transport = self._transport
+        if transport is not None and transport.is_closing():
+            raise ConnectionResetError("connection closed")
         await self._drain()
 
     def response_done(self, req: Request, resp: Response, close: bool) -> None:
@@ -865,6 +976,17 @@ class HttpConnection(asyncio.Protocol):
         self._log(req, resp)
         if close:
             self._close()
+
+    async def send_file(self, span: FileSpan, fh: BinaryIO) -> None:
+        """Send ``span`` of the open file ``fh`` the way file bodies go (an ASGI
+        ``pathsend``); the head went out already. Raises ``OSError`` if it cannot."""
+        await self._send_span(span, fh.fileno())
+
+    def response_cut(self, req: Request, resp: Response) -> None:
+        """Log a response the handler could not finish (as far as it went), then
+        close the connection at once: the client must not take it as complete."""
+        self._log(req, resp)
+        self._abort()
 
     def take_over(self, session: Upgraded) -> bytes:
         """Give the connection to ``session`` (a WebSocket): every byte goes to it now.
@@ -954,6 +1076,14 @@ class _Resume:
         self.close = close
 
 
+def _has_body(req: Request) -> bool:
+    """Whether a body follows ``req``'s head (chunked, or a length other than 0)."""
+    length = req.get(b"content-length")
+    if length is not None:
+        return length.strip() not in (b"0", b"")
+    return req.get(b"transfer-encoding") is not None
+
+
 def _flush(transport: asyncio.Transport, out: list[bytes]) -> None:
     """Write gathered responses: one buffer when small, a vector when large.
 
@@ -997,8 +1127,8 @@ class _Incoming:
         self.body: list[bytes] = []
         self.body_len = 0
         self.request: Request | None = None
-        #: ASGI: the body streams to the application, not into ``body``.
-        self.stream: RequestBody | None = None
+        #: ASGI or WSGI: the body streams to the application, not into ``body``.
+        self.stream: BodyFeed | None = None
 
 
 class _RejectError(Exception):

@@ -342,7 +342,7 @@ class StaticFiles:
         body = f.body
         if body is not None and f.size < SENDFILE_FROM:
             return Response(200, f.full, body, f.size)
-        return Response(200, f.full, [FileSpan(f.path, 0, f.size, body)], f.size)
+        return Response(200, f.full, [FileSpan(f.path, 0, f.size, data=body)], f.size)
 
     def _not_modified(self, f: _File, etag: str) -> Response:
         headers = header_block(
@@ -459,7 +459,7 @@ def _span(f: _File, first: int, count: int) -> bytes | FileSpan:
     """``count`` bytes of ``f`` from ``first``: from memory when small, else for sendfile."""
     if f.body is not None and count < SENDFILE_FROM:
         return f.body[first : first + count]
-    return FileSpan(f.path, first, count, f.body)
+    return FileSpan(f.path, first, count, data=f.body)
 
 
 def _read_small(path: str) -> tuple[os.stat_result, bytes]:

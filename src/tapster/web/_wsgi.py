@@ -1,36 +1,53 @@
-"""WSGI (PEP 3333) applications run in a bounded pool of worker threads.
+"""WSGI (PEP 3333) applications, called in a bounded pool of worker threads.
 
-The event loop never runs application code. A request's body is read in full
-(bounded by ``--max-body``) before the application is called; the response
-streams back through a small queue, so an application that produces faster
-than the client reads is held back instead of filling memory.
-
-The workers are daemon threads: a call still running when the server has
-stopped (the shutdown budget spent, its client's connection closed) is
-abandoned, and neither holds the process at exit nor reports anything.
+The event loop never runs application code. ``WsgiHandler.handle`` queues the
+request for a worker thread and gives the protocol a ``Pending``; the thread builds
+the environ, calls the application and hands back the whole response in one go
+when it can -- a list or tuple body (the common case), or a small one of declared
+length from any iterable, goes out as one ``Response`` with a ``Content-Length``; a
+``wsgi.file_wrapper`` over a regular file as a span sent like static files -- so a
+request costs the loop one wake-up at most, shared with every other response
+finished meanwhile (``_threadpool``). Other bodies (generators, ``write()``) stream
+through ``_wsgi_output`` with backpressure. A request body that is still arriving
+streams in through ``wsgi.input`` (``_wsgi_input``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import queue
-import sys
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any
-from urllib.parse import unquote_to_bytes
 
+from ._accesslog import printable
 from ._config import WsgiApp
-from ._http import Request, Response, error_response, header_block
+from ._http import (
+    FileSpan,
+    Handled,
+    Pending,
+    Request,
+    Response,
+    error_response,
+    header_block,
+)
+from ._threadpool import LoopInbox, ThreadPool
+from ._wsgi_environ import EnvironBuilder
+from ._wsgi_file import FileBody, FileWrapper, file_span
+from ._wsgi_input import WsgiInput
+from ._wsgi_output import BodyStream, Outbox
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._protocol import HttpConnection
 
 log = logging.getLogger("tapster.web")
 
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade"})
-_END = object()
-_QUEUE_SIZE = 8
+_NO_BODY_STATUS = frozenset({204, 304})
+_FAILED = "The application failed to handle this request."
+#: Bodies up to this size known whole go out as one piece (and gathered from an
+#: iterable that declared its length); larger ones part by part.
+_WHOLE_LIMIT = 256 * 1024
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -40,28 +57,164 @@ class WsgiHandler:
 
     def __init__(self, app: WsgiApp, threads: int = 10) -> None:
         self._app = app
-        self._pool = _DaemonPool(threads, "tapster-wsgi")
+        self._pool = ThreadPool(threads, "tapster-wsgi")
+        self._environ = EnvironBuilder(FileWrapper)
+        self._inbox: LoopInbox | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_soon = False
         self._closed = False
 
-    def handle(self, req: Request) -> asyncio.Future[Response] | Any:
-        """An awaitable of the response the application gives for ``req``."""
-        return self._call(req)
+    def _loop_inbox(self) -> LoopInbox:
+        inbox = self._inbox
+        if inbox is None:
+            loop = asyncio.get_running_loop()
+            self._loop = loop
+            inbox = self._inbox = LoopInbox(loop)
+        return inbox
 
-    async def _call(self, req: Request) -> Response:
-        loop = asyncio.get_running_loop()
-        channel = _Channel(loop)
-        environ = build_environ(req)
-        self._pool.submit(self._run, environ, channel)
+    def handle(self, req: Request) -> Handled:
+        """A ``Pending`` of the response the application gives for ``req``."""
+        if self._inbox is None:
+            self._loop_inbox()
+        pending = Pending()
+        if not self._pool.submit(self._run, (req, pending), wake=False):
+            return error_response(503, "The server is stopping.", close=True)
+        if not self._wake_soon:
+            # Wake a thread once the loop has read every request that came together,
+            # not once per request: a thread woken at once would take the GIL from the
+            # loop between two reads, and sleep again after one call.
+            self._wake_soon = True
+            loop = self._loop
+            assert loop is not None
+            loop.call_soon(self._wake)
+        return pending
+
+    def _wake(self) -> None:
+        self._wake_soon = False
+        self._pool.wake()
+
+    def input_for(self, conn: HttpConnection) -> WsgiInput:
+        """A ``wsgi.input`` for a body that will arrive on ``conn`` after its head."""
+        return WsgiInput(conn, self._loop_inbox())
+
+    def close(self) -> None:
+        """The server has stopped: drop calls not started, abandon those running."""
+        self._closed = True
+        self._pool.close()
+
+    # -- in a worker thread ---------------------------------------------------------
+
+    def _run(self, job: tuple[Request, Pending]) -> None:
+        req, pending = job
+        if pending.cancelled:
+            return  # the client left while the call waited for a thread
+        call = _Call(self, req, pending)
+        result: Iterable[bytes] | None = None
+        keep_open = False
         try:
-            status, headers = await channel.head
-        except _AppFailedError:
-            return error_response(500, "The application failed to handle this request.")
-        except asyncio.CancelledError:
-            channel.close()  # the client left: let the worker thread stop
-            raise
+            body = req.stream
+            environ = self._environ.build(req, body if isinstance(body, WsgiInput) else None)
+            result = self._app(environ, call.start_response)
+            keep_open = call.finish(result)
+        except BaseException as exc:
+            if not self._closed:  # else abandoned: the server and its log are gone
+                if isinstance(exc, _BadHeaderError):
+                    log.error("The WSGI application sent a header with a line break")
+                else:
+                    log.exception(
+                        "The WSGI application failed on %s %s", req.method, printable(req.target)
+                    )
+            call.fail()
+        finally:
+            if result is not None and not keep_open:
+                self.close_iterable(result)
+
+    def close_iterable(self, result: object) -> None:
+        """PEP 3333: call the body's ``close()`` when it has one (in a worker thread)."""
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                if not self._closed:
+                    log.exception("The WSGI application's close() failed")
+
+    def deliver(self, pending: Pending, resp: Response) -> None:
+        """From a worker thread: hand ``resp`` to the connection, on the loop."""
+        inbox = self._inbox
+        assert inbox is not None
+        inbox.post(self._deliver, (pending, resp))
+
+    def _deliver(self, item: tuple[Pending, Response]) -> None:
+        pending, resp = item
+        if not pending.cancelled:
+            pending.deliver(resp)
+            return
+        # The client left meanwhile: release what the body holds (a worker, a file).
+        release = getattr(resp.body, "close", None)
+        if release is not None:
+            release()
+
+    def release_later(self, result: object) -> Callable[[], None]:
+        """What closes ``result`` in a worker thread once its file has been sent."""
+
+        def release() -> None:
+            if not self._pool.submit(self.close_iterable, result):
+                self.close_iterable(result)  # the pool is closed: the server is stopping
+
+        return release
+
+    def outbox(self) -> Outbox:
+        """A new stream from a worker thread to the loop."""
+        inbox = self._inbox
+        assert inbox is not None
+        return Outbox(inbox)
+
+
+class _BadHeaderError(ValueError):
+    pass
+
+
+class _Call:
+    """One application call's ``start_response``, ``write`` and way back to the loop."""
+
+    __slots__ = (
+        "declared",
+        "delivered",
+        "handler",
+        "headers",
+        "outbox",
+        "pending",
+        "req",
+        "status",
+    )
+
+    def __init__(self, handler: WsgiHandler, req: Request, pending: Pending) -> None:
+        self.handler = handler
+        self.req = req
+        self.pending = pending
+        self.status: int | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.declared: int | None = None
+        #: Set once the head went to the loop with a streaming body (``write``, a generator).
+        self.outbox: Outbox | None = None
+        self.delivered = False
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            if self.delivered:
+                raise exc_info[1].with_traceback(exc_info[2])
+        elif self.status is not None:
+            raise RuntimeError("start_response was called twice")
+        code = int(str(status).split(" ", 1)[0])
+        if not 100 <= code <= 999:
+            raise ValueError(f"bad status {status!r}")
         pairs: list[tuple[str, str]] = []
         declared: int | None = None
-        for name, value in headers:
+        for raw_name, raw_value in headers:
+            name, value = str(raw_name), str(raw_value)
             lname = name.lower()
             if lname in _HOP_BY_HOP:
                 continue
@@ -71,274 +224,129 @@ class WsgiHandler:
                 except ValueError:
                     continue
             pairs.append((name, value))
+        self.status, self.headers, self.declared = code, pairs, declared
+        return self.write
+
+    def _block(self, extra: tuple[str, str] | None = None) -> bytes:
+        if self.status is None:
+            raise RuntimeError("the application did not call start_response")
         try:
-            block = header_block(pairs)
+            return header_block(self.headers if extra is None else [*self.headers, extra])
         except ValueError:
-            channel.close()
-            log.error("The WSGI application sent a header with a line break")
-            return error_response(500, "The application failed to handle this request.")
-        return Response(status, block, _Stream(channel, declared), declared or 0)
+            raise _BadHeaderError from None
 
-    def _run(self, environ: dict[str, Any], channel: _Channel) -> None:
-        """Worker thread: call the application and feed its output to the channel."""
-        state: dict[str, Any] = {"head": None, "sent": False}
+    def _send(self, resp: Response) -> None:
+        self.delivered = True
+        self.handler.deliver(self.pending, resp)
 
-        def send_head() -> None:
-            if not state["sent"]:
-                if state["head"] is None:
-                    raise RuntimeError("the application did not call start_response")
-                state["sent"] = True
-                channel.send_head(*state["head"])
+    def _open_stream(self) -> Outbox:
+        """Send the head now; the body follows part by part."""
+        block = self._block()
+        assert self.status is not None
+        outbox = self.outbox = self.handler.outbox()
+        self._send(Response(self.status, block, BodyStream(outbox, self.declared), 0))
+        return outbox
 
-        def write(data: bytes) -> None:
-            send_head()
-            channel.put(bytes(data))
+    def write(self, data: bytes) -> None:
+        """PEP 3333's ``write()``: the head goes out now, and ``data`` after it."""
+        outbox = self.outbox
+        if outbox is None:
+            outbox = self._open_stream()
+        if data:
+            outbox.put(bytes(data))
 
-        def start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
-        ) -> Callable[[bytes], None]:
-            if exc_info is not None:
-                if state["sent"]:
-                    raise exc_info[1].with_traceback(exc_info[2])
-            elif state["head"] is not None:
-                raise RuntimeError("start_response was called twice")
-            code = int(str(status).split(" ", 1)[0])
-            if not 100 <= code <= 999:
-                raise ValueError(f"bad status {status!r}")
-            state["head"] = (code, [(str(n), str(v)) for n, v in headers])
-            return write
-
-        if channel.closed:
-            return  # the client left while the call waited for a thread
-        result: Iterable[bytes] | None = None
-        try:
-            result = self._app(environ, start_response)
-            for chunk in result:
-                if chunk:
-                    send_head()
-                    if not channel.put(bytes(chunk)):
-                        break
-            send_head()
-            channel.finish()
-        except BaseException as exc:
-            if not self._closed:  # else abandoned: the server and its log are gone
-                log.exception("The WSGI application failed")
-            channel.fail(exc)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    if not self._closed:
-                        log.exception("The WSGI application's close() failed")
-
-    def close(self) -> None:
-        """The server has stopped: drop calls not started, abandon those running."""
-        self._closed = True
-        self._pool.close()
-
-
-class _DaemonPool:
-    """Runs calls in at most ``size`` daemon threads, started as calls arrive.
-
-    Not a ``ThreadPoolExecutor``: the interpreter joins its threads at exit, so
-    one application call that outlives the shutdown budget would keep the
-    process alive until it returned. Calls here have no result to wait for
-    (they answer through their channel) and are simply dropped after ``close``.
-    """
-
-    def __init__(self, size: int, name: str) -> None:
-        self._size = size
-        self._name = name
-        self._calls: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._idle = threading.Semaphore(0)
-        self._lock = threading.Lock()
-        self._threads = 0
-        self._closed = False
-
-    def submit(self, func: Callable[..., None], *args: Any) -> None:
-        """Queue ``func(*args)``; start a thread for it unless one is idle or all run."""
-        with self._lock:
-            if self._closed:
-                return
-            self._calls.put((func, args))
-            if self._idle.acquire(blocking=False) or self._threads >= self._size:
-                return
-            self._threads += 1
-            name = f"{self._name}-{self._threads}"
-            threading.Thread(target=self._work, name=name, daemon=True).start()
-
-    def _work(self) -> None:
-        while (call := self._calls.get()) is not None and not self._closed:
-            func, args = call
-            func(*args)
-            del call, func, args  # nothing of the last request is kept while idle
-            self._idle.release()
-
-    def close(self) -> None:
-        """Drop queued calls and let idle threads end; running calls are not waited for."""
-        with self._lock:
-            self._closed = True
-            for _ in range(self._threads):
-                self._calls.put(None)
-
-
-class _AppFailedError(Exception):
-    pass
-
-
-class _Channel:
-    """Carries a response from a worker thread to the event loop, with backpressure."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.head: asyncio.Future[tuple[int, list[tuple[str, str]]]] = loop.create_future()
-        self._queue: asyncio.Queue[object] = asyncio.Queue(_QUEUE_SIZE)
-        self._closed = threading.Event()
-
-    # Thread side.
-
-    @property
-    def closed(self) -> bool:
-        """True once the loop side gave up on this response (the client left)."""
-        return self._closed.is_set()
-
-    def send_head(self, status: int, headers: list[tuple[str, str]]) -> None:
-        self._to_loop(_set_result, self.head, (status, headers))
-
-    def _to_loop(self, func: Callable[..., None], *args: Any) -> None:
-        try:
-            self._loop.call_soon_threadsafe(func, *args)
-        except RuntimeError:  # the loop is closed: the server stopped, nobody waits
-            self._closed.set()
-
-    def put(self, item: object) -> bool:
-        """Queue ``item`` for the loop; ``False`` once the client is gone."""
-        if self._closed.is_set():
-            return False
-        putting = self._queue.put(item)
-        try:
-            fut = asyncio.run_coroutine_threadsafe(putting, self._loop)
-        except RuntimeError:  # the loop is closed
-            putting.close()
-            self._closed.set()
-            return False
-        try:
-            fut.result()
-        except (RuntimeError, asyncio.CancelledError, Exception):
-            return False
-        return not self._closed.is_set()
-
-    def finish(self) -> None:
-        self.put(_END)
-
-    def fail(self, exc: BaseException) -> None:
-        if not self.head.done():
-            self._to_loop(_set_exception, self.head, _AppFailedError())
+    def finish(self, result: Iterable[bytes]) -> bool:
+        """Send the response ``result`` makes; ``True`` when the body's file was handed
+        to the loop (closed once sent, not now)."""
+        if self.outbox is None:
+            kind = type(result)
+            if kind is list or kind is tuple:
+                self._whole(result)  # type: ignore[arg-type]
+                return False
+            if kind is FileWrapper and self.status is not None:
+                span = file_span(result, self.declared)  # type: ignore[arg-type]
+                if span is not None:
+                    extra = None
+                    if self.declared is None:
+                        extra = ("Content-Length", str(span.count))
+                    files = FileBody(span, self.handler.release_later(result))
+                    self._send(Response(self.status, self._block(extra), files, span.count))
+                    return True
+        parts = iter(result)
+        declared = self.declared
+        if self.outbox is None and declared is not None and declared <= _WHOLE_LIMIT:
+            # A small body of known length from an iterable (a framework's response
+            # object): gather it here, so that it too goes out whole.
+            gathered: list[bytes] = []
+            size = 0
+            for part in parts:
+                if part:
+                    gathered.append(bytes(part))
+                    size += len(part)
+                if size >= declared or self.outbox is not None:
+                    break  # all it declared; or it called write(), and streams
+            opened = self._opened()  # write() may have opened a stream meanwhile
+            if opened is None:
+                self._whole(gathered)
+                return False
+            for part in gathered:
+                opened.put(part)
+        for part in parts:
+            if part:
+                outbox = self.outbox
+                if outbox is None:
+                    outbox = self._open_stream()
+                if not outbox.put(bytes(part)):
+                    break  # the client left
+        if self.outbox is None:
+            self._complete(b"")
         else:
-            self.put(_AppFailedError())
+            self.outbox.end()
+        return False
 
-    # Loop side.
+    def _opened(self) -> Outbox | None:
+        return self.outbox
 
-    def close(self) -> None:
-        self._closed.set()
-        while not self._queue.empty():
-            self._queue.get_nowait()
+    def _whole(self, parts: Sequence[bytes]) -> None:
+        """A body known whole (a list, a tuple, or gathered): one response, one wake-up."""
+        if len(parts) == 1 and type(parts[0]) is bytes:
+            self._complete(parts[0])
+            return
+        chunks = [part if type(part) is bytes else bytes(part) for part in parts]
+        total = sum(map(len, chunks))
+        status = self.status
+        if total <= _WHOLE_LIMIT or status is None or self.declared not in (None, total):
+            self._complete(b"".join(chunks))
+            return
+        # Large: its parts go out one by one (each waiting for the client), uncopied.
+        framed = self.declared is None and status >= 200 and status not in _NO_BODY_STATUS
+        block = self._block(("Content-Length", str(total)) if framed else None)
+        body: list[bytes | FileSpan] = [chunk for chunk in chunks if chunk]
+        self._send(Response(status, block, body, total))
 
-    async def get(self) -> object:
-        return await self._queue.get()
+    def _complete(self, body: bytes) -> None:
+        """The whole body is known: one response, framed by its length."""
+        status = self.status
+        if status is None:
+            raise RuntimeError("the application did not call start_response")
+        declared = self.declared
+        if declared is None:
+            framed = status >= 200 and status not in _NO_BODY_STATUS
+            if framed and (body or self.req.method != "HEAD"):
+                block = self._block(("Content-Length", str(len(body))))
+            else:
+                block = self._block()
+            self._send(Response(status, block, body, len(body)))
+        elif declared <= len(body) or self.req.method == "HEAD":
+            self._send(Response(status, self._block(), body[:declared], declared))
+        else:
+            outbox = self._open_stream()  # short of what it declared: the stream says so
+            outbox.put(body)
+            outbox.end()
 
-
-class _Stream:
-    """The response body as the protocol reads it; ``aclose`` releases the worker.
-
-    Enforces the declared ``Content-Length``: extra bytes are dropped, and a
-    short body aborts the connection (the client would otherwise wait forever).
-    """
-
-    def __init__(self, channel: _Channel, declared: int | None) -> None:
-        self._channel = channel
-        self._declared = declared
-        self._sent = 0
-        self._done = False
-
-    def __aiter__(self) -> _Stream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        while not self._done:
-            item = await self._channel.get()
-            if item is _END:
-                self._done = True
-                if self._declared is not None and self._sent < self._declared:
-                    raise ConnectionAbortedError("the WSGI application sent less than it declared")
-                break
-            if isinstance(item, BaseException):
-                self._done = True
-                raise ConnectionAbortedError("the WSGI application failed mid-response")
-            assert isinstance(item, bytes)
-            if self._declared is not None and self._sent + len(item) > self._declared:
-                item = item[: self._declared - self._sent]
-            self._sent += len(item)
-            if item:
-                return item
-        self._channel.close()
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        self._done = True
-        self._channel.close()
-
-
-def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
-    if not fut.done():
-        fut.set_result(value)
-
-
-def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
-
-
-def build_environ(req: Request, url_scheme: str = "http") -> dict[str, Any]:
-    """The PEP 3333 environ for ``req`` (text values are latin-1 "bytes as str")."""
-    host = (req.get(b"host") or b"localhost").decode("latin-1")
-    name, _, port = host.rpartition(":") if host.rfind(":") > host.rfind("]") else (host, "", "")
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": req.method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": unquote_to_bytes(req.path).decode("latin-1"),
-        "QUERY_STRING": req.query.decode("latin-1"),
-        "SERVER_NAME": name or "localhost",
-        "SERVER_PORT": port or ("443" if url_scheme == "https" else "80"),
-        "SERVER_PROTOCOL": f"HTTP/{req.version}",
-        "REMOTE_ADDR": req.client,
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": url_scheme,
-        "wsgi.input": io.BytesIO(req.body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    if req.remote_user is not None:
-        environ["REMOTE_USER"] = req.remote_user
-    for key, value in req.headers:
-        text = value.decode("latin-1")
-        if key == b"content-type":
-            environ["CONTENT_TYPE"] = text
-            continue
-        if key == b"content-length":
-            environ["CONTENT_LENGTH"] = text
-            continue
-        if b"_" in key:
-            continue  # could pose as a dashed header (X_User vs X-User)
-        wkey = "HTTP_" + key.decode("latin-1").upper().replace("-", "_")
-        old = environ.get(wkey)
-        environ[wkey] = text if old is None else old + "," + text
-    if req.body and "CONTENT_LENGTH" not in environ:
-        environ["CONTENT_LENGTH"] = str(len(req.body))
-    return environ
+    def fail(self) -> None:
+        """The application raised: a 500 if nothing went out yet, else cut the response."""
+        if self.outbox is not None:
+            self.outbox.end(failed=True)
+        elif not self.delivered:
+            self._send(error_response(500, _FAILED))
