@@ -44,9 +44,10 @@ log = logging.getLogger("tapster.web")
 SMALL_FILE = 1024 * 1024
 #: Bodies (whole files or ranges) from this size go out with sendfile where the connection
 #: allows (plain TCP): the kernel sends from its page cache, nothing is copied through
-#: Python. Smaller ones are written from memory with their head in one write, which costs
-#: fewer system calls than open, sendfile and close (measured in docs/benchmarks.md).
-SENDFILE_FROM = 64 * 1024
+#: Python. Smaller ones are written from memory with their head in one write: fewer system
+#: calls than open, sendfile and close, and no release of the GIL to a log writer thread
+#: in between; below about 100 KiB that costs less (measured in docs/benchmarks.md).
+SENDFILE_FROM = 128 * 1024
 #: Total bytes of file bodies kept in memory.
 BODY_BUDGET = 64 * 1024 * 1024
 #: Seconds a URL's resolution (symlink and index checks) is trusted before it is redone.
