@@ -274,15 +274,32 @@ class FileSpan:
 
     ``file``: the file already open (a WSGI ``wsgi.file_wrapper``); the protocol then
     sends from it rather than opening ``path``, and leaves closing it to its owner.
+    ``data``, when given, is the whole file as it was read (the version the headers
+    describe): where sendfile cannot go (TLS) the span is written from it instead.
     """
 
-    __slots__ = ("count", "file", "offset", "path")
+    __slots__ = ("count", "data", "file", "offset", "path")
 
-    def __init__(self, path: str, offset: int, count: int, file: BinaryIO | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        offset: int,
+        count: int,
+        file: BinaryIO | None = None,
+        data: bytes | None = None,
+    ) -> None:
         self.path = path
         self.offset = offset
         self.count = count
         self.file = file
+        self.data = data
+
+    def from_memory(self) -> bytes | None:
+        """The span's bytes from ``data``, or ``None`` when the file is not in memory."""
+        data = self.data
+        if data is None or (self.offset == 0 and self.count == len(data)):
+            return data
+        return data[self.offset : self.offset + self.count]
 
 
 Body = bytes | list[bytes | FileSpan] | AsyncIterator[bytes]

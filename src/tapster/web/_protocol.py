@@ -68,7 +68,7 @@ _FRAMING = frozenset({b"content-length", b"expect", b"transfer-encoding"})
 _NO_BODY_STATUS = frozenset({204, 304})
 _FALLBACK_CHUNK = 1024 * 1024
 _JOIN_LIMIT = 16 * 1024
-_SENDFILE_SLICE = 4 * 1024 * 1024
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 #: How long a connection we closed waits for the client's own close (see ``_close``).
 _LINGER = 1.0
 
@@ -121,6 +121,8 @@ class HttpConnection(asyncio.Protocol):
         #: Bytes that followed an upgrade request's head, for the session.
         self._leftover = b""
         self._addresses: tuple[object, object] | None = None
+        #: The socket's descriptor, for sendfile; -1 where sendfile cannot go (TLS).
+        self._sock_fd = -1
         #: ASGI: what every scope on this connection shares (``AsgiHandler.scope``).
         self.scope_base: tuple[dict[str, Any], str] | None = None
         #: The timer that ends a gentle close (``_close``) if the client never closes.
@@ -131,21 +133,22 @@ class HttpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not inherit from asyncio.Transport: no isinstance.
         self._transport = transport  # type: ignore[assignment]
+        from tapster.internet import is_tls
+
+        self._tls = is_tls(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Responses are written whole: never let Nagle hold one back.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock is not None and not self._tls and sock.family in _SENDFILE_FAMILIES:
+            self._sock_fd = sock.fileno()
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self._client = str(peer[0])
         elif peer:
             self._client = str(peer)
         self._server.connections.add(self)
-        if self._streams or self._wsgi is not None:
-            from tapster.internet import is_tls
-
-            self._tls = is_tls(transport)
         # Accepted as the server began to stop: still served (its answer says
         # ``Connection: close``); closing now would reset a request on its way.
         self._set_deadline(self._limits.request_timeout)
@@ -185,10 +188,8 @@ class HttpConnection(asyncio.Protocol):
             incoming.stream.lost()  # the rest of the body will not come (wsgi.input raises)
         if not self._busy and not self._queue:
             self._close()
-        from tapster.internet import is_tls
-
         # Stay half-open to reply on plain TCP; a TLS connection closes regardless.
-        return self._transport is not None and not is_tls(self._transport)
+        return self._transport is not None and not self._tls
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -400,10 +401,25 @@ class HttpConnection(asyncio.Protocol):
             except Exception:
                 log.exception("Error while handling %s %s", req.method, printable(req.target))
                 result = error_response(500, "The server failed to handle this request.")
-            if type(result) is Response and type(result.body) is bytes:
-                if req.stream is not None:
-                    req.stream.discard()  # answered before its body: drop that
-                self._emit(out, req, result)
+            if type(result) is Response:
+                body = result.body
+                if type(body) is list and _one_span(body):
+                    # One file span (``_static``): sendfile where it can go, else from memory.
+                    span: FileSpan = body[0]  # type: ignore[assignment]
+                    if self._sock_fd >= 0 and span.file is None and req.method != "HEAD":
+                        if out:
+                            _flush(transport, out)
+                            out = []
+                        if self._send_file_now(req, result, span):
+                            continue
+                        return
+                    if span.data is not None:
+                        body = result.body = span.from_memory() or b""
+                if type(body) is bytes:
+                    if req.stream is not None:
+                        req.stream.discard()  # answered before its body: drop that
+                    self._emit(out, req, result)
+                    continue
             elif type(result) is Pending:
                 # A worker thread makes it (WSGI): no task, one callback when it comes.
                 if out:
@@ -413,18 +429,17 @@ class HttpConnection(asyncio.Protocol):
                 self._pending, self._pending_req = result, req
                 result.then(self._answered)
                 return
+            if out:
+                _flush(transport, out)
+            self._busy = True
+            self._set_deadline(None)
+            loop = asyncio.get_running_loop()
+            if isinstance(result, ChannelCall):
+                self._watcher = result
+                self._task = _call_task(loop, result.run(True))  # ends with ``call_done``
             else:
-                if out:
-                    _flush(transport, out)
-                self._busy = True
-                self._set_deadline(None)
-                loop = asyncio.get_running_loop()
-                if isinstance(result, ChannelCall):
-                    self._watcher = result
-                    self._task = _call_task(loop, result.run(True))  # ends with ``call_done``
-                else:
-                    self._task = loop.create_task(self._answer_later(req, result))
-                return
+                self._task = loop.create_task(self._answer_later(req, result))
+            return
         if out:
             _flush(transport, out)
         self._after_answers()
@@ -504,17 +519,27 @@ class HttpConnection(asyncio.Protocol):
             else:
                 self._after_answers()
 
-    async def _answer_later(self, req: Request, result: Handled) -> None:
+    async def _answer_later(
+        self, req: Request, result: Handled, resume: _Resume | None = None
+    ) -> None:
+        """Answer ``req`` once ``result`` is ready, then carry on with the queue.
+
+        ``resume``: the head and the first bytes of a file already went out
+        (``_send_file_now``); send the rest.
+        """
         try:
             try:
-                # Inline rather than ``resolve``: every file sent with sendfile comes here.
+                # Inline rather than ``resolve``: a first read of a file comes here.
                 resp = result if isinstance(result, Response) else await result
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("Error while handling %s %s", req.method, printable(req.target))
                 resp = error_response(500, "The server failed to handle this request.")
-            if resp is not None:  # else answered on the connection (ASGI)
+            if resume is not None:
+                assert isinstance(resp, Response)
+                await self._finish_file(req, resp, resume)
+            elif resp is not None:  # else answered on the connection (ASGI)
                 try:
                     await self._send(req, resp)
                 finally:
@@ -558,7 +583,7 @@ class HttpConnection(asyncio.Protocol):
         if isinstance(body, list):
             # Open the files before the status line goes out: a file that cannot
             # be read still gets a proper error instead of a cut connection.
-            files: dict[str, BinaryIO] = {}
+            files: dict[str, int] = {}
             try:
                 if req.method != "HEAD":
                     for part in body:
@@ -568,27 +593,25 @@ class HttpConnection(asyncio.Protocol):
                             and part.file is None
                             and part.path not in files
                         ):
-                            files[part.path] = open(part.path, "rb")  # noqa: SIM115
+                            files[part.path] = os.open(part.path, _OPEN_FLAGS)
             except OSError:
-                for fh in files.values():
-                    fh.close()
-                failed: list[bytes] = []
-                self._emit(failed, req, error_response(404, "Nothing here."))
-                if failed:
-                    _flush(transport, failed)
+                for fd in files.values():
+                    os.close(fd)
+                self._not_found(req)
                 return
             try:
                 head, close = self._head(req, resp)
                 transport.write(head)
                 for part in body if req.method != "HEAD" else ():
                     if isinstance(part, FileSpan):
-                        await self._send_file(part, part.file or files[part.path])
+                        fd = files[part.path] if part.file is None else part.file.fileno()
+                        await self._send_span(part, fd)
                     else:
                         transport.write(part)
                         await self._drain()
             finally:
-                for fh in files.values():
-                    fh.close()
+                for fd in files.values():
+                    os.close(fd)
             self._log(req, resp)
             if close:
                 self._close()
@@ -629,58 +652,142 @@ class HttpConnection(asyncio.Protocol):
         if close:
             self._close()
 
-    async def _send_file(self, span: FileSpan, fh: BinaryIO) -> None:
-        transport = self._transport
-        assert transport is not None
-        loop = asyncio.get_running_loop()
-        try:
-            sent = await self._send_file_natively(loop, fh, span)
-        except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
-            sent = await self._send_file_by_chunks(fh, span)
-        if sent != span.count:
-            # The file shrank under us: the promised length cannot be kept.
-            raise ConnectionAbortedError("file changed while being sent")
+    # -- file bodies: sendfile on plain connections ------------------------------
+    #
+    # The one hand-tuned place for files. A file at least ``SENDFILE_FROM`` big
+    # (``_static``) comes as one ``FileSpan``; on a plain connection its head goes
+    # through the transport and its bytes with ``os.sendfile`` on the socket, from
+    # the kernel's page cache, inline while the client keeps up (no task, no copy
+    # through Python). That is safe only while the transport holds nothing unsent,
+    # so every sendfile waits for its buffer to empty first. When the socket is full,
+    # a task waits for it on a duplicate descriptor: the loops refuse ``add_writer``
+    # on a descriptor their transport owns.
 
-    async def _send_file_natively(
-        self, loop: asyncio.AbstractEventLoop, fh: BinaryIO, span: FileSpan
-    ) -> int:
-        """``loop.sendfile`` in slices, each timed like a paused write: a client
-        that stops reading stalls a slice, and the timeout sweep cuts it off."""
+    def _send_file_now(self, req: Request, resp: Response, span: FileSpan) -> bool:
+        """Send a one-file response at once; False when a task sends the rest."""
+        if req.stream is not None:
+            req.stream.discard()
+        try:
+            fd = os.open(span.path, _OPEN_FLAGS)
+        except OSError:
+            self._not_found(req)
+            return True
         transport = self._transport
         assert transport is not None
-        offset, left, sent = span.offset, span.count, 0
+        head, close = self._head(req, resp)
+        transport.write(head)
+        done = 0
         try:
-            while left > 0:
-                self._sendfile_since = time.monotonic()
-                n = await loop.sendfile(
-                    transport, fh, offset, min(left, _SENDFILE_SLICE), fallback=False
-                )
-                if n == 0:
-                    break
-                offset += n
-                left -= n
-                sent += n
+            if not transport.get_write_buffer_size():
+                done = _sendfile(self._sock_fd, fd, span.offset, span.count)
+        except OSError:
+            os.close(fd)
+            self._abort()
+            return False
+        if done == span.count:
+            os.close(fd)
+            self._log(req, resp)
+            if close:
+                self._close()
+            return True
+        self._busy = True
+        self._set_deadline(None)
+        resume = _Resume(span, fd, done, close)
+        self._task = asyncio.get_running_loop().create_task(self._answer_later(req, resp, resume))
+        return False
+
+    async def _finish_file(self, req: Request, resp: Response, resume: _Resume) -> None:
+        """The rest of what ``_send_file_now`` began."""
+        try:
+            await self._send_span(resume.span, resume.fd, resume.done)
         finally:
-            self._sendfile_since = None
-        return sent
+            os.close(resume.fd)
+        self._log(req, resp)
+        if resume.close:
+            self._close()
 
-    async def _send_file_by_chunks(self, fh: BinaryIO, span: FileSpan) -> int:
+    async def _send_span(self, span: FileSpan, fd: int, done: int = 0) -> None:
+        """Send ``span`` from ``fd`` (``done`` bytes of it already went out)."""
+        transport = self._transport
+        assert transport is not None
+        if self._sock_fd < 0:
+            data = span.from_memory()
+            if data is None:
+                await self._send_by_chunks(span, fd)
+            else:
+                transport.write(data)
+                await self._drain()
+            return
+        loop = asyncio.get_running_loop()
+        spare = -1  # a duplicate of the socket's descriptor, to wait on
+        try:
+            while done < span.count:
+                if transport.get_write_buffer_size():
+                    await self._flushed()
+                done += _sendfile(self._sock_fd, fd, span.offset + done, span.count - done)
+                if done < span.count:
+                    if spare < 0:
+                        spare = os.dup(self._sock_fd)
+                    await self._writable(loop, spare)
+        finally:
+            if spare >= 0:
+                os.close(spare)
+
+    async def _writable(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        """Wait until the client's socket takes more; timed by the stall sweep."""
+        if self._closing:
+            raise ConnectionResetError("connection closed")
+        waiter = loop.create_future()
+        self._drain_waiter = waiter
+        self._sendfile_since = time.monotonic()
+        loop.add_writer(fd, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            loop.remove_writer(fd)
+            self._drain_waiter = None
+            self._sendfile_since = None
+
+    async def _flushed(self) -> None:
+        """Wait until the transport has handed everything it holds to the kernel.
+
+        Flow control with both marks at zero pauses the protocol while anything
+        is held and resumes it once nothing is, on every loop.
+        """
+        transport = self._transport
+        assert transport is not None
+        low, high = transport.get_write_buffer_limits()
+        transport.set_write_buffer_limits(high=0, low=0)
+        try:
+            await self._drain()
+        finally:
+            if not self._closing:
+                transport.set_write_buffer_limits(high=high, low=low)
+
+    async def _send_by_chunks(self, span: FileSpan, fd: int) -> None:
+        """Read and write ``span`` in pieces (TLS: the loop encrypts what it sends)."""
         loop = asyncio.get_running_loop()
         transport = self._transport
         assert transport is not None
-        offset, left, sent = span.offset, span.count, 0
-        fd = fh.fileno()
+        offset, left = span.offset, span.count
         while left > 0:
-            size = min(left, _FALLBACK_CHUNK)
-            data = await loop.run_in_executor(None, os.pread, fd, size, offset)
+            data = await loop.run_in_executor(
+                None, os.pread, fd, min(left, _FALLBACK_CHUNK), offset
+            )
             if not data:
-                break
+                raise ConnectionAbortedError("file changed while being sent")
             transport.write(data)
             offset += len(data)
             left -= len(data)
-            sent += len(data)
             await self._drain()
-        return sent
+
+    def _not_found(self, req: Request) -> None:
+        """Answer 404 for a file that went away between its lookup and its sending."""
+        transport = self._transport
+        out: list[bytes] = []
+        self._emit(out, req, error_response(404, "Nothing here."))
+        if out and transport is not None:
+            _flush(transport, out)
 
     async def _drain(self) -> None:
         if self._closing:
@@ -902,7 +1009,7 @@ class HttpConnection(asyncio.Protocol):
     async def send_file(self, span: FileSpan, fh: BinaryIO) -> None:
         """Send ``span`` of the open file ``fh`` the way file bodies go (an ASGI
         ``pathsend``); the head went out already. Raises ``OSError`` if it cannot."""
-        await self._send_file(span, fh)
+        await self._send_span(span, fh.fileno())
 
     def response_cut(self, req: Request, resp: Response) -> None:
         """Log a response the handler could not finish (as far as it went), then
@@ -957,6 +1064,56 @@ def _address(info: object) -> object:
     if isinstance(info, tuple) and len(info) >= 2:
         return (str(info[0]), int(info[1]))
     return None
+
+
+#: Where ``os.sendfile`` can write: TCP and unix stream sockets.
+_SENDFILE_FAMILIES = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX)
+
+
+def _one_span(body: list[bytes | FileSpan]) -> bool:
+    """Whether a list body is one file span alone (a whole file, or one range)."""
+    return len(body) == 1 and type(body[0]) is FileSpan
+
+
+def _sendfile(sock: int, fd: int, offset: int, count: int) -> int:
+    """``os.sendfile`` until ``count`` bytes went or the socket is full; the bytes sent.
+
+    A short send means a full socket: stop there rather than ask again for ``EAGAIN``.
+    Raises ``ConnectionAbortedError`` when the file ends early (it shrank).
+    """
+    sent = 0
+    while sent < count:
+        try:
+            n = os.sendfile(sock, fd, offset + sent, count - sent)
+        except BlockingIOError:
+            break
+        if n == 0:
+            raise ConnectionAbortedError("file changed while being sent")
+        sent += n
+        if sent < count and n < _SENDFILE_MAX:
+            break
+    return sent
+
+
+#: The most Linux's sendfile moves in one call.
+_SENDFILE_MAX = 0x7FFFF000
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _Resume:
+    """A file response ``_send_file_now`` began and a task finishes."""
+
+    __slots__ = ("close", "done", "fd", "span")
+
+    def __init__(self, span: FileSpan, fd: int, done: int, close: bool) -> None:
+        self.span = span
+        self.fd = fd
+        self.done = done
+        self.close = close
 
 
 def _has_body(req: Request) -> bool:

@@ -40,8 +40,14 @@ import_later("tapster.web._listing")
 
 log = logging.getLogger("tapster.web")
 
-#: Files up to this size are kept in memory once read; larger ones go out with sendfile.
+#: Files up to this size are kept in memory once read (for TLS, gzip and small answers).
 SMALL_FILE = 1024 * 1024
+#: Bodies (whole files or ranges) from this size go out with sendfile where the connection
+#: allows (plain TCP): the kernel sends from its page cache, nothing is copied through
+#: Python. Smaller ones are written from memory with their head in one write: fewer system
+#: calls than open, sendfile and close, and no release of the GIL to a log writer thread
+#: in between; below about 100 KiB that costs less (measured in docs/benchmarks.md).
+SENDFILE_FROM = 128 * 1024
 #: Total bytes of file bodies kept in memory.
 BODY_BUDGET = 64 * 1024 * 1024
 #: Seconds a URL's resolution (symlink and index checks) is trusted before it is redone.
@@ -334,9 +340,10 @@ class StaticFiles:
                     return partial
         if head:
             return Response(200, f.full, b"", f.size)
-        if f.body is not None:
-            return Response(200, f.full, f.body, f.size)
-        return Response(200, f.full, [FileSpan(f.path, 0, f.size)], f.size)
+        body = f.body
+        if body is not None and f.size < SENDFILE_FROM:
+            return Response(200, f.full, body, f.size)
+        return Response(200, f.full, [FileSpan(f.path, 0, f.size, data=body)], f.size)
 
     def _not_modified(self, f: _File, etag: str) -> Response:
         headers = header_block(
@@ -377,19 +384,15 @@ class StaticFiles:
                     ("Content-Length", str(count)),
                 ]
             )
-            if f.body is not None:
-                return Response(206, headers, f.body[first : last + 1], count)
-            return Response(206, headers, [FileSpan(f.path, first, count)], count)
+            part = _span(f, first, count)
+            return Response(206, headers, part if type(part) is bytes else [part], count)
         parts: list[bytes | FileSpan] = []
         total = 0
         for first, last in ranges:
             head = _ranges.part_head(f.content_type, first, last, f.size)
             parts.append(head)
             count = last - first + 1
-            if f.body is not None:
-                parts.append(f.body[first : last + 1])
-            else:
-                parts.append(FileSpan(f.path, first, count))
+            parts.append(_span(f, first, count))
             total += len(head) + count
         parts.append(_ranges.CLOSING)
         total += len(_ranges.CLOSING)
@@ -402,7 +405,7 @@ class StaticFiles:
                 ("Content-Length", str(total)),
             ]
         )
-        if f.body is not None:
+        if all(type(p) is bytes for p in parts):
             return Response(206, headers, b"".join(p for p in parts if isinstance(p, bytes)), total)
         return Response(206, headers, parts, total)
 
@@ -451,6 +454,13 @@ class StaticFiles:
 
     def _list(self, req: Request, path: str, url_path: str) -> Answer:
         return self._list_async(req, path, url_path)
+
+
+def _span(f: _File, first: int, count: int) -> bytes | FileSpan:
+    """``count`` bytes of ``f`` from ``first``: from memory when small, else for sendfile."""
+    if f.body is not None and count < SENDFILE_FROM:
+        return f.body[first : first + count]
+    return FileSpan(f.path, first, count, data=f.body)
 
 
 def _read_small(path: str) -> tuple[os.stat_result, bytes]:
