@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import struct
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 
 import httptools
 
@@ -37,6 +36,7 @@ from ._http import (
     status_line,
 )
 from ._metrics import count_rejected, count_request
+from ._sending import SENDFILE_FAMILIES, ResponseWriter, Resume, flush, one_span
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,18 +62,14 @@ log = logging.getLogger("tapster.web")
 _SERVER_LINE = b"Server: " + SERVER + b"\r\n"
 _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CLOSE = b"Connection: close\r\n"
-_CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _FRAMING = frozenset({b"content-length", b"expect", b"transfer-encoding"})
 _NO_BODY_STATUS = frozenset({204, 304})
-_FALLBACK_CHUNK = 1024 * 1024
-_JOIN_LIMIT = 16 * 1024
-_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 #: How long a connection we closed waits for the client's own close (see ``_close``).
 _LINGER = 1.0
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(ResponseWriter, asyncio.Protocol):
     """HTTP/1.1 for one client connection (keep-alive, pipelining, limits)."""
 
     def __init__(self, server: WebServer) -> None:
@@ -141,7 +137,7 @@ class HttpConnection(asyncio.Protocol):
             # Responses are written whole: never let Nagle hold one back.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if sock is not None and not self._tls and sock.family in _SENDFILE_FAMILIES:
+        if sock is not None and not self._tls and sock.family in SENDFILE_FAMILIES:
             self._sock_fd = sock.fileno()
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
@@ -403,12 +399,12 @@ class HttpConnection(asyncio.Protocol):
                 result = error_response(500, "The server failed to handle this request.")
             if type(result) is Response:
                 body = result.body
-                if type(body) is list and _one_span(body):
+                if type(body) is list and one_span(body):
                     # One file span (``_static``): sendfile where it can go, else from memory.
                     span: FileSpan = body[0]  # type: ignore[assignment]
                     if self._sock_fd >= 0 and span.file is None and req.method != "HEAD":
                         if out:
-                            _flush(transport, out)
+                            flush(transport, out)
                             out = []
                         if self._send_file_now(req, result, span):
                             continue
@@ -423,14 +419,14 @@ class HttpConnection(asyncio.Protocol):
             elif type(result) is Pending:
                 # A worker thread makes it (WSGI): no task, one callback when it comes.
                 if out:
-                    _flush(transport, out)
+                    flush(transport, out)
                 self._busy = True
                 self._set_deadline(None)
                 self._pending, self._pending_req = result, req
                 result.then(self._answered)
                 return
             if out:
-                _flush(transport, out)
+                flush(transport, out)
             self._busy = True
             self._set_deadline(None)
             loop = asyncio.get_running_loop()
@@ -441,7 +437,7 @@ class HttpConnection(asyncio.Protocol):
                 self._task = loop.create_task(self._answer_later(req, result))
             return
         if out:
-            _flush(transport, out)
+            flush(transport, out)
         self._after_answers()
 
     def _after_answers(self) -> None:
@@ -492,7 +488,7 @@ class HttpConnection(asyncio.Protocol):
         self._log(req, resp)
         if close:
             if self._transport is not None:
-                _flush(self._transport, out)
+                flush(self._transport, out)
             out.clear()
             self._close()
 
@@ -510,7 +506,7 @@ class HttpConnection(asyncio.Protocol):
             out: list[bytes] = []
             self._emit(out, req, resp)
             if out:
-                _flush(transport, out)
+                flush(transport, out)
         if req.stream is not None:
             req.stream.discard()
         if not self._closing:
@@ -520,7 +516,7 @@ class HttpConnection(asyncio.Protocol):
                 self._after_answers()
 
     async def _answer_later(
-        self, req: Request, result: Handled, resume: _Resume | None = None
+        self, req: Request, result: Handled, resume: Resume | None = None
     ) -> None:
         """Answer ``req`` once ``result`` is ready, then carry on with the queue.
 
@@ -568,226 +564,6 @@ class HttpConnection(asyncio.Protocol):
                 self._answer_queue()
             else:
                 self._after_answers()
-
-    async def _send(self, req: Request, resp: Response) -> None:
-        transport = self._transport
-        if transport is None or self._closing:
-            return
-        body = resp.body
-        if type(body) is bytes:
-            out: list[bytes] = []
-            self._emit(out, req, resp)
-            if out:
-                _flush(transport, out)
-            return
-        if isinstance(body, list):
-            # Open the files before the status line goes out: a file that cannot
-            # be read still gets a proper error instead of a cut connection.
-            files: dict[str, int] = {}
-            try:
-                if req.method != "HEAD":
-                    for part in body:
-                        # A span with its file already open (wsgi.file_wrapper) needs none.
-                        if (
-                            isinstance(part, FileSpan)
-                            and part.file is None
-                            and part.path not in files
-                        ):
-                            files[part.path] = os.open(part.path, _OPEN_FLAGS)
-            except OSError:
-                for fd in files.values():
-                    os.close(fd)
-                self._not_found(req)
-                return
-            try:
-                head, close = self._head(req, resp)
-                transport.write(head)
-                for part in body if req.method != "HEAD" else ():
-                    if isinstance(part, FileSpan):
-                        fd = files[part.path] if part.file is None else part.file.fileno()
-                        await self._send_span(part, fd)
-                    else:
-                        transport.write(part)
-                        await self._drain()
-            finally:
-                for fd in files.values():
-                    os.close(fd)
-            self._log(req, resp)
-            if close:
-                self._close()
-            return
-        stream: AsyncIterator[bytes] = body  # type: ignore[assignment]
-        chunked = (
-            b"content-length:" not in resp.headers.lower() and resp.status not in _NO_BODY_STATUS
-        )
-        if chunked and req.version == "1.0":
-            resp.close = True
-            chunked = False
-        head, close = self._head(req, resp, _CHUNKED if chunked else b"")
-        transport.write(head)
-        sent = 0
-        try:
-            async for chunk in stream:
-                if not chunk or req.method == "HEAD":
-                    continue
-                sent += len(chunk)
-                if chunked:
-                    transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-                else:
-                    transport.write(chunk)
-                await self._drain()
-        except BaseException:
-            # The head went out: counted and logged as far as it went, then cut.
-            resp.body_length = sent
-            self._log(req, resp)
-            raise
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if chunked and req.method != "HEAD":
-            transport.write(b"0\r\n\r\n")
-        resp.body_length = sent
-        self._log(req, resp)
-        if close:
-            self._close()
-
-    # -- file bodies: sendfile on plain connections ------------------------------
-    #
-    # The one hand-tuned place for files. A file at least ``SENDFILE_FROM`` big
-    # (``_static``) comes as one ``FileSpan``; on a plain connection its head goes
-    # through the transport and its bytes with ``os.sendfile`` on the socket, from
-    # the kernel's page cache, inline while the client keeps up (no task, no copy
-    # through Python). That is safe only while the transport holds nothing unsent,
-    # so every sendfile waits for its buffer to empty first. When the socket is full,
-    # a task waits for it on a duplicate descriptor: the loops refuse ``add_writer``
-    # on a descriptor their transport owns.
-
-    def _send_file_now(self, req: Request, resp: Response, span: FileSpan) -> bool:
-        """Send a one-file response at once; False when a task sends the rest."""
-        if req.stream is not None:
-            req.stream.discard()
-        try:
-            fd = os.open(span.path, _OPEN_FLAGS)
-        except OSError:
-            self._not_found(req)
-            return True
-        transport = self._transport
-        assert transport is not None
-        head, close = self._head(req, resp)
-        transport.write(head)
-        done = 0
-        try:
-            if not transport.get_write_buffer_size():
-                done = _sendfile(self._sock_fd, fd, span.offset, span.count)
-        except OSError:
-            os.close(fd)
-            self._abort()
-            return False
-        if done == span.count:
-            os.close(fd)
-            self._log(req, resp)
-            if close:
-                self._close()
-            return True
-        self._busy = True
-        self._set_deadline(None)
-        resume = _Resume(span, fd, done, close)
-        self._task = asyncio.get_running_loop().create_task(self._answer_later(req, resp, resume))
-        return False
-
-    async def _finish_file(self, req: Request, resp: Response, resume: _Resume) -> None:
-        """The rest of what ``_send_file_now`` began."""
-        try:
-            await self._send_span(resume.span, resume.fd, resume.done)
-        finally:
-            os.close(resume.fd)
-        self._log(req, resp)
-        if resume.close:
-            self._close()
-
-    async def _send_span(self, span: FileSpan, fd: int, done: int = 0) -> None:
-        """Send ``span`` from ``fd`` (``done`` bytes of it already went out)."""
-        transport = self._transport
-        assert transport is not None
-        if self._sock_fd < 0:
-            data = span.from_memory()
-            if data is None:
-                await self._send_by_chunks(span, fd)
-            else:
-                transport.write(data)
-                await self._drain()
-            return
-        loop = asyncio.get_running_loop()
-        spare = -1  # a duplicate of the socket's descriptor, to wait on
-        try:
-            while done < span.count:
-                if transport.get_write_buffer_size():
-                    await self._flushed()
-                done += _sendfile(self._sock_fd, fd, span.offset + done, span.count - done)
-                if done < span.count:
-                    if spare < 0:
-                        spare = os.dup(self._sock_fd)
-                    await self._writable(loop, spare)
-        finally:
-            if spare >= 0:
-                os.close(spare)
-
-    async def _writable(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
-        """Wait until the client's socket takes more; timed by the stall sweep."""
-        if self._closing:
-            raise ConnectionResetError("connection closed")
-        waiter = loop.create_future()
-        self._drain_waiter = waiter
-        self._sendfile_since = time.monotonic()
-        loop.add_writer(fd, _wake, waiter)
-        try:
-            await waiter
-        finally:
-            loop.remove_writer(fd)
-            self._drain_waiter = None
-            self._sendfile_since = None
-
-    async def _flushed(self) -> None:
-        """Wait until the transport has handed everything it holds to the kernel.
-
-        Flow control with both marks at zero pauses the protocol while anything
-        is held and resumes it once nothing is, on every loop.
-        """
-        transport = self._transport
-        assert transport is not None
-        low, high = transport.get_write_buffer_limits()
-        transport.set_write_buffer_limits(high=0, low=0)
-        try:
-            await self._drain()
-        finally:
-            if not self._closing:
-                transport.set_write_buffer_limits(high=high, low=low)
-
-    async def _send_by_chunks(self, span: FileSpan, fd: int) -> None:
-        """Read and write ``span`` in pieces (TLS: the loop encrypts what it sends)."""
-        loop = asyncio.get_running_loop()
-        transport = self._transport
-        assert transport is not None
-        offset, left = span.offset, span.count
-        while left > 0:
-            data = await loop.run_in_executor(
-                None, os.pread, fd, min(left, _FALLBACK_CHUNK), offset
-            )
-            if not data:
-                raise ConnectionAbortedError("file changed while being sent")
-            transport.write(data)
-            offset += len(data)
-            left -= len(data)
-            await self._drain()
-
-    def _not_found(self, req: Request) -> None:
-        """Answer 404 for a file that went away between its lookup and its sending."""
-        transport = self._transport
-        out: list[bytes] = []
-        self._emit(out, req, error_response(404, "Nothing here."))
-        if out and transport is not None:
-            _flush(transport, out)
 
     async def _drain(self) -> None:
         if self._closing:
@@ -1067,75 +843,12 @@ def _address(info: object) -> object:
 
 
 #: Where ``os.sendfile`` can write: TCP and unix stream sockets.
-_SENDFILE_FAMILIES = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX)
-
-
-def _one_span(body: list[bytes | FileSpan]) -> bool:
-    """Whether a list body is one file span alone (a whole file, or one range)."""
-    return len(body) == 1 and type(body[0]) is FileSpan
-
-
-def _sendfile(sock: int, fd: int, offset: int, count: int) -> int:
-    """``os.sendfile`` until ``count`` bytes went or the socket is full; the bytes sent.
-
-    A short send means a full socket: stop there rather than ask again for ``EAGAIN``.
-    Raises ``ConnectionAbortedError`` when the file ends early (it shrank).
-    """
-    sent = 0
-    while sent < count:
-        try:
-            n = os.sendfile(sock, fd, offset + sent, count - sent)
-        except BlockingIOError:
-            break
-        if n == 0:
-            raise ConnectionAbortedError("file changed while being sent")
-        sent += n
-        if sent < count and n < _SENDFILE_MAX:
-            break
-    return sent
-
-
-#: The most Linux's sendfile moves in one call.
-_SENDFILE_MAX = 0x7FFFF000
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-class _Resume:
-    """A file response ``_send_file_now`` began and a task finishes."""
-
-    __slots__ = ("close", "done", "fd", "span")
-
-    def __init__(self, span: FileSpan, fd: int, done: int, close: bool) -> None:
-        self.span = span
-        self.fd = fd
-        self.done = done
-        self.close = close
-
-
 def _has_body(req: Request) -> bool:
     """Whether a body follows ``req``'s head (chunked, or a length other than 0)."""
     length = req.get(b"content-length")
     if length is not None:
         return length.strip() not in (b"0", b"")
     return req.get(b"transfer-encoding") is not None
-
-
-def _flush(transport: asyncio.Transport, out: list[bytes]) -> None:
-    """Write gathered responses: one buffer when small, a vector when large.
-
-    Joining copies, which is cheaper than an extra system call for small
-    bodies; large bodies go by ``writelines`` (``writev`` on uvloop), uncopied.
-    """
-    if len(out) == 1:
-        transport.write(out[0])
-    elif len(out) == 2 and len(out[1]) > _JOIN_LIMIT:
-        transport.writelines(out)
-    else:
-        transport.write(b"".join(out))
 
 
 class _Incoming:
