@@ -33,10 +33,16 @@ def apps(tmp_path: Path) -> Path:
 
 
 def _start(
-    serve, apps: Path, *args: str, loop: str = "uvloop", app: str = "plainapp:app", env=None
+    serve,
+    apps: Path,
+    *args: str,
+    loop: str = "uvloop",
+    app: str = "plainapp:app",
+    env=None,
+    runner: tuple[str, ...] = (),
 ):
     environ = {"MARKS": str(apps / "marks"), **(env or {})}
-    return serve("--asgi", app, *args, cwd=apps, env=environ, runner=["--loop", loop])
+    return serve("--asgi", app, *args, cwd=apps, env=environ, runner=["--loop", loop, *runner])
 
 
 def _wait_for(path: Path, timeout: float = 10.0) -> str:
@@ -133,7 +139,8 @@ def test_request_body_streams(serve, apps: Path, loop: str) -> None:
 
 def test_upload_is_held_back(serve, apps: Path) -> None:
     """A client sending faster than the application reads is stopped by TCP, not buffered."""
-    web = _start(serve, apps, "--max-body", "1G")
+    # The application then sleeps 30 s: a short budget keeps the stop short.
+    web = _start(serve, apps, "--max-body", "1G", runner=("--shutdown-timeout", "1"))
     size = 200 * 1024 * 1024
     with socket.create_connection(("127.0.0.1", web.port)) as s:
         s.sendall(b"POST /slow-upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
