@@ -211,22 +211,30 @@ def ensure_tool(binary: str, package: str) -> str | None:
     reason that names the package.
     """
     global _apt_updated
+    import fcntl
     import shutil
 
     found = shutil.which(binary)
     if found or os.geteuid() != 0 or shutil.which("apt-get") is None:
         return found
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if not _apt_updated:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
-        _apt_updated = True
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
-        env=env,
-        capture_output=True,
-        check=False,
-        timeout=600,
-    )
+    # One install at a time: the suite's worker processes may all want the same tool,
+    # and a second apt-get would fail on dpkg's lock.
+    with open("/tmp/tapster-tests-apt.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = shutil.which(binary)
+        if found:
+            return found
+        if not _apt_updated:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+            _apt_updated = True
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+            env=env,
+            capture_output=True,
+            check=False,
+            timeout=600,
+        )
     return shutil.which(binary)
 
 
