@@ -22,20 +22,29 @@ SRC = ROOT / "src"
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port on ``host`` that nothing listens on right now.
 
-    Under pytest-xdist each worker process takes only the ports of its own residue
-    (port modulo the number of workers): a port one worker was given, and whose
+    Under pytest-xdist each worker process draws from its own slice of 10000-29999
+    (below the kernel's ephemeral range): a port one worker was given, and whose
     server is still starting, is never handed to a test in another worker.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
-    while True:
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if count <= 1 or port % count == index % count:
-            return port
+    if count > 1 and worker.startswith("gw") and worker[2:].isdigit():
+        import random
+
+        span = 20000 // count
+        first = 10000 + (int(worker[2:]) % count) * span
+        for _ in range(500):
+            port = random.randrange(first, first + span)
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> Any:
