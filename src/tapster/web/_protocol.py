@@ -553,17 +553,8 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
             self._abort()
             return
         finally:
-            self._busy = False
-            self._task = None
-            self._watcher = None
-            body = req.stream
-            if body is not None:
-                body.discard()
-        if not self._closing and self._upgraded is None:
-            if self._queue:
-                self._answer_queue()
-            else:
-                self._after_answers()
+            self._end_call(req)
+        self._next_request()
 
     async def _drain(self) -> None:
         if self._closing:
@@ -761,12 +752,19 @@ class HttpConnection(ResponseWriter, asyncio.Protocol):
     def call_done(self, req: Request) -> None:
         """A ``ChannelCall`` run as this connection's task ended: on to the next request
         (what ``_answer_later`` does after the answers it awaits)."""
+        self._end_call(req)
+        self._next_request()
+
+    def _end_call(self, req: Request) -> None:
+        """The handler's task for ``req`` is over: drop it and what is left of the body."""
         self._busy = False
         self._task = None
         self._watcher = None
         body = req.stream
         if body is not None:
             body.discard()
+
+    def _next_request(self) -> None:
         if not self._closing and self._upgraded is None:
             if self._queue:
                 self._answer_queue()
