@@ -261,12 +261,22 @@ class Request:
         """The value of header ``name`` (lower-case bytes), or ``default``."""
         m = self._map
         if m is None:
+            m = self.header_map()
+        return m.get(name, default)
+
+    def header_map(self) -> dict[bytes, bytes]:
+        """Every header by lower-case name, repeated ones joined with ", " (built once).
+
+        For a handler that looks up several headers: one call, then plain dict lookups.
+        """
+        m = self._map
+        if m is None:
             m = {}
             for key, value in self.headers:
                 old = m.get(key)
                 m[key] = value if old is None else old + b", " + value
             self._map = m
-        return m.get(name, default)
+        return m
 
 
 class FileSpan:
