@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from tapster.metrics import counter
 from tapster.procmon._backoff import Backoff, RestartPolicy
-from tapster.procmon._output import LineLogger
+from tapster.procmon._output import LineLogger, read_pipe
 from tapster.procmon._reaper import ExitWatcher, make_exit_watcher
 from tapster.procmon._repeats import RepeatedLog
 from tapster.service import Service, remaining_budget
@@ -228,13 +228,12 @@ class ProcessMonitor(Service):
         child.starts += 1
         child.exited = exited
         log.info("started %s (pid %d): %s", child.name, proc.pid, shlex.join(child.args))
-        loop = asyncio.get_running_loop()
         child.pipes = [p for p in child.pipes if not p.closed.done()]
         for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
             assert pipe is not None
             reader = LineLogger(child.name, stream)
             child.pipes.append(reader)
-            await loop.connect_read_pipe(lambda r=reader: r, pipe)  # type: ignore[misc]
+            await read_pipe(reader, pipe)
         return exited
 
     async def _stop_child(self, child: ChildState, killtime: float) -> None:

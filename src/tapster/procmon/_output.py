@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import cast
+from typing import IO, cast
 
-__all__ = ["MAX_LINE", "LineLogger"]
+__all__ = ["MAX_LINE", "LineLogger", "read_pipe"]
 
 log = logging.getLogger("tapster.procmon")
 
@@ -83,3 +83,26 @@ class LineLogger(asyncio.Protocol):
                 text,
                 extra={"procmon_child": self.name, "procmon_stream": self.stream},
             )
+
+
+async def read_pipe(reader: LineLogger, pipe: IO[bytes]) -> None:
+    """Connect ``reader`` to ``pipe`` on the running loop, even if cancelled meanwhile.
+
+    uvloop closes the descriptor of a pipe whose ``connect_read_pipe`` is cancelled
+    but leaves the file object open: the object's own close, when it is collected,
+    then closes whatever the number was given to next (seen as ``EBADF`` on another
+    child's pipe). So the connection is shielded: when the caller is cancelled it
+    still completes, with the file in the transport's hands, and is closed at once.
+    """
+    loop = asyncio.get_running_loop()
+    connecting = asyncio.ensure_future(loop.connect_read_pipe(lambda: reader, pipe))
+    try:
+        await asyncio.shield(connecting)
+    except asyncio.CancelledError:
+        connecting.add_done_callback(_close_connected)
+        raise
+
+
+def _close_connected(connecting: asyncio.Future[tuple[asyncio.BaseTransport, object]]) -> None:
+    if not connecting.cancelled() and connecting.exception() is None:
+        connecting.result()[0].close()
