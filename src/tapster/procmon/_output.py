@@ -103,6 +103,6 @@ async def read_pipe(reader: LineLogger, pipe: IO[bytes]) -> None:
         raise
 
 
-def _close_connected(connecting: asyncio.Future[tuple[asyncio.BaseTransport, object]]) -> None:
+def _close_connected(connecting: asyncio.Future[tuple[asyncio.ReadTransport, LineLogger]]) -> None:
     if not connecting.cancelled() and connecting.exception() is None:
         connecting.result()[0].close()
