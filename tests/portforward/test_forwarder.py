@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from support import free_port
 
-from tapster.portforward import Forwarder, host_port_connector
+from tapster.portforward import Connector, Forwarder, host_port_connector
 
 Runner = Callable[[Awaitable[Any]], Any]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -39,12 +39,35 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
     writer.close()
 
 
+def late_connector(port: int, delay: float) -> Connector:
+    """Connects at once, returns ``delay`` seconds later (as one with a handshake of its
+    own would): whatever the destination sends meanwhile is already on its way."""
+    connect = host_port_connector("127.0.0.1", port)
+
+    async def connector(
+        factory: Callable[[], asyncio.Protocol],
+    ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+        connected = await connect(factory)
+        await asyncio.sleep(delay)
+        return connected
+
+    return connector
+
+
 @asynccontextmanager
-async def proxy_to(handler: Handler, **kwargs: Any) -> AsyncIterator[tuple[int, Forwarder]]:
-    """A destination server running ``handler`` and a forwarder in front of it."""
+async def proxy_to(
+    handler: Handler, late: float | None = None, **kwargs: Any
+) -> AsyncIterator[tuple[int, Forwarder]]:
+    """A destination server running ``handler`` and a forwarder in front of it
+    (whose connector returns ``late`` seconds after connecting, when given)."""
     dest = await asyncio.start_server(handler, "127.0.0.1", 0, backlog=1024)
     dest_port = dest.sockets[0].getsockname()[1]
-    fw = Forwarder(host_port_connector("127.0.0.1", dest_port), f"127.0.0.1:{dest_port}", **kwargs)
+    connector = (
+        host_port_connector("127.0.0.1", dest_port)
+        if late is None
+        else late_connector(dest_port, late)
+    )
+    fw = Forwarder(connector, f"127.0.0.1:{dest_port}", **kwargs)
     loop = asyncio.get_running_loop()
     port = free_port()
     server = await loop.create_server(fw, "127.0.0.1", port, backlog=1024)
@@ -78,6 +101,66 @@ def test_bytes_both_ways_and_counters(run: Runner) -> None:
             assert fw.stats.active == 0
             assert fw.stats.bytes_to_dest == 5
             assert fw.stats.bytes_from_dest == len(b"hello from dest\ngot ping\n")
+
+    run(main())
+
+
+@pytest.mark.parametrize("then", ["stays", "half-closes", "closes"])
+def test_destination_speaking_before_the_link_is_made_loses_nothing(run: Runner, then: str) -> None:
+    """Bytes (and an end) the destination sends before the connector returns all arrive.
+
+    They came in one read before the link existed and were dropped: a slow reader's test
+    missed 128,000 bytes of 64 MiB under load.
+    """
+    payload = os.urandom(200_000)
+
+    async def talker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(payload)
+        await writer.drain()
+        if then == "half-closes":
+            writer.write_eof()
+            assert await reader.read() == b"after"  # the other direction still works
+        elif then == "closes":
+            writer.close()
+            return
+        else:
+            assert await reader.readexactly(5) == b"after"
+        writer.close()
+
+    async def main() -> None:
+        async with proxy_to(talker, late=0.3) as (port, fw):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            got = await reader.readexactly(len(payload))
+            assert got == payload
+            if then != "closes":
+                writer.write(b"after")
+                if then == "half-closes":
+                    writer.write_eof()
+            assert await reader.read() == b""
+            writer.close()
+            await fw.wait_idle()
+            assert fw.stats.bytes_from_dest == len(payload)
+
+    run(main())
+
+
+def test_client_leaving_while_the_connector_works_closes_the_destination(run: Runner) -> None:
+    async def main() -> None:
+        gone = asyncio.Event()
+
+        async def waiter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with suppress(ConnectionError):
+                await reader.read()
+            gone.set()
+            writer.close()
+
+        async with proxy_to(waiter, late=0.3) as (port, fw):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            await asyncio.sleep(0.1)  # connected to the destination, connector not back yet
+            writer.close()
+            await asyncio.wait_for(gone.wait(), 5)  # not left open behind the proxy
+            await fw.wait_idle()
+            assert fw.stats.active == 0
 
     run(main())
 

@@ -204,18 +204,34 @@ class _ClientHalf(_Half):
 class _DestHalf(_Half):
     """The outgoing connection to the destination."""
 
-    __slots__ = ()
+    __slots__ = ("early",)
+
+    def __init__(self, link: _Link) -> None:
+        super().__init__(link)
+        # Bytes the destination sends before the link is made: it may speak first
+        # (a banner, a stream), and a read can come before the connector returns.
+        self.early = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         peer = self.peer
-        if peer is not None and peer.transport is not None:
-            link = self.link
-            link.down += len(data)
-            link.forwarder.stats.bytes_from_dest += len(data)
-            peer.transport.write(data)
+        if peer is not None:
+            if peer.transport is not None:
+                link = self.link
+                link.down += len(data)
+                link.forwarder.stats.bytes_from_dest += len(data)
+                peer.transport.write(data)
+        elif self.transport is not None:
+            self.early += data
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        if self.peer is None:
+            self.eof = True  # passed on once the link is made
+            return self._can_stay_half_open()
+        return super().eof_received()
 
 
 class _Link:
@@ -276,6 +292,8 @@ class _Link:
                 transport, _ = await fw.connector(lambda: dest)
         except asyncio.CancelledError:
             self.connecting = None
+            if dest.transport is not None:  # connected just before the client left
+                dest.transport.abort()
             return
         except (OSError, TimeoutError) as exc:
             self.connecting = None
@@ -289,21 +307,41 @@ class _Link:
         if client.transport is None or self.done:
             transport.abort()
             return
-        transport.set_write_buffer_limits(high=fw.high_water)
         self.dest = dest
         dest.peer = client
         client.peer = dest
+        if dest.early:
+            self.down += len(dest.early)
+            fw.stats.bytes_from_dest += len(dest.early)
+            client.transport.write(bytes(dest.early))
+            dest.early.clear()
+        if dest.transport is None:
+            # The destination said its piece and hung up before the link was made.
+            client.transport.close()
+            return
+        transport.set_write_buffer_limits(high=fw.high_water)
         if client.early:
-            self.forwarder.stats.bytes_to_dest += len(client.early)
+            self.up += len(client.early)
+            fw.stats.bytes_to_dest += len(client.early)
             transport.write(bytes(client.early))
             client.early.clear()
-        if client.eof:
-            if not transport.can_write_eof():
-                self.close()
-                return
+        if client.eof and dest.eof:
+            self.close()
+            return
+        # Each direction reads on, or passes on an end that came before the link.
+        if not client.eof:
+            client.transport.resume_reading()
+        elif transport.can_write_eof():
             transport.write_eof()
         else:
-            client.transport.resume_reading()
+            self.close()
+            return
+        if not dest.eof:
+            transport.resume_reading()
+        elif client.transport.can_write_eof():
+            client.transport.write_eof()
+        else:
+            self.close()
 
     def close(self, abort: bool = False) -> None:
         """Close both halves (flushing buffered bytes unless ``abort``)."""
