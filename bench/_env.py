@@ -130,13 +130,14 @@ PEER_PACKAGES = (
     "gunicorn",
     "starlette",
     "wsproto",
+    "websockets",
 )
 
 
 def ensure_peers_venv(venv: Path = PEERS_VENV) -> Path:
     """Return the peer servers' venv python, creating it with ``PEER_PACKAGES`` if needed."""
     python = venv / "bin" / "python"
-    probe = "import uvicorn, granian, gunicorn, starlette, httptools, uvloop, wsproto"
+    probe = "import uvicorn, granian, gunicorn, starlette, httptools, uvloop, wsproto, websockets"
     if not (python.is_file() and _runs(python, probe)):
         _install(venv, list(PEER_PACKAGES), "the peer servers")
         if not _runs(python, probe):

@@ -7,7 +7,8 @@ keep-alive connections (WebSockets: a client of our own, below):
 * a Starlette JSON endpoint through each of those three;
 * hello-world WSGI: ``tapster web --wsgi`` against gunicorn's gthread worker (10 threads, as
   tapster's default pool) and granian's WSGI interface;
-* WebSocket echo (messages per second over 20 sockets) against uvicorn's wsproto server.
+* WebSocket echo (messages per second over 20 sockets, and per CPU second of the server)
+  against uvicorn with each of its WebSocket implementations (wsproto, websockets-sansio).
 
 The peers come from ``bench/.venv-peers`` (made on first use, ``PEER_PACKAGES``); none is a
 dependency of tapster. Access logs are off on every side. The harness's second column
@@ -132,7 +133,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
             f"tcp:{port}:interface=127.0.0.1",
         ]
 
-    def uvicorn(spec: str, port: int) -> list[str]:
+    def uvicorn(spec: str, port: int, ws: str = "wsproto") -> list[str]:
         return [
             str(peer_bin / "uvicorn"),
             spec,
@@ -145,7 +146,7 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
             "--loop",
             "uvloop",
             "--ws",
-            "wsproto",
+            ws,
             "--no-access-log",
             "--log-level",
             "warning",
@@ -243,53 +244,55 @@ def comparisons(ctx: Context) -> Iterator[Comparison]:
                 twistd=lambda u=f"{other.url}{path}", s=other: load(s, u),
                 note="wrk -c 50 -t 1, keep-alive; second column: " + peer,
             )
-    tap_port, peer_port = free_port(), free_port()
-    with (
-        start_server(
-            tapster("asgi", "hello_asgi:app", tap_port),
-            port=tap_port,
-            env=env,
-            cwd=folder,
-            probe=http_probe("/"),
-        ) as tap,
-        start_server(
-            uvicorn("hello_asgi:app", peer_port),
-            port=peer_port,
-            env=env,
-            cwd=folder,
-            probe=http_probe("/"),
-        ) as other,
-    ):
 
-        def echo(server: Server, port: int) -> dict[str, float]:
-            before = server.cpu_seconds()
-            done = subprocess.run(
-                [
-                    str(ctx.tapster_python),
-                    str(folder / "ws_load.py"),
-                    f"ws://127.0.0.1:{port}/",
-                    "20",
-                    str(duration),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=duration + 30,
-                check=True,
-            )
-            used = server.cpu_seconds() - before
-            rate = float(done.stdout.strip())
-            return {
-                "messages_per_s": rate,
-                "messages_per_cpu_s": rate * duration / used if used > 0 else 0.0,
-            }
-
-        yield Comparison(
-            "WebSocket echo: tapster vs uvicorn 0.54 (wsproto)",
-            (MESSAGES_PER_S, MESSAGES_PER_CPU_S),
-            tapster=lambda: echo(tap, tap_port),
-            twistd=lambda: echo(other, peer_port),
-            note="20 sockets, 32-byte text, one in flight each; second column: uvicorn",
+    def echo(server: Server, port: int) -> dict[str, float]:
+        before = server.cpu_seconds()
+        done = subprocess.run(
+            [
+                str(ctx.tapster_python),
+                str(folder / "ws_load.py"),
+                f"ws://127.0.0.1:{port}/",
+                "20",
+                str(duration),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=duration + 30,
+            check=True,
         )
+        used = server.cpu_seconds() - before
+        rate = float(done.stdout.strip())
+        return {
+            "messages_per_s": rate,
+            "messages_per_cpu_s": rate * duration / used if used > 0 else 0.0,
+        }
+
+    tap_port = free_port()
+    with start_server(
+        tapster("asgi", "hello_asgi:app", tap_port),
+        port=tap_port,
+        env=env,
+        cwd=folder,
+        probe=http_probe("/"),
+    ) as tap:
+        # uvicorn's two current WebSocket implementations: wsproto, and websockets' sans-IO
+        # layer (what its ``--ws auto`` picks when websockets is installed, as tapster's).
+        for ws in ("wsproto", "websockets-sansio"):
+            peer_port = free_port()
+            with start_server(
+                uvicorn("hello_asgi:app", peer_port, ws=ws),
+                port=peer_port,
+                env=env,
+                cwd=folder,
+                probe=http_probe("/"),
+            ) as other:
+                yield Comparison(
+                    f"WebSocket echo: tapster vs uvicorn 0.54 ({ws})",
+                    (MESSAGES_PER_S, MESSAGES_PER_CPU_S),
+                    tapster=lambda: echo(tap, tap_port),
+                    twistd=lambda o=other, p=peer_port: echo(o, p),
+                    note="20 sockets, 32-byte text, one in flight each; second column: uvicorn",
+                )
 
 
 CASE = Case(

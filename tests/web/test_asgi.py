@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -385,6 +386,115 @@ def test_websocket_limits(serve, apps: Path) -> None:
     assert _rss_kib(web) < 120 * 1024
 
 
+_WS_OPENING = (
+    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def _frame(opcode: int, payload: bytes, fin: bool = True, masked: bool = True) -> bytes:
+    """One client frame (RFC 6455 5.2), masked as a client's must be unless told otherwise."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    size = len(payload)
+    bit = 0x80 if masked else 0
+    if size < 126:
+        head += bytes([bit | size])
+    else:
+        head += bytes([bit | 126]) + size.to_bytes(2, "big")
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+class _ServerFrames:
+    """Reads the 101 answer, then the server's (unmasked) frames one at a time."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.settimeout(5)
+        self._sock = sock
+        self._data = b""
+        head = self._until(lambda: b"\r\n\r\n" in self._data)
+        assert head, "the server closed before answering"
+        answer, _, self._data = self._data.partition(b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 101"), answer
+
+    def _until(self, ready: Callable[[], bool]) -> bool:
+        while not ready():
+            try:
+                chunk = self._sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return False
+            self._data += chunk
+        return True
+
+    def _complete(self) -> bool:
+        data = self._data
+        if len(data) < 2:
+            return False
+        size, at = data[1] & 0x7F, 2
+        if size == 126:
+            if len(data) < 4:
+                return False
+            size, at = int.from_bytes(data[2:4], "big"), 4
+        return len(data) >= at + size
+
+    def next(self) -> tuple[int, bytes] | None:
+        """The next frame (opcode, payload), or None once the server closed."""
+        if not self._until(self._complete):
+            return None
+        data = self._data
+        size, at = data[1] & 0x7F, 2
+        if size == 126:
+            size, at = int.from_bytes(data[2:4], "big"), 4
+        self._data = data[at + size :]
+        return data[0] & 0x0F, data[at : at + size]
+
+    def close_code(self) -> int:
+        """Read to the close frame; its status code."""
+        while (frame := self.next()) is not None:
+            if frame[0] == 0x8:
+                return int.from_bytes(frame[1][:2], "big")
+        raise AssertionError("no close frame before the end of the stream")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_websocket_frames_fragments_and_bad_payloads(serve, apps: Path, loop: str) -> None:
+    """Frames sent right behind the opening (held until the application accepts), a message
+    in fragments with a ping between them, then a text that is not UTF-8 (1007) or an
+    unmasked frame (1002): each answered as RFC 6455 says."""
+    web = _start(serve, apps, loop=loop)
+    marks = apps / "marks" / "ws-disconnect"
+    with socket.create_connection(("127.0.0.1", web.port)) as sock:
+        sock.sendall(
+            _WS_OPENING
+            + _frame(0x1, b"right behind")
+            + _frame(0x1, b"one ", fin=False)
+            + _frame(0x0, b"two ", fin=False)
+            + _frame(0x9, b"ping in between")
+            + _frame(0x0, b"three")
+        )
+        frames = _ServerFrames(sock)
+        got = [frames.next() for _ in range(3)]
+        assert (0x1, b"right behind") in got and (0x1, b"one two three") in got
+        assert (0xA, b"ping in between") in got  # the pong
+        sock.sendall(_frame(0x1, b"\xff\xfe not utf-8"))
+        assert frames.close_code() == 1007
+    assert _wait_for(marks).strip() == "1007"
+    marks.unlink()
+    with socket.create_connection(("127.0.0.1", web.port)) as sock:
+        sock.sendall(_WS_OPENING)
+        frames = _ServerFrames(sock)
+        sock.sendall(_frame(0x1, b"unmasked", masked=False))
+        assert frames.close_code() == 1002
+    assert _wait_for(marks).strip() == "1002"
+    web.proc.send_signal(signal.SIGTERM)
+    _, err = web.proc.communicate(timeout=20)
+    assert "connection closed" not in err  # the library's per-socket INFO line stays out
+
+
 def test_websocket_server_stop_says_going_away(serve, apps: Path) -> None:
     web = _start(serve, apps)
     with ws_connect(f"ws://127.0.0.1:{web.port}/ws") as ws:
@@ -663,4 +773,4 @@ def test_help_mentions_asgi_and_imports_nothing_new() -> None:
             check=False,
         )
         assert out.returncode == 0
-        assert "wsproto" not in out.stderr and "_asgi" not in out.stderr
+        assert "websockets" not in out.stderr and "_asgi" not in out.stderr

@@ -130,8 +130,7 @@ class AsgiHandler:
             scope["extensions"] = {"http.response.pathsend": {}}
         else:
             scope["type"] = kind
-            offered = (req.get(b"sec-websocket-protocol") or b"").split(b",")
-            scope["subprotocols"] = [p.strip().decode("latin-1") for p in offered if p.strip()]
+            scope["subprotocols"] = offered_subprotocols(req)
         return scope
 
     def _scope_base(self, conn: HttpConnection) -> tuple[dict[str, Any], str]:
@@ -531,3 +530,9 @@ def _open_regular(path: str) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def offered_subprotocols(req: Request) -> list[str]:
+    """The subprotocols a WebSocket opening request offers (``Sec-WebSocket-Protocol``)."""
+    offered = (req.get(b"sec-websocket-protocol") or b"").split(b",")
+    return [p.strip().decode("latin-1") for p in offered if p.strip()]
