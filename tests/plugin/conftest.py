@@ -157,6 +157,23 @@ class Sandbox:
         self.driver.write_text(DRIVER)
         self.xdg = root / "xdg"
         self.path: list[Path] = [self.kinds]
+        #: A private copy of the ``tapster`` package to run on (``own_tapster``), else None.
+        self.tapster_src: Path | None = None
+
+    def own_tapster(self) -> None:
+        """Run this sandbox's commands on a private copy of the ``tapster`` package.
+
+        tapster keeps a copy of the entry point cache in its own plugin folder's cache, for
+        users without a cache directory. Tests on other workers rebuild the real tree's at
+        any moment, so a test that reads that copy needs a tree of its own.
+        """
+        target = self.root / "tapster-src"
+        shutil.copytree(
+            SRC / "tapster",
+            target / "tapster",
+            ignore=shutil.ignore_patterns("__pycache__", ".tapster-plugin-cache.json"),
+        )
+        self.tapster_src = target
 
     def folder(self, name: str) -> Path:
         """A new ``sys.path`` entry ``name`` holding an empty drop-in folder."""
@@ -173,7 +190,8 @@ class Sandbox:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(str(p) for p in self.path)
+        own = [self.tapster_src] if self.tapster_src is not None else []
+        env["PYTHONPATH"] = os.pathsep.join(str(p) for p in [*own, *self.path])
         env["XDG_CACHE_HOME"] = str(self.xdg)
         env.update(extra)
         return env

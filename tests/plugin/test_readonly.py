@@ -87,6 +87,7 @@ def test_no_writable_cache_anywhere_still_works_silently(sandbox):
 
 
 def test_packager_rebuild_serves_entry_points_to_users_without_a_cache_dir(sandbox):
+    sandbox.own_tapster()  # the copy it reads lives in tapster's own folder: keep it ours
     site = sandbox.root / "site"
     info = site / "shared_dist-1.0.dist-info"
     info.mkdir(parents=True)
