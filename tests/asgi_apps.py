@@ -45,6 +45,8 @@ async def app(scope, receive, send):
                                 "message": "Traceback...\nRuntimeError: no database"})
                     return
                 scope["state"]["started"] = "yes"
+                if os.environ.get("SLOW_STARTUP"):
+                    await asyncio.sleep(float(os.environ["SLOW_STARTUP"]))
                 mark("startup")
                 await send({"type": "lifespan.startup.complete"})
             else:

@@ -269,6 +269,10 @@ def test_response_headers_are_each_their_own(serve, apps: Path) -> None:
 def test_lifespan_startup_and_shutdown(serve, apps: Path) -> None:
     web = _start(serve, apps)
     marks = apps / "marks"
+    # The port is bound before start-up (a connection waits in the kernel's queue), so
+    # it may accept before the application's start-up is done; no request is answered
+    # before it is.
+    assert httpx.get(web.base + "/", timeout=10).status_code == 200
     assert (marks / "startup").exists()
     # A request in progress at SIGTERM finishes before the shut-down event.
     with httpx.Client(base_url=web.base, timeout=10) as client:
@@ -289,6 +293,13 @@ def test_lifespan_startup_and_shutdown(serve, apps: Path) -> None:
     web.proc.communicate(timeout=20)
     assert web.proc.returncode == 0
     assert (marks / "shutdown").exists()
+
+
+def test_a_client_during_startup_waits_and_is_answered_after_it(serve, apps: Path) -> None:
+    web = _start(serve, apps, env={"SLOW_STARTUP": "1.5"})  # the port accepts at once
+    reply = httpx.get(web.base + "/", timeout=10)
+    assert reply.status_code == 200  # queued, not refused
+    assert (apps / "marks" / "startup").exists()  # and answered only once start-up was done
 
 
 def test_lifespan_startup_failure(apps: Path) -> None:
