@@ -22,12 +22,13 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from typing import Any, cast
+from typing import cast
 
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidState
 from websockets.frames import Opcode
 from websockets.http11 import Request as WsRequest
+from websockets.http11 import Response as WsResponse
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
@@ -114,9 +115,9 @@ class WebSocketSession:
             handler.active -= 1
             conn.close()
 
-    def _answer(self) -> Any:
-        """The handshake's answer (``websockets.http11.Response``): 101 when the request is
-        a valid WebSocket opening (no subprotocol: the application picks it)."""
+    def _answer(self) -> WsResponse:
+        """The handshake's answer: 101 when the request is a valid WebSocket opening
+        (without a subprotocol: the application picks it)."""
         req = self._req
         headers = Headers(
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in req.headers
