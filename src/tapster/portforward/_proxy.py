@@ -122,15 +122,36 @@ class ForwardStats:
 
 
 class _Half(asyncio.Protocol):
-    """One side of a link: forwards what it reads to the other side."""
+    """One side of a link: forwards what it reads to the other side.
 
-    __slots__ = ("eof", "link", "peer", "transport")
+    Before the link is made (the destination still being connected), what a side
+    reads is held in ``early`` with its reading paused, and an end of stream is
+    noted: either side may speak first, and a read can come before the connector
+    returns. ``release`` and ``carry_on`` pass them on once the link exists.
+    """
+
+    __slots__ = ("early", "eof", "link", "peer", "transport")
 
     def __init__(self, link: _Link) -> None:
         self.link = link
         self.peer: _Half | None = None
         self.transport: asyncio.Transport | None = None
         self.eof = False
+        self.early = bytearray()
+
+    def counted(self, size: int) -> None:
+        """Add ``size`` bytes read on this side to the link's and forwarder's counters."""
+        raise NotImplementedError
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is None:
+            if self.transport is not None:
+                self.early += data
+                self.transport.pause_reading()
+        elif peer.transport is not None:
+            self.counted(len(data))
+            peer.transport.write(data)
 
     # Flow control: our transport's buffer is full, so stop reading the peer.
     def pause_writing(self) -> None:
@@ -146,7 +167,9 @@ class _Half(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         peer = self.peer
-        if peer is None or peer.transport is None:
+        if peer is None:
+            return self._can_stay_half_open()  # passed on once the link is made
+        if peer.transport is None:
             return False
         if peer.eof:
             # Both directions are finished: flush and close both.
@@ -162,6 +185,29 @@ class _Half(asyncio.Protocol):
         self.transport = None
         self.link.half_lost(self)
 
+    def release(self) -> None:
+        """The link is made: pass on what was read before it."""
+        peer = self.peer
+        if self.early and peer is not None and peer.transport is not None:
+            self.counted(len(self.early))
+            peer.transport.write(bytes(self.early))
+        self.early.clear()
+
+    def carry_on(self) -> bool:
+        """The link is made: read on, or pass on an end that came before it.
+
+        False when that end cannot be passed on (no half-close): the link must close.
+        """
+        peer = self.peer
+        if not self.eof:
+            if self.transport is not None:
+                self.transport.resume_reading()
+            return True
+        if peer is not None and peer.transport is not None and peer.transport.can_write_eof():
+            peer.transport.write_eof()
+            return True
+        return False
+
     def _can_stay_half_open(self) -> bool:
         """What ``eof_received`` returns to keep reading after EOF: never over TLS."""
         return self.transport is not None and not is_tls(self.transport)
@@ -170,68 +216,29 @@ class _Half(asyncio.Protocol):
 class _ClientHalf(_Half):
     """The accepted connection."""
 
-    __slots__ = ("early",)
-
-    def __init__(self, link: _Link) -> None:
-        super().__init__(link)
-        # Bytes that arrive before the destination is connected. Reading is
-        # paused then, but a loop may deliver one read first (uvloop does).
-        self.early = bytearray()
+    __slots__ = ()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         self.link.client_connected(self.transport)
 
-    def data_received(self, data: bytes) -> None:
-        peer = self.peer
-        if peer is not None and peer.transport is not None:
-            link = self.link
-            link.up += len(data)
-            link.forwarder.stats.bytes_to_dest += len(data)
-            peer.transport.write(data)
-        elif self.transport is not None:
-            self.early += data
-            self.transport.pause_reading()
-
-    def eof_received(self) -> bool:
-        if self.peer is None:
-            self.eof = True  # passed on once the destination is connected
-            return self._can_stay_half_open()
-        return super().eof_received()
+    def counted(self, size: int) -> None:
+        self.link.up += size
+        self.link.forwarder.stats.bytes_to_dest += size
 
 
 class _DestHalf(_Half):
     """The outgoing connection to the destination."""
 
-    __slots__ = ("early",)
-
-    def __init__(self, link: _Link) -> None:
-        super().__init__(link)
-        # Bytes the destination sends before the link is made: it may speak first
-        # (a banner, a stream), and a read can come before the connector returns.
-        self.early = bytearray()
+    __slots__ = ()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
-    def data_received(self, data: bytes) -> None:
-        peer = self.peer
-        if peer is not None:
-            if peer.transport is not None:
-                link = self.link
-                link.down += len(data)
-                link.forwarder.stats.bytes_from_dest += len(data)
-                peer.transport.write(data)
-        elif self.transport is not None:
-            self.early += data
-            self.transport.pause_reading()
-
-    def eof_received(self) -> bool:
-        if self.peer is None:
-            self.eof = True  # passed on once the link is made
-            return self._can_stay_half_open()
-        return super().eof_received()
+    def counted(self, size: int) -> None:
+        self.link.down += size
+        self.link.forwarder.stats.bytes_from_dest += size
 
 
 class _Link:
@@ -310,37 +317,15 @@ class _Link:
         self.dest = dest
         dest.peer = client
         client.peer = dest
-        if dest.early:
-            self.down += len(dest.early)
-            fw.stats.bytes_from_dest += len(dest.early)
-            client.transport.write(bytes(dest.early))
-            dest.early.clear()
+        dest.release()
         if dest.transport is None:
             # The destination said its piece and hung up before the link was made.
             client.transport.close()
             return
         transport.set_write_buffer_limits(high=fw.high_water)
-        if client.early:
-            self.up += len(client.early)
-            fw.stats.bytes_to_dest += len(client.early)
-            transport.write(bytes(client.early))
-            client.early.clear()
-        if client.eof and dest.eof:
-            self.close()
-            return
-        # Each direction reads on, or passes on an end that came before the link.
-        if not client.eof:
-            client.transport.resume_reading()
-        elif transport.can_write_eof():
-            transport.write_eof()
-        else:
-            self.close()
-            return
-        if not dest.eof:
-            transport.resume_reading()
-        elif client.transport.can_write_eof():
-            client.transport.write_eof()
-        else:
+        client.release()
+        # Both ended before the link: nothing left to carry; else each reads on.
+        if (client.eof and dest.eof) or not (client.carry_on() and dest.carry_on()):
             self.close()
 
     def close(self, abort: bool = False) -> None:
