@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_apps import write_apps
-from support import free_port, make_tls_files, run_tapster, wait_for_port
+from support import free_port, make_tls_files, run_tapster, wait_for, wait_for_port
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
@@ -46,13 +46,9 @@ def _start(
     return serve("--asgi", app, *args, cwd=apps, env=environ, runner=["--loop", loop, *runner])
 
 
-def _wait_for(path: Path, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text():
-            return path.read_text()
-        time.sleep(0.05)
-    raise AssertionError(f"{path.name} never appeared")
+def _wait_for(path: Path) -> str:
+    """The text of the mark file ``path`` once the application has written it."""
+    return str(wait_for(lambda: path.exists() and path.read_text(), 10.0, path.name))
 
 
 def _flood(sock: socket.socket, data: bytes, seconds: float) -> int:

@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 import httpx
 import pytest
+from support import wait_for
 
 APP = textwrap.dedent(
     """
@@ -194,11 +195,8 @@ def app_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def _wait_for(path: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path.name} never appeared"
-        time.sleep(0.01)
+def _wait_for(path: Path) -> None:
+    wait_for(path.exists, 10.0, path.name)
 
 
 def _peak_rss(pid: int) -> int:
