@@ -302,10 +302,15 @@ class StaticFiles:
 
     def _drop_body(self, path: str) -> None:
         old = self._files.get(path)
-        if old is not None and old.body is not None:
-            self._body_bytes -= len(old.body)
-            old.body = None
-            old.confirmed = -1
+        if old is not None:
+            self._forget_body(old)
+
+    def _forget_body(self, f: _File) -> None:
+        """Drop ``f``'s body from memory; it must be read again (and confirmed) to serve."""
+        if f.body is not None:
+            self._body_bytes -= len(f.body)
+            f.body = None
+            f.confirmed = -1
 
     async def _load_then_serve(self, req: Request, f: _File) -> Response:
         # One read per file version, however many requests arrive meanwhile.
@@ -333,10 +338,8 @@ class StaticFiles:
         for other in list(self._files.values()):
             if self._body_bytes <= BODY_BUDGET // 2:
                 break
-            if other is not keep and other.body is not None:
-                self._body_bytes -= len(other.body)
-                other.body = None
-                other.confirmed = -1  # must be read again: not servable as it stands
+            if other is not keep:
+                self._forget_body(other)
 
     # -- answering ---------------------------------------------------------------
 
